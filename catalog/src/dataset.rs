@@ -1,0 +1,156 @@
+use arrow::datatypes::SchemaRef;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{FieldType, SchemaSpec};
+use crate::CatalogError;
+
+/// A dataset as the owner describes it when creating it (`POST /api/v1/datasets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub schema: SchemaSpec,
+    /// The column that orders a time series; reads filter `from`/`to` on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
+    /// The column naming one series within the dataset, e.g. a gauging station.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_key: Option<String>,
+    /// A point location given by two float64 columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<Geometry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Geometry {
+    pub lon: String,
+    pub lat: String,
+}
+
+/// A stored dataset record: the owner's description plus what the node adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dataset {
+    #[serde(flatten)]
+    pub spec: DatasetSpec,
+    /// The municipality that owns the dataset.
+    pub tenant: String,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+}
+
+impl Dataset {
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    pub fn arrow_schema(&self) -> Result<SchemaRef, CatalogError> {
+        self.spec.schema.to_arrow()
+    }
+}
+
+impl DatasetSpec {
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        if !is_dataset_id(&self.id) {
+            return Err(CatalogError::invalid(
+                "id",
+                format!(
+                    "`{}` is not a valid dataset id: use 1-64 lower-case letters, digits, `-` and `_`, \
+                     starting with a letter or digit",
+                    self.id
+                ),
+            ));
+        }
+        if self.title.trim().is_empty() {
+            return Err(CatalogError::invalid("title", "must not be empty"));
+        }
+        if self.title.len() > 1000 {
+            return Err(CatalogError::invalid("title", "must be at most 1000 bytes"));
+        }
+        if self.description.len() > 100_000 {
+            return Err(CatalogError::invalid("description", "must be at most 100000 bytes"));
+        }
+        self.schema.validate()?;
+        if let Some(time) = &self.time_column {
+            self.expect_column("time_column", time, "a timestamp", |t| t.is_timestamp())?;
+        }
+        if let Some(key) = &self.series_key {
+            self.expect_column("series_key", key, "utf8 or int64", |t| {
+                matches!(t, FieldType::Utf8 | FieldType::Int64)
+            })?;
+        }
+        if let Some(geometry) = &self.geometry {
+            self.expect_column("geometry.lon", &geometry.lon, "float64", |t| t == FieldType::Float64)?;
+            self.expect_column("geometry.lat", &geometry.lat, "float64", |t| t == FieldType::Float64)?;
+        }
+        Ok(())
+    }
+
+    fn expect_column(
+        &self,
+        field: &str,
+        column: &str,
+        wanted: &str,
+        accepts: impl Fn(FieldType) -> bool,
+    ) -> Result<(), CatalogError> {
+        let spec = self.schema.field(column).ok_or_else(|| {
+            CatalogError::invalid(field, format!("names `{column}`, which is not a column of the schema"))
+        })?;
+        let field_type = spec.field_type()?;
+        if !accepts(field_type) {
+            return Err(CatalogError::invalid(
+                field,
+                format!("column `{column}` is {field_type}, but must be {wanted}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_dataset_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pegel() -> DatasetSpec {
+        serde_json::from_str(
+            r#"{"id": "pegel-guetersloh", "title": "Pegelstände Gütersloh", "description": "Wasserstände",
+                "schema": {"fields": [
+                  {"name": "time", "type": "timestamp[ms, UTC]"},
+                  {"name": "station", "type": "utf8"},
+                  {"name": "value", "type": "float64", "unit": "cm"},
+                  {"name": "quality", "type": "int64", "nullable": true}]},
+                "time_column": "time", "series_key": "station"}"#,
+        )
+        .expect("the documented shape parses")
+    }
+
+    #[test]
+    fn accepts_the_documented_shape() {
+        pegel().validate().expect("valid");
+    }
+
+    #[test]
+    fn rejects_references_to_missing_or_mistyped_columns() {
+        let mut spec = pegel();
+        spec.time_column = Some("value".into());
+        let message = spec.validate().expect_err("not a timestamp").to_string();
+        assert!(message.contains("time_column") && message.contains("float64"), "{message}");
+        let mut spec = pegel();
+        spec.series_key = Some("nope".into());
+        assert!(spec.validate().expect_err("missing").to_string().contains("series_key"));
+        let mut spec = pegel();
+        spec.id = "../etc".into();
+        assert!(spec.validate().expect_err("bad id").to_string().contains("`id`"));
+    }
+}

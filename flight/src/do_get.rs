@@ -1,0 +1,63 @@
+use std::time::Instant;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError as ArrowFlightError;
+use arrow_flight::{FlightData, Ticket};
+use futures::{Stream, StreamExt, TryStreamExt};
+use tonic::Status;
+use urbanmesh_policy::Subject;
+use urbanmesh_protocol::ReadRequest;
+use urbanmesh_store::StoreError;
+
+use crate::get_flight_info::readable;
+use crate::metrics::FlightMetrics;
+use crate::{FlightContext, FlightError};
+
+/// Flight messages up to this size; larger batches are split by the encoder.
+const MAX_FLIGHT_DATA_BYTES: usize = 4 * 1024 * 1024;
+
+pub(crate) async fn do_get(
+    context: &FlightContext,
+    metrics: &FlightMetrics,
+    subject: &Subject,
+    ticket: Ticket,
+) -> Result<impl Stream<Item = Result<FlightData, Status>> + Send + 'static, FlightError> {
+    let started = Instant::now();
+    let request = ReadRequest::decode(&ticket.ticket)?;
+    readable(context, subject, &request)?;
+    let scan = context.store.scan(&request).await?;
+    let rows = metrics.rows_sent.clone();
+    let batches = scan
+        .batches
+        .inspect_ok(move |batch| {
+            rows.inc_by(batch.num_rows() as u64);
+        })
+        .map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
+    let bytes = metrics.bytes_sent.clone();
+    let metrics = metrics.clone();
+    let mut finished = false;
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(scan.schema)
+        .with_max_flight_data_size(MAX_FLIGHT_DATA_BYTES)
+        .build(batches)
+        .inspect(move |item| {
+            if let Ok(data) = item {
+                bytes.inc_by((data.data_body.len() + data.data_header.len()) as u64);
+            }
+        })
+        .chain(futures::stream::poll_fn(move |_| {
+            if !finished {
+                finished = true;
+                metrics.observe("DoGet", started);
+            }
+            std::task::Poll::Ready(None)
+        }))
+        .map_err(|e| match e {
+            ArrowFlightError::ExternalError(source) => match source.downcast::<StoreError>() {
+                Ok(store) => Status::from(FlightError::Store(*store)),
+                Err(other) => Status::internal(other.to_string()),
+            },
+            other => Status::internal(other.to_string()),
+        });
+    Ok(stream)
+}

@@ -1,0 +1,54 @@
+use tonic::{Code, Status};
+use urbanmesh_catalog::CatalogError;
+use urbanmesh_protocol::ReadRequestError;
+use urbanmesh_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlightError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("invalid ticket or command: {0}")]
+    Request(#[from] ReadRequestError),
+    #[error("invalid descriptor: {reason}")]
+    Descriptor { reason: String },
+    #[error("dataset `{id}` not found")]
+    NotFound { id: String },
+    #[error("writing needs the admin token as `authorization: Bearer <token>` metadata")]
+    Unauthenticated,
+    #[error("invalid Arrow stream: {0}")]
+    Stream(#[from] arrow_flight::error::FlightError),
+    #[error("batch {batch} rejected ({stored_rows} rows of {stored_batches} earlier batches were stored): {source}")]
+    BatchRejected { batch: usize, stored_batches: usize, stored_rows: usize, source: StoreError },
+}
+
+impl From<FlightError> for Status {
+    fn from(error: FlightError) -> Self {
+        let code = match &error {
+            FlightError::Store(e) | FlightError::BatchRejected { source: e, .. } => store_code(e),
+            FlightError::Catalog(CatalogError::NotFound { .. }) => Code::NotFound,
+            FlightError::Catalog(CatalogError::InvalidDataset { .. }) => Code::InvalidArgument,
+            FlightError::Catalog(CatalogError::AlreadyExists { .. }) => Code::AlreadyExists,
+            FlightError::Catalog(_) => Code::Internal,
+            FlightError::Request(_) | FlightError::Descriptor { .. } | FlightError::Stream(_) => {
+                Code::InvalidArgument
+            }
+            FlightError::NotFound { .. } => Code::NotFound,
+            FlightError::Unauthenticated => Code::Unauthenticated,
+        };
+        if code == Code::Internal {
+            tracing::error!(%error, "flight request failed");
+        }
+        Status::new(code, error.to_string())
+    }
+}
+
+fn store_code(error: &StoreError) -> Code {
+    match error {
+        StoreError::UnknownTable { .. } => Code::NotFound,
+        StoreError::ShuttingDown => Code::Unavailable,
+        e if e.is_client_error() => Code::InvalidArgument,
+        _ => Code::Internal,
+    }
+}

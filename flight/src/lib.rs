@@ -1,0 +1,41 @@
+//! The node's Arrow Flight service: datasets listed, described and read by descriptor or
+//! ticket, written by `DoPut`. The service only delegates, counts and maps errors; each
+//! RPC lives in its own file.
+
+mod auth;
+mod do_get;
+mod do_put;
+mod error;
+mod get_flight_info;
+mod metrics;
+mod service;
+
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use prometheus_client::registry::Registry;
+use urbanmesh_catalog::Catalog;
+use urbanmesh_policy::{AdminToken, Authorizer};
+use urbanmesh_store::Store;
+
+pub use error::FlightError;
+pub use service::FlightService;
+
+/// Largest message a client may send (one `DoPut` batch).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the Flight service reads from and writes to.
+#[derive(Clone)]
+pub struct FlightContext {
+    pub catalog: Catalog,
+    pub store: Store,
+    pub authorizer: Arc<dyn Authorizer>,
+    pub admin_token: AdminToken,
+}
+
+/// The tonic service, ready to be added to a server.
+pub fn server(context: FlightContext, registry: &mut Registry) -> FlightServiceServer<FlightService> {
+    FlightServiceServer::new(FlightService::new(context, metrics::FlightMetrics::register(registry)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}

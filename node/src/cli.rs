@@ -1,0 +1,48 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A sovereign Urban Mesh node: stores a municipality's datasets and serves them
+/// over Arrow Flight and HTTP.
+#[derive(Parser)]
+#[command(name = "urbanmesh", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Create a new node: key, configuration and admin token.
+    Init(InitArgs),
+    /// Run a node until SIGTERM or Ctrl-C.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct InitArgs {
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// The municipality this node belongs to, e.g. "Gütersloh".
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Amtlicher Regionalschlüssel (12 digits) of the municipality.
+    #[arg(long)]
+    pub(crate) ars: Option<String>,
+}
+
+#[derive(Args, Clone, Default)]
+pub(crate) struct RunArgs {
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// HTTP listen address (REST API, metrics); port 0 picks a free port.
+    #[arg(long)]
+    pub(crate) http: Option<SocketAddr>,
+    /// Arrow Flight listen address; port 0 picks a free port.
+    #[arg(long)]
+    pub(crate) flight: Option<SocketAddr>,
+    /// Peer-to-peer listen multiaddress.
+    #[arg(long)]
+    pub(crate) p2p: Option<String>,
+}

@@ -1,0 +1,122 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::RunArgs;
+
+/// `config.toml` in the data directory. Every section and field has a default, so a file
+/// written by an older `init` keeps working.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    pub(crate) node: NodeSection,
+    #[serde(default = "default_http")]
+    pub(crate) http: Listen,
+    #[serde(default = "default_flight")]
+    pub(crate) flight: Listen,
+    #[serde(default)]
+    pub(crate) p2p: P2pSection,
+    #[serde(default)]
+    pub(crate) limits: Limits,
+    #[serde(default)]
+    pub(crate) storage: Storage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeSection {
+    pub(crate) name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ars: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Listen {
+    pub(crate) listen: SocketAddr,
+}
+
+fn default_http() -> Listen {
+    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8470)) }
+}
+
+fn default_flight() -> Listen {
+    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8815)) }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct P2pSection {
+    pub(crate) listen: Vec<String>,
+}
+
+impl Default for P2pSection {
+    fn default() -> Self {
+        Self { listen: vec!["/ip4/127.0.0.1/tcp/0".into()] }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Limits {
+    /// Largest HTTP request body (rows, uploads), in bytes.
+    pub(crate) max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Storage {
+    /// Rows collected in the write-ahead log before they are compacted into a segment.
+    pub(crate) segment_rows: usize,
+    /// Seconds a smaller log tail may wait before it is compacted anyway.
+    pub(crate) max_tail_age_secs: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self { segment_rows: 1_000_000, max_tail_age_secs: 600 }
+    }
+}
+
+impl Config {
+    pub(crate) fn new(name: &str, ars: Option<String>) -> Self {
+        Self {
+            node: NodeSection { name: name.to_owned(), ars },
+            http: default_http(),
+            flight: default_flight(),
+            p2p: P2pSection::default(),
+            limits: Limits::default(),
+            storage: Storage::default(),
+        }
+    }
+
+    pub(crate) fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("config.toml")
+    }
+
+    /// Reads the data directory's configuration and applies command-line overrides.
+    pub(crate) fn load(args: &RunArgs) -> anyhow::Result<Self> {
+        let path = Self::path(&args.data_dir);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}; create a node first with `urbanmesh init`", path.display()))?;
+        let mut config: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(http) = args.http {
+            config.http.listen = http;
+        }
+        if let Some(flight) = args.flight {
+            config.flight.listen = flight;
+        }
+        if let Some(p2p) = &args.p2p {
+            config.p2p.listen = vec![p2p.clone()];
+        }
+        Ok(config)
+    }
+}

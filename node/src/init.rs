@@ -1,0 +1,63 @@
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use crate::cli::InitArgs;
+use crate::config::Config;
+
+pub(crate) const KEY_FILE: &str = "node.key";
+pub(crate) const TOKEN_FILE: &str = "admin.token";
+
+/// Creates the node's identity key, configuration and admin token; refuses to touch an
+/// existing node.
+pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
+    let dir = &args.data_dir;
+    for existing in [KEY_FILE, "config.toml", TOKEN_FILE, "meta"] {
+        if dir.join(existing).exists() {
+            bail!("{} already holds a node ({existing} exists); refusing to overwrite it", dir.display());
+        }
+    }
+    if args.name.trim().is_empty() {
+        bail!("--name must name the municipality, e.g. --name Gütersloh");
+    }
+    if let Some(ars) = &args.ars {
+        if ars.len() != 12 || !ars.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--ars must be the 12-digit Amtlicher Regionalschlüssel, e.g. 057540008008; got `{ars}`");
+        }
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+
+    // An ed25519 secret key is 32 random bytes; the node's peer identity derives from it.
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the node key: {e}"))?;
+    write_secret(&dir.join(KEY_FILE), &key)?;
+    let mut token = [0u8; 32];
+    getrandom::fill(&mut token).map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
+    write_secret(&dir.join(TOKEN_FILE), hex::encode(token).as_bytes())?;
+
+    let config = toml::to_string_pretty(&Config::new(args.name.trim(), args.ars.clone()))?;
+    std::fs::write(Config::path(dir), config).context("writing config.toml")?;
+    println!("initialised node `{}` in {}", args.name.trim(), dir.display());
+    println!("admin token: {}", dir.join(TOKEN_FILE).display());
+    Ok(())
+}
+
+/// Writes a file only its owner can read, durably, failing if it already exists.
+fn write_secret(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
+}

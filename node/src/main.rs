@@ -1,0 +1,18 @@
+//! The `urbanmesh` binary: parse the command line, start tracing, run the command.
+
+mod cli;
+mod config;
+mod init;
+mod node;
+mod runtime;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    runtime::init_tracing();
+    match cli.command {
+        cli::Command::Init(args) => init::init(&args),
+        cli::Command::Run(args) => runtime::block_on(|query| node::run(args, query)),
+    }
+}

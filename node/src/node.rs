@@ -1,0 +1,181 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use urbanmesh_catalog::Catalog;
+use urbanmesh_flight::FlightContext;
+use urbanmesh_policy::{AdminToken, Authorizer, OpenAccess};
+use urbanmesh_store::{Store, StoreConfig};
+use urbanmesh_web::{AppState, HttpMetrics};
+
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::init::TOKEN_FILE;
+
+/// How long in-flight requests may take to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The addresses a running node bound, written to `addresses.json` for tools and tests.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Addresses {
+    pub(crate) http: String,
+    pub(crate) flight: String,
+    /// Peer-to-peer listeners arrive with federation; none yet.
+    pub(crate) p2p: Vec<String>,
+}
+
+/// A node whose listeners are up.
+pub(crate) struct RunningNode {
+    data_dir: PathBuf,
+    ready: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<anyhow::Result<()>>>,
+    store: Store,
+    db: sled::Db,
+}
+
+/// `urbanmesh run`: start, serve until SIGTERM or Ctrl-C, shut down cleanly.
+pub(crate) async fn run(args: RunArgs, query: tokio::runtime::Handle) -> anyhow::Result<()> {
+    let node = start(&args, query).await?;
+    shutdown_signal().await;
+    node.stop().await
+}
+
+pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyhow::Result<RunningNode> {
+    let config = Config::load(args)?;
+    let data_dir = args.data_dir.clone();
+    let token_path = data_dir.join(TOKEN_FILE);
+    let admin_token = std::fs::read_to_string(&token_path)
+        .with_context(|| format!("reading {}", token_path.display()))?
+        .trim()
+        .to_owned();
+    let db = sled::Config::new()
+        .path(data_dir.join("meta"))
+        .open()
+        .with_context(|| format!("opening {}", data_dir.join("meta").display()))?;
+
+    let mut registry = Registry::with_prefix("");
+    let mut store_config = StoreConfig::new(data_dir.join("segments"));
+    store_config.segment_rows = config.storage.segment_rows;
+    store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
+    let store = Store::open(db.clone(), store_config, query, &mut registry)?;
+    let catalog = Catalog::open(db.clone(), config.node.name.clone())?;
+    for dataset in catalog.list()? {
+        let spec = &dataset.spec;
+        store
+            .attach(&spec.id, dataset.arrow_schema()?, spec.time_column.as_deref(), spec.series_key.as_deref())
+            .with_context(|| format!("opening dataset `{}`", spec.id))?;
+    }
+
+    let authorizer: Arc<dyn Authorizer> = Arc::new(OpenAccess);
+    let token = AdminToken::new(admin_token.clone());
+    let flight = urbanmesh_flight::server(
+        FlightContext {
+            catalog: catalog.clone(),
+            store: store.clone(),
+            authorizer: Arc::clone(&authorizer),
+            admin_token: token.clone(),
+        },
+        &mut registry,
+    );
+    let http_metrics = HttpMetrics::register(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        catalog,
+        store: store.clone(),
+        authorizer,
+        admin_token: token,
+        ready: Arc::clone(&ready),
+        registry: Arc::new(registry),
+        max_body_bytes: config.limits.max_body_bytes,
+    };
+
+    let http_listener = bind(config.http.listen, "HTTP").await?;
+    let flight_listener = bind(config.flight.listen, "Flight").await?;
+    let addresses = Addresses {
+        http: format!("http://{}", http_listener.local_addr()?),
+        flight: format!("grpc://{}", flight_listener.local_addr()?),
+        p2p: Vec::new(),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let app = urbanmesh_web::router(state, http_metrics);
+    let http_stopped = wait_for_stop(stopped.clone());
+    let http = tokio::spawn(async move {
+        axum::serve(http_listener, app).with_graceful_shutdown(http_stopped).await.context("HTTP server")
+    });
+    let flight_stopped = wait_for_stop(stopped);
+    let flight = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(flight)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(flight_listener), flight_stopped)
+            .await
+            .context("Flight server")
+    });
+    write_addresses(&data_dir, &addresses)?;
+    ready.store(true, Ordering::Release);
+    tracing::info!(node = %config.node.name, http = %addresses.http, flight = %addresses.flight, "node ready");
+    Ok(RunningNode { data_dir, ready, stop, servers: vec![http, flight], store, db })
+}
+
+impl RunningNode {
+    /// Stops accepting, lets in-flight requests finish, flushes and closes storage.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        tracing::info!("shutting down");
+        self.ready.store(false, Ordering::Release);
+        self.stop.send_replace(true);
+        for server in self.servers {
+            match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+                Ok(joined) => joined.context("server task")??,
+                Err(_) => tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}"),
+            }
+        }
+        self.store.shutdown().await?;
+        self.db.flush_async().await?;
+        let _ = std::fs::remove_file(self.data_dir.join("addresses.json"));
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.with_context(|| format!("binding the {what} listener to {address}"))
+}
+
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Written atomically, so a reader never sees half a file.
+fn write_addresses(data_dir: &Path, addresses: &Addresses) -> anyhow::Result<()> {
+    let temporary = data_dir.join(".addresses.json.tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(addresses)?)?;
+    std::fs::rename(&temporary, data_dir.join("addresses.json"))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,90 @@
+//! Moving the write-ahead log tail into Parquet segments, and keeping the tail compact.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::compute::concat_batches;
+
+use crate::manifest::{Manifests, Segment};
+use crate::metrics::StoreMetrics;
+use crate::segment;
+use crate::table::{Table, TailEntry};
+use crate::StoreError;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Thresholds {
+    /// Compact once the tail holds this many rows.
+    pub(crate) segment_rows: usize,
+    /// Compact a smaller tail once its oldest row waited this long.
+    pub(crate) max_tail_age: Duration,
+    /// Merge small tail batches in memory once there are this many.
+    pub(crate) coalesce_entries: usize,
+}
+
+pub(crate) struct Compactor {
+    pub(crate) db: sled::Db,
+    pub(crate) manifests: Manifests,
+    pub(crate) metrics: StoreMetrics,
+    pub(crate) thresholds: Thresholds,
+}
+
+impl Compactor {
+    /// Does whatever the table's tail needs now, if anything.
+    pub(crate) async fn maintain(&self, table: &Arc<Table>) -> Result<(), StoreError> {
+        let _running = table.maintenance_lock.lock().await;
+        let view = table.tail_view();
+        let aged = view.oldest.is_some_and(|t| t.elapsed() >= self.thresholds.max_tail_age);
+        if view.rows >= self.thresholds.segment_rows || (aged && view.rows > 0) {
+            self.compact(table, view.entries).await
+        } else if view.entries.len() >= self.thresholds.coalesce_entries {
+            self.coalesce(table, view.entries).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes the tail into a sorted segment, swaps the manifest, then trims the log.
+    async fn compact(&self, table: &Arc<Table>, entries: Vec<TailEntry>) -> Result<(), StoreError> {
+        let Some(last_seq) = entries.last().map(|e| e.last_seq) else { return Ok(()) };
+        let count = entries.len();
+        let name = format!("seg-{last_seq:020}.parquet");
+        let writer = Arc::clone(table);
+        let file = name.clone();
+        let (rows, bytes) = tokio::task::spawn_blocking(move || {
+            let batches: Vec<_> = entries.into_iter().map(|e| e.batch).collect();
+            let merged = segment::merge_sorted(&batches, &writer.sort_columns)?;
+            let bytes = segment::write(&writer.dir, &file, &merged)?;
+            Ok::<_, StoreError>((merged.num_rows() as u64, bytes))
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt { reason: format!("compaction task failed: {e}") })??;
+
+        let mut manifest = table.manifest();
+        manifest.segments.push(Segment { file: name, rows, bytes });
+        manifest.compacted_seq = last_seq;
+        self.manifests.store(&table.id, &manifest)?;
+        self.db.flush_async().await?;
+        table.compacted(count, manifest);
+        // Only now may the log forget these entries; a crash before this point replays
+        // nothing twice, because the manifest already says they are compacted.
+        table.wal.trim(last_seq)?;
+        self.metrics.segments_written.inc();
+        tracing::debug!(dataset = %table.id, rows, bytes, "compacted tail into a segment");
+        Ok(())
+    }
+
+    /// Merges many small tail batches into one, in memory only, so reads stay fast.
+    async fn coalesce(&self, table: &Arc<Table>, entries: Vec<TailEntry>) -> Result<(), StoreError> {
+        let Some(last_seq) = entries.last().map(|e| e.last_seq) else { return Ok(()) };
+        let count = entries.len();
+        let schema = table.schema.clone();
+        let batch = tokio::task::spawn_blocking(move || {
+            let batches: Vec<_> = entries.into_iter().map(|e| e.batch).collect();
+            concat_batches(&schema, &batches)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt { reason: format!("coalescing task failed: {e}") })??;
+        table.coalesced(count, TailEntry { last_seq, batch });
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// The segments that make up a table, swapped atomically in sled after each compaction.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    pub(crate) segments: Vec<Segment>,
+    /// Every write-ahead log entry up to this sequence number lives in a segment.
+    pub(crate) compacted_seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Segment {
+    pub(crate) file: String,
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+}
+
+/// All tables' manifests, one sled tree keyed by table id.
+#[derive(Clone)]
+pub(crate) struct Manifests {
+    tree: sled::Tree,
+}
+
+impl Manifests {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self { tree: db.open_tree("manifests")? })
+    }
+
+    pub(crate) fn load(&self, table: &str) -> Result<Manifest, StoreError> {
+        match self.tree.get(table)? {
+            None => Ok(Manifest::default()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt { reason: format!("manifest of `{table}`: {e}") }),
+        }
+    }
+
+    /// Stages the new manifest; durable after the next flush.
+    pub(crate) fn store(&self, table: &str, manifest: &Manifest) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(manifest)
+            .map_err(|e| StoreError::Corrupt { reason: format!("manifest of `{table}`: {e}") })?;
+        self.tree.insert(table, bytes)?;
+        Ok(())
+    }
+
+    pub(crate) fn remove(&self, table: &str) -> Result<(), StoreError> {
+        self.tree.remove(table)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! Turning loosely typed cells (from JSON, CSV or a spreadsheet) into Arrow columns of a
+//! dataset's schema, collecting a precise error for every cell that does not fit.
+
+mod builder;
+mod cell;
+mod column;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use builder::RowsBuilder;
+pub use cell::Cell;
+
+/// Most errors reported for one rejected batch; the total is still counted.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// Why one row (or one column of one row) was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// 1-based position among the data rows (the header does not count).
+    pub row: usize,
+    /// Line in the file or sheet row, where the source has lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "row {}", self.row)?;
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, ", column `{column}`")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}

@@ -1,0 +1,225 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use prometheus_client::registry::Registry;
+use tokio::sync::{Notify, oneshot, watch};
+use urbanmesh_protocol::ReadRequest;
+
+use crate::commit::{GroupCommit, Pending};
+use crate::compaction::{Compactor, Thresholds};
+use crate::manifest::Manifests;
+use crate::metrics::StoreMetrics;
+use crate::query::{self, BatchStream};
+use crate::table::{Table, TableSpec};
+pub use crate::table::TableStats;
+use crate::{StoreError, wal};
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Where Parquet segments live, one folder per dataset.
+    pub segments_dir: PathBuf,
+    pub segment_rows: usize,
+    pub max_tail_age: Duration,
+    /// Rows per batch the query engine produces.
+    pub batch_rows: usize,
+    /// Threads of the query runtime, used to split scans.
+    pub query_partitions: usize,
+}
+
+impl StoreConfig {
+    pub fn new(segments_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            segments_dir: segments_dir.into(),
+            segment_rows: 1_000_000,
+            max_tail_age: Duration::from_secs(600),
+            batch_rows: 64 * 1024,
+            query_partitions: 2,
+        }
+    }
+}
+
+/// A durable append: how many rows, and the sequence number of their log entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub rows: usize,
+    pub seq: u64,
+}
+
+/// All tables of a node. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    config: StoreConfig,
+    manifests: Manifests,
+    tables: RwLock<HashMap<String, Arc<Table>>>,
+    commit: GroupCommit,
+    compactor: Compactor,
+    maintenance: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    ctx: SessionContext,
+    query_runtime: tokio::runtime::Handle,
+    metrics: StoreMetrics,
+}
+
+impl Store {
+    /// Opens the store on `db` and starts its committer and compactor on the current runtime.
+    /// Queries run on `query_runtime`, away from the I/O threads.
+    pub fn open(
+        db: sled::Db,
+        config: StoreConfig,
+        query_runtime: tokio::runtime::Handle,
+        registry: &mut Registry,
+    ) -> Result<Self, StoreError> {
+        let metrics = StoreMetrics::register(registry);
+        let maintenance = Arc::new(Notify::new());
+        let manifests = Manifests::open(&db)?;
+        let thresholds = Thresholds {
+            segment_rows: config.segment_rows,
+            max_tail_age: config.max_tail_age,
+            coalesce_entries: 64,
+        };
+        let session = SessionConfig::new()
+            .with_target_partitions(config.query_partitions)
+            .with_batch_size(config.batch_rows)
+            .with_information_schema(false);
+        let inner = Arc::new(Inner {
+            commit: GroupCommit::start(db.clone(), Arc::clone(&maintenance), metrics.clone()),
+            compactor: Compactor { db: db.clone(), manifests: manifests.clone(), metrics: metrics.clone(), thresholds },
+            db,
+            config,
+            manifests,
+            tables: RwLock::new(HashMap::new()),
+            maintenance,
+            stop: watch::Sender::new(false),
+            ctx: SessionContext::new_with_config(session),
+            query_runtime,
+            metrics,
+        });
+        tokio::spawn(maintain(Arc::clone(&inner)));
+        Ok(Self { inner })
+    }
+
+    /// Makes a dataset's table available, replaying its write-ahead log.
+    pub fn attach(
+        &self,
+        id: &str,
+        schema: SchemaRef,
+        time_column: Option<&str>,
+        series_key: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let spec = TableSpec { id, schema, time_column, series_key };
+        let dir = self.inner.config.segments_dir.join(id);
+        let table = Table::open(&self.inner.db, &self.inner.manifests, spec, dir, self.inner.compactor.thresholds)?;
+        self.write_tables().insert(id.to_owned(), Arc::new(table));
+        Ok(())
+    }
+
+    /// Removes a table with its log, manifest and segments.
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let table = self.write_tables().remove(id).ok_or_else(|| unknown(id))?;
+        let _maintenance = table.maintenance_lock.lock().await;
+        let _appends = table.append_lock.lock().await;
+        self.inner.db.drop_tree(wal::Wal::tree_name(id))?;
+        self.inner.manifests.remove(id)?;
+        self.inner.db.flush_async().await?;
+        let dir = table.dir.clone();
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path: dir, source: e }),
+            _ => Ok(()),
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt { reason: format!("delete task failed: {e}") })?
+    }
+
+    /// Appends one batch, which must already have the table's schema (see [`crate::conform`]
+    /// and [`crate::decode`]). Returns once the batch is on disk and visible to readers.
+    pub async fn append(&self, id: &str, batch: RecordBatch) -> Result<Appended, StoreError> {
+        let table = self.table(id)?;
+        if batch.schema() != table.schema {
+            return Err(StoreError::Malformed { reason: format!("batch schema does not match dataset `{id}`") });
+        }
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Err(StoreError::Empty);
+        }
+        let entry = wal::encode(&batch)?;
+        let (done, durable) = oneshot::channel();
+        let seq = {
+            let mut next_seq = table.append_lock.lock().await;
+            let seq = *next_seq;
+            table.wal.insert(seq, entry)?;
+            *next_seq += 1;
+            let pending = Pending { table: Arc::clone(&table), seq, batch, done };
+            self.inner.commit.enqueue(pending).await?;
+            seq
+        };
+        durable
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?
+            .map_err(|reason| StoreError::Flush { reason })?;
+        self.inner.metrics.ingested(id, rows);
+        Ok(Appended { rows, seq })
+    }
+
+    /// Streams the rows `request` asks for.
+    pub async fn scan(&self, request: &ReadRequest) -> Result<BatchStream, StoreError> {
+        let table = self.table(&request.dataset)?;
+        query::scan(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone()).await
+    }
+
+    pub fn schema(&self, id: &str) -> Result<SchemaRef, StoreError> {
+        Ok(self.table(id)?.schema.clone())
+    }
+
+    pub fn stats(&self, id: &str) -> Result<TableStats, StoreError> {
+        Ok(self.table(id)?.stats())
+    }
+
+    /// Stops background work and flushes everything to disk.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        self.inner.stop.send_replace(true);
+        self.inner.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn table(&self, id: &str) -> Result<Arc<Table>, StoreError> {
+        let tables = self.inner.tables.read().unwrap_or_else(PoisonError::into_inner);
+        tables.get(id).cloned().ok_or_else(|| unknown(id))
+    }
+
+    fn write_tables(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Table>>> {
+        self.inner.tables.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn unknown(id: &str) -> StoreError {
+    StoreError::UnknownTable { id: id.to_owned() }
+}
+
+/// Compacts tables when woken by an append or once a second, until the store stops.
+async fn maintain(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    loop {
+        tokio::select! {
+            _ = inner.maintenance.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        let tables: Vec<Arc<Table>> =
+            inner.tables.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        for table in tables {
+            if let Err(error) = inner.compactor.maintain(&table).await {
+                tracing::error!(dataset = %table.id, %error, "compaction failed; the tail stays in the log");
+            }
+        }
+    }
+}

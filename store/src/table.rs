@@ -1,0 +1,169 @@
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::compaction::Thresholds;
+use crate::manifest::{Manifest, Manifests, Segment};
+use crate::segment;
+use crate::wal::Wal;
+use crate::StoreError;
+
+/// One dataset's rows: immutable segments plus the durable tail of the write-ahead log.
+pub(crate) struct Table {
+    pub(crate) id: String,
+    pub(crate) schema: SchemaRef,
+    pub(crate) time_column: Option<String>,
+    /// Columns segments are sorted by: time, then series key.
+    pub(crate) sort_columns: Vec<usize>,
+    pub(crate) dir: PathBuf,
+    pub(crate) wal: Wal,
+    /// Guards the next sequence number; held while an append is staged and queued.
+    pub(crate) append_lock: tokio::sync::Mutex<u64>,
+    /// One compaction or coalescing at a time.
+    pub(crate) maintenance_lock: tokio::sync::Mutex<()>,
+    thresholds: Thresholds,
+    state: Mutex<TableState>,
+}
+
+struct TableState {
+    manifest: Manifest,
+    tail: Vec<TailEntry>,
+    tail_rows: usize,
+    oldest: Option<Instant>,
+}
+
+/// A durable batch not yet in a segment, with the last sequence number it covers.
+#[derive(Clone)]
+pub(crate) struct TailEntry {
+    pub(crate) last_seq: u64,
+    pub(crate) batch: RecordBatch,
+}
+
+/// What a reader sees: a consistent cut of segments and tail.
+pub(crate) struct Snapshot {
+    pub(crate) segments: Vec<PathBuf>,
+    pub(crate) tail: Vec<RecordBatch>,
+}
+
+pub(crate) struct TailView {
+    pub(crate) entries: Vec<TailEntry>,
+    pub(crate) rows: usize,
+    pub(crate) oldest: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableStats {
+    pub rows: u64,
+    pub segments: usize,
+    pub segment_bytes: u64,
+    pub tail_rows: usize,
+}
+
+pub(crate) struct TableSpec<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) schema: SchemaRef,
+    pub(crate) time_column: Option<&'a str>,
+    pub(crate) series_key: Option<&'a str>,
+}
+
+impl Table {
+    /// Loads the manifest, replays the write-ahead log and removes orphaned segment files.
+    pub(crate) fn open(
+        db: &sled::Db,
+        manifests: &Manifests,
+        spec: TableSpec<'_>,
+        dir: PathBuf,
+        thresholds: Thresholds,
+    ) -> Result<Self, StoreError> {
+        let manifest = manifests.load(spec.id)?;
+        let wal = Wal::open(db, spec.id)?;
+        let replayed = wal.replay(&spec.schema, manifest.compacted_seq)?;
+        let keep: HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        segment::remove_orphans(&dir, &keep)?;
+        let next_seq = replayed.last().map_or(manifest.compacted_seq, |(seq, _)| *seq) + 1;
+        let tail: Vec<TailEntry> =
+            replayed.into_iter().map(|(last_seq, batch)| TailEntry { last_seq, batch }).collect();
+        let tail_rows = tail.iter().map(|e| e.batch.num_rows()).sum();
+        let sort_columns = [spec.time_column, spec.series_key]
+            .into_iter()
+            .flatten()
+            .filter_map(|name| spec.schema.index_of(name).ok())
+            .collect();
+        Ok(Self {
+            id: spec.id.to_owned(),
+            time_column: spec.time_column.map(str::to_owned),
+            schema: spec.schema,
+            sort_columns,
+            dir,
+            wal,
+            append_lock: tokio::sync::Mutex::new(next_seq),
+            maintenance_lock: tokio::sync::Mutex::new(()),
+            thresholds,
+            state: Mutex::new(TableState {
+                oldest: (!tail.is_empty()).then(Instant::now),
+                manifest,
+                tail,
+                tail_rows,
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, TableState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes a durable append visible. Returns whether the tail wants maintenance.
+    pub(crate) fn publish(&self, seq: u64, batch: RecordBatch) -> bool {
+        let mut state = self.state();
+        state.tail_rows += batch.num_rows();
+        state.tail.push(TailEntry { last_seq: seq, batch });
+        state.oldest.get_or_insert_with(Instant::now);
+        state.tail_rows >= self.thresholds.segment_rows || state.tail.len() >= self.thresholds.coalesce_entries
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let state = self.state();
+        Snapshot {
+            segments: state.manifest.segments.iter().map(|s| self.dir.join(&s.file)).collect(),
+            tail: state.tail.iter().map(|e| e.batch.clone()).collect(),
+        }
+    }
+
+    pub(crate) fn tail_view(&self) -> TailView {
+        let state = self.state();
+        TailView { entries: state.tail.clone(), rows: state.tail_rows, oldest: state.oldest }
+    }
+
+    pub(crate) fn manifest(&self) -> Manifest {
+        self.state().manifest.clone()
+    }
+
+    /// Replaces the first `count` tail entries by one coalesced entry.
+    pub(crate) fn coalesced(&self, count: usize, entry: TailEntry) {
+        self.state().tail.splice(..count, [entry]);
+    }
+
+    /// Drops the first `count` tail entries, which `manifest` now holds in a segment.
+    pub(crate) fn compacted(&self, count: usize, manifest: Manifest) {
+        let mut state = self.state();
+        state.tail.drain(..count);
+        state.tail_rows = state.tail.iter().map(|e| e.batch.num_rows()).sum();
+        state.oldest = (!state.tail.is_empty()).then(Instant::now);
+        state.manifest = manifest;
+    }
+
+    pub(crate) fn stats(&self) -> TableStats {
+        let state = self.state();
+        let segment_rows: u64 = state.manifest.segments.iter().map(|s| s.rows).sum();
+        TableStats {
+            rows: segment_rows + state.tail_rows as u64,
+            segments: state.manifest.segments.len(),
+            segment_bytes: state.manifest.segments.iter().map(|s: &Segment| s.bytes).sum(),
+            tail_rows: state.tail_rows,
+        }
+    }
+}

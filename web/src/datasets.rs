@@ -1,0 +1,81 @@
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use urbanmesh_catalog::{Dataset, DatasetSpec};
+
+use crate::AppState;
+use crate::auth::{Admin, Caller};
+use crate::problem::Problem;
+
+/// A dataset record as the API shows it, with what the store knows about its rows.
+#[derive(Serialize)]
+pub(crate) struct DatasetView {
+    #[serde(flatten)]
+    dataset: Dataset,
+    rows: u64,
+    segments: usize,
+}
+
+fn view(state: &AppState, dataset: Dataset) -> Result<DatasetView, Problem> {
+    let stats = state.store.stats(dataset.id())?;
+    Ok(DatasetView { dataset, rows: stats.rows, segments: stats.segments })
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    spec: Result<Json<DatasetSpec>, JsonRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let Json(spec) = spec?;
+    let dataset = state.catalog.create(spec).await?;
+    let spec = &dataset.spec;
+    let attached = dataset.arrow_schema().map_err(Problem::from).and_then(|schema| {
+        let attached = state.store.attach(&spec.id, schema, spec.time_column.as_deref(), spec.series_key.as_deref());
+        attached.map_err(Problem::from)
+    });
+    if let Err(problem) = attached {
+        // Without its table the record would describe nothing; take it back.
+        state.catalog.delete(dataset.id()).await?;
+        return Err(problem);
+    }
+    let location = format!("/api/v1/datasets/{}", dataset.id());
+    tracing::info!(dataset = %dataset.id(), "dataset created");
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, dataset)?)))
+}
+
+pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<impl IntoResponse, Problem> {
+    let datasets = state
+        .catalog
+        .list()?
+        .into_iter()
+        .filter(|dataset| state.authorizer.may_list(&subject, dataset))
+        .map(|dataset| view(&state, dataset))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(serde_json::json!({ "datasets": datasets })))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Caller(subject): Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let dataset = state.catalog.get(&id)?;
+    if !state.authorizer.may_list(&subject, &dataset) {
+        return Err(Problem::dataset_not_found(&id));
+    }
+    Ok(Json(view(&state, dataset)?))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    state.catalog.delete(&id).await?;
+    state.store.delete(&id).await?;
+    tracing::info!(dataset = %id, "dataset deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

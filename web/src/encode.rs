@@ -1,0 +1,145 @@
+//! Streaming result encoders. Encoding is CPU work, so it runs on a blocking thread and
+//! hands the response body over in chunks through a bounded channel.
+
+use std::io::{self, Write};
+
+use axum::body::Bytes;
+use datafusion::arrow::csv;
+use datafusion::arrow::json;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use futures::{Stream, StreamExt};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use urbanmesh_store::BatchStream;
+
+use crate::problem::Problem;
+
+const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNKS_AHEAD: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutputFormat {
+    Json,
+    NdJson,
+    Csv,
+    Parquet,
+}
+
+impl OutputFormat {
+    pub(crate) fn parse(name: Option<&str>) -> Result<Self, Problem> {
+        Ok(match name.unwrap_or("json") {
+            "json" => Self::Json,
+            "ndjson" => Self::NdJson,
+            "csv" => Self::Csv,
+            "parquet" => Self::Parquet,
+            other => {
+                return Err(Problem::bad_request(format!(
+                    "unknown format `{other}`; use json, ndjson, csv or parquet"
+                )));
+            }
+        })
+    }
+
+    pub(crate) fn media_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::NdJson => "application/x-ndjson",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    pub(crate) fn download_extension(self) -> Option<&'static str> {
+        match self {
+            Self::Csv => Some("csv"),
+            Self::Parquet => Some("parquet"),
+            Self::Json | Self::NdJson => None,
+        }
+    }
+}
+
+/// The encoded body. An error after the first byte aborts the body, so a client never
+/// mistakes a truncated result for a complete one.
+pub(crate) fn stream(format: OutputFormat, scan: BatchStream) -> impl Stream<Item = io::Result<Bytes>> {
+    let (sender, receiver) = mpsc::channel(CHUNKS_AHEAD);
+    let runtime = Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut body = Chunks { sender: sender.clone(), buffer: Vec::with_capacity(CHUNK_BYTES) };
+        if let Err(error) = encode(format, scan, &mut body, &runtime).and_then(|()| body.flush()) {
+            tracing::warn!(%error, "streaming a result failed");
+            let _ = sender.blocking_send(Err(error));
+        }
+    });
+    ReceiverStream::new(receiver)
+}
+
+fn encode(format: OutputFormat, scan: BatchStream, body: &mut Chunks, runtime: &Handle) -> io::Result<()> {
+    let mut batches = scan.batches;
+    let mut next = || -> io::Result<Option<RecordBatch>> {
+        runtime.block_on(batches.next()).transpose().map_err(io::Error::other)
+    };
+    match format {
+        OutputFormat::Json => {
+            let mut writer = json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::JsonArray>(body);
+            while let Some(batch) = next()? {
+                writer.write(&batch).map_err(io::Error::other)?;
+            }
+            writer.finish().map_err(io::Error::other)
+        }
+        OutputFormat::NdJson => {
+            let mut writer = json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::LineDelimited>(body);
+            while let Some(batch) = next()? {
+                writer.write(&batch).map_err(io::Error::other)?;
+            }
+            writer.finish().map_err(io::Error::other)
+        }
+        OutputFormat::Csv => {
+            let mut writer = csv::WriterBuilder::new().with_header(true).build(body);
+            let mut wrote_any = false;
+            while let Some(batch) = next()? {
+                writer.write(&batch).map_err(io::Error::other)?;
+                wrote_any = true;
+            }
+            if !wrote_any {
+                // An empty result still names its columns.
+                writer.write(&RecordBatch::new_empty(scan.schema)).map_err(io::Error::other)?;
+            }
+            Ok(())
+        }
+        OutputFormat::Parquet => {
+            let mut writer = ArrowWriter::try_new(body, scan.schema, None).map_err(io::Error::other)?;
+            while let Some(batch) = next()? {
+                writer.write(&batch).map_err(io::Error::other)?;
+            }
+            writer.close().map(drop).map_err(io::Error::other)
+        }
+    }
+}
+
+/// A `Write` that sends full chunks to the response body, blocking while it is full.
+struct Chunks {
+    sender: mpsc::Sender<io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl Write for Chunks {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES)));
+        self.sender
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}

@@ -1,0 +1,61 @@
+//! The node's HTTP interface: REST API under `/api/v1` and operations endpoints.
+//! Handlers translate HTTP to calls on the catalogue, store and policy crates and back;
+//! the rules live in those crates.
+
+mod auth;
+mod datasets;
+mod encode;
+mod ingest;
+mod metrics;
+mod ops;
+mod problem;
+mod read;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use prometheus_client::registry::Registry;
+use urbanmesh_catalog::Catalog;
+use urbanmesh_policy::{AdminToken, Authorizer};
+use urbanmesh_store::Store;
+
+pub use problem::Problem;
+
+/// Everything the handlers need, shared by all requests.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Catalog,
+    pub store: Store,
+    pub authorizer: Arc<dyn Authorizer>,
+    pub admin_token: AdminToken,
+    /// Set once every listener is up; cleared when shutdown begins.
+    pub ready: Arc<AtomicBool>,
+    /// Rendered by `/metrics`; registration is finished before the router is built.
+    pub registry: Arc<Registry>,
+    /// Largest request body accepted (rows, uploads).
+    pub max_body_bytes: usize,
+}
+
+/// The complete router. `http_metrics` must be registered in the registry that
+/// `state.registry` holds.
+pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
+    let api = Router::new()
+        .route("/datasets", get(datasets::list).post(datasets::create))
+        .route("/datasets/{id}", get(datasets::get).delete(datasets::delete))
+        .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
+        .route("/datasets/{id}/upload", post(ingest::upload))
+        .fallback(problem::not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(http_metrics, metrics::observe))
+        .with_state(state)
+}
+
+pub use metrics::HttpMetrics;

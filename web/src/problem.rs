@@ -1,0 +1,144 @@
+//! Every error an HTTP client sees, as `application/problem+json` (RFC 9457).
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::multipart::MultipartError;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use urbanmesh_catalog::CatalogError;
+use urbanmesh_protocol::ReadRequestError;
+use urbanmesh_store::{RowError, StoreError};
+
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(skip)]
+    status: StatusCode,
+    title: &'static str,
+    #[serde(rename = "status")]
+    code: u16,
+    detail: String,
+    /// Row-level reasons for a rejected batch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<RowError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_rows: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_rows: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            title: status.canonical_reason().unwrap_or("Error"),
+            code: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            rejected_rows: None,
+            total_rows: None,
+            field: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        tracing::error!(detail = %Into::<String>::into(detail), "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the node failed to handle the request; see its log")
+    }
+
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "this endpoint needs the admin token as `Authorization: Bearer <token>`")
+    }
+
+    pub(crate) fn dataset_not_found(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("dataset `{id}` not found"))
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = (status, Json(self)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::InvalidRows { errors, rejected, total } => {
+                let detail = StoreError::InvalidRows { errors: Vec::new(), rejected, total }.to_string();
+                let detail = format!("{}; nothing was stored", detail.trim_end_matches(": "));
+                Self { errors, rejected_rows: Some(rejected), total_rows: Some(total), ..Self::bad_request(detail) }
+            }
+            StoreError::UnknownTable { id } => Self::dataset_not_found(&id),
+            StoreError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+            e if e.is_client_error() => Self::bad_request(format!("{e}; nothing was stored")),
+            e => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<CatalogError> for Problem {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::InvalidDataset { ref field, .. } => {
+                Self { field: Some(field.clone()), ..Self::bad_request(error.to_string()) }
+            }
+            CatalogError::AlreadyExists { .. } => Self::new(StatusCode::CONFLICT, error.to_string()),
+            CatalogError::NotFound { id } => Self::dataset_not_found(&id),
+            e => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<ReadRequestError> for Problem {
+    fn from(error: ReadRequestError) -> Self {
+        Self::bad_request(error.to_string())
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<BytesRejection> for Problem {
+    fn from(rejection: BytesRejection) -> Self {
+        body_problem(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<MultipartError> for Problem {
+    fn from(error: MultipartError) -> Self {
+        body_problem(error.status(), error.body_text())
+    }
+}
+
+fn body_problem(status: StatusCode, text: String) -> Problem {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(status, "the request body is larger than this node accepts; split it into several requests")
+    } else {
+        Problem::new(status, text)
+    }
+}
+
+pub(crate) async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "no such endpoint")
+}

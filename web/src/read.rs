@@ -1,0 +1,70 @@
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use urbanmesh_policy::Decision;
+use urbanmesh_protocol::ReadRequest;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::encode::{self, OutputFormat};
+use crate::problem::Problem;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RowsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    /// Comma-separated column names.
+    columns: Option<String>,
+    filter: Option<String>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// `GET /datasets/{id}/rows`: streamed as JSON, NDJSON, CSV or Parquet.
+pub(crate) async fn rows(
+    State(state): State<AppState>,
+    Caller(subject): Caller,
+    Path(id): Path<String>,
+    query: Result<Query<RowsQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(query) = query?;
+    let format = OutputFormat::parse(query.format.as_deref())?;
+    let request = ReadRequest {
+        dataset: id,
+        columns: query.columns.map(|c| c.split(',').map(|name| name.trim().to_owned()).collect()),
+        from: query.from.as_deref().map(|t| timestamp("from", t)).transpose()?,
+        to: query.to.as_deref().map(|t| timestamp("to", t)).transpose()?,
+        filter: query.filter.filter(|f| !f.trim().is_empty()),
+        limit: query.limit,
+    };
+    request.validate()?;
+    let dataset = state.catalog.get(&request.dataset)?;
+    if let Decision::Deny { reason } = state.authorizer.decide_read(&subject, &dataset, &request) {
+        tracing::info!(dataset = %request.dataset, subject = subject.label(), %reason, "read refused");
+        return Err(Problem::dataset_not_found(&request.dataset));
+    }
+    let scan = state.store.scan(&request).await?;
+    let mut response = Body::from_stream(encode::stream(format, scan)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(format.media_type()));
+    if let Some(extension) = format.download_extension() {
+        let disposition = format!("attachment; filename=\"{}.{extension}\"", request.dataset);
+        if let Ok(value) = header::HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
+}
+
+fn timestamp(parameter: &str, text: &str) -> Result<DateTime<Utc>, Problem> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        Problem::bad_request(format!(
+            "`{parameter}` must be an RFC 3339 timestamp such as 2026-03-01T00:00:00Z: `{text}`: {e}"
+        ))
+    })
+}
