@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tonic::Streaming;
 use urbanmesh_policy::Subject;
-use urbanmesh_store::{Appended, Store, StoreError, conform::conform};
+use urbanmesh_store::{StagedAppend, StoreError, conform::conform};
 
 use crate::get_flight_info::read_request;
 use crate::metrics::FlightMetrics;
@@ -16,16 +16,22 @@ use crate::{FlightContext, FlightError};
 /// Batches staged while earlier ones wait for their fsync, so that one flush covers several.
 const IN_FLIGHT_BATCHES: usize = 4;
 
-/// Appends every batch of the stream to the dataset named by the first message's
-/// descriptor path `[id]`. Each batch is one all-or-nothing write, acknowledged by a
-/// `PutResult` with `{"rows": N, "seq": S}` once durable. The first bad batch ends the
-/// call with an error saying what was already stored.
+/// What a `DoPut` stored, and why it stopped early if it did.
+pub(crate) struct PutOutcome {
+    pub(crate) acks: Vec<PutResult>,
+    pub(crate) error: Option<FlightError>,
+}
+
+/// Appends every batch of the stream, in stream order, to the dataset named by the first
+/// message's descriptor path `[id]`. Each batch is one all-or-nothing write, acknowledged
+/// by a `PutResult` with `{"rows": N, "seq": S}` once durable. The first bad batch ends
+/// the call: the acknowledgements of the batches before it are sent, then the error.
 pub(crate) async fn do_put(
     context: &FlightContext,
     metrics: &FlightMetrics,
     subject: &Subject,
     input: Streaming<FlightData>,
-) -> Result<Vec<PutResult>, FlightError> {
+) -> Result<PutOutcome, FlightError> {
     let started = Instant::now();
     if !subject.is_admin() {
         return Err(FlightError::Unauthenticated);
@@ -33,85 +39,89 @@ pub(crate) async fn do_put(
     let mut input = input.peekable();
     let descriptor = match std::pin::Pin::new(&mut input).peek().await {
         Some(Ok(first)) => first.flight_descriptor.clone(),
-        Some(Err(status)) => return Err(FlightError::Descriptor { reason: status.message().to_owned() }),
+        Some(Err(status)) => {
+            return Err(FlightError::Descriptor {
+                reason: status.message().to_owned(),
+            });
+        }
         None => return Err(FlightError::Store(StoreError::Empty)),
     };
     let descriptor = descriptor.ok_or_else(|| FlightError::Descriptor {
         reason: "the first message must carry a descriptor with path [dataset id]".into(),
     })?;
     let id = read_request(&descriptor)?.dataset;
-    let schema = context
+    context
         .catalog
         .get(&id)
-        .map_err(|_| FlightError::NotFound { id: id.clone() })
-        .and_then(|_| Ok(context.store.schema(&id)?))?;
+        .map_err(|_| FlightError::NotFound { id: id.clone() })?;
+    let schema = context.store.schema(&id)?;
 
     let mut batches = FlightRecordBatchStream::new_from_flight_data(input.map_err(Into::into));
-    let mut pending = VecDeque::new();
-    let mut acks = Vec::new();
-    let mut stored_rows = 0;
+    let mut staged: VecDeque<StagedAppend> = VecDeque::new();
+    let mut stored = Stored::default();
     let mut received = 0;
-    let outcome = loop {
+    let mut failure = None;
+    while failure.is_none() {
         let batch = match batches.try_next().await {
+            Ok(Some(batch)) if batch.num_rows() == 0 => continue,
             Ok(Some(batch)) => batch,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(FlightError::Stream(e)),
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some((received + 1, FlightError::Stream(e)));
+                break;
+            }
         };
         received += 1;
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        let batch = match conform(&batch, &schema) {
-            Ok(batch) => batch,
-            Err(source) => break Err(rejected(received, &acks, stored_rows, source)),
+        let appended = match conform(&batch, &schema) {
+            Ok(batch) => context.store.stage(&id, batch).await,
+            Err(e) => Err(e),
         };
-        pending.push_back(spawn_append(&context.store, &id, batch));
-        if pending.len() >= IN_FLIGHT_BATCHES {
-            if let Err(e) = settle(pending.pop_front(), &mut acks, &mut stored_rows, received).await {
-                break Err(e);
+        match appended {
+            Ok(append) => staged.push_back(append),
+            Err(e) => failure = Some((received, FlightError::Store(e))),
+        }
+        if staged.len() >= IN_FLIGHT_BATCHES {
+            if let Some(append) = staged.pop_front() {
+                if let Err(e) = stored.settle(append).await {
+                    failure = failure.or(Some((stored.acks.len() + 1, e)));
+                }
             }
         }
-    };
-    // Whatever happened, every staged batch is settled before answering.
-    let mut settled = outcome;
-    while let Some(next) = pending.pop_front() {
-        let result = settle(Some(next), &mut acks, &mut stored_rows, received).await;
-        if settled.is_ok() {
-            settled = result;
+    }
+    // Every staged batch is settled before answering, so the counts below are exact.
+    while let Some(append) = staged.pop_front() {
+        if let Err(e) = stored.settle(append).await {
+            failure = failure.or(Some((stored.acks.len() + 1, e)));
         }
     }
-    settled?;
     metrics.observe("DoPut", started);
-    tracing::info!(dataset = %id, rows = stored_rows, batches = acks.len(), "DoPut stored");
-    Ok(acks)
+    tracing::info!(dataset = %id, rows = stored.rows, batches = stored.acks.len(), "DoPut stored");
+    let error = failure.map(|(batch, error)| FlightError::BatchRejected {
+        batch,
+        stored_batches: stored.acks.len(),
+        stored_rows: stored.rows,
+        source: Box::new(error),
+    });
+    Ok(PutOutcome {
+        acks: stored.acks,
+        error,
+    })
 }
 
-type AppendTask = tokio::task::JoinHandle<Result<Appended, StoreError>>;
-
-fn spawn_append(store: &Store, id: &str, batch: arrow::record_batch::RecordBatch) -> AppendTask {
-    let store = store.clone();
-    let id = id.to_owned();
-    tokio::spawn(async move { store.append(&id, batch).await })
+#[derive(Default)]
+struct Stored {
+    acks: Vec<PutResult>,
+    rows: usize,
 }
 
-async fn settle(
-    task: Option<AppendTask>,
-    acks: &mut Vec<PutResult>,
-    stored_rows: &mut usize,
-    received: usize,
-) -> Result<(), FlightError> {
-    let Some(task) = task else { return Ok(()) };
-    let appended = task
-        .await
-        .map_err(|e| StoreError::Corrupt { reason: format!("append task failed: {e}") })
-        .and_then(|result| result)
-        .map_err(|source| rejected(received, acks, *stored_rows, source))?;
-    *stored_rows += appended.rows;
-    let ack = serde_json::json!({"rows": appended.rows, "seq": appended.seq}).to_string();
-    acks.push(PutResult { app_metadata: Bytes::from(ack) });
-    Ok(())
-}
-
-fn rejected(batch: usize, acks: &[PutResult], stored_rows: usize, source: StoreError) -> FlightError {
-    FlightError::BatchRejected { batch, stored_batches: acks.len(), stored_rows, source }
+impl Stored {
+    async fn settle(&mut self, append: StagedAppend) -> Result<(), FlightError> {
+        let appended = append.durable().await?;
+        self.rows += appended.rows;
+        let ack = serde_json::json!({"rows": appended.rows, "seq": appended.seq}).to_string();
+        self.acks.push(PutResult {
+            app_metadata: Bytes::from(ack),
+        });
+        Ok(())
+    }
 }

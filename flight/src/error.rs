@@ -19,28 +19,40 @@ pub enum FlightError {
     Unauthenticated,
     #[error("invalid Arrow stream: {0}")]
     Stream(#[from] arrow_flight::error::FlightError),
-    #[error("batch {batch} rejected ({stored_rows} rows of {stored_batches} earlier batches were stored): {source}")]
-    BatchRejected { batch: usize, stored_batches: usize, stored_rows: usize, source: StoreError },
+    #[error(
+        "batch {batch} rejected; the {stored_batches} batches before it ({stored_rows} rows) were stored: {source}"
+    )]
+    BatchRejected {
+        batch: usize,
+        stored_batches: usize,
+        stored_rows: usize,
+        source: Box<FlightError>,
+    },
 }
 
 impl From<FlightError> for Status {
     fn from(error: FlightError) -> Self {
-        let code = match &error {
-            FlightError::Store(e) | FlightError::BatchRejected { source: e, .. } => store_code(e),
-            FlightError::Catalog(CatalogError::NotFound { .. }) => Code::NotFound,
-            FlightError::Catalog(CatalogError::InvalidDataset { .. }) => Code::InvalidArgument,
-            FlightError::Catalog(CatalogError::AlreadyExists { .. }) => Code::AlreadyExists,
-            FlightError::Catalog(_) => Code::Internal,
-            FlightError::Request(_) | FlightError::Descriptor { .. } | FlightError::Stream(_) => {
-                Code::InvalidArgument
-            }
-            FlightError::NotFound { .. } => Code::NotFound,
-            FlightError::Unauthenticated => Code::Unauthenticated,
-        };
+        let code = code(&error);
         if code == Code::Internal {
             tracing::error!(%error, "flight request failed");
         }
         Status::new(code, error.to_string())
+    }
+}
+
+fn code(error: &FlightError) -> Code {
+    match error {
+        FlightError::BatchRejected { source, .. } => code(source),
+        FlightError::Store(e) => store_code(e),
+        FlightError::Catalog(CatalogError::NotFound { .. }) => Code::NotFound,
+        FlightError::Catalog(CatalogError::InvalidDataset { .. }) => Code::InvalidArgument,
+        FlightError::Catalog(CatalogError::AlreadyExists { .. }) => Code::AlreadyExists,
+        FlightError::Catalog(_) => Code::Internal,
+        FlightError::Request(_) | FlightError::Descriptor { .. } | FlightError::Stream(_) => {
+            Code::InvalidArgument
+        }
+        FlightError::NotFound { .. } => Code::NotFound,
+        FlightError::Unauthenticated => Code::Unauthenticated,
     }
 }
 

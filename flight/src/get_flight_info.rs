@@ -1,4 +1,4 @@
-use arrow::datatypes::Schema;
+use arrow::datatypes::SchemaRef;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use urbanmesh_catalog::Dataset;
@@ -17,7 +17,9 @@ pub(crate) fn read_request(descriptor: &FlightDescriptor) -> Result<ReadRequest,
             }),
         },
         Ok(DescriptorType::Cmd) => Ok(ReadRequest::decode(&descriptor.cmd)?),
-        _ => Err(FlightError::Descriptor { reason: "unknown descriptor type".into() }),
+        _ => Err(FlightError::Descriptor {
+            reason: "unknown descriptor type".into(),
+        }),
     }
 }
 
@@ -28,8 +30,13 @@ pub(crate) fn readable(
     subject: &Subject,
     request: &ReadRequest,
 ) -> Result<Dataset, FlightError> {
-    let not_found = || FlightError::NotFound { id: request.dataset.clone() };
-    let dataset = context.catalog.get(&request.dataset).map_err(|_| not_found())?;
+    let not_found = || FlightError::NotFound {
+        id: request.dataset.clone(),
+    };
+    let dataset = context
+        .catalog
+        .get(&request.dataset)
+        .map_err(|_| not_found())?;
     match context.authorizer.decide_read(subject, &dataset, request) {
         Decision::Permit => Ok(dataset),
         Decision::Deny { reason } => {
@@ -39,20 +46,21 @@ pub(crate) fn readable(
     }
 }
 
-/// Schema, size and one endpoint whose ticket is the request itself.
-pub(crate) fn flight_info(
+/// Schema, size and one endpoint whose ticket is the request itself. A request with a
+/// projection or filter is planned once here, so that mistakes surface before `DoGet`.
+pub(crate) async fn flight_info(
     context: &FlightContext,
     subject: &Subject,
     request: ReadRequest,
     descriptor: FlightDescriptor,
 ) -> Result<FlightInfo, FlightError> {
-    let schema = schema(context, subject, &request)?;
-    let whole = request.columns.is_none()
-        && request.from.is_none()
-        && request.to.is_none()
-        && request.filter.is_none()
-        && request.limit.is_none();
-    let total_records = if whole { context.store.stats(&request.dataset)?.rows as i64 } else { -1 };
+    let schema = schema(context, subject, &request).await?;
+    let whole = request == ReadRequest::whole(request.dataset.clone());
+    let total_records = if whole {
+        context.store.stats(&request.dataset)?.rows as i64
+    } else {
+        -1
+    };
     let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(request.encode()));
     Ok(FlightInfo::new()
         .try_with_schema(&schema)
@@ -64,19 +72,14 @@ pub(crate) fn flight_info(
 }
 
 /// The schema a read will produce, after projection.
-pub(crate) fn schema(context: &FlightContext, subject: &Subject, request: &ReadRequest) -> Result<Schema, FlightError> {
+pub(crate) async fn schema(
+    context: &FlightContext,
+    subject: &Subject,
+    request: &ReadRequest,
+) -> Result<SchemaRef, FlightError> {
     readable(context, subject, request)?;
-    let schema = context.store.schema(&request.dataset)?;
-    let Some(columns) = &request.columns else { return Ok(schema.as_ref().clone()) };
-    let indices = columns
-        .iter()
-        .map(|name| {
-            schema.index_of(name).map_err(|_| FlightError::Descriptor {
-                reason: format!("unknown column `{name}`"),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    schema
-        .project(&indices)
-        .map_err(|e| FlightError::Stream(arrow_flight::error::FlightError::from(e)))
+    if *request == ReadRequest::whole(request.dataset.clone()) {
+        return Ok(context.store.schema(&request.dataset)?);
+    }
+    Ok(context.store.check(request).await?)
 }

@@ -18,6 +18,8 @@ pub(crate) enum Command {
     Init(InitArgs),
     /// Run a node until SIGTERM or Ctrl-C.
     Run(RunArgs),
+    /// Start a local demonstration node with a month of sample water levels.
+    Demo(DemoArgs),
 }
 
 #[derive(Args)]
@@ -45,4 +47,11 @@ pub(crate) struct RunArgs {
     /// Peer-to-peer listen multiaddress.
     #[arg(long)]
     pub(crate) p2p: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// Where the demo keeps its nodes' data (`BASE/<town>/`); a second run reuses it.
+    #[arg(long, default_value = "urbanmesh-demo")]
+    pub(crate) base_dir: PathBuf,
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod demo;
 mod init;
 mod node;
 mod runtime;
@@ -14,5 +15,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Init(args) => init::init(&args),
         cli::Command::Run(args) => runtime::block_on(|query| node::run(args, query)),
+        cli::Command::Demo(args) => runtime::block_on(|query| demo::run(args, query)),
     }
 }

@@ -34,11 +34,13 @@ pub(crate) struct Addresses {
 
 /// A node whose listeners are up.
 pub(crate) struct RunningNode {
+    pub(crate) addresses: Addresses,
+    pub(crate) catalog: Catalog,
+    pub(crate) store: Store,
     data_dir: PathBuf,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<anyhow::Result<()>>>,
-    store: Store,
     db: sled::Db,
 }
 
@@ -49,7 +51,10 @@ pub(crate) async fn run(args: RunArgs, query: tokio::runtime::Handle) -> anyhow:
     node.stop().await
 }
 
-pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyhow::Result<RunningNode> {
+pub(crate) async fn start(
+    args: &RunArgs,
+    query: tokio::runtime::Handle,
+) -> anyhow::Result<RunningNode> {
     let config = Config::load(args)?;
     let data_dir = args.data_dir.clone();
     let token_path = data_dir.join(TOKEN_FILE);
@@ -62,17 +67,16 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         .open()
         .with_context(|| format!("opening {}", data_dir.join("meta").display()))?;
 
-    let mut registry = Registry::with_prefix("");
+    let mut registry = Registry::default();
     let mut store_config = StoreConfig::new(data_dir.join("segments"));
     store_config.segment_rows = config.storage.segment_rows;
     store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
     let store = Store::open(db.clone(), store_config, query, &mut registry)?;
     let catalog = Catalog::open(db.clone(), config.node.name.clone())?;
     for dataset in catalog.list()? {
-        let spec = &dataset.spec;
         store
-            .attach(&spec.id, dataset.arrow_schema()?, spec.time_column.as_deref(), spec.series_key.as_deref())
-            .with_context(|| format!("opening dataset `{}`", spec.id))?;
+            .attach(&dataset)
+            .with_context(|| format!("opening dataset `{}`", dataset.id()))?;
     }
 
     let authorizer: Arc<dyn Authorizer> = Arc::new(OpenAccess);
@@ -89,7 +93,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let http_metrics = HttpMetrics::register(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
-        catalog,
+        catalog: catalog.clone(),
         store: store.clone(),
         authorizer,
         admin_token: token,
@@ -109,7 +113,10 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let app = urbanmesh_web::router(state, http_metrics);
     let http_stopped = wait_for_stop(stopped.clone());
     let http = tokio::spawn(async move {
-        axum::serve(http_listener, app).with_graceful_shutdown(http_stopped).await.context("HTTP server")
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(http_stopped)
+            .await
+            .context("HTTP server")
     });
     let flight_stopped = wait_for_stop(stopped);
     let flight = tokio::spawn(async move {
@@ -123,7 +130,16 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     write_addresses(&data_dir, &addresses)?;
     ready.store(true, Ordering::Release);
     tracing::info!(node = %config.node.name, http = %addresses.http, flight = %addresses.flight, "node ready");
-    Ok(RunningNode { data_dir, ready, stop, servers: vec![http, flight], store, db })
+    Ok(RunningNode {
+        addresses,
+        catalog,
+        data_dir,
+        ready,
+        stop,
+        servers: vec![http, flight],
+        store,
+        db,
+    })
 }
 
 impl RunningNode {
@@ -135,7 +151,9 @@ impl RunningNode {
         for server in self.servers {
             match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
                 Ok(joined) => joined.context("server task")??,
-                Err(_) => tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}"),
+                Err(_) => {
+                    tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}")
+                }
             }
         }
         self.store.shutdown().await?;
@@ -147,7 +165,9 @@ impl RunningNode {
 }
 
 async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address).await.with_context(|| format!("binding the {what} listener to {address}"))
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the {what} listener to {address}"))
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
@@ -162,7 +182,7 @@ fn write_addresses(data_dir: &Path, addresses: &Addresses) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

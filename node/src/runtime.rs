@@ -1,11 +1,15 @@
 use std::future::Future;
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
 /// Logs as text, or as JSON lines when `URBANMESH_LOG_FORMAT=json`; filter by `RUST_LOG`.
 pub(crate) fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     if std::env::var("URBANMESH_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -20,7 +24,10 @@ where
     F: FnOnce(tokio::runtime::Handle) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let io = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("urbanmesh-io").build()?;
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("urbanmesh-io")
+        .build()?;
     let query = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("urbanmesh-query")

@@ -36,11 +36,19 @@ impl GroupCommit {
     /// Queues a staged append. Callers hold their table's append lock, so each table's
     /// entries reach the committer, and so its visible tail, in sequence order.
     pub(crate) async fn enqueue(&self, pending: Pending) -> Result<(), StoreError> {
-        self.queue.send(pending).await.map_err(|_| StoreError::ShuttingDown)
+        self.queue
+            .send(pending)
+            .await
+            .map_err(|_| StoreError::ShuttingDown)
     }
 }
 
-async fn run(db: sled::Db, mut queue: mpsc::Receiver<Pending>, maintenance: Arc<Notify>, metrics: StoreMetrics) {
+async fn run(
+    db: sled::Db,
+    mut queue: mpsc::Receiver<Pending>,
+    maintenance: Arc<Notify>,
+    metrics: StoreMetrics,
+) {
     let mut group = Vec::with_capacity(64);
     while queue.recv_many(&mut group, QUEUE_DEPTH).await > 0 {
         let flushed = db.flush_async().await.map(drop).map_err(|e| e.to_string());

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use datafusion::arrow::compute::concat_batches;
 
+use crate::StoreError;
 use crate::manifest::{Manifests, Segment};
 use crate::metrics::StoreMetrics;
 use crate::segment;
 use crate::table::{Table, TailEntry};
-use crate::StoreError;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Thresholds {
@@ -33,7 +33,9 @@ impl Compactor {
     pub(crate) async fn maintain(&self, table: &Arc<Table>) -> Result<(), StoreError> {
         let _running = table.maintenance_lock.lock().await;
         let view = table.tail_view();
-        let aged = view.oldest.is_some_and(|t| t.elapsed() >= self.thresholds.max_tail_age);
+        let aged = view
+            .oldest
+            .is_some_and(|t| t.elapsed() >= self.thresholds.max_tail_age);
         if view.rows >= self.thresholds.segment_rows || (aged && view.rows > 0) {
             self.compact(table, view.entries).await
         } else if view.entries.len() >= self.thresholds.coalesce_entries {
@@ -45,7 +47,9 @@ impl Compactor {
 
     /// Writes the tail into a sorted segment, swaps the manifest, then trims the log.
     async fn compact(&self, table: &Arc<Table>, entries: Vec<TailEntry>) -> Result<(), StoreError> {
-        let Some(last_seq) = entries.last().map(|e| e.last_seq) else { return Ok(()) };
+        let Some(last_seq) = entries.last().map(|e| e.last_seq) else {
+            return Ok(());
+        };
         let count = entries.len();
         let name = format!("seg-{last_seq:020}.parquet");
         let writer = Arc::clone(table);
@@ -57,10 +61,16 @@ impl Compactor {
             Ok::<_, StoreError>((merged.num_rows() as u64, bytes))
         })
         .await
-        .map_err(|e| StoreError::Corrupt { reason: format!("compaction task failed: {e}") })??;
+        .map_err(|e| StoreError::Corrupt {
+            reason: format!("compaction task failed: {e}"),
+        })??;
 
         let mut manifest = table.manifest();
-        manifest.segments.push(Segment { file: name, rows, bytes });
+        manifest.segments.push(Segment {
+            file: name,
+            rows,
+            bytes,
+        });
         manifest.compacted_seq = last_seq;
         self.manifests.store(&table.id, &manifest)?;
         self.db.flush_async().await?;
@@ -74,8 +84,14 @@ impl Compactor {
     }
 
     /// Merges many small tail batches into one, in memory only, so reads stay fast.
-    async fn coalesce(&self, table: &Arc<Table>, entries: Vec<TailEntry>) -> Result<(), StoreError> {
-        let Some(last_seq) = entries.last().map(|e| e.last_seq) else { return Ok(()) };
+    async fn coalesce(
+        &self,
+        table: &Arc<Table>,
+        entries: Vec<TailEntry>,
+    ) -> Result<(), StoreError> {
+        let Some(last_seq) = entries.last().map(|e| e.last_seq) else {
+            return Ok(());
+        };
         let count = entries.len();
         let schema = table.schema.clone();
         let batch = tokio::task::spawn_blocking(move || {
@@ -83,7 +99,9 @@ impl Compactor {
             concat_batches(&schema, &batches)
         })
         .await
-        .map_err(|e| StoreError::Corrupt { reason: format!("coalescing task failed: {e}") })??;
+        .map_err(|e| StoreError::Corrupt {
+            reason: format!("coalescing task failed: {e}"),
+        })??;
         table.coalesced(count, TailEntry { last_seq, batch });
         Ok(())
     }

@@ -7,7 +7,11 @@ use crate::RowError;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{} rejected: {}", rows_summary(*total, *rejected), first_errors(errors))]
-    InvalidRows { errors: Vec<RowError>, rejected: usize, total: usize },
+    InvalidRows {
+        errors: Vec<RowError>,
+        rejected: usize,
+        total: usize,
+    },
     #[error("{reason}")]
     Malformed { reason: String },
     #[error("no rows: the request contained no data rows")]
@@ -26,7 +30,10 @@ pub enum StoreError {
     #[error("fsync of the write-ahead log failed: {reason}")]
     Flush { reason: String },
     #[error("I/O on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("arrow: {source}")]
     Arrow {
         #[from]
@@ -47,7 +54,9 @@ pub enum StoreError {
 
 impl From<DataFusionError> for StoreError {
     fn from(source: DataFusionError) -> Self {
-        Self::Query { source: Box::new(source) }
+        Self::Query {
+            source: Box::new(source),
+        }
     }
 }
 
@@ -77,5 +86,9 @@ fn rows_summary(total: usize, rejected: usize) -> String {
 fn first_errors(errors: &[RowError]) -> String {
     let shown: Vec<String> = errors.iter().take(3).map(ToString::to_string).collect();
     let more = errors.len().saturating_sub(shown.len());
-    if more > 0 { format!("{}; and {more} more", shown.join("; ")) } else { shown.join("; ") }
+    if more > 0 {
+        format!("{}; and {more} more", shown.join("; "))
+    } else {
+        shown.join("; ")
+    }
 }

@@ -27,4 +27,4 @@ mod wal;
 pub use error::StoreError;
 pub use query::BatchStream;
 pub use rows::RowError;
-pub use store::{Appended, Store, StoreConfig, TableStats};
+pub use store::{Appended, StagedAppend, Store, StoreConfig, TableStats};

@@ -14,13 +14,27 @@ pub(crate) struct StoreMetrics {
 impl StoreMetrics {
     pub(crate) fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
-        registry.register("urbanmesh_rows_ingested", "Rows durably appended, by dataset", metrics.rows_ingested.clone());
-        registry.register("urbanmesh_wal_flushes", "Group-commit fsyncs of the write-ahead log", metrics.flushes.clone());
-        registry.register("urbanmesh_segments_written", "Parquet segments written by compaction", metrics.segments_written.clone());
+        registry.register(
+            "urbanmesh_rows_ingested",
+            "Rows durably appended, by dataset",
+            metrics.rows_ingested.clone(),
+        );
+        registry.register(
+            "urbanmesh_wal_flushes",
+            "Group-commit fsyncs of the write-ahead log",
+            metrics.flushes.clone(),
+        );
+        registry.register(
+            "urbanmesh_segments_written",
+            "Parquet segments written by compaction",
+            metrics.segments_written.clone(),
+        );
         metrics
     }
 
     pub(crate) fn ingested(&self, dataset: &str, rows: usize) {
-        self.rows_ingested.get_or_create(&vec![("dataset", dataset.to_owned())]).inc_by(rows as u64);
+        self.rows_ingested
+            .get_or_create(&vec![("dataset", dataset.to_owned())])
+            .inc_by(rows as u64);
     }
 }

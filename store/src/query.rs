@@ -9,7 +9,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::logical_expr::{Expr, ident, lit};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -62,13 +64,33 @@ pub(crate) async fn scan(
             }
         };
         while let Some(batch) = stream.next().await {
-            if batch_tx.send(batch.map_err(StoreError::from)).await.is_err() {
+            if batch_tx
+                .send(batch.map_err(StoreError::from))
+                .await
+                .is_err()
+            {
                 break; // the reader went away
             }
         }
     });
     let schema = planned_rx.await.map_err(|_| StoreError::ShuttingDown)??;
-    Ok(BatchStream { schema, batches: Box::pin(ReceiverStream::new(batch_rx)) })
+    Ok(BatchStream {
+        schema,
+        batches: Box::pin(ReceiverStream::new(batch_rx)),
+    })
+}
+
+/// Plans `request` without running it: the output schema, or why the request is invalid.
+pub(crate) async fn check(
+    ctx: SessionContext,
+    runtime: &tokio::runtime::Handle,
+    table: Arc<Table>,
+    request: ReadRequest,
+) -> Result<SchemaRef, StoreError> {
+    runtime
+        .spawn(async move { plan(&ctx, &table, &request).await.map(|plan| plan.schema()) })
+        .await
+        .map_err(|_| StoreError::ShuttingDown)?
 }
 
 async fn plan(
@@ -78,9 +100,15 @@ async fn plan(
 ) -> Result<Arc<dyn ExecutionPlan>, StoreError> {
     let mut frame = rows(ctx, table, table.snapshot())?;
     if request.from.is_some() || request.to.is_some() {
-        let time = table.time_column.as_deref().ok_or_else(|| StoreError::InvalidRequest {
-            reason: format!("dataset `{}` has no time column, so `from` and `to` cannot be used", table.id),
-        })?;
+        let time = table
+            .time_column
+            .as_deref()
+            .ok_or_else(|| StoreError::InvalidRequest {
+                reason: format!(
+                    "dataset `{}` has no time column, so `from` and `to` cannot be used",
+                    table.id
+                ),
+            })?;
         let data_type = table.schema.field_with_name(time)?.data_type().clone();
         if let Some(from) = request.from {
             frame = frame.filter(ident(time).gt_eq(timestamp(&data_type, from)?))?;
@@ -91,7 +119,12 @@ async fn plan(
     }
     if let Some(filter) = &request.filter {
         let predicate = parse_filter(&frame, filter)?;
-        frame = frame.filter(predicate)?;
+        frame = frame
+            .filter(predicate)
+            .map_err(|e| StoreError::InvalidFilter {
+                filter: filter.clone(),
+                reason: plain(&e),
+            })?;
     }
     if let Some(columns) = &request.columns {
         check_columns(table, columns)?;
@@ -101,11 +134,17 @@ async fn plan(
     if let Some(limit) = request.limit {
         frame = frame.limit(0, Some(limit))?;
     }
-    frame.create_physical_plan().await.map_err(|e| match &request.filter {
-        // Type errors in a filter surface only when the plan is checked.
-        Some(filter) => StoreError::InvalidFilter { filter: filter.clone(), reason: e.to_string() },
-        None => e.into(),
-    })
+    frame
+        .create_physical_plan()
+        .await
+        .map_err(|e| match &request.filter {
+            // Type errors in a filter surface only when the plan is checked.
+            Some(filter) => StoreError::InvalidFilter {
+                filter: filter.clone(),
+                reason: plain(&e),
+            },
+            None => e.into(),
+        })
 }
 
 /// All rows of the snapshot: segments read as Parquet, the tail from memory.
@@ -120,7 +159,8 @@ fn rows(ctx: &SessionContext, table: &Table, snapshot: Snapshot) -> Result<DataF
         .iter()
         .map(|path| ListingTableUrl::parse(path.to_string_lossy()))
         .collect::<Result<Vec<_>, _>>()?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(table.schema.clone());
@@ -129,22 +169,35 @@ fn rows(ctx: &SessionContext, table: &Table, snapshot: Snapshot) -> Result<DataF
 }
 
 fn parse_filter(frame: &DataFrame, filter: &str) -> Result<Expr, StoreError> {
-    let invalid = |reason: String| StoreError::InvalidFilter { filter: filter.to_owned(), reason };
+    let invalid = |reason: String| StoreError::InvalidFilter {
+        filter: filter.to_owned(),
+        reason,
+    };
     if filter.len() > MAX_FILTER_LEN {
         return Err(invalid(format!("longer than {MAX_FILTER_LEN} bytes")));
     }
-    frame.parse_sql_expr(filter).map_err(|e| invalid(e.to_string()))
+    frame.parse_sql_expr(filter).map_err(|e| invalid(plain(&e)))
 }
 
 fn check_columns(table: &Table, columns: &[String]) -> Result<(), StoreError> {
     if columns.is_empty() {
-        return Err(StoreError::InvalidRequest { reason: "`columns` must name at least one column".into() });
+        return Err(StoreError::InvalidRequest {
+            reason: "`columns` must name at least one column".into(),
+        });
     }
     for column in columns {
         if table.schema.field_with_name(column).is_err() {
-            let known: Vec<&str> = table.schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let known: Vec<&str> = table
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
             return Err(StoreError::InvalidRequest {
-                reason: format!("unknown column `{column}`; the dataset has: {}", known.join(", ")),
+                reason: format!(
+                    "unknown column `{column}`; the dataset has: {}",
+                    known.join(", ")
+                ),
             });
         }
     }
@@ -160,7 +213,17 @@ fn timestamp(data_type: &DataType, at: DateTime<Utc>) -> Result<Expr, StoreError
             ScalarValue::TimestampMicrosecond(Some(at.timestamp_micros()), tz.clone())
         }
         other => {
-            return Err(StoreError::Corrupt { reason: format!("time column has type {other}") });
+            return Err(StoreError::Corrupt {
+                reason: format!("time column has type {other}"),
+            });
         }
     }))
+}
+
+/// DataFusion's message without the placeholder name it gives an unnamed table.
+fn plain(error: &datafusion::error::DataFusionError) -> String {
+    error
+        .to_string()
+        .replace("\"?table?\".", "")
+        .replace("?table?.", "")
 }

@@ -4,7 +4,9 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 
-use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
@@ -16,15 +18,23 @@ const ROW_GROUP_ROWS: usize = 256 * 1024;
 
 /// Concatenates `batches` and sorts them by `sort_columns` (time, then series key),
 /// so that segments prune well on time ranges.
-pub(crate) fn merge_sorted(batches: &[RecordBatch], sort_columns: &[usize]) -> Result<RecordBatch, StoreError> {
-    let first = batches.first().ok_or_else(|| StoreError::Corrupt { reason: "no batches to merge".into() })?;
+pub(crate) fn merge_sorted(
+    batches: &[RecordBatch],
+    sort_columns: &[usize],
+) -> Result<RecordBatch, StoreError> {
+    let first = batches.first().ok_or_else(|| StoreError::Corrupt {
+        reason: "no batches to merge".into(),
+    })?;
     let merged = concat_batches(&first.schema(), batches)?;
     if sort_columns.is_empty() {
         return Ok(merged);
     }
     let keys: Vec<SortColumn> = sort_columns
         .iter()
-        .map(|&index| SortColumn { values: merged.column(index).clone(), options: None })
+        .map(|&index| SortColumn {
+            values: merged.column(index).clone(),
+            options: None,
+        })
         .collect();
     let indices = lexsort_to_indices(&keys, None)?;
     Ok(take_record_batch(&merged, &indices)?)
@@ -56,12 +66,20 @@ pub(crate) fn remove_orphans(dir: &Path, keep: &HashSet<&str>) -> Result<usize, 
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(StoreError::Io { path: dir.to_owned(), source: e }),
+        Err(e) => {
+            return Err(StoreError::Io {
+                path: dir.to_owned(),
+                source: e,
+            });
+        }
     };
     let mut removed = 0;
     for entry in entries {
         let path = entry.map_err(StoreError::io(dir))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if !keep.contains(name) {
             std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
             removed += 1;
@@ -71,5 +89,7 @@ pub(crate) fn remove_orphans(dir: &Path, keep: &HashSet<&str>) -> Result<usize, 
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StoreError::io(dir))
 }

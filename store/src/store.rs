@@ -8,6 +8,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, oneshot, watch};
+use urbanmesh_catalog::Dataset;
 use urbanmesh_protocol::ReadRequest;
 
 use crate::commit::{GroupCommit, Pending};
@@ -15,8 +16,8 @@ use crate::compaction::{Compactor, Thresholds};
 use crate::manifest::Manifests;
 use crate::metrics::StoreMetrics;
 use crate::query::{self, BatchStream};
-use crate::table::{Table, TableSpec};
 pub use crate::table::TableStats;
+use crate::table::{Table, TableSpec};
 use crate::{StoreError, wal};
 
 #[derive(Debug, Clone)]
@@ -48,6 +49,28 @@ impl StoreConfig {
 pub struct Appended {
     pub rows: usize,
     pub seq: u64,
+}
+
+/// A staged append waiting for its fsync.
+pub struct StagedAppend {
+    store: Store,
+    dataset: String,
+    appended: Appended,
+    durable: oneshot::Receiver<Result<(), String>>,
+}
+
+impl StagedAppend {
+    pub async fn durable(self) -> Result<Appended, StoreError> {
+        self.durable
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?
+            .map_err(|reason| StoreError::Flush { reason })?;
+        self.store
+            .inner
+            .metrics
+            .ingested(&self.dataset, self.appended.rows);
+        Ok(self.appended)
+    }
 }
 
 /// All tables of a node. Cheap to clone.
@@ -93,7 +116,12 @@ impl Store {
             .with_information_schema(false);
         let inner = Arc::new(Inner {
             commit: GroupCommit::start(db.clone(), Arc::clone(&maintenance), metrics.clone()),
-            compactor: Compactor { db: db.clone(), manifests: manifests.clone(), metrics: metrics.clone(), thresholds },
+            compactor: Compactor {
+                db: db.clone(),
+                manifests: manifests.clone(),
+                metrics: metrics.clone(),
+                thresholds,
+            },
             db,
             config,
             manifests,
@@ -108,18 +136,27 @@ impl Store {
         Ok(Self { inner })
     }
 
-    /// Makes a dataset's table available, replaying its write-ahead log.
-    pub fn attach(
-        &self,
-        id: &str,
-        schema: SchemaRef,
-        time_column: Option<&str>,
-        series_key: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let spec = TableSpec { id, schema, time_column, series_key };
-        let dir = self.inner.config.segments_dir.join(id);
-        let table = Table::open(&self.inner.db, &self.inner.manifests, spec, dir, self.inner.compactor.thresholds)?;
-        self.write_tables().insert(id.to_owned(), Arc::new(table));
+    /// Makes a catalogued dataset's table available, replaying its write-ahead log.
+    pub fn attach(&self, dataset: &Dataset) -> Result<(), StoreError> {
+        let schema = dataset.arrow_schema().map_err(|e| StoreError::Corrupt {
+            reason: e.to_string(),
+        })?;
+        let spec = TableSpec {
+            id: dataset.id(),
+            schema,
+            time_column: dataset.spec.time_column.as_deref(),
+            series_key: dataset.spec.series_key.as_deref(),
+        };
+        let dir = self.inner.config.segments_dir.join(dataset.id());
+        let table = Table::open(
+            &self.inner.db,
+            &self.inner.manifests,
+            spec,
+            dir,
+            self.inner.compactor.thresholds,
+        )?;
+        self.write_tables()
+            .insert(dataset.id().to_owned(), Arc::new(table));
         Ok(())
     }
 
@@ -133,19 +170,33 @@ impl Store {
         self.inner.db.flush_async().await?;
         let dir = table.dir.clone();
         tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path: dir, source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+                path: dir,
+                source: e,
+            }),
             _ => Ok(()),
         })
         .await
-        .map_err(|e| StoreError::Corrupt { reason: format!("delete task failed: {e}") })?
+        .map_err(|e| StoreError::Corrupt {
+            reason: format!("delete task failed: {e}"),
+        })?
     }
 
     /// Appends one batch, which must already have the table's schema (see [`crate::conform`]
     /// and [`crate::decode`]). Returns once the batch is on disk and visible to readers.
     pub async fn append(&self, id: &str, batch: RecordBatch) -> Result<Appended, StoreError> {
+        self.stage(id, batch).await?.durable().await
+    }
+
+    /// Stages one batch in the write-ahead log and queues it for the next group commit.
+    /// Batches staged one after another get increasing sequence numbers; the returned
+    /// [`StagedAppend`] resolves once the batch is durable.
+    pub async fn stage(&self, id: &str, batch: RecordBatch) -> Result<StagedAppend, StoreError> {
         let table = self.table(id)?;
         if batch.schema() != table.schema {
-            return Err(StoreError::Malformed { reason: format!("batch schema does not match dataset `{id}`") });
+            return Err(StoreError::Malformed {
+                reason: format!("batch schema does not match dataset `{id}`"),
+            });
         }
         let rows = batch.num_rows();
         if rows == 0 {
@@ -153,27 +204,49 @@ impl Store {
         }
         let entry = wal::encode(&batch)?;
         let (done, durable) = oneshot::channel();
-        let seq = {
-            let mut next_seq = table.append_lock.lock().await;
-            let seq = *next_seq;
-            table.wal.insert(seq, entry)?;
-            *next_seq += 1;
-            let pending = Pending { table: Arc::clone(&table), seq, batch, done };
-            self.inner.commit.enqueue(pending).await?;
-            seq
-        };
-        durable
-            .await
-            .map_err(|_| StoreError::ShuttingDown)?
-            .map_err(|reason| StoreError::Flush { reason })?;
-        self.inner.metrics.ingested(id, rows);
-        Ok(Appended { rows, seq })
+        let mut next_seq = table.append_lock.lock().await;
+        let seq = *next_seq;
+        table.wal.insert(seq, entry)?;
+        *next_seq += 1;
+        self.inner
+            .commit
+            .enqueue(Pending {
+                table: Arc::clone(&table),
+                seq,
+                batch,
+                done,
+            })
+            .await?;
+        Ok(StagedAppend {
+            store: self.clone(),
+            dataset: id.to_owned(),
+            appended: Appended { rows, seq },
+            durable,
+        })
     }
 
     /// Streams the rows `request` asks for.
     pub async fn scan(&self, request: &ReadRequest) -> Result<BatchStream, StoreError> {
         let table = self.table(&request.dataset)?;
-        query::scan(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone()).await
+        query::scan(
+            self.inner.ctx.clone(),
+            &self.inner.query_runtime,
+            table,
+            request.clone(),
+        )
+        .await
+    }
+
+    /// The schema `request` would produce, or why it is invalid (unknown column, bad filter).
+    pub async fn check(&self, request: &ReadRequest) -> Result<SchemaRef, StoreError> {
+        let table = self.table(&request.dataset)?;
+        query::check(
+            self.inner.ctx.clone(),
+            &self.inner.query_runtime,
+            table,
+            request.clone(),
+        )
+        .await
     }
 
     pub fn schema(&self, id: &str) -> Result<SchemaRef, StoreError> {
@@ -192,12 +265,19 @@ impl Store {
     }
 
     fn table(&self, id: &str) -> Result<Arc<Table>, StoreError> {
-        let tables = self.inner.tables.read().unwrap_or_else(PoisonError::into_inner);
+        let tables = self
+            .inner
+            .tables
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         tables.get(id).cloned().ok_or_else(|| unknown(id))
     }
 
     fn write_tables(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Table>>> {
-        self.inner.tables.write().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .tables
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -214,8 +294,13 @@ async fn maintain(inner: Arc<Inner>) {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
-        let tables: Vec<Arc<Table>> =
-            inner.tables.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        let tables: Vec<Arc<Table>> = inner
+            .tables
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
         for table in tables {
             if let Err(error) = inner.compactor.maintain(&table).await {
                 tracing::error!(dataset = %table.id, %error, "compaction failed; the tail stays in the log");

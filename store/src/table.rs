@@ -6,11 +6,11 @@ use std::time::Instant;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::StoreError;
 use crate::compaction::Thresholds;
 use crate::manifest::{Manifest, Manifests, Segment};
 use crate::segment;
 use crate::wal::Wal;
-use crate::StoreError;
 
 /// One dataset's rows: immutable segments plus the durable tail of the write-ahead log.
 pub(crate) struct Table {
@@ -84,9 +84,14 @@ impl Table {
         let replayed = wal.replay(&spec.schema, manifest.compacted_seq)?;
         let keep: HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
         segment::remove_orphans(&dir, &keep)?;
-        let next_seq = replayed.last().map_or(manifest.compacted_seq, |(seq, _)| *seq) + 1;
-        let tail: Vec<TailEntry> =
-            replayed.into_iter().map(|(last_seq, batch)| TailEntry { last_seq, batch }).collect();
+        let next_seq = replayed
+            .last()
+            .map_or(manifest.compacted_seq, |(seq, _)| *seq)
+            + 1;
+        let tail: Vec<TailEntry> = replayed
+            .into_iter()
+            .map(|(last_seq, batch)| TailEntry { last_seq, batch })
+            .collect();
         let tail_rows = tail.iter().map(|e| e.batch.num_rows()).sum();
         let sort_columns = [spec.time_column, spec.series_key]
             .into_iter()
@@ -120,22 +125,35 @@ impl Table {
     pub(crate) fn publish(&self, seq: u64, batch: RecordBatch) -> bool {
         let mut state = self.state();
         state.tail_rows += batch.num_rows();
-        state.tail.push(TailEntry { last_seq: seq, batch });
+        state.tail.push(TailEntry {
+            last_seq: seq,
+            batch,
+        });
         state.oldest.get_or_insert_with(Instant::now);
-        state.tail_rows >= self.thresholds.segment_rows || state.tail.len() >= self.thresholds.coalesce_entries
+        state.tail_rows >= self.thresholds.segment_rows
+            || state.tail.len() >= self.thresholds.coalesce_entries
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let state = self.state();
         Snapshot {
-            segments: state.manifest.segments.iter().map(|s| self.dir.join(&s.file)).collect(),
+            segments: state
+                .manifest
+                .segments
+                .iter()
+                .map(|s| self.dir.join(&s.file))
+                .collect(),
             tail: state.tail.iter().map(|e| e.batch.clone()).collect(),
         }
     }
 
     pub(crate) fn tail_view(&self) -> TailView {
         let state = self.state();
-        TailView { entries: state.tail.clone(), rows: state.tail_rows, oldest: state.oldest }
+        TailView {
+            entries: state.tail.clone(),
+            rows: state.tail_rows,
+            oldest: state.oldest,
+        }
     }
 
     pub(crate) fn manifest(&self) -> Manifest {
@@ -162,7 +180,12 @@ impl Table {
         TableStats {
             rows: segment_rows + state.tail_rows as u64,
             segments: state.manifest.segments.len(),
-            segment_bytes: state.manifest.segments.iter().map(|s: &Segment| s.bytes).sum(),
+            segment_bytes: state
+                .manifest
+                .segments
+                .iter()
+                .map(|s: &Segment| s.bytes)
+                .sum(),
             tail_rows: state.tail_rows,
         }
     }

@@ -21,7 +21,11 @@ pub(crate) struct DatasetView {
 
 fn view(state: &AppState, dataset: Dataset) -> Result<DatasetView, Problem> {
     let stats = state.store.stats(dataset.id())?;
-    Ok(DatasetView { dataset, rows: stats.rows, segments: stats.segments })
+    Ok(DatasetView {
+        dataset,
+        rows: stats.rows,
+        segments: stats.segments,
+    })
 }
 
 pub(crate) async fn create(
@@ -31,22 +35,24 @@ pub(crate) async fn create(
 ) -> Result<impl IntoResponse, Problem> {
     let Json(spec) = spec?;
     let dataset = state.catalog.create(spec).await?;
-    let spec = &dataset.spec;
-    let attached = dataset.arrow_schema().map_err(Problem::from).and_then(|schema| {
-        let attached = state.store.attach(&spec.id, schema, spec.time_column.as_deref(), spec.series_key.as_deref());
-        attached.map_err(Problem::from)
-    });
-    if let Err(problem) = attached {
+    if let Err(error) = state.store.attach(&dataset) {
         // Without its table the record would describe nothing; take it back.
         state.catalog.delete(dataset.id()).await?;
-        return Err(problem);
+        return Err(error.into());
     }
     let location = format!("/api/v1/datasets/{}", dataset.id());
     tracing::info!(dataset = %dataset.id(), "dataset created");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, dataset)?)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view(&state, dataset)?),
+    ))
 }
 
-pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<impl IntoResponse, Problem> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Caller(subject): Caller,
+) -> Result<impl IntoResponse, Problem> {
     let datasets = state
         .catalog
         .list()?

@@ -62,11 +62,17 @@ impl OutputFormat {
 
 /// The encoded body. An error after the first byte aborts the body, so a client never
 /// mistakes a truncated result for a complete one.
-pub(crate) fn stream(format: OutputFormat, scan: BatchStream) -> impl Stream<Item = io::Result<Bytes>> {
+pub(crate) fn stream(
+    format: OutputFormat,
+    scan: BatchStream,
+) -> impl Stream<Item = io::Result<Bytes>> {
     let (sender, receiver) = mpsc::channel(CHUNKS_AHEAD);
     let runtime = Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut body = Chunks { sender: sender.clone(), buffer: Vec::with_capacity(CHUNK_BYTES) };
+        let mut body = Chunks {
+            sender: sender.clone(),
+            buffer: Vec::with_capacity(CHUNK_BYTES),
+        };
         if let Err(error) = encode(format, scan, &mut body, &runtime).and_then(|()| body.flush()) {
             tracing::warn!(%error, "streaming a result failed");
             let _ = sender.blocking_send(Err(error));
@@ -75,21 +81,33 @@ pub(crate) fn stream(format: OutputFormat, scan: BatchStream) -> impl Stream<Ite
     ReceiverStream::new(receiver)
 }
 
-fn encode(format: OutputFormat, scan: BatchStream, body: &mut Chunks, runtime: &Handle) -> io::Result<()> {
+fn encode(
+    format: OutputFormat,
+    scan: BatchStream,
+    body: &mut Chunks,
+    runtime: &Handle,
+) -> io::Result<()> {
     let mut batches = scan.batches;
     let mut next = || -> io::Result<Option<RecordBatch>> {
-        runtime.block_on(batches.next()).transpose().map_err(io::Error::other)
+        runtime
+            .block_on(batches.next())
+            .transpose()
+            .map_err(io::Error::other)
     };
     match format {
         OutputFormat::Json => {
-            let mut writer = json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::JsonArray>(body);
+            let mut writer = json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, json::writer::JsonArray>(body);
             while let Some(batch) = next()? {
                 writer.write(&batch).map_err(io::Error::other)?;
             }
             writer.finish().map_err(io::Error::other)
         }
         OutputFormat::NdJson => {
-            let mut writer = json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::LineDelimited>(body);
+            let mut writer = json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, json::writer::LineDelimited>(body);
             while let Some(batch) = next()? {
                 writer.write(&batch).map_err(io::Error::other)?;
             }
@@ -104,12 +122,15 @@ fn encode(format: OutputFormat, scan: BatchStream, body: &mut Chunks, runtime: &
             }
             if !wrote_any {
                 // An empty result still names its columns.
-                writer.write(&RecordBatch::new_empty(scan.schema)).map_err(io::Error::other)?;
+                writer
+                    .write(&RecordBatch::new_empty(scan.schema))
+                    .map_err(io::Error::other)?;
             }
             Ok(())
         }
         OutputFormat::Parquet => {
-            let mut writer = ArrowWriter::try_new(body, scan.schema, None).map_err(io::Error::other)?;
+            let mut writer =
+                ArrowWriter::try_new(body, scan.schema, None).map_err(io::Error::other)?;
             while let Some(batch) = next()? {
                 writer.write(&batch).map_err(io::Error::other)?;
             }
@@ -137,7 +158,10 @@ impl Write for Chunks {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES)));
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK_BYTES),
+        ));
         self.sender
             .blocking_send(Ok(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))

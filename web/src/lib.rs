@@ -44,7 +44,10 @@ pub struct AppState {
 pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
     let api = Router::new()
         .route("/datasets", get(datasets::list).post(datasets::create))
-        .route("/datasets/{id}", get(datasets::get).delete(datasets::delete))
+        .route(
+            "/datasets/{id}",
+            get(datasets::get).delete(datasets::delete),
+        )
         .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
         .route("/datasets/{id}/upload", post(ingest::upload))
         .fallback(problem::not_found);
@@ -54,7 +57,10 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(http_metrics, metrics::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            metrics::observe,
+        ))
         .with_state(state)
 }
 

@@ -36,9 +36,19 @@ pub(crate) async fn rows(
     let format = OutputFormat::parse(query.format.as_deref())?;
     let request = ReadRequest {
         dataset: id,
-        columns: query.columns.map(|c| c.split(',').map(|name| name.trim().to_owned()).collect()),
-        from: query.from.as_deref().map(|t| timestamp("from", t)).transpose()?,
-        to: query.to.as_deref().map(|t| timestamp("to", t)).transpose()?,
+        columns: query
+            .columns
+            .map(|c| c.split(',').map(|name| name.trim().to_owned()).collect()),
+        from: query
+            .from
+            .as_deref()
+            .map(|t| timestamp("from", t))
+            .transpose()?,
+        to: query
+            .to
+            .as_deref()
+            .map(|t| timestamp("to", t))
+            .transpose()?,
         filter: query.filter.filter(|f| !f.trim().is_empty()),
         limit: query.limit,
     };
@@ -51,7 +61,10 @@ pub(crate) async fn rows(
     let scan = state.store.scan(&request).await?;
     let mut response = Body::from_stream(encode::stream(format, scan)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(format.media_type()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(format.media_type()),
+    );
     if let Some(extension) = format.download_extension() {
         let disposition = format!("attachment; filename=\"{}.{extension}\"", request.dataset);
         if let Ok(value) = header::HeaderValue::from_str(&disposition) {
