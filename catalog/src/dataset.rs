@@ -72,10 +72,7 @@ impl DatasetSpec {
             return Err(CatalogError::invalid("title", "must be at most 1000 bytes"));
         }
         if self.description.len() > 100_000 {
-            return Err(CatalogError::invalid(
-                "description",
-                "must be at most 100000 bytes",
-            ));
+            return Err(CatalogError::invalid("description", "must be at most 100000 bytes"));
         }
         self.schema.validate()?;
         if let Some(time) = &self.time_column {
@@ -87,12 +84,8 @@ impl DatasetSpec {
             })?;
         }
         if let Some(geometry) = &self.geometry {
-            self.expect_column("geometry.lon", &geometry.lon, "float64", |t| {
-                t == FieldType::Float64
-            })?;
-            self.expect_column("geometry.lat", &geometry.lat, "float64", |t| {
-                t == FieldType::Float64
-            })?;
+            self.expect_column("geometry.lon", &geometry.lon, "float64", |t| t == FieldType::Float64)?;
+            self.expect_column("geometry.lat", &geometry.lat, "float64", |t| t == FieldType::Float64)?;
         }
         Ok(())
     }
@@ -105,10 +98,7 @@ impl DatasetSpec {
         accepts: impl Fn(FieldType) -> bool,
     ) -> Result<(), CatalogError> {
         let spec = self.schema.field(column).ok_or_else(|| {
-            CatalogError::invalid(
-                field,
-                format!("names `{column}`, which is not a column of the schema"),
-            )
+            CatalogError::invalid(field, format!("names `{column}`, which is not a column of the schema"))
         })?;
         let field_type = spec.field_type()?;
         if !accepts(field_type) {
@@ -123,9 +113,7 @@ impl DatasetSpec {
 
 fn is_dataset_id(id: &str) -> bool {
     let mut chars = id.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && id.len() <= 64
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
@@ -157,25 +145,12 @@ mod tests {
         let mut spec = pegel();
         spec.time_column = Some("value".into());
         let message = spec.validate().expect_err("not a timestamp").to_string();
-        assert!(
-            message.contains("time_column") && message.contains("float64"),
-            "{message}"
-        );
+        assert!(message.contains("time_column") && message.contains("float64"), "{message}");
         let mut spec = pegel();
         spec.series_key = Some("nope".into());
-        assert!(
-            spec.validate()
-                .expect_err("missing")
-                .to_string()
-                .contains("series_key")
-        );
+        assert!(spec.validate().expect_err("missing").to_string().contains("series_key"));
         let mut spec = pegel();
         spec.id = "../etc".into();
-        assert!(
-            spec.validate()
-                .expect_err("bad id")
-                .to_string()
-                .contains("`id`")
-        );
+        assert!(spec.validate().expect_err("bad id").to_string().contains("`id`"));
     }
 }

@@ -12,17 +12,11 @@ pub enum CatalogError {
         source: sled::Error,
     },
     #[error("stored record `{id}` is unreadable: {source}")]
-    CorruptRecord {
-        id: String,
-        source: serde_json::Error,
-    },
+    CorruptRecord { id: String, source: serde_json::Error },
 }
 
 impl CatalogError {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidDataset {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self::InvalidDataset { field: field.into(), reason: reason.into() }
     }
 }

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::CatalogError;
 
 /// The type names a dataset schema may use, as written in the API.
-const TYPE_NAMES: &str =
-    "int64, float64, utf8, bool, date32, timestamp[ms, UTC], timestamp[us, UTC]";
+const TYPE_NAMES: &str = "int64, float64, utf8, bool, date32, timestamp[ms, UTC], timestamp[us, UTC]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {
@@ -103,16 +102,10 @@ impl FieldSpec {
 impl SchemaSpec {
     pub fn validate(&self) -> Result<(), CatalogError> {
         if self.fields.is_empty() {
-            return Err(CatalogError::invalid(
-                "schema.fields",
-                "a dataset needs at least one column",
-            ));
+            return Err(CatalogError::invalid("schema.fields", "a dataset needs at least one column"));
         }
         if self.fields.len() > 1024 {
-            return Err(CatalogError::invalid(
-                "schema.fields",
-                "at most 1024 columns are allowed",
-            ));
+            return Err(CatalogError::invalid("schema.fields", "at most 1024 columns are allowed"));
         }
         let mut seen = std::collections::HashSet::new();
         for (index, field) in self.fields.iter().enumerate() {
@@ -154,10 +147,7 @@ impl SchemaSpec {
                 if let Some(description) = &spec.description {
                     metadata.insert("description".to_owned(), description.clone());
                 }
-                Ok(
-                    Field::new(&spec.name, spec.field_type()?.arrow(), spec.nullable)
-                        .with_metadata(metadata),
-                )
+                Ok(Field::new(&spec.name, spec.field_type()?.arrow(), spec.nullable).with_metadata(metadata))
             })
             .collect::<Result<Vec<_>, CatalogError>>()?;
         Ok(Arc::new(Schema::new(fields)))
@@ -166,12 +156,8 @@ impl SchemaSpec {
 
 fn is_column_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    first_ok
-        && name.len() < 64
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    first_ok && name.len() < 64 && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 #[cfg(test)]
@@ -206,31 +192,19 @@ mod tests {
         ]);
         schema.validate().expect("valid");
         let arrow = schema.to_arrow().expect("arrow");
-        assert_eq!(
-            arrow.field(5).data_type(),
-            &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-        );
-        assert_eq!(
-            arrow.field(6).data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-        );
+        assert_eq!(arrow.field(5).data_type(), &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())));
+        assert_eq!(arrow.field(6).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
     }
 
     #[test]
     fn names_the_bad_field_and_lists_allowed_types() {
-        let err = spec(&[("a", "int64"), ("b", "double")])
-            .validate()
-            .expect_err("invalid");
+        let err = spec(&[("a", "int64"), ("b", "double")]).validate().expect_err("invalid");
         let message = err.to_string();
         assert!(message.contains("schema.fields[b].type"), "{message}");
         assert!(message.contains("float64"), "{message}");
-        let err = spec(&[("Bad Name", "int64")])
-            .validate()
-            .expect_err("invalid");
+        let err = spec(&[("Bad Name", "int64")]).validate().expect_err("invalid");
         assert!(err.to_string().contains("schema.fields[0].name"));
-        let err = spec(&[("a", "int64"), ("a", "utf8")])
-            .validate()
-            .expect_err("duplicate");
+        let err = spec(&[("a", "int64"), ("a", "utf8")]).validate().expect_err("duplicate");
         assert!(err.to_string().contains("declared twice"));
     }
 }

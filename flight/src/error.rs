@@ -22,12 +22,7 @@ pub enum FlightError {
     #[error(
         "batch {batch} rejected; the {stored_batches} batches before it ({stored_rows} rows) were stored: {source}"
     )]
-    BatchRejected {
-        batch: usize,
-        stored_batches: usize,
-        stored_rows: usize,
-        source: Box<FlightError>,
-    },
+    BatchRejected { batch: usize, stored_batches: usize, stored_rows: usize, source: Box<FlightError> },
 }
 
 impl From<FlightError> for Status {
@@ -48,9 +43,7 @@ fn code(error: &FlightError) -> Code {
         FlightError::Catalog(CatalogError::InvalidDataset { .. }) => Code::InvalidArgument,
         FlightError::Catalog(CatalogError::AlreadyExists { .. }) => Code::AlreadyExists,
         FlightError::Catalog(_) => Code::Internal,
-        FlightError::Request(_) | FlightError::Descriptor { .. } | FlightError::Stream(_) => {
-            Code::InvalidArgument
-        }
+        FlightError::Request(_) | FlightError::Descriptor { .. } | FlightError::Stream(_) => Code::InvalidArgument,
         FlightError::NotFound { .. } => Code::NotFound,
         FlightError::Unauthenticated => Code::Unauthenticated,
     }

@@ -1,7 +1,7 @@
 use arrow::datatypes::SchemaRef;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
-use urbanmesh_catalog::Dataset;
+use urbanmesh_catalog::{CatalogError, Dataset};
 use urbanmesh_policy::{Decision, Subject};
 use urbanmesh_protocol::ReadRequest;
 
@@ -17,9 +17,7 @@ pub(crate) fn read_request(descriptor: &FlightDescriptor) -> Result<ReadRequest,
             }),
         },
         Ok(DescriptorType::Cmd) => Ok(ReadRequest::decode(&descriptor.cmd)?),
-        _ => Err(FlightError::Descriptor {
-            reason: "unknown descriptor type".into(),
-        }),
+        _ => Err(FlightError::Descriptor { reason: "unknown descriptor type".into() }),
     }
 }
 
@@ -30,13 +28,11 @@ pub(crate) fn readable(
     subject: &Subject,
     request: &ReadRequest,
 ) -> Result<Dataset, FlightError> {
-    let not_found = || FlightError::NotFound {
-        id: request.dataset.clone(),
-    };
-    let dataset = context
-        .catalog
-        .get(&request.dataset)
-        .map_err(|_| not_found())?;
+    let not_found = || FlightError::NotFound { id: request.dataset.clone() };
+    let dataset = context.catalog.get(&request.dataset).map_err(|e| match e {
+        CatalogError::NotFound { .. } => not_found(),
+        other => FlightError::Catalog(other),
+    })?;
     match context.authorizer.decide_read(subject, &dataset, request) {
         Decision::Permit => Ok(dataset),
         Decision::Deny { reason } => {
@@ -56,11 +52,7 @@ pub(crate) async fn flight_info(
 ) -> Result<FlightInfo, FlightError> {
     let schema = schema(context, subject, &request).await?;
     let whole = request == ReadRequest::whole(request.dataset.clone());
-    let total_records = if whole {
-        context.store.stats(&request.dataset)?.rows as i64
-    } else {
-        -1
-    };
+    let total_records = if whole { context.store.stats(&request.dataset)?.rows as i64 } else { -1 };
     let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(request.encode()));
     Ok(FlightInfo::new()
         .try_with_schema(&schema)

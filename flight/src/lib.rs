@@ -34,14 +34,8 @@ pub struct FlightContext {
 }
 
 /// The tonic service, ready to be added to a server.
-pub fn server(
-    context: FlightContext,
-    registry: &mut Registry,
-) -> FlightServiceServer<FlightService> {
-    FlightServiceServer::new(FlightService::new(
-        context,
-        metrics::FlightMetrics::register(registry),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES)
+pub fn server(context: FlightContext, registry: &mut Registry) -> FlightServiceServer<FlightService> {
+    FlightServiceServer::new(FlightService::new(context, metrics::FlightMetrics::register(registry)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }

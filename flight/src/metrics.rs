@@ -24,23 +24,13 @@ impl FlightMetrics {
             "Flight calls by method, until the response (or its last batch) was produced",
             metrics.requests.clone(),
         );
-        registry.register(
-            "urbanmesh_flight_sent_bytes",
-            "Arrow IPC bytes sent by DoGet",
-            metrics.bytes_sent.clone(),
-        );
-        registry.register(
-            "urbanmesh_flight_sent_rows",
-            "Rows sent by DoGet",
-            metrics.rows_sent.clone(),
-        );
+        registry.register("urbanmesh_flight_sent_bytes", "Arrow IPC bytes sent by DoGet", metrics.bytes_sent.clone());
+        registry.register("urbanmesh_flight_sent_rows", "Rows sent by DoGet", metrics.rows_sent.clone());
         metrics
     }
 
     pub(crate) fn observe(&self, method: &'static str, started: std::time::Instant) {
-        self.requests
-            .get_or_create(&vec![("method", method)])
-            .observe(started.elapsed().as_secs_f64());
+        self.requests.get_or_create(&vec![("method", method)]).observe(started.elapsed().as_secs_f64());
     }
 }
 

@@ -3,10 +3,10 @@ use std::time::Instant;
 
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
-    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse,
+    PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
 };
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use urbanmesh_protocol::ReadRequest;
 
@@ -45,18 +45,12 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         Ok(Response::new(Box::pin(futures::stream::empty())))
     }
 
-    async fn list_flights(
-        &self,
-        request: Request<Criteria>,
-    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+    async fn list_flights(&self, request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
         let started = Instant::now();
         let subject = auth::subject(&self.context.admin_token, request.metadata());
         let datasets = self.context.catalog.list().map_err(FlightError::from)?;
         let mut infos: Vec<Result<FlightInfo, Status>> = Vec::with_capacity(datasets.len());
-        for dataset in datasets
-            .iter()
-            .filter(|d| self.context.authorizer.may_list(&subject, d))
-        {
+        for dataset in datasets.iter().filter(|d| self.context.authorizer.may_list(&subject, d)) {
             let descriptor = FlightDescriptor::new_path(vec![dataset.id().to_owned()]);
             let request = ReadRequest::whole(dataset.id());
             // A dataset deleted while listing is simply left out.
@@ -68,10 +62,7 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         Ok(Response::new(Box::pin(futures::stream::iter(infos))))
     }
 
-    async fn get_flight_info(
-        &self,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
+    async fn get_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
         let started = Instant::now();
         let subject = auth::subject(&self.context.admin_token, request.metadata());
         let descriptor = request.into_inner();
@@ -81,10 +72,7 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         Ok(Response::new(info))
     }
 
-    async fn poll_flight_info(
-        &self,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<PollInfo>, Status> {
+    async fn poll_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
         // Reads are planned at once, so polling completes on the first call.
         let info = self.get_flight_info(request).await?.into_inner();
         Ok(Response::new(PollInfo {
@@ -95,10 +83,7 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         }))
     }
 
-    async fn get_schema(
-        &self,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<SchemaResult>, Status> {
+    async fn get_schema(&self, request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
         let started = Instant::now();
         let subject = auth::subject(&self.context.admin_token, request.metadata());
         let descriptor = request.into_inner();
@@ -109,51 +94,30 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         Ok(Response::new(result))
     }
 
-    async fn do_get(
-        &self,
-        request: Request<Ticket>,
-    ) -> Result<Response<Self::DoGetStream>, Status> {
+    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
         let subject = auth::subject(&self.context.admin_token, request.metadata());
-        let stream =
-            do_get::do_get(&self.context, &self.metrics, &subject, request.into_inner()).await?;
+        let stream = do_get::do_get(&self.context, &self.metrics, &subject, request.into_inner()).await?;
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn do_put(
-        &self,
-        request: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoPutStream>, Status> {
+    async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
         let subject = auth::subject(&self.context.admin_token, request.metadata());
-        let outcome =
-            do_put::do_put(&self.context, &self.metrics, &subject, request.into_inner()).await?;
-        let acks = futures::stream::iter(outcome.acks.into_iter().map(Ok));
-        let error = futures::stream::iter(outcome.error.map(|e| Err(Status::from(e))));
-        Ok(Response::new(Box::pin(acks.chain(error))))
+        let acks = do_put::do_put(&self.context, &self.metrics, &subject, request.into_inner()).await?;
+        Ok(Response::new(Box::pin(acks)))
     }
 
     async fn do_exchange(
         &self,
         _request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        Err(Status::unimplemented(
-            "DoExchange is not offered; use DoGet and DoPut",
-        ))
+        Err(Status::unimplemented("DoExchange is not offered; use DoGet and DoPut"))
     }
 
-    async fn do_action(
-        &self,
-        request: Request<Action>,
-    ) -> Result<Response<Self::DoActionStream>, Status> {
-        Err(Status::unimplemented(format!(
-            "no action `{}`; this node offers none",
-            request.get_ref().r#type
-        )))
+    async fn do_action(&self, request: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        Err(Status::unimplemented(format!("no action `{}`; this node offers none", request.get_ref().r#type)))
     }
 
-    async fn list_actions(
-        &self,
-        _request: Request<Empty>,
-    ) -> Result<Response<Self::ListActionsStream>, Status> {
+    async fn list_actions(&self, _request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
         Ok(Response::new(Box::pin(futures::stream::empty())))
     }
 }

@@ -39,15 +39,11 @@ pub(crate) struct Listen {
 }
 
 fn default_http() -> Listen {
-    Listen {
-        listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
-    }
+    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8470)) }
 }
 
 fn default_flight() -> Listen {
-    Listen {
-        listen: SocketAddr::from(([127, 0, 0, 1], 8815)),
-    }
+    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8815)) }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,9 +54,7 @@ pub(crate) struct P2pSection {
 
 impl Default for P2pSection {
     fn default() -> Self {
-        Self {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        }
+        Self { listen: vec!["/ip4/127.0.0.1/tcp/0".into()] }
     }
 }
 
@@ -73,9 +67,7 @@ pub(crate) struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 64 * 1024 * 1024,
-        }
+        Self { max_body_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -90,20 +82,14 @@ pub(crate) struct Storage {
 
 impl Default for Storage {
     fn default() -> Self {
-        Self {
-            segment_rows: 1_000_000,
-            max_tail_age_secs: 600,
-        }
+        Self { segment_rows: 1_000_000, max_tail_age_secs: 600 }
     }
 }
 
 impl Config {
     pub(crate) fn new(name: &str, ars: Option<String>) -> Self {
         Self {
-            node: NodeSection {
-                name: name.to_owned(),
-                ars,
-            },
+            node: NodeSection { name: name.to_owned(), ars },
             http: default_http(),
             flight: default_flight(),
             p2p: P2pSection::default(),
@@ -119,14 +105,9 @@ impl Config {
     /// Reads the data directory's configuration and applies command-line overrides.
     pub(crate) fn load(args: &RunArgs) -> anyhow::Result<Self> {
         let path = Self::path(&args.data_dir);
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading {}; create a node first with `urbanmesh init`",
-                path.display()
-            )
-        })?;
-        let mut config: Self =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}; create a node first with `urbanmesh init`", path.display()))?;
+        let mut config: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if let Some(http) = args.http {
             config.http.listen = http;
         }

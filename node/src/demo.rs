@@ -35,12 +35,7 @@ pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow
         })?;
     }
     let loopback = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let run_args = RunArgs {
-        data_dir: data_dir.clone(),
-        http: loopback,
-        flight: loopback,
-        p2p: None,
-    };
+    let run_args = RunArgs { data_dir: data_dir.clone(), http: loopback, flight: loopback, p2p: None };
     let node = node::start(&run_args, query).await?;
     if node.catalog.get(DATASET).is_err() {
         load_sample(&node).await?;
@@ -57,10 +52,7 @@ pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow
     println!("  cmd = {{\"dataset\": \"{DATASET}\", \"filter\": \"state = 'high'\"}}");
     println!("  info = client.get_flight_info(fl.FlightDescriptor.for_command(json.dumps(cmd)))");
     println!("  df = client.do_get(info.endpoints[0].ticket).read_pandas()");
-    println!(
-        "\nOr as CSV: curl '{}/api/v1/datasets/{DATASET}/rows?format=csv&limit=10'",
-        node.addresses.http
-    );
+    println!("\nOr as CSV: curl '{}/api/v1/datasets/{DATASET}/rows?format=csv&limit=10'", node.addresses.http);
     println!("\nPress Ctrl-C to stop.");
     node::shutdown_signal().await;
     node.stop().await
@@ -85,7 +77,7 @@ async fn load_sample(node: &RunningNode) -> anyhow::Result<()> {
         "geometry": {"lon": "lon", "lat": "lat"}
     }))?;
     let dataset = node.catalog.create(spec).await?;
-    node.store.attach(&dataset)?;
+    node.store.create(&dataset).await?;
     let batch = water_levels(dataset.arrow_schema()?)?;
     let appended = node.store.append(DATASET, batch).await?;
     tracing::info!(rows = appended.rows, "loaded the demo's water levels");

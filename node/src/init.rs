@@ -17,10 +17,7 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     for existing in [KEY_FILE, "config.toml", TOKEN_FILE, "meta"] {
         if dir.join(existing).exists() {
-            bail!(
-                "{} already holds a node ({existing} exists); refusing to overwrite it",
-                dir.display()
-            );
+            bail!("{} already holds a node ({existing} exists); refusing to overwrite it", dir.display());
         }
     }
     if args.name.trim().is_empty() {
@@ -28,9 +25,7 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
     }
     if let Some(ars) = &args.ars {
         if ars.len() != 12 || !ars.bytes().all(|b| b.is_ascii_digit()) {
-            bail!(
-                "--ars must be the 12-digit Amtlicher Regionalschlüssel, e.g. 057540008008; got `{ars}`"
-            );
+            bail!("--ars must be the 12-digit Amtlicher Regionalschlüssel, e.g. 057540008008; got `{ars}`");
         }
     }
     std::fs::DirBuilder::new()
@@ -41,21 +36,15 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
 
     // An ed25519 secret key is 32 random bytes; the node's peer identity derives from it.
     let mut key = [0u8; 32];
-    getrandom::fill(&mut key)
-        .map_err(|e| anyhow::anyhow!("no randomness for the node key: {e}"))?;
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the node key: {e}"))?;
     write_secret(&dir.join(KEY_FILE), &key)?;
     let mut token = [0u8; 32];
-    getrandom::fill(&mut token)
-        .map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
+    getrandom::fill(&mut token).map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
     write_secret(&dir.join(TOKEN_FILE), hex::encode(token).as_bytes())?;
 
     let config = toml::to_string_pretty(&Config::new(args.name.trim(), args.ars.clone()))?;
     std::fs::write(Config::path(dir), config).context("writing config.toml")?;
-    println!(
-        "initialised node `{}` in {}",
-        args.name.trim(),
-        dir.display()
-    );
+    println!("initialised node `{}` in {}", args.name.trim(), dir.display());
     println!("admin token: {}", dir.join(TOKEN_FILE).display());
     Ok(())
 }

@@ -51,10 +51,7 @@ pub(crate) async fn run(args: RunArgs, query: tokio::runtime::Handle) -> anyhow:
     node.stop().await
 }
 
-pub(crate) async fn start(
-    args: &RunArgs,
-    query: tokio::runtime::Handle,
-) -> anyhow::Result<RunningNode> {
+pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyhow::Result<RunningNode> {
     let config = Config::load(args)?;
     let data_dir = args.data_dir.clone();
     let token_path = data_dir.join(TOKEN_FILE);
@@ -73,10 +70,10 @@ pub(crate) async fn start(
     store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
     let store = Store::open(db.clone(), store_config, query, &mut registry)?;
     let catalog = Catalog::open(db.clone(), config.node.name.clone())?;
-    for dataset in catalog.list()? {
-        store
-            .attach(&dataset)
-            .with_context(|| format!("opening dataset `{}`", dataset.id()))?;
+    let datasets = catalog.list()?;
+    store.forget_all_but(&datasets).await?;
+    for dataset in &datasets {
+        store.attach(dataset).with_context(|| format!("opening dataset `{}`", dataset.id()))?;
     }
 
     let authorizer: Arc<dyn Authorizer> = Arc::new(OpenAccess);
@@ -100,6 +97,7 @@ pub(crate) async fn start(
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
         max_body_bytes: config.limits.max_body_bytes,
+        downloads: Arc::new(tokio::sync::Semaphore::new(urbanmesh_web::MAX_DOWNLOADS)),
     };
 
     let http_listener = bind(config.http.listen, "HTTP").await?;
@@ -113,10 +111,7 @@ pub(crate) async fn start(
     let app = urbanmesh_web::router(state, http_metrics);
     let http_stopped = wait_for_stop(stopped.clone());
     let http = tokio::spawn(async move {
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(http_stopped)
-            .await
-            .context("HTTP server")
+        axum::serve(http_listener, app).with_graceful_shutdown(http_stopped).await.context("HTTP server")
     });
     let flight_stopped = wait_for_stop(stopped);
     let flight = tokio::spawn(async move {
@@ -130,16 +125,7 @@ pub(crate) async fn start(
     write_addresses(&data_dir, &addresses)?;
     ready.store(true, Ordering::Release);
     tracing::info!(node = %config.node.name, http = %addresses.http, flight = %addresses.flight, "node ready");
-    Ok(RunningNode {
-        addresses,
-        catalog,
-        data_dir,
-        ready,
-        stop,
-        servers: vec![http, flight],
-        store,
-        db,
-    })
+    Ok(RunningNode { addresses, catalog, data_dir, ready, stop, servers: vec![http, flight], store, db })
 }
 
 impl RunningNode {
@@ -165,9 +151,7 @@ impl RunningNode {
 }
 
 async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding the {what} listener to {address}"))
+    TcpListener::bind(address).await.with_context(|| format!("binding the {what} listener to {address}"))
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {

@@ -24,10 +24,7 @@ where
     F: FnOnce(tokio::runtime::Handle) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("urbanmesh-io")
-        .build()?;
+    let io = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("urbanmesh-io").build()?;
     let query = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("urbanmesh-query")

@@ -46,12 +46,7 @@ pub trait Authorizer: Send + Sync + 'static {
 pub struct OpenAccess;
 
 impl Authorizer for OpenAccess {
-    fn decide_read(
-        &self,
-        _subject: &Subject,
-        _dataset: &Dataset,
-        _request: &ReadRequest,
-    ) -> Decision {
+    fn decide_read(&self, _subject: &Subject, _dataset: &Dataset, _request: &ReadRequest) -> Decision {
         Decision::Permit
     }
 }

@@ -33,27 +33,20 @@ pub enum ReadRequestError {
     #[error("\"dataset\" must not be empty")]
     MissingDataset,
     #[error("\"from\" ({from}) must be before \"to\" ({to})")]
-    EmptyRange {
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    },
+    EmptyRange { from: DateTime<Utc>, to: DateTime<Utc> },
 }
 
 impl ReadRequest {
     /// A request for a whole dataset.
     pub fn whole(dataset: impl Into<String>) -> Self {
-        Self {
-            dataset: dataset.into(),
-            ..Self::default()
-        }
+        Self { dataset: dataset.into(), ..Self::default() }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, ReadRequestError> {
         if bytes.len() > MAX_ENCODED_LEN {
             return Err(ReadRequestError::TooLarge { len: bytes.len() });
         }
-        let request: Self = serde_json::from_slice(bytes)
-            .map_err(|source| ReadRequestError::Malformed { source })?;
+        let request: Self = serde_json::from_slice(bytes).map_err(|source| ReadRequestError::Malformed { source })?;
         request.validate()?;
         Ok(request)
     }
@@ -90,23 +83,16 @@ mod tests {
             filter: Some("value > 100".into()),
             limit: Some(10),
         };
-        assert_eq!(
-            ReadRequest::decode(&request.encode()).expect("decode"),
-            request
-        );
+        assert_eq!(ReadRequest::decode(&request.encode()).expect("decode"), request);
     }
 
     #[test]
     fn rejects_unknown_fields_and_empty_ranges() {
         let unknown = ReadRequest::decode(br#"{"dataset":"a","colums":["x"]}"#);
         assert!(matches!(unknown, Err(ReadRequestError::Malformed { .. })));
-        let empty = ReadRequest::decode(
-            br#"{"dataset":"a","from":"2026-01-02T00:00:00Z","to":"2026-01-01T00:00:00Z"}"#,
-        );
+        let empty =
+            ReadRequest::decode(br#"{"dataset":"a","from":"2026-01-02T00:00:00Z","to":"2026-01-01T00:00:00Z"}"#);
         assert!(matches!(empty, Err(ReadRequestError::EmptyRange { .. })));
-        assert!(matches!(
-            ReadRequest::decode(br#"{"dataset":" "}"#),
-            Err(ReadRequestError::MissingDataset)
-        ));
+        assert!(matches!(ReadRequest::decode(br#"{"dataset":" "}"#), Err(ReadRequestError::MissingDataset)));
     }
 }

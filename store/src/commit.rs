@@ -33,22 +33,15 @@ impl GroupCommit {
         Self { queue }
     }
 
-    /// Queues a staged append. Callers hold their table's append lock, so each table's
-    /// entries reach the committer, and so its visible tail, in sequence order.
-    pub(crate) async fn enqueue(&self, pending: Pending) -> Result<(), StoreError> {
-        self.queue
-            .send(pending)
-            .await
-            .map_err(|_| StoreError::ShuttingDown)
+    /// A place in the queue, taken before an entry is staged so that queuing it cannot
+    /// fail or wait afterwards. Callers hold their table's append lock while they stage and
+    /// send, so each table's entries reach the committer, and its visible tail, in order.
+    pub(crate) async fn reserve(&self) -> Result<mpsc::Permit<'_, Pending>, StoreError> {
+        self.queue.reserve().await.map_err(|_| StoreError::ShuttingDown)
     }
 }
 
-async fn run(
-    db: sled::Db,
-    mut queue: mpsc::Receiver<Pending>,
-    maintenance: Arc<Notify>,
-    metrics: StoreMetrics,
-) {
+async fn run(db: sled::Db, mut queue: mpsc::Receiver<Pending>, maintenance: Arc<Notify>, metrics: StoreMetrics) {
     let mut group = Vec::with_capacity(64);
     while queue.recv_many(&mut group, QUEUE_DEPTH).await > 0 {
         let flushed = db.flush_async().await.map(drop).map_err(|e| e.to_string());
@@ -57,6 +50,9 @@ async fn run(
         for pending in group.drain(..) {
             if flushed.is_ok() {
                 wake |= pending.table.publish(pending.seq, pending.batch);
+            } else if let Err(error) = pending.table.wal.remove(pending.seq) {
+                // The caller hears of the failure; the entry must not resurface later.
+                tracing::error!(%error, seq = pending.seq, "cannot withdraw an unflushed log entry");
             }
             // The appender may have gone away (client disconnected); the write stands.
             let _ = pending.done.send(flushed.clone());

@@ -11,10 +11,15 @@ use crate::metrics::StoreMetrics;
 use crate::segment;
 use crate::table::{Table, TailEntry};
 
+/// Tail batches smaller than this are merged with their neighbours.
+const COALESCED_ROWS: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Thresholds {
-    /// Compact once the tail holds this many rows.
+    /// Compact once the tail holds this many rows, or this many bytes in memory; a
+    /// segment is written from at most that much, so that no column outgrows 32-bit offsets.
     pub(crate) segment_rows: usize,
+    pub(crate) segment_bytes: usize,
     /// Compact a smaller tail once its oldest row waited this long.
     pub(crate) max_tail_age: Duration,
     /// Merge small tail batches in memory once there are this many.
@@ -32,17 +37,35 @@ impl Compactor {
     /// Does whatever the table's tail needs now, if anything.
     pub(crate) async fn maintain(&self, table: &Arc<Table>) -> Result<(), StoreError> {
         let _running = table.maintenance_lock.lock().await;
+        if table.is_deleted() {
+            return Ok(());
+        }
         let view = table.tail_view();
-        let aged = view
-            .oldest
-            .is_some_and(|t| t.elapsed() >= self.thresholds.max_tail_age);
-        if view.rows >= self.thresholds.segment_rows || (aged && view.rows > 0) {
-            self.compact(table, view.entries).await
+        let aged = view.oldest.is_some_and(|t| t.elapsed() >= self.thresholds.max_tail_age);
+        let full = view.rows >= self.thresholds.segment_rows || view.bytes >= self.thresholds.segment_bytes;
+        if full || (aged && view.rows > 0) {
+            let entries = self.segment_prefix(view.entries);
+            self.compact(table, entries).await
         } else if view.entries.len() >= self.thresholds.coalesce_entries {
             self.coalesce(table, view.entries).await
         } else {
             Ok(())
         }
+    }
+
+    /// The leading tail entries that fit one segment (always at least one).
+    fn segment_prefix(&self, mut entries: Vec<TailEntry>) -> Vec<TailEntry> {
+        let (mut rows, mut bytes) = (0, 0);
+        let fits = entries
+            .iter()
+            .take_while(|e| {
+                rows += e.batch.num_rows();
+                bytes += e.batch.get_array_memory_size();
+                rows <= self.thresholds.segment_rows && bytes <= self.thresholds.segment_bytes
+            })
+            .count();
+        entries.truncate(fits.max(1));
+        entries
     }
 
     /// Writes the tail into a sorted segment, swaps the manifest, then trims the log.
@@ -61,48 +84,43 @@ impl Compactor {
             Ok::<_, StoreError>((merged.num_rows() as u64, bytes))
         })
         .await
-        .map_err(|e| StoreError::Corrupt {
-            reason: format!("compaction task failed: {e}"),
-        })??;
+        .map_err(|e| StoreError::Corrupt { reason: format!("compaction task failed: {e}") })??;
 
         let mut manifest = table.manifest();
-        manifest.segments.push(Segment {
-            file: name,
-            rows,
-            bytes,
-        });
+        manifest.segments.push(Segment { file: name, rows, bytes });
         manifest.compacted_seq = last_seq;
         self.manifests.store(&table.id, &manifest)?;
         self.db.flush_async().await?;
         table.compacted(count, manifest);
         // Only now may the log forget these entries; a crash before this point replays
         // nothing twice, because the manifest already says they are compacted.
-        table.wal.trim(last_seq)?;
+        let trimmer = Arc::clone(table);
+        tokio::task::spawn_blocking(move || trimmer.wal.trim(last_seq))
+            .await
+            .map_err(|e| StoreError::Corrupt { reason: format!("trimming task failed: {e}") })??;
         self.metrics.segments_written.inc();
         tracing::debug!(dataset = %table.id, rows, bytes, "compacted tail into a segment");
         Ok(())
     }
 
-    /// Merges many small tail batches into one, in memory only, so reads stay fast.
-    async fn coalesce(
-        &self,
-        table: &Arc<Table>,
-        entries: Vec<TailEntry>,
-    ) -> Result<(), StoreError> {
-        let Some(last_seq) = entries.last().map(|e| e.last_seq) else {
+    /// Merges the small batches at the end of the tail into one, in memory only, so that
+    /// reads stay fast. Batches already large are left alone, which bounds the copying.
+    async fn coalesce(&self, table: &Arc<Table>, mut entries: Vec<TailEntry>) -> Result<(), StoreError> {
+        let small = entries.iter().rev().take_while(|e| e.batch.num_rows() < COALESCED_ROWS).count();
+        let first = entries.len() - small;
+        let entries = entries.split_off(first);
+        let Some(last_seq) = entries.last().map(|e| e.last_seq).filter(|_| entries.len() > 1) else {
             return Ok(());
         };
-        let count = entries.len();
+        let range = first..first + entries.len();
         let schema = table.schema.clone();
         let batch = tokio::task::spawn_blocking(move || {
             let batches: Vec<_> = entries.into_iter().map(|e| e.batch).collect();
             concat_batches(&schema, &batches)
         })
         .await
-        .map_err(|e| StoreError::Corrupt {
-            reason: format!("coalescing task failed: {e}"),
-        })??;
-        table.coalesced(count, TailEntry { last_seq, batch });
+        .map_err(|e| StoreError::Corrupt { reason: format!("coalescing task failed: {e}") })??;
+        table.coalesced(range, TailEntry { last_seq, batch });
         Ok(())
     }
 }

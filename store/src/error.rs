@@ -7,11 +7,7 @@ use crate::RowError;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{} rejected: {}", rows_summary(*total, *rejected), first_errors(errors))]
-    InvalidRows {
-        errors: Vec<RowError>,
-        rejected: usize,
-        total: usize,
-    },
+    InvalidRows { errors: Vec<RowError>, rejected: usize, total: usize },
     #[error("{reason}")]
     Malformed { reason: String },
     #[error("no rows: the request contained no data rows")]
@@ -30,10 +26,7 @@ pub enum StoreError {
     #[error("fsync of the write-ahead log failed: {reason}")]
     Flush { reason: String },
     #[error("I/O on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("arrow: {source}")]
     Arrow {
         #[from]
@@ -53,10 +46,30 @@ pub enum StoreError {
 }
 
 impl From<DataFusionError> for StoreError {
+    /// Errors a request's own expressions cause while running (a cast that fails, a
+    /// division by zero) are the caller's; everything else is the node's.
     fn from(source: DataFusionError) -> Self {
-        Self::Query {
-            source: Box::new(source),
+        use datafusion::arrow::error::ArrowError;
+        if let DataFusionError::ArrowError(error, _) = source.find_root() {
+            if matches!(
+                error.as_ref(),
+                ArrowError::CastError(_)
+                    | ArrowError::DivideByZero
+                    | ArrowError::ArithmeticOverflow(_)
+                    | ArrowError::ParseError(_)
+                    | ArrowError::InvalidArgumentError(_)
+            ) {
+                return Self::InvalidRequest { reason: error.to_string() };
+            }
         }
+        Self::Query { source: Box::new(source) }
+    }
+}
+
+impl StoreError {
+    /// A task of ours that ended without an answer: a panic is a bug, anything else shutdown.
+    pub(crate) fn from_join(error: tokio::task::JoinError, what: &str) -> Self {
+        if error.is_panic() { Self::Corrupt { reason: format!("{what} panicked") } } else { Self::ShuttingDown }
     }
 }
 
@@ -86,9 +99,5 @@ fn rows_summary(total: usize, rejected: usize) -> String {
 fn first_errors(errors: &[RowError]) -> String {
     let shown: Vec<String> = errors.iter().take(3).map(ToString::to_string).collect();
     let more = errors.len().saturating_sub(shown.len());
-    if more > 0 {
-        format!("{}; and {more} more", shown.join("; "))
-    } else {
-        shown.join("; ")
-    }
+    if more > 0 { format!("{}; and {more} more", shown.join("; ")) } else { shown.join("; ") }
 }

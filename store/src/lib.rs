@@ -16,6 +16,7 @@ pub mod rows;
 mod commit;
 mod compaction;
 mod error;
+mod filter;
 mod manifest;
 mod metrics;
 mod query;

@@ -25,27 +25,27 @@ pub(crate) struct Manifests {
 
 impl Manifests {
     pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Self {
-            tree: db.open_tree("manifests")?,
-        })
+        Ok(Self { tree: db.open_tree("manifests")? })
     }
 
     pub(crate) fn load(&self, table: &str) -> Result<Manifest, StoreError> {
         match self.tree.get(table)? {
             None => Ok(Manifest::default()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                reason: format!("manifest of `{table}`: {e}"),
-            }),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt { reason: format!("manifest of `{table}`: {e}") }),
         }
     }
 
     /// Stages the new manifest; durable after the next flush.
     pub(crate) fn store(&self, table: &str, manifest: &Manifest) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(manifest).map_err(|e| StoreError::Corrupt {
-            reason: format!("manifest of `{table}`: {e}"),
-        })?;
+        let bytes = serde_json::to_vec(manifest)
+            .map_err(|e| StoreError::Corrupt { reason: format!("manifest of `{table}`: {e}") })?;
         self.tree.insert(table, bytes)?;
         Ok(())
+    }
+
+    pub(crate) fn ids(&self) -> Result<Vec<String>, StoreError> {
+        self.tree.iter().keys().map(|key| Ok(String::from_utf8_lossy(&key?).into_owned())).collect()
     }
 
     pub(crate) fn remove(&self, table: &str) -> Result<(), StoreError> {

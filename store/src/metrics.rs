@@ -33,8 +33,6 @@ impl StoreMetrics {
     }
 
     pub(crate) fn ingested(&self, dataset: &str, rows: usize) {
-        self.rows_ingested
-            .get_or_create(&vec![("dataset", dataset.to_owned())])
-            .inc_by(rows as u64);
+        self.rows_ingested.get_or_create(&vec![("dataset", dataset.to_owned())]).inc_by(rows as u64);
     }
 }

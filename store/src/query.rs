@@ -9,9 +9,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{Expr, ident, lit};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -20,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use urbanmesh_protocol::ReadRequest;
 
-use crate::StoreError;
 use crate::table::{Snapshot, Table};
+use crate::{StoreError, filter};
 
 /// Longest filter expression accepted; deeper expressions are not a query language here.
 const MAX_FILTER_LEN: usize = 4096;
@@ -64,20 +63,13 @@ pub(crate) async fn scan(
             }
         };
         while let Some(batch) = stream.next().await {
-            if batch_tx
-                .send(batch.map_err(StoreError::from))
-                .await
-                .is_err()
-            {
+            if batch_tx.send(batch.map_err(StoreError::from)).await.is_err() {
                 break; // the reader went away
             }
         }
     });
     let schema = planned_rx.await.map_err(|_| StoreError::ShuttingDown)??;
-    Ok(BatchStream {
-        schema,
-        batches: Box::pin(ReceiverStream::new(batch_rx)),
-    })
+    Ok(BatchStream { schema, batches: Box::pin(ReceiverStream::new(batch_rx)) })
 }
 
 /// Plans `request` without running it: the output schema, or why the request is invalid.
@@ -90,7 +82,7 @@ pub(crate) async fn check(
     runtime
         .spawn(async move { plan(&ctx, &table, &request).await.map(|plan| plan.schema()) })
         .await
-        .map_err(|_| StoreError::ShuttingDown)?
+        .map_err(|e| StoreError::from_join(e, "query planning"))?
 }
 
 async fn plan(
@@ -100,15 +92,9 @@ async fn plan(
 ) -> Result<Arc<dyn ExecutionPlan>, StoreError> {
     let mut frame = rows(ctx, table, table.snapshot())?;
     if request.from.is_some() || request.to.is_some() {
-        let time = table
-            .time_column
-            .as_deref()
-            .ok_or_else(|| StoreError::InvalidRequest {
-                reason: format!(
-                    "dataset `{}` has no time column, so `from` and `to` cannot be used",
-                    table.id
-                ),
-            })?;
+        let time = table.time_column.as_deref().ok_or_else(|| StoreError::InvalidRequest {
+            reason: format!("dataset `{}` has no time column, so `from` and `to` cannot be used", table.id),
+        })?;
         let data_type = table.schema.field_with_name(time)?.data_type().clone();
         if let Some(from) = request.from {
             frame = frame.filter(ident(time).gt_eq(timestamp(&data_type, from)?))?;
@@ -121,10 +107,7 @@ async fn plan(
         let predicate = parse_filter(&frame, filter)?;
         frame = frame
             .filter(predicate)
-            .map_err(|e| StoreError::InvalidFilter {
-                filter: filter.clone(),
-                reason: plain(&e),
-            })?;
+            .map_err(|e| StoreError::InvalidFilter { filter: filter.clone(), reason: plain(&e) })?;
     }
     if let Some(columns) = &request.columns {
         check_columns(table, columns)?;
@@ -134,17 +117,14 @@ async fn plan(
     if let Some(limit) = request.limit {
         frame = frame.limit(0, Some(limit))?;
     }
-    frame
-        .create_physical_plan()
-        .await
-        .map_err(|e| match &request.filter {
-            // Type errors in a filter surface only when the plan is checked.
-            Some(filter) => StoreError::InvalidFilter {
-                filter: filter.clone(),
-                reason: plain(&e),
-            },
-            None => e.into(),
-        })
+    frame.create_physical_plan().await.map_err(|e| match (&request.filter, e) {
+        // Type errors in a filter surface only when the plan is checked.
+        (
+            Some(filter),
+            e @ (DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_)),
+        ) => StoreError::InvalidFilter { filter: filter.clone(), reason: plain(&e) },
+        (_, e) => e.into(),
+    })
 }
 
 /// All rows of the snapshot: segments read as Parquet, the tail from memory.
@@ -159,45 +139,38 @@ fn rows(ctx: &SessionContext, table: &Table, snapshot: Snapshot) -> Result<DataF
         .iter()
         .map(|path| ListingTableUrl::parse(path.to_string_lossy()))
         .collect::<Result<Vec<_>, _>>()?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(table.schema.clone());
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config =
+        ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(table.schema.clone());
     let segments = ctx.read_table(Arc::new(ListingTable::try_new(config)?))?;
     Ok(segments.union(tail)?)
 }
 
 fn parse_filter(frame: &DataFrame, filter: &str) -> Result<Expr, StoreError> {
-    let invalid = |reason: String| StoreError::InvalidFilter {
-        filter: filter.to_owned(),
-        reason,
-    };
+    let invalid = |reason: String| StoreError::InvalidFilter { filter: filter.to_owned(), reason };
     if filter.len() > MAX_FILTER_LEN {
         return Err(invalid(format!("longer than {MAX_FILTER_LEN} bytes")));
     }
-    frame.parse_sql_expr(filter).map_err(|e| invalid(plain(&e)))
+    let expr = frame.parse_sql_expr(filter).map_err(|e| invalid(plain(&e)))?;
+    match filter::refusal(&expr) {
+        Some(reason) => Err(invalid(reason)),
+        None => Ok(expr),
+    }
 }
 
 fn check_columns(table: &Table, columns: &[String]) -> Result<(), StoreError> {
     if columns.is_empty() {
-        return Err(StoreError::InvalidRequest {
-            reason: "`columns` must name at least one column".into(),
-        });
+        return Err(StoreError::InvalidRequest { reason: "`columns` must name at least one column".into() });
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = columns.iter().find(|c| !seen.insert(c.as_str())) {
+        return Err(StoreError::InvalidRequest { reason: format!("column `{twice}` is named twice") });
     }
     for column in columns {
         if table.schema.field_with_name(column).is_err() {
-            let known: Vec<&str> = table
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
+            let known: Vec<&str> = table.schema.fields().iter().map(|f| f.name().as_str()).collect();
             return Err(StoreError::InvalidRequest {
-                reason: format!(
-                    "unknown column `{column}`; the dataset has: {}",
-                    known.join(", ")
-                ),
+                reason: format!("unknown column `{column}`; the dataset has: {}", known.join(", ")),
             });
         }
     }
@@ -213,17 +186,12 @@ fn timestamp(data_type: &DataType, at: DateTime<Utc>) -> Result<Expr, StoreError
             ScalarValue::TimestampMicrosecond(Some(at.timestamp_micros()), tz.clone())
         }
         other => {
-            return Err(StoreError::Corrupt {
-                reason: format!("time column has type {other}"),
-            });
+            return Err(StoreError::Corrupt { reason: format!("time column has type {other}") });
         }
     }))
 }
 
 /// DataFusion's message without the placeholder name it gives an unnamed table.
 fn plain(error: &datafusion::error::DataFusionError) -> String {
-    error
-        .to_string()
-        .replace("\"?table?\".", "")
-        .replace("?table?.", "")
+    error.to_string().replace("\"?table?\".", "").replace("?table?.", "")
 }

@@ -20,6 +20,12 @@ pub use crate::table::TableStats;
 use crate::table::{Table, TableSpec};
 use crate::{StoreError, wal};
 
+/// Bytes of tail (in memory) that make a segment; keeps every column far below the
+/// 2 GiB a 32-bit-offset string array can hold.
+const SEGMENT_BYTES: usize = 256 * 1024 * 1024;
+/// Log entries above this size are written with the runtime told that the thread blocks.
+const LARGE_ENTRY_BYTES: usize = 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// Where Parquet segments live, one folder per dataset.
@@ -61,14 +67,8 @@ pub struct StagedAppend {
 
 impl StagedAppend {
     pub async fn durable(self) -> Result<Appended, StoreError> {
-        self.durable
-            .await
-            .map_err(|_| StoreError::ShuttingDown)?
-            .map_err(|reason| StoreError::Flush { reason })?;
-        self.store
-            .inner
-            .metrics
-            .ingested(&self.dataset, self.appended.rows);
+        self.durable.await.map_err(|_| StoreError::ShuttingDown)?.map_err(|reason| StoreError::Flush { reason })?;
+        self.store.inner.metrics.ingested(&self.dataset, self.appended.rows);
         Ok(self.appended)
     }
 }
@@ -107,6 +107,7 @@ impl Store {
         let manifests = Manifests::open(&db)?;
         let thresholds = Thresholds {
             segment_rows: config.segment_rows,
+            segment_bytes: SEGMENT_BYTES,
             max_tail_age: config.max_tail_age,
             coalesce_entries: 64,
         };
@@ -116,12 +117,7 @@ impl Store {
             .with_information_schema(false);
         let inner = Arc::new(Inner {
             commit: GroupCommit::start(db.clone(), Arc::clone(&maintenance), metrics.clone()),
-            compactor: Compactor {
-                db: db.clone(),
-                manifests: manifests.clone(),
-                metrics: metrics.clone(),
-                thresholds,
-            },
+            compactor: Compactor { db: db.clone(), manifests: manifests.clone(), metrics: metrics.clone(), thresholds },
             db,
             config,
             manifests,
@@ -136,11 +132,35 @@ impl Store {
         Ok(Self { inner })
     }
 
+    /// Creates the table of a new dataset, clearing whatever an earlier dataset of the same
+    /// id may have left behind (a delete cut short by a crash).
+    pub async fn create(&self, dataset: &Dataset) -> Result<(), StoreError> {
+        self.remove_storage(dataset.id()).await?;
+        self.attach(dataset)
+    }
+
+    /// Removes stored tables that no catalogued dataset owns any more; run at start-up.
+    pub async fn forget_all_but(&self, datasets: &[Dataset]) -> Result<(), StoreError> {
+        let known: std::collections::HashSet<&str> = datasets.iter().map(Dataset::id).collect();
+        let mut stored: std::collections::BTreeSet<String> = self.inner.manifests.ids()?.into_iter().collect();
+        for name in self.inner.db.tree_names() {
+            if let Some(id) = String::from_utf8_lossy(&name).strip_prefix(wal::Wal::TREE_PREFIX) {
+                stored.insert(id.to_owned());
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.inner.config.segments_dir) {
+            stored.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+        }
+        for id in stored.iter().filter(|id| !known.contains(id.as_str())) {
+            tracing::info!(dataset = %id, "removing storage of a dataset deleted before a crash");
+            self.remove_storage(id).await?;
+        }
+        Ok(())
+    }
+
     /// Makes a catalogued dataset's table available, replaying its write-ahead log.
     pub fn attach(&self, dataset: &Dataset) -> Result<(), StoreError> {
-        let schema = dataset.arrow_schema().map_err(|e| StoreError::Corrupt {
-            reason: e.to_string(),
-        })?;
+        let schema = dataset.arrow_schema().map_err(|e| StoreError::Corrupt { reason: e.to_string() })?;
         let spec = TableSpec {
             id: dataset.id(),
             schema,
@@ -148,15 +168,8 @@ impl Store {
             series_key: dataset.spec.series_key.as_deref(),
         };
         let dir = self.inner.config.segments_dir.join(dataset.id());
-        let table = Table::open(
-            &self.inner.db,
-            &self.inner.manifests,
-            spec,
-            dir,
-            self.inner.compactor.thresholds,
-        )?;
-        self.write_tables()
-            .insert(dataset.id().to_owned(), Arc::new(table));
+        let table = Table::open(&self.inner.db, &self.inner.manifests, spec, dir, self.inner.compactor.thresholds)?;
+        self.write_tables().insert(dataset.id().to_owned(), Arc::new(table));
         Ok(())
     }
 
@@ -165,21 +178,27 @@ impl Store {
         let table = self.write_tables().remove(id).ok_or_else(|| unknown(id))?;
         let _maintenance = table.maintenance_lock.lock().await;
         let _appends = table.append_lock.lock().await;
-        self.inner.db.drop_tree(wal::Wal::tree_name(id))?;
-        self.inner.manifests.remove(id)?;
-        self.inner.db.flush_async().await?;
-        let dir = table.dir.clone();
-        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
-                path: dir,
-                source: e,
-            }),
-            _ => Ok(()),
+        table.mark_deleted();
+        self.remove_storage(id).await
+    }
+
+    async fn remove_storage(&self, id: &str) -> Result<(), StoreError> {
+        let db = self.inner.db.clone();
+        let manifests = self.inner.manifests.clone();
+        let dir = self.inner.config.segments_dir.join(id);
+        let (tree, id) = (wal::Wal::tree_name(id), id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            db.drop_tree(tree)?;
+            manifests.remove(&id)?;
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path: dir, source: e }),
+                _ => Ok(()),
+            }
         })
         .await
-        .map_err(|e| StoreError::Corrupt {
-            reason: format!("delete task failed: {e}"),
-        })?
+        .map_err(|e| StoreError::Corrupt { reason: format!("delete task failed: {e}") })??;
+        self.inner.db.flush_async().await?;
+        Ok(())
     }
 
     /// Appends one batch, which must already have the table's schema (see [`crate::conform`]
@@ -194,59 +213,48 @@ impl Store {
     pub async fn stage(&self, id: &str, batch: RecordBatch) -> Result<StagedAppend, StoreError> {
         let table = self.table(id)?;
         if batch.schema() != table.schema {
-            return Err(StoreError::Malformed {
-                reason: format!("batch schema does not match dataset `{id}`"),
-            });
+            return Err(StoreError::Malformed { reason: format!("batch schema does not match dataset `{id}`") });
         }
         let rows = batch.num_rows();
         if rows == 0 {
             return Err(StoreError::Empty);
         }
-        let entry = wal::encode(&batch)?;
+        let entry = if batch.get_array_memory_size() > LARGE_ENTRY_BYTES {
+            let encoded = batch.clone();
+            tokio::task::spawn_blocking(move || wal::encode(&encoded))
+                .await
+                .map_err(|e| StoreError::Corrupt { reason: format!("encoding task failed: {e}") })??
+        } else {
+            wal::encode(&batch)?
+        };
         let (done, durable) = oneshot::channel();
         let mut next_seq = table.append_lock.lock().await;
+        if table.is_deleted() {
+            return Err(unknown(id));
+        }
+        let permit = self.inner.commit.reserve().await?;
+        // From here on nothing awaits: the entry is staged and queued, or neither.
         let seq = *next_seq;
-        table.wal.insert(seq, entry)?;
+        if entry.len() > LARGE_ENTRY_BYTES {
+            tokio::task::block_in_place(|| table.wal.insert(seq, entry))?;
+        } else {
+            table.wal.insert(seq, entry)?;
+        }
         *next_seq += 1;
-        self.inner
-            .commit
-            .enqueue(Pending {
-                table: Arc::clone(&table),
-                seq,
-                batch,
-                done,
-            })
-            .await?;
-        Ok(StagedAppend {
-            store: self.clone(),
-            dataset: id.to_owned(),
-            appended: Appended { rows, seq },
-            durable,
-        })
+        permit.send(Pending { table: Arc::clone(&table), seq, batch, done });
+        Ok(StagedAppend { store: self.clone(), dataset: id.to_owned(), appended: Appended { rows, seq }, durable })
     }
 
     /// Streams the rows `request` asks for.
     pub async fn scan(&self, request: &ReadRequest) -> Result<BatchStream, StoreError> {
         let table = self.table(&request.dataset)?;
-        query::scan(
-            self.inner.ctx.clone(),
-            &self.inner.query_runtime,
-            table,
-            request.clone(),
-        )
-        .await
+        query::scan(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone()).await
     }
 
     /// The schema `request` would produce, or why it is invalid (unknown column, bad filter).
     pub async fn check(&self, request: &ReadRequest) -> Result<SchemaRef, StoreError> {
         let table = self.table(&request.dataset)?;
-        query::check(
-            self.inner.ctx.clone(),
-            &self.inner.query_runtime,
-            table,
-            request.clone(),
-        )
-        .await
+        query::check(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone()).await
     }
 
     pub fn schema(&self, id: &str) -> Result<SchemaRef, StoreError> {
@@ -265,19 +273,12 @@ impl Store {
     }
 
     fn table(&self, id: &str) -> Result<Arc<Table>, StoreError> {
-        let tables = self
-            .inner
-            .tables
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let tables = self.inner.tables.read().unwrap_or_else(PoisonError::into_inner);
         tables.get(id).cloned().ok_or_else(|| unknown(id))
     }
 
     fn write_tables(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Table>>> {
-        self.inner
-            .tables
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.tables.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -294,13 +295,8 @@ async fn maintain(inner: Arc<Inner>) {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
-        let tables: Vec<Arc<Table>> = inner
-            .tables
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let tables: Vec<Arc<Table>> =
+            inner.tables.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         for table in tables {
             if let Err(error) = inner.compactor.maintain(&table).await {
                 tracing::error!(dataset = %table.id, %error, "compaction failed; the tail stays in the log");

@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -25,6 +26,9 @@ pub(crate) struct Table {
     pub(crate) append_lock: tokio::sync::Mutex<u64>,
     /// One compaction or coalescing at a time.
     pub(crate) maintenance_lock: tokio::sync::Mutex<()>,
+    /// Set by delete while it holds both locks; appends and compaction check it after
+    /// taking theirs, so nothing touches a deleted table's storage again.
+    deleted: AtomicBool,
     thresholds: Thresholds,
     state: Mutex<TableState>,
 }
@@ -33,6 +37,7 @@ struct TableState {
     manifest: Manifest,
     tail: Vec<TailEntry>,
     tail_rows: usize,
+    tail_bytes: usize,
     oldest: Option<Instant>,
 }
 
@@ -52,6 +57,7 @@ pub(crate) struct Snapshot {
 pub(crate) struct TailView {
     pub(crate) entries: Vec<TailEntry>,
     pub(crate) rows: usize,
+    pub(crate) bytes: usize,
     pub(crate) oldest: Option<Instant>,
 }
 
@@ -61,6 +67,10 @@ pub struct TableStats {
     pub segments: usize,
     pub segment_bytes: u64,
     pub tail_rows: usize,
+}
+
+fn measure(tail: &[TailEntry]) -> (usize, usize) {
+    tail.iter().fold((0, 0), |(rows, bytes), e| (rows + e.batch.num_rows(), bytes + e.batch.get_array_memory_size()))
 }
 
 pub(crate) struct TableSpec<'a> {
@@ -84,15 +94,10 @@ impl Table {
         let replayed = wal.replay(&spec.schema, manifest.compacted_seq)?;
         let keep: HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
         segment::remove_orphans(&dir, &keep)?;
-        let next_seq = replayed
-            .last()
-            .map_or(manifest.compacted_seq, |(seq, _)| *seq)
-            + 1;
-        let tail: Vec<TailEntry> = replayed
-            .into_iter()
-            .map(|(last_seq, batch)| TailEntry { last_seq, batch })
-            .collect();
-        let tail_rows = tail.iter().map(|e| e.batch.num_rows()).sum();
+        let next_seq = replayed.last().map_or(manifest.compacted_seq, |(seq, _)| *seq) + 1;
+        let tail: Vec<TailEntry> =
+            replayed.into_iter().map(|(last_seq, batch)| TailEntry { last_seq, batch }).collect();
+        let (tail_rows, tail_bytes) = measure(&tail);
         let sort_columns = [spec.time_column, spec.series_key]
             .into_iter()
             .flatten()
@@ -107,12 +112,14 @@ impl Table {
             wal,
             append_lock: tokio::sync::Mutex::new(next_seq),
             maintenance_lock: tokio::sync::Mutex::new(()),
+            deleted: AtomicBool::new(false),
             thresholds,
             state: Mutex::new(TableState {
                 oldest: (!tail.is_empty()).then(Instant::now),
                 manifest,
                 tail,
                 tail_rows,
+                tail_bytes,
             }),
         })
     }
@@ -125,51 +132,57 @@ impl Table {
     pub(crate) fn publish(&self, seq: u64, batch: RecordBatch) -> bool {
         let mut state = self.state();
         state.tail_rows += batch.num_rows();
-        state.tail.push(TailEntry {
-            last_seq: seq,
-            batch,
-        });
+        state.tail_bytes += batch.get_array_memory_size();
+        state.tail.push(TailEntry { last_seq: seq, batch });
         state.oldest.get_or_insert_with(Instant::now);
         state.tail_rows >= self.thresholds.segment_rows
+            || state.tail_bytes >= self.thresholds.segment_bytes
             || state.tail.len() >= self.thresholds.coalesce_entries
+    }
+
+    /// Called by delete while it holds both locks.
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+        let mut state = self.state();
+        state.tail.clear();
+        (state.tail_rows, state.tail_bytes) = (0, 0);
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let state = self.state();
         Snapshot {
-            segments: state
-                .manifest
-                .segments
-                .iter()
-                .map(|s| self.dir.join(&s.file))
-                .collect(),
+            segments: state.manifest.segments.iter().map(|s| self.dir.join(&s.file)).collect(),
             tail: state.tail.iter().map(|e| e.batch.clone()).collect(),
         }
     }
 
     pub(crate) fn tail_view(&self) -> TailView {
         let state = self.state();
-        TailView {
-            entries: state.tail.clone(),
-            rows: state.tail_rows,
-            oldest: state.oldest,
-        }
+        TailView { entries: state.tail.clone(), rows: state.tail_rows, bytes: state.tail_bytes, oldest: state.oldest }
     }
 
     pub(crate) fn manifest(&self) -> Manifest {
         self.state().manifest.clone()
     }
 
-    /// Replaces the first `count` tail entries by one coalesced entry.
-    pub(crate) fn coalesced(&self, count: usize, entry: TailEntry) {
-        self.state().tail.splice(..count, [entry]);
+    /// Replaces the tail entries `range` by one coalesced entry.
+    pub(crate) fn coalesced(&self, range: std::ops::Range<usize>, entry: TailEntry) {
+        let mut state = self.state();
+        if range.end <= state.tail.len() {
+            state.tail.splice(range, [entry]);
+        }
     }
 
     /// Drops the first `count` tail entries, which `manifest` now holds in a segment.
     pub(crate) fn compacted(&self, count: usize, manifest: Manifest) {
         let mut state = self.state();
+        let count = count.min(state.tail.len());
         state.tail.drain(..count);
-        state.tail_rows = state.tail.iter().map(|e| e.batch.num_rows()).sum();
+        (state.tail_rows, state.tail_bytes) = measure(&state.tail);
         state.oldest = (!state.tail.is_empty()).then(Instant::now);
         state.manifest = manifest;
     }
@@ -180,12 +193,7 @@ impl Table {
         TableStats {
             rows: segment_rows + state.tail_rows as u64,
             segments: state.manifest.segments.len(),
-            segment_bytes: state
-                .manifest
-                .segments
-                .iter()
-                .map(|s: &Segment| s.bytes)
-                .sum(),
+            segment_bytes: state.manifest.segments.iter().map(|s: &Segment| s.bytes).sum(),
             tail_rows: state.tail_rows,
         }
     }

@@ -14,13 +14,13 @@ pub(crate) struct Wal {
 
 impl Wal {
     pub(crate) fn open(db: &sled::Db, table: &str) -> Result<Self, StoreError> {
-        Ok(Self {
-            tree: db.open_tree(Self::tree_name(table))?,
-        })
+        Ok(Self { tree: db.open_tree(Self::tree_name(table))? })
     }
 
+    pub(crate) const TREE_PREFIX: &'static str = "wal/";
+
     pub(crate) fn tree_name(table: &str) -> String {
-        format!("wal/{table}")
+        format!("{}{table}", Self::TREE_PREFIX)
     }
 
     /// Stages an entry; it is durable only after the next flush of the database.
@@ -29,12 +29,14 @@ impl Wal {
         Ok(())
     }
 
+    /// Withdraws an entry whose flush failed.
+    pub(crate) fn remove(&self, seq: u64) -> Result<(), StoreError> {
+        self.tree.remove(seq.to_be_bytes())?;
+        Ok(())
+    }
+
     /// Entries after `compacted`, in sequence order; older ones are removed.
-    pub(crate) fn replay(
-        &self,
-        schema: &SchemaRef,
-        compacted: u64,
-    ) -> Result<Vec<(u64, RecordBatch)>, StoreError> {
+    pub(crate) fn replay(&self, schema: &SchemaRef, compacted: u64) -> Result<Vec<(u64, RecordBatch)>, StoreError> {
         self.trim(compacted)?;
         self.tree
             .iter()
@@ -71,19 +73,14 @@ fn decode(schema: &SchemaRef, bytes: &[u8]) -> Result<RecordBatch, StoreError> {
     let batch = reader
         .next()
         .transpose()?
-        .ok_or_else(|| StoreError::Corrupt {
-            reason: "empty write-ahead log entry".into(),
-        })?;
+        .ok_or_else(|| StoreError::Corrupt { reason: "empty write-ahead log entry".into() })?;
     // Re-attach the table's schema so that every batch of a table compares equal.
-    Ok(RecordBatch::try_new(
-        schema.clone(),
-        batch.columns().to_vec(),
-    )?)
+    Ok(RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?)
 }
 
 fn decode_seq(key: &[u8]) -> Result<u64, StoreError> {
-    let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt {
-        reason: format!("write-ahead log key of {} bytes", key.len()),
-    })?;
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StoreError::Corrupt { reason: format!("write-ahead log key of {} bytes", key.len()) })?;
     Ok(u64::from_be_bytes(bytes))
 }

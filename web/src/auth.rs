@@ -15,14 +15,8 @@ pub(crate) struct Admin;
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let authorization = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
         Ok(Self(state.admin_token.subject(authorization)))
     }
 }
@@ -30,15 +24,8 @@ impl FromRequestParts<AppState> for Caller {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Problem;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Caller(subject) = Caller::from_request_parts(parts, state).await?;
-        if subject.is_admin() {
-            Ok(Self)
-        } else {
-            Err(Problem::unauthorized())
-        }
+        if subject.is_admin() { Ok(Self) } else { Err(Problem::unauthorized()) }
     }
 }

@@ -10,7 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use futures::{Stream, StreamExt};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use urbanmesh_store::BatchStream;
 
@@ -65,14 +65,13 @@ impl OutputFormat {
 pub(crate) fn stream(
     format: OutputFormat,
     scan: BatchStream,
+    permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = io::Result<Bytes>> {
     let (sender, receiver) = mpsc::channel(CHUNKS_AHEAD);
     let runtime = Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut body = Chunks {
-            sender: sender.clone(),
-            buffer: Vec::with_capacity(CHUNK_BYTES),
-        };
+        let _download = permit;
+        let mut body = Chunks { sender: sender.clone(), buffer: Vec::with_capacity(CHUNK_BYTES) };
         if let Err(error) = encode(format, scan, &mut body, &runtime).and_then(|()| body.flush()) {
             tracing::warn!(%error, "streaming a result failed");
             let _ = sender.blocking_send(Err(error));
@@ -81,38 +80,14 @@ pub(crate) fn stream(
     ReceiverStream::new(receiver)
 }
 
-fn encode(
-    format: OutputFormat,
-    scan: BatchStream,
-    body: &mut Chunks,
-    runtime: &Handle,
-) -> io::Result<()> {
+fn encode(format: OutputFormat, scan: BatchStream, body: &mut Chunks, runtime: &Handle) -> io::Result<()> {
     let mut batches = scan.batches;
     let mut next = || -> io::Result<Option<RecordBatch>> {
-        runtime
-            .block_on(batches.next())
-            .transpose()
-            .map_err(io::Error::other)
+        runtime.block_on(batches.next()).transpose().map_err(io::Error::other)
     };
     match format {
-        OutputFormat::Json => {
-            let mut writer = json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, json::writer::JsonArray>(body);
-            while let Some(batch) = next()? {
-                writer.write(&batch).map_err(io::Error::other)?;
-            }
-            writer.finish().map_err(io::Error::other)
-        }
-        OutputFormat::NdJson => {
-            let mut writer = json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, json::writer::LineDelimited>(body);
-            while let Some(batch) = next()? {
-                writer.write(&batch).map_err(io::Error::other)?;
-            }
-            writer.finish().map_err(io::Error::other)
-        }
+        OutputFormat::Json => write_json::<json::writer::JsonArray>(body, next),
+        OutputFormat::NdJson => write_json::<json::writer::LineDelimited>(body, next),
         OutputFormat::Csv => {
             let mut writer = csv::WriterBuilder::new().with_header(true).build(body);
             let mut wrote_any = false;
@@ -122,21 +97,29 @@ fn encode(
             }
             if !wrote_any {
                 // An empty result still names its columns.
-                writer
-                    .write(&RecordBatch::new_empty(scan.schema))
-                    .map_err(io::Error::other)?;
+                writer.write(&RecordBatch::new_empty(scan.schema)).map_err(io::Error::other)?;
             }
             Ok(())
         }
         OutputFormat::Parquet => {
-            let mut writer =
-                ArrowWriter::try_new(body, scan.schema, None).map_err(io::Error::other)?;
+            let mut writer = ArrowWriter::try_new(body, scan.schema, None).map_err(io::Error::other)?;
             while let Some(batch) = next()? {
                 writer.write(&batch).map_err(io::Error::other)?;
             }
             writer.close().map(drop).map_err(io::Error::other)
         }
     }
+}
+
+fn write_json<F: json::writer::JsonFormat>(
+    body: &mut Chunks,
+    mut next: impl FnMut() -> io::Result<Option<RecordBatch>>,
+) -> io::Result<()> {
+    let mut writer = json::WriterBuilder::new().with_explicit_nulls(true).build::<_, F>(body);
+    while let Some(batch) = next()? {
+        writer.write(&batch).map_err(io::Error::other)?;
+    }
+    writer.finish().map_err(io::Error::other)
 }
 
 /// A `Write` that sends full chunks to the response body, blocking while it is full.
@@ -158,10 +141,7 @@ impl Write for Chunks {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(CHUNK_BYTES),
-        ));
+        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES)));
         self.sender
             .blocking_send(Ok(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))

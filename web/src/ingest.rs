@@ -26,17 +26,11 @@ pub(crate) async fn rows(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Stored>, Problem> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let format = Format::from_media_type(content_type).ok_or_else(|| {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "Content-Type `{content_type}` is not accepted; send one of {}",
-                Format::ACCEPTED_MEDIA_TYPES
-            ),
+            format!("Content-Type `{content_type}` is not accepted; send one of {}", Format::ACCEPTED_MEDIA_TYPES),
         )
     })?;
     let body = body?;
@@ -65,26 +59,15 @@ pub(crate) async fn upload(
         let body = field.bytes().await?;
         return store(&state, id, format, body).await;
     }
-    Err(Problem::bad_request(
-        "the form contains no file; send the file in a multipart field with a file name",
-    ))
+    Err(Problem::bad_request("the form contains no file; send the file in a multipart field with a file name"))
 }
 
 /// Decodes off the async threads, then appends durably.
-async fn store(
-    state: &AppState,
-    id: String,
-    format: Format,
-    body: Bytes,
-) -> Result<Json<Stored>, Problem> {
+async fn store(state: &AppState, id: String, format: Format, body: Bytes) -> Result<Json<Stored>, Problem> {
     let schema = state.store.schema(&id)?;
     let batch = tokio::task::spawn_blocking(move || decode::decode(format, schema, &body))
         .await
         .map_err(|e| Problem::internal(format!("decoding task failed: {e}")))??;
     let appended = state.store.append(&id, batch).await?;
-    Ok(Json(Stored {
-        dataset: id,
-        rows: appended.rows,
-        seq: appended.seq,
-    }))
+    Ok(Json(Stored { dataset: id, rows: appended.rows, seq: appended.seq }))
 }

@@ -37,17 +37,20 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Largest request body accepted (rows, uploads).
     pub max_body_bytes: usize,
+    /// Result streams being encoded at once; each holds a blocking thread while its
+    /// client reads, so their number is bounded ([`MAX_DOWNLOADS`] in the node).
+    pub downloads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Concurrent result downloads per node.
+pub const MAX_DOWNLOADS: usize = 64;
 
 /// The complete router. `http_metrics` must be registered in the registry that
 /// `state.registry` holds.
 pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
     let api = Router::new()
         .route("/datasets", get(datasets::list).post(datasets::create))
-        .route(
-            "/datasets/{id}",
-            get(datasets::get).delete(datasets::delete),
-        )
+        .route("/datasets/{id}", get(datasets::get).delete(datasets::delete))
         .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
         .route("/datasets/{id}/upload", post(ingest::upload))
         .fallback(problem::not_found);
@@ -57,10 +60,7 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            http_metrics,
-            metrics::observe,
-        ))
+        .layer(axum::middleware::from_fn_with_state(http_metrics, metrics::observe))
         .with_state(state)
 }
 

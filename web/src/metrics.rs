@@ -27,11 +27,7 @@ impl HttpMetrics {
     }
 }
 
-pub(crate) async fn observe(
-    State(metrics): State<HttpMetrics>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn observe(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request
@@ -39,15 +35,8 @@ pub(crate) async fn observe(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
-    let labels = vec![
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
-    metrics
-        .requests
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    let labels = vec![("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
+    metrics.requests.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     response
 }
 

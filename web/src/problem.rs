@@ -49,17 +49,11 @@ impl Problem {
 
     pub fn internal(detail: impl Into<String>) -> Self {
         tracing::error!(detail = %Into::<String>::into(detail), "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the node failed to handle the request; see its log",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the node failed to handle the request; see its log")
     }
 
     pub(crate) fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "this endpoint needs the admin token as `Authorization: Bearer <token>`",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "this endpoint needs the admin token as `Authorization: Bearer <token>`")
     }
 
     pub(crate) fn dataset_not_found(id: &str) -> Self {
@@ -71,10 +65,9 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status;
         let mut response = (status, Json(self)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/problem+json"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
         response
     }
 }
@@ -82,29 +75,13 @@ impl IntoResponse for Problem {
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::InvalidRows {
-                errors,
-                rejected,
-                total,
-            } => {
-                let detail = StoreError::InvalidRows {
-                    errors: Vec::new(),
-                    rejected,
-                    total,
-                }
-                .to_string();
+            StoreError::InvalidRows { errors, rejected, total } => {
+                let detail = StoreError::InvalidRows { errors: Vec::new(), rejected, total }.to_string();
                 let detail = format!("{}; nothing was stored", detail.trim_end_matches(": "));
-                Self {
-                    errors,
-                    rejected_rows: Some(rejected),
-                    total_rows: Some(total),
-                    ..Self::bad_request(detail)
-                }
+                Self { errors, rejected_rows: Some(rejected), total_rows: Some(total), ..Self::bad_request(detail) }
             }
             StoreError::UnknownTable { id } => Self::dataset_not_found(&id),
-            StoreError::ShuttingDown => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down")
-            }
+            StoreError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
             e @ (StoreError::Malformed { .. } | StoreError::Empty) => {
                 Self::bad_request(format!("{e}; nothing was stored"))
             }
@@ -117,13 +94,10 @@ impl From<StoreError> for Problem {
 impl From<CatalogError> for Problem {
     fn from(error: CatalogError) -> Self {
         match error {
-            CatalogError::InvalidDataset { ref field, .. } => Self {
-                field: Some(field.clone()),
-                ..Self::bad_request(error.to_string())
-            },
-            CatalogError::AlreadyExists { .. } => {
-                Self::new(StatusCode::CONFLICT, error.to_string())
+            CatalogError::InvalidDataset { ref field, .. } => {
+                Self { field: Some(field.clone()), ..Self::bad_request(error.to_string()) }
             }
+            CatalogError::AlreadyExists { .. } => Self::new(StatusCode::CONFLICT, error.to_string()),
             CatalogError::NotFound { id } => Self::dataset_not_found(&id),
             e => Self::internal(e.to_string()),
         }
@@ -162,10 +136,7 @@ impl From<MultipartError> for Problem {
 
 fn body_problem(status: StatusCode, text: String) -> Problem {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(
-            status,
-            "the request body is larger than this node accepts; split it into several requests",
-        )
+        Problem::new(status, "the request body is larger than this node accepts; split it into several requests")
     } else {
         Problem::new(status, text)
     }

@@ -1,7 +1,9 @@
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use std::sync::Arc;
+
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -36,19 +38,9 @@ pub(crate) async fn rows(
     let format = OutputFormat::parse(query.format.as_deref())?;
     let request = ReadRequest {
         dataset: id,
-        columns: query
-            .columns
-            .map(|c| c.split(',').map(|name| name.trim().to_owned()).collect()),
-        from: query
-            .from
-            .as_deref()
-            .map(|t| timestamp("from", t))
-            .transpose()?,
-        to: query
-            .to
-            .as_deref()
-            .map(|t| timestamp("to", t))
-            .transpose()?,
+        columns: query.columns.map(|c| c.split(',').map(|name| name.trim().to_owned()).collect()),
+        from: query.from.as_deref().map(|t| timestamp("from", t)).transpose()?,
+        to: query.to.as_deref().map(|t| timestamp("to", t)).transpose()?,
         filter: query.filter.filter(|f| !f.trim().is_empty()),
         limit: query.limit,
     };
@@ -58,13 +50,13 @@ pub(crate) async fn rows(
         tracing::info!(dataset = %request.dataset, subject = subject.label(), %reason, "read refused");
         return Err(Problem::dataset_not_found(&request.dataset));
     }
+    let permit = Arc::clone(&state.downloads).try_acquire_owned().map_err(|_| {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "too many downloads are running; retry in a moment")
+    })?;
     let scan = state.store.scan(&request).await?;
-    let mut response = Body::from_stream(encode::stream(format, scan)).into_response();
+    let mut response = Body::from_stream(encode::stream(format, scan, permit)).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(format.media_type()),
-    );
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(format.media_type()));
     if let Some(extension) = format.download_extension() {
         let disposition = format!("attachment; filename=\"{}.{extension}\"", request.dataset);
         if let Ok(value) = header::HeaderValue::from_str(&disposition) {

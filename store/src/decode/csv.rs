@@ -9,15 +9,10 @@ use crate::rows::{Cell, RowsBuilder};
 /// those instead (as German spreadsheet exports do); an empty field is null.
 pub(super) fn rows(schema: SchemaRef, body: &[u8]) -> Result<RecordBatch, StoreError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(sniff_delimiter(body))
-        .flexible(true)
-        .from_reader(body);
+    let mut reader = csv::ReaderBuilder::new().delimiter(sniff_delimiter(body)).flexible(true).from_reader(body);
     let names: Vec<String> = reader
         .headers()
-        .map_err(|e| StoreError::Malformed {
-            reason: format!("header: {e}"),
-        })?
+        .map_err(|e| StoreError::Malformed { reason: format!("header: {e}") })?
         .iter()
         .map(str::to_owned)
         .collect();
@@ -30,11 +25,7 @@ pub(super) fn rows(schema: SchemaRef, body: &[u8]) -> Result<RecordBatch, StoreE
             Ok(true) => {
                 let line = record.position().map(|p| p.line() as usize);
                 if record.len() != names.len() {
-                    let reason = format!(
-                        "has {} fields, but the header has {}",
-                        record.len(),
-                        names.len()
-                    );
+                    let reason = format!("has {} fields, but the header has {}", record.len(), names.len());
                     builder.reject_row(line, None, reason);
                     continue;
                 }
@@ -63,10 +54,7 @@ pub(super) fn rows(schema: SchemaRef, body: &[u8]) -> Result<RecordBatch, StoreE
 fn csv_reason(error: &csv::Error) -> String {
     match error.kind() {
         csv::ErrorKind::Utf8 { err, .. } => {
-            format!(
-                "field {} is not valid UTF-8; save the file as UTF-8",
-                err.field() + 1
-            )
+            format!("field {} is not valid UTF-8; save the file as UTF-8", err.field() + 1)
         }
         _ => error.to_string(),
     }
@@ -75,10 +63,7 @@ fn csv_reason(error: &csv::Error) -> String {
 fn sniff_delimiter(body: &[u8]) -> u8 {
     let first_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
     let count = |d: u8| first_line.iter().filter(|b| **b == d).count();
-    [b';', b'\t']
-        .into_iter()
-        .find(|d| count(*d) > count(b','))
-        .unwrap_or(b',')
+    [b';', b'\t'].into_iter().find(|d| count(*d) > count(b',')).unwrap_or(b',')
 }
 
 #[cfg(test)]
@@ -98,38 +83,21 @@ mod tests {
 
     #[test]
     fn reads_comma_and_semicolon_files() {
-        assert_eq!(
-            rows(schema(), b"station,value\na,1.5\nb,\n")
-                .expect("csv")
-                .num_rows(),
-            2
-        );
-        assert_eq!(
-            rows(schema(), b"\xEF\xBB\xBFvalue;station\n12,5;a\n")
-                .expect("csv")
-                .num_rows(),
-            1
-        );
+        assert_eq!(rows(schema(), b"station,value\na,1.5\nb,\n").expect("csv").num_rows(), 2);
+        assert_eq!(rows(schema(), b"\xEF\xBB\xBFvalue;station\n12,5;a\n").expect("csv").num_rows(), 1);
     }
 
     #[test]
     fn reports_lines_of_bad_rows() {
-        let Err(StoreError::InvalidRows { errors, .. }) =
-            rows(schema(), b"station,value\na,1\nb,x\nc\n")
-        else {
+        let Err(StoreError::InvalidRows { errors, .. }) = rows(schema(), b"station,value\na,1\nb,x\nc\n") else {
             panic!("rejected")
         };
         assert_eq!((errors[0].row, errors[0].line), (2, Some(3)));
         assert_eq!((errors[1].row, errors[1].line), (3, Some(4)));
-        let Err(StoreError::InvalidRows { errors, .. }) =
-            rows(schema(), b"station,value\n\xFF,1\n")
-        else {
+        let Err(StoreError::InvalidRows { errors, .. }) = rows(schema(), b"station,value\n\xFF,1\n") else {
             panic!("rejected")
         };
         assert!(errors[0].reason.contains("UTF-8"));
-        assert!(matches!(
-            rows(schema(), b"station,other\na,1\n"),
-            Err(StoreError::Malformed { .. })
-        ));
+        assert!(matches!(rows(schema(), b"station,other\na,1\n"), Err(StoreError::Malformed { .. })));
     }
 }

@@ -7,13 +7,10 @@ use crate::rows::{Cell, RowsBuilder};
 
 /// A JSON array of row objects.
 pub(super) fn array(schema: SchemaRef, body: &[u8]) -> Result<RecordBatch, StoreError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| StoreError::Malformed {
-        reason: format!("body is not valid JSON: {e}"),
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| StoreError::Malformed { reason: format!("body is not valid JSON: {e}") })?;
     let Value::Array(rows) = value else {
-        return Err(StoreError::Malformed {
-            reason: "expected a JSON array of row objects".into(),
-        });
+        return Err(StoreError::Malformed { reason: "expected a JSON array of row objects".into() });
     };
     let mut builder = RowsBuilder::new(schema)?;
     for row in &rows {
@@ -35,11 +32,7 @@ pub(super) fn lines(schema: SchemaRef, body: &[u8]) -> Result<RecordBatch, Store
         let line_number = Some(index + 1);
         match serde_json::from_slice::<Value>(line) {
             Ok(Value::Object(object)) => push_object(&mut builder, line_number, &object),
-            Ok(_) => builder.reject_row(
-                line_number,
-                None,
-                "expected a JSON object with one key per column",
-            ),
+            Ok(_) => builder.reject_row(line_number, None, "expected a JSON object with one key per column"),
             Err(e) => builder.reject_row(line_number, None, format!("not valid JSON: {e}")),
         }
     }
@@ -53,12 +46,8 @@ fn push_object(builder: &mut RowsBuilder, line: Option<usize>, object: &Map<Stri
             builder.flag(line, Some(key), reason);
         }
     }
-    let cells: Vec<Cell<'_>> = builder
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| object.get(f.name()).map_or(Cell::Null, cell))
-        .collect();
+    let cells: Vec<Cell<'_>> =
+        builder.schema().fields().iter().map(|f| object.get(f.name()).map_or(Cell::Null, cell)).collect();
     builder.push_row(line, &cells);
 }
 
@@ -87,11 +76,7 @@ mod tests {
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
-            Field::new(
-                "time",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            ),
+            Field::new("time", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
             Field::new("value", DataType::Float64, false),
         ]))
     }
@@ -100,26 +85,18 @@ mod tests {
     fn reads_arrays_and_lines() {
         let body = br#"[{"time": "2026-01-01T00:00:00Z", "value": 1}, {"time": 1767225600000, "value": 2.5}]"#;
         assert_eq!(array(schema(), body).expect("array").num_rows(), 2);
-        let body =
-            b"{\"time\": 1767225600000, \"value\": 1}\n\n{\"time\": 1767225600000, \"value\": 2}\n";
+        let body = b"{\"time\": 1767225600000, \"value\": 1}\n\n{\"time\": 1767225600000, \"value\": 2}\n";
         assert_eq!(lines(schema(), body).expect("lines").num_rows(), 2);
     }
 
     #[test]
     fn names_unknown_and_missing_columns() {
         let body = br#"[{"time": 1767225600000, "value": 1, "extra": 3}, {"time": 1767225600000}]"#;
-        let Err(StoreError::InvalidRows { errors, .. }) = array(schema(), body) else {
-            panic!("rejected")
-        };
+        let Err(StoreError::InvalidRows { errors, .. }) = array(schema(), body) else { panic!("rejected") };
         assert_eq!(errors[0].column.as_deref(), Some("extra"));
-        assert_eq!(
-            (errors[1].row, errors[1].column.as_deref()),
-            (2, Some("value"))
-        );
+        assert_eq!((errors[1].row, errors[1].column.as_deref()), (2, Some("value")));
         let body = b"{\"time\": 1767225600000, \"value\": 1}\n{\"time\": \n";
-        let Err(StoreError::InvalidRows { errors, .. }) = lines(schema(), body) else {
-            panic!("rejected")
-        };
+        let Err(StoreError::InvalidRows { errors, .. }) = lines(schema(), body) else { panic!("rejected") };
         assert_eq!(errors[0].line, Some(2));
     }
 }

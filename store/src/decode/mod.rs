@@ -22,12 +22,7 @@ pub enum Format {
 impl Format {
     /// From a `Content-Type` header value (parameters such as `charset` are ignored).
     pub fn from_media_type(content_type: &str) -> Option<Self> {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         Some(match essence.as_str() {
             "application/json" => Self::Json,
             "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Self::NdJson,
@@ -49,8 +44,7 @@ impl Format {
         })
     }
 
-    pub const ACCEPTED_MEDIA_TYPES: &'static str =
-        "application/json, application/x-ndjson, text/csv";
+    pub const ACCEPTED_MEDIA_TYPES: &'static str = "application/json, application/x-ndjson, text/csv";
 }
 
 /// Decodes a whole body; all rows or none.

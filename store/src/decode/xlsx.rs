@@ -11,33 +11,19 @@ use crate::rows::{Cell, RowsBuilder};
 /// The first sheet of an Excel workbook, header in its first row. Spreadsheet dates
 /// carry no time zone and are taken as UTC.
 pub(super) fn first_sheet(schema: SchemaRef, body: &[u8]) -> Result<RecordBatch, StoreError> {
-    let unreadable = |e: &dyn std::fmt::Display| StoreError::Malformed {
-        reason: format!("not a readable .xlsx workbook: {e}"),
-    };
-    let mut workbook: Xlsx<_> =
-        open_workbook_from_rs(Cursor::new(body)).map_err(|e| unreadable(&e))?;
+    let unreadable =
+        |e: &dyn std::fmt::Display| StoreError::Malformed { reason: format!("not a readable .xlsx workbook: {e}") };
+    let mut workbook: Xlsx<_> = open_workbook_from_rs(Cursor::new(body)).map_err(|e| unreadable(&e))?;
     let range = workbook
         .worksheet_range_at(0)
-        .ok_or_else(|| StoreError::Malformed {
-            reason: "the workbook has no sheets".into(),
-        })?
+        .ok_or_else(|| StoreError::Malformed { reason: "the workbook has no sheets".into() })?
         .map_err(|e| unreadable(&e))?;
     let first_sheet_row = range.start().map_or(0, |(row, _)| row as usize);
     let mut sheet_rows = range.rows();
-    let names: Vec<String> = sheet_rows
-        .next()
-        .ok_or(StoreError::Empty)?
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let names: Vec<String> = sheet_rows.next().ok_or(StoreError::Empty)?.iter().map(ToString::to_string).collect();
     let mut builder = RowsBuilder::new(schema)?;
     let positions = header::positions(&builder, &names)?;
-    let types: Vec<DataType> = builder
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.data_type().clone())
-        .collect();
+    let types: Vec<DataType> = builder.schema().fields().iter().map(|f| f.data_type().clone()).collect();
     for (index, row) in sheet_rows.enumerate() {
         if row.iter().all(|cell| matches!(cell, Data::Empty)) {
             continue;
@@ -49,21 +35,17 @@ pub(super) fn first_sheet(schema: SchemaRef, body: &[u8]) -> Result<RecordBatch,
             .zip(&types)
             .map(|(position, data_type)| {
                 let data = position.and_then(|p| row.get(p))?;
-                (*data_type == DataType::Utf8)
-                    .then(|| number_as_text(data))
-                    .flatten()
+                (*data_type == DataType::Utf8).then(|| number_as_text(data)).flatten()
             })
             .collect();
         let cells: Vec<Cell<'_>> = positions
             .iter()
             .zip(&as_text)
-            .map(
-                |(position, text)| match (text, position.and_then(|p| row.get(p))) {
-                    (Some(text), _) => Cell::Text(text),
-                    (None, Some(data)) => cell(data),
-                    (None, None) => Cell::Null,
-                },
-            )
+            .map(|(position, text)| match (text, position.and_then(|p| row.get(p))) {
+                (Some(text), _) => Cell::Text(text),
+                (None, Some(data)) => cell(data),
+                (None, None) => Cell::Null,
+            })
             .collect();
         builder.push_row(line, &cells);
     }

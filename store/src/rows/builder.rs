@@ -29,29 +29,12 @@ impl RowsBuilder {
             .iter()
             .map(|field| {
                 Column::for_type(field.data_type()).ok_or_else(|| StoreError::Corrupt {
-                    reason: format!(
-                        "column `{}` has unsupported type {}",
-                        field.name(),
-                        field.data_type()
-                    ),
+                    reason: format!("column `{}` has unsupported type {}", field.name(), field.data_type()),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let by_name = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
-            .collect();
-        Ok(Self {
-            schema,
-            columns,
-            by_name,
-            rows: 0,
-            rejected: 0,
-            errors: Vec::new(),
-            flagged: false,
-        })
+        let by_name = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        Ok(Self { schema, columns, by_name, rows: 0, rejected: 0, errors: Vec::new(), flagged: false })
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -64,12 +47,7 @@ impl RowsBuilder {
 
     /// The schema's column names, for error messages.
     pub fn column_list(&self) -> String {
-        self.schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
     }
 
     /// Rows pushed so far, rejected or not.
@@ -79,30 +57,15 @@ impl RowsBuilder {
 
     /// Records a problem the source decoder found with the row about to be pushed.
     pub fn flag(&mut self, line: Option<usize>, column: Option<&str>, reason: impl Into<String>) {
-        self.record(RowError {
-            row: self.rows + 1,
-            line,
-            column: column.map(str::to_owned),
-            reason: reason.into(),
-        });
+        self.record(RowError { row: self.rows + 1, line, column: column.map(str::to_owned), reason: reason.into() });
         self.flagged = true;
     }
 
     /// Counts a row the source decoder could not read at all (bad JSON line, wrong field count).
-    pub fn reject_row(
-        &mut self,
-        line: Option<usize>,
-        column: Option<&str>,
-        reason: impl Into<String>,
-    ) {
+    pub fn reject_row(&mut self, line: Option<usize>, column: Option<&str>, reason: impl Into<String>) {
         self.rows += 1;
         self.rejected += 1;
-        self.record(RowError {
-            row: self.rows,
-            line,
-            column: column.map(str::to_owned),
-            reason: reason.into(),
-        });
+        self.record(RowError { row: self.rows, line, column: column.map(str::to_owned), reason: reason.into() });
     }
 
     /// Checks and adds one row; `cells[i]` belongs to schema column `i`.
@@ -113,9 +76,7 @@ impl RowsBuilder {
         let mut errors = Vec::new();
         for ((column, field), cell) in self.columns.iter().zip(self.schema.fields()).zip(cells) {
             let reason = match column.check(cell) {
-                Ok(Value::Null) if !field.is_nullable() => {
-                    "missing value for a required column".to_owned()
-                }
+                Ok(Value::Null) if !field.is_nullable() => "missing value for a required column".to_owned(),
                 Ok(value) => {
                     values.push(value);
                     continue;
@@ -123,12 +84,7 @@ impl RowsBuilder {
                 Err(reason) => reason,
             };
             row_ok = false;
-            errors.push(RowError {
-                row,
-                line,
-                column: Some(field.name().clone()),
-                reason,
-            });
+            errors.push(RowError { row, line, column: Some(field.name().clone()), reason });
         }
         for error in errors {
             self.record(error);
@@ -150,11 +106,7 @@ impl RowsBuilder {
             return Err(StoreError::Empty);
         }
         if self.rejected > 0 || !self.errors.is_empty() {
-            return Err(StoreError::InvalidRows {
-                errors: self.errors,
-                rejected: self.rejected,
-                total: self.rows,
-            });
+            return Err(StoreError::InvalidRows { errors: self.errors, rejected: self.rejected, total: self.rows });
         }
         let arrays = self.columns.iter_mut().map(Column::finish).collect();
         Ok(RecordBatch::try_new(self.schema, arrays)?)
@@ -199,12 +151,7 @@ mod tests {
         rows.push_row(Some(2), &[Cell::Text("a"), Cell::Text("x")]);
         rows.push_row(Some(3), &[Cell::Text("b"), Cell::Float(2.0)]);
         rows.push_row(Some(4), &[Cell::Null, Cell::Float(2.0)]);
-        let Err(StoreError::InvalidRows {
-            errors,
-            rejected,
-            total,
-        }) = rows.finish()
-        else {
+        let Err(StoreError::InvalidRows { errors, rejected, total }) = rows.finish() else {
             panic!("expected rejection");
         };
         assert_eq!((rejected, total), (2, 3));
@@ -212,11 +159,7 @@ mod tests {
         assert_eq!(errors[0].column.as_deref(), Some("value"));
         assert_eq!(errors[1].row, 3);
         assert_eq!(errors[1].line, Some(4));
-        assert!(
-            errors[1].reason.contains("required"),
-            "{}",
-            errors[1].reason
-        );
+        assert!(errors[1].reason.contains("required"), "{}", errors[1].reason);
     }
 
     #[test]

@@ -27,11 +27,7 @@ impl Cell<'_> {
             Self::Float(f) => f.to_string(),
             Self::Text(s) => {
                 let shown: String = s.chars().take(40).collect();
-                if shown.len() < s.len() {
-                    format!("\"{shown}…\"")
-                } else {
-                    format!("\"{shown}\"")
-                }
+                if shown.len() < s.len() { format!("\"{shown}…\"") } else { format!("\"{shown}\"") }
             }
             Self::DateTime(dt) => dt.to_string(),
             Self::Unsupported(what) => what.clone(),

@@ -2,8 +2,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    TimestampMillisecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
@@ -40,12 +40,12 @@ impl Column {
             DataType::Utf8 => Self::Utf8(StringBuilder::new()),
             DataType::Boolean => Self::Bool(BooleanBuilder::new()),
             DataType::Date32 => Self::Date32(Date32Builder::new()),
-            DataType::Timestamp(TimeUnit::Millisecond, tz) => Self::TimestampMillis(
-                TimestampMillisecondBuilder::new().with_timezone_opt(tz.clone()),
-            ),
-            DataType::Timestamp(TimeUnit::Microsecond, tz) => Self::TimestampMicros(
-                TimestampMicrosecondBuilder::new().with_timezone_opt(tz.clone()),
-            ),
+            DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+                Self::TimestampMillis(TimestampMillisecondBuilder::new().with_timezone_opt(tz.clone()))
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+                Self::TimestampMicros(TimestampMicrosecondBuilder::new().with_timezone_opt(tz.clone()))
+            }
             _ => return None,
         })
     }
@@ -67,10 +67,7 @@ impl Column {
     pub(super) fn check<'a>(&self, cell: &Cell<'a>) -> Result<Value<'a>, String> {
         let mismatch = || format!("expected {}, got {}", self.type_name(), cell.describe());
         if let Cell::Unsupported(what) = cell {
-            return Err(format!(
-                "{what} cannot be stored in a {} column",
-                self.type_name()
-            ));
+            return Err(format!("{what} cannot be stored in a {} column", self.type_name()));
         }
         if matches!(cell, Cell::Null) {
             return Ok(Value::Null);
@@ -78,9 +75,7 @@ impl Column {
         Ok(match self {
             Self::Int64(_) => Value::Int(match *cell {
                 Cell::Int(i) => i,
-                Cell::UInt(u) => {
-                    i64::try_from(u).map_err(|_| format!("{u} is out of range for int64"))?
-                }
+                Cell::UInt(u) => i64::try_from(u).map_err(|_| format!("{u} is out of range for int64"))?,
                 Cell::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
                 Cell::Text(s) => s.trim().parse().map_err(|_| mismatch())?,
                 _ => return Err(mismatch()),
@@ -95,10 +90,7 @@ impl Column {
             .finite()?,
             Self::Utf8(_) => match cell {
                 Cell::Text(s) if s.len() > MAX_TEXT_BYTES => {
-                    return Err(format!(
-                        "text of {} bytes is longer than the {MAX_TEXT_BYTES} allowed",
-                        s.len()
-                    ));
+                    return Err(format!("text of {} bytes is longer than the {MAX_TEXT_BYTES} allowed", s.len()));
                 }
                 Cell::Text(s) => Value::Text(s),
                 _ => return Err(mismatch()),
@@ -115,9 +107,9 @@ impl Column {
                 _ => return Err(mismatch()),
             }),
             Self::Date32(_) => Value::Int(match cell {
-                Cell::Text(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-                    .map(days_since_epoch)
-                    .map_err(|_| mismatch())?,
+                Cell::Text(s) => {
+                    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map(days_since_epoch).map_err(|_| mismatch())?
+                }
                 Cell::DateTime(dt) => days_since_epoch(dt.date()),
                 _ => return Err(mismatch()),
             }),
@@ -175,9 +167,9 @@ impl Column {
 impl Value<'_> {
     fn finite(self) -> Result<Self, String> {
         match self {
-            Self::Float(f) if !f.is_finite() => Err(format!(
-                "{f} is not a finite number; send null for a missing value"
-            )),
+            Self::Float(f) if !f.is_finite() => {
+                Err(format!("{f} is not a finite number; send null for a missing value"))
+            }
             other => Ok(other),
         }
     }
@@ -187,26 +179,18 @@ impl Value<'_> {
 fn parse_float(text: &str) -> Option<f64> {
     let text = text.trim();
     text.parse().ok().or_else(|| {
-        (text.matches(',').count() == 1 && !text.contains('.'))
-            .then(|| text.replace(',', ".").parse().ok())
-            .flatten()
+        (text.matches(',').count() == 1 && !text.contains('.')).then(|| text.replace(',', ".").parse().ok()).flatten()
     })
 }
 
 fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .ok()
-        .map(|dt| dt.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text.trim()).ok().map(|dt| dt.with_timezone(&Utc))
 }
 
 fn epoch_millis(cell: &Cell<'_>) -> Option<i64> {
     match cell {
         Cell::Int(ms) => Some(*ms),
-        Cell::Text(s) => s
-            .trim()
-            .parse()
-            .ok()
-            .or_else(|| parse_timestamp(s).map(|dt| dt.timestamp_millis())),
+        Cell::Text(s) => s.trim().parse().ok().or_else(|| parse_timestamp(s).map(|dt| dt.timestamp_millis())),
         Cell::DateTime(dt) => Some(dt.and_utc().timestamp_millis()),
         _ => None,
     }
@@ -222,10 +206,7 @@ mod tests {
     use super::*;
 
     fn check(data_type: DataType, cell: Cell<'_>) -> Result<(), String> {
-        Column::for_type(&data_type)
-            .expect("supported")
-            .check(&cell)
-            .map(|_| ())
+        Column::for_type(&data_type).expect("supported").check(&cell).map(|_| ())
     }
 
     #[test]
@@ -245,25 +226,9 @@ mod tests {
         let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
         let naive = check(ts, Cell::Text("2026-03-01 12:00")).expect_err("no offset");
         assert!(naive.contains("RFC 3339"), "{naive}");
-        assert!(
-            check(DataType::Int64, Cell::Float(1.5))
-                .expect_err("fraction")
-                .contains("int64")
-        );
-        assert!(
-            check(DataType::Int64, Cell::UInt(u64::MAX))
-                .expect_err("range")
-                .contains("out of range")
-        );
-        assert!(
-            check(DataType::Float64, Cell::Float(f64::NAN))
-                .expect_err("nan")
-                .contains("finite")
-        );
-        assert!(
-            check(DataType::Utf8, Cell::Int(3))
-                .expect_err("type")
-                .contains("expected utf8")
-        );
+        assert!(check(DataType::Int64, Cell::Float(1.5)).expect_err("fraction").contains("int64"));
+        assert!(check(DataType::Int64, Cell::UInt(u64::MAX)).expect_err("range").contains("out of range"));
+        assert!(check(DataType::Float64, Cell::Float(f64::NAN)).expect_err("nan").contains("finite"));
+        assert!(check(DataType::Utf8, Cell::Int(3)).expect_err("type").contains("expected utf8"));
     }
 }

@@ -1,0 +1,146 @@
+//! The store end to end on a real sled database and real Parquet files.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+use prometheus_client::registry::Registry;
+use urbanmesh_catalog::{Dataset, DatasetSpec};
+use urbanmesh_protocol::ReadRequest;
+use urbanmesh_store::{Store, StoreConfig, StoreError};
+
+fn dataset() -> Dataset {
+    let spec: DatasetSpec = serde_json::from_value(serde_json::json!({
+        "id": "pegel", "title": "Pegel", "time_column": "time", "series_key": "station",
+        "schema": {"fields": [
+            {"name": "time", "type": "timestamp[ms, UTC]"},
+            {"name": "station", "type": "utf8"},
+            {"name": "value", "type": "float64"}]}
+    }))
+    .expect("spec");
+    Dataset { spec, tenant: "Test".into(), created: chrono::Utc::now(), modified: chrono::Utc::now() }
+}
+
+/// `rows` measurements every 15 minutes from 2026-01-01, starting at `offset`.
+fn batch(dataset: &Dataset, offset: i64, rows: i64) -> RecordBatch {
+    let start = 1_767_225_600_000;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values((offset..offset + rows).map(|i| start + i * 900_000))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from_iter_values((offset..offset + rows).map(|i| format!("s{}", i % 3)))),
+        Arc::new(Float64Array::from_iter_values((offset..offset + rows).map(|i| i as f64))),
+    ];
+    RecordBatch::try_new(dataset.arrow_schema().expect("schema"), columns).expect("batch")
+}
+
+fn open(dir: &std::path::Path, segment_rows: usize) -> Store {
+    let db = sled::open(dir.join("meta")).expect("sled");
+    let mut config = StoreConfig::new(dir.join("segments"));
+    config.segment_rows = segment_rows;
+    let store = Store::open(db, config, tokio::runtime::Handle::current(), &mut Registry::default()).expect("store");
+    store.attach(&dataset()).expect("attach");
+    store
+}
+
+async fn read(store: &Store, request: ReadRequest) -> Vec<RecordBatch> {
+    store.scan(&request).await.expect("scan").batches.try_collect().await.expect("batches")
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut poll = tokio::time::interval(Duration::from_millis(10));
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        poll.tick().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appended_rows_are_compacted_and_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dataset = dataset();
+    {
+        let store = open(dir.path(), 1000);
+        for part in 0..5 {
+            store.append("pegel", batch(&dataset, part * 400, 400)).await.expect("append");
+        }
+        wait_until("a segment", || store.stats("pegel").expect("stats").segments > 0).await;
+        store.append("pegel", batch(&dataset, 2000, 10)).await.expect("append");
+        assert_eq!(rows(&read(&store, ReadRequest::whole("pegel")).await), 2010);
+        // The last 10 rows stay in the log only; reopening must replay them.
+        store.shutdown().await.expect("shutdown");
+    }
+    // Background tasks let go of the database shortly after shutdown.
+    let meta = dir.path().join("meta");
+    wait_until("the database lock", || sled::open(&meta).is_ok()).await;
+    let store = open(dir.path(), 1000);
+    let stats = store.stats("pegel").expect("stats");
+    assert_eq!(stats.rows, 2010);
+    assert_eq!(rows(&read(&store, ReadRequest::whole("pegel")).await), 2010);
+    assert!(
+        std::fs::read_dir(dir.path().join("segments/pegel"))
+            .expect("dir")
+            .all(|f| { f.expect("entry").file_name().to_string_lossy().ends_with(".parquet") })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_apply_range_filter_projection_and_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dataset = dataset();
+    let store = open(dir.path(), 500);
+    store.append("pegel", batch(&dataset, 0, 960)).await.expect("append");
+    store.append("pegel", batch(&dataset, 960, 40)).await.expect("append");
+    let request = ReadRequest {
+        dataset: "pegel".into(),
+        columns: Some(vec!["value".into()]),
+        from: Some("2026-01-02T00:00:00Z".parse().expect("from")),
+        to: Some("2026-01-03T00:00:00Z".parse().expect("to")),
+        filter: Some("station = 's0' AND value >= 100".into()),
+        limit: None,
+    };
+    let batches = read(&store, request.clone()).await;
+    assert_eq!(batches[0].schema().fields().len(), 1);
+    let mut values: Vec<f64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_any().downcast_ref::<Float64Array>().expect("f64").values().to_vec())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let expected: Vec<f64> = (96..192).filter(|i| i % 3 == 0 && *i >= 100).map(|i| i as f64).collect();
+    assert_eq!(values, expected);
+    assert_eq!(rows(&read(&store, ReadRequest { limit: Some(7), ..ReadRequest::whole("pegel") }).await), 7);
+
+    let bad = store.scan(&ReadRequest { filter: Some("value >".into()), ..ReadRequest::whole("pegel") }).await;
+    assert!(matches!(bad, Err(StoreError::InvalidFilter { .. })));
+    let bad = store.scan(&ReadRequest { filter: Some("nope = 1".into()), ..ReadRequest::whole("pegel") }).await;
+    assert!(matches!(bad, Err(StoreError::InvalidFilter { .. })));
+    let costly = ReadRequest { filter: Some("repeat(station, 100000000) = 'x'".into()), ..ReadRequest::whole("pegel") };
+    let refusal = store.scan(&costly).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refusal.contains("not allowed in a filter"), "{refusal}");
+    let cheap = ReadRequest { filter: Some("lower(station) IN ('s0', 's1')".into()), ..ReadRequest::whole("pegel") };
+    assert_eq!(rows(&read(&store, cheap).await), 667);
+    let bad = store.scan(&ReadRequest { columns: Some(vec!["nope".into()]), ..ReadRequest::whole("pegel") }).await;
+    assert!(matches!(bad, Err(StoreError::InvalidRequest { .. })));
+    assert!(matches!(store.scan(&ReadRequest::whole("other")).await, Err(StoreError::UnknownTable { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_table_removes_its_rows_and_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dataset = dataset();
+    let store = open(dir.path(), 100);
+    store.append("pegel", batch(&dataset, 0, 300)).await.expect("append");
+    wait_until("a segment", || store.stats("pegel").expect("stats").segments > 0).await;
+    store.delete("pegel").await.expect("delete");
+    assert!(!dir.path().join("segments/pegel").exists());
+    store.attach(&dataset).expect("attach again");
+    assert_eq!(store.stats("pegel").expect("stats").rows, 0);
+}
