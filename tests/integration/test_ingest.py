@@ -215,6 +215,21 @@ def test_xlsx_upload_with_real_date_cells(node, ds):
     ]
 
 
+def test_xlsx_stray_far_away_cell_is_cheap_and_ignored(node, ds):
+    """A cell at XFD1048576 must not make the node build a dense 17-billion-cell grid."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["time", "station", "value"])
+    sheet.append(["2026-03-01T00:00:00Z", "Dalke", 84.5])
+    sheet["XFD1048576"] = "stray"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    response = node.upload(ds, "pegel.xlsx", buffer.getvalue())
+    assert response.status == 200, response
+    assert response.json()["rows"] == 1
+    assert [r["station"] for r in read_all(node, ds)] == ["Dalke"]
+
+
 def test_xlsx_date_cell_into_date32(node):
     node.create_dataset(
         {

@@ -6,6 +6,9 @@ pub(super) fn positions(builder: &RowsBuilder, names: &[String]) -> Result<Vec<O
     let mut positions = vec![None; builder.schema().fields().len()];
     for (position, name) in names.iter().enumerate() {
         let name = name.trim();
+        if name.is_empty() {
+            continue; // an unnamed column (a trailing delimiter, a blank header cell) is ignored
+        }
         let column = builder.column_index(name).ok_or_else(|| StoreError::Malformed {
             reason: format!(
                 "header: column {} `{name}` is not in the dataset; the dataset has: {}",
