@@ -20,6 +20,8 @@ use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::init::TOKEN_FILE;
 
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -59,8 +61,10 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         .with_context(|| format!("reading {}", token_path.display()))?
         .trim()
         .to_owned();
+    // sled caches up to 1 GiB by default; the tail lives in memory already.
     let db = sled::Config::new()
         .path(data_dir.join("meta"))
+        .cache_capacity(SLED_CACHE_BYTES)
         .open()
         .with_context(|| format!("opening {}", data_dir.join("meta").display()))?;
 

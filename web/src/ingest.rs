@@ -62,12 +62,19 @@ pub(crate) async fn upload(
     Err(Problem::bad_request("the form contains no file; send the file in a multipart field with a file name"))
 }
 
-/// Decodes off the async threads, then appends durably.
+/// Bodies up to this size are decoded in place; larger ones on a blocking thread.
+const INLINE_DECODE_BYTES: usize = 16 * 1024;
+
+/// Decodes (off the async threads when the body is large), then appends durably.
 async fn store(state: &AppState, id: String, format: Format, body: Bytes) -> Result<Json<Stored>, Problem> {
     let schema = state.store.schema(&id)?;
-    let batch = tokio::task::spawn_blocking(move || decode::decode(format, schema, &body))
-        .await
-        .map_err(|e| Problem::internal(format!("decoding task failed: {e}")))??;
+    let batch = if body.len() <= INLINE_DECODE_BYTES {
+        decode::decode(format, schema, &body)?
+    } else {
+        tokio::task::spawn_blocking(move || decode::decode(format, schema, &body))
+            .await
+            .map_err(|e| Problem::internal(format!("decoding task failed: {e}")))??
+    };
     let appended = state.store.append(&id, batch).await?;
     Ok(Json(Stored { dataset: id, rows: appended.rows, seq: appended.seq }))
 }
