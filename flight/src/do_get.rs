@@ -14,7 +14,7 @@ use crate::metrics::FlightMetrics;
 use crate::{FlightContext, FlightError};
 
 /// Flight messages up to this size; larger batches are split by the encoder.
-const MAX_FLIGHT_DATA_BYTES: usize = 4 * 1024 * 1024;
+const MAX_FLIGHT_DATA_BYTES: usize = 16 * 1024 * 1024;
 
 pub(crate) async fn do_get(
     context: &FlightContext,

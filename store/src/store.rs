@@ -44,7 +44,7 @@ impl StoreConfig {
             segments_dir: segments_dir.into(),
             segment_rows: 1_000_000,
             max_tail_age: Duration::from_secs(600),
-            batch_rows: 64 * 1024,
+            batch_rows: 128 * 1024,
             query_partitions: 2,
         }
     }

@@ -53,7 +53,9 @@ impl Sheet {
             Some(_) => self.values.len(),
             None if column < MAX_COLUMNS => column + 1,
             None => {
-                return Err(StoreError::Malformed { reason: format!("the header is wider than {MAX_COLUMNS} columns") });
+                return Err(StoreError::Malformed {
+                    reason: format!("the header is wider than {MAX_COLUMNS} columns"),
+                });
             }
         };
         if column < width {
