@@ -13,12 +13,13 @@ use tokio_stream::wrappers::TcpListenerStream;
 use urbanmesh_catalog::Catalog;
 use urbanmesh_flight::FlightContext;
 use urbanmesh_policy::{AdminToken, Authorizer, OpenAccess};
+use urbanmesh_protocol::Network;
 use urbanmesh_store::{Store, StoreConfig};
 use urbanmesh_web::{AppState, HttpMetrics};
 
 use crate::cli::RunArgs;
 use crate::config::Config;
-use crate::init::TOKEN_FILE;
+use crate::init::{KEY_FILE, TOKEN_FILE};
 
 const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -30,7 +31,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Addresses {
     pub(crate) http: String,
     pub(crate) flight: String,
-    /// Peer-to-peer listeners arrive with federation; none yet.
+    /// Peer-to-peer listen addresses, each ending in `/p2p/<peer id>`.
     pub(crate) p2p: Vec<String>,
 }
 
@@ -43,6 +44,7 @@ pub(crate) struct RunningNode {
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<anyhow::Result<()>>>,
+    network: Network,
     db: sled::Db,
 }
 
@@ -104,12 +106,13 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         downloads: Arc::new(tokio::sync::Semaphore::new(urbanmesh_web::MAX_DOWNLOADS)),
     };
 
+    let network = Network::start(read_node_key(&data_dir)?, &config.p2p.listen).await?;
     let http_listener = bind(config.http.listen, "HTTP").await?;
     let flight_listener = bind(config.flight.listen, "Flight").await?;
     let addresses = Addresses {
         http: format!("http://{}", http_listener.local_addr()?),
         flight: format!("grpc://{}", flight_listener.local_addr()?),
-        p2p: Vec::new(),
+        p2p: network.listen_addresses.iter().map(ToString::to_string).collect(),
     };
     let (stop, stopped) = watch::channel(false);
     let app = urbanmesh_web::router(state, http_metrics);
@@ -128,8 +131,14 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     });
     write_addresses(&data_dir, &addresses)?;
     ready.store(true, Ordering::Release);
-    tracing::info!(node = %config.node.name, http = %addresses.http, flight = %addresses.flight, "node ready");
-    Ok(RunningNode { addresses, catalog, data_dir, ready, stop, servers: vec![http, flight], store, db })
+    tracing::info!(
+        node = %config.node.name,
+        peer_id = %network.peer_id,
+        http = %addresses.http,
+        flight = %addresses.flight,
+        "node ready"
+    );
+    Ok(RunningNode { addresses, catalog, network, data_dir, ready, stop, servers: vec![http, flight], store, db })
 }
 
 impl RunningNode {
@@ -146,12 +155,19 @@ impl RunningNode {
                 }
             }
         }
+        self.network.stop().await;
         self.store.shutdown().await?;
         self.db.flush_async().await?;
         let _ = std::fs::remove_file(self.data_dir.join("addresses.json"));
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn read_node_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = data_dir.join(KEY_FILE);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("{} is not a 32-byte ed25519 secret key", path.display()))
 }
 
 async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {

@@ -1,6 +1,7 @@
 """`urbanmesh init` and `urbanmesh run`: files, modes, addresses, signals, health."""
 
 import json
+import socket
 import re
 import signal
 import stat
@@ -80,7 +81,8 @@ def test_run_writes_addresses_json(node):
     assert http.scheme == "http" and http.hostname == "127.0.0.1" and http.port and http.port > 0
     assert flight.scheme == "grpc" and flight.hostname == "127.0.0.1" and flight.port and flight.port > 0
     assert http.port != flight.port
-    assert addresses["p2p"] == []
+    [p2p] = addresses["p2p"]
+    assert P2P_ADDRESS.match(p2p), p2p
     assert not list(node.data_dir.glob(".addresses*")), "temporary file left behind"
 
 
@@ -141,3 +143,19 @@ def test_unknown_endpoint_is_a_problem_404(node):
     response = http_request("GET", node.http + "/api/v1/nope")
     assert response.status == 404
     response.problem()
+
+
+P2P_ADDRESS = re.compile(r"^/ip4/127\.0\.0\.1/tcp/(\d+)/p2p/(12D3KooW[1-9A-HJ-NP-Za-km-z]+)$")
+
+
+def test_p2p_listener_accepts_connections_and_keeps_its_peer_id(node):
+    match = P2P_ADDRESS.match(node.addresses["p2p"][0])
+    assert match, node.addresses["p2p"]
+    port, peer_id = int(match.group(1)), match.group(2)
+    assert port > 0
+    # A real TCP connection to the libp2p listener (the Noise handshake is the peer's job).
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    node.restart()
+    again = P2P_ADDRESS.match(node.addresses["p2p"][0])
+    assert again and again.group(2) == peer_id, "the peer id derives from node.key and must not change"
