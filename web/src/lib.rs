@@ -22,6 +22,7 @@ use urbanmesh_catalog::Catalog;
 use urbanmesh_policy::{AdminToken, Authorizer};
 use urbanmesh_store::Store;
 
+pub use metrics::HttpMetrics;
 pub use problem::Problem;
 
 /// Everything the handlers need, shared by all requests.
@@ -64,4 +65,3 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .with_state(state)
 }
 
-pub use metrics::HttpMetrics;
