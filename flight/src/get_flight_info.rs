@@ -51,8 +51,7 @@ pub(crate) async fn flight_info(
     descriptor: FlightDescriptor,
 ) -> Result<FlightInfo, FlightError> {
     let schema = schema(context, subject, &request).await?;
-    let whole = request == ReadRequest::whole(request.dataset.clone());
-    let total_records = if whole { context.store.stats(&request.dataset)?.rows as i64 } else { -1 };
+    let total_records = if request.is_whole() { context.store.stats(&request.dataset)?.rows as i64 } else { -1 };
     let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(request.encode()));
     Ok(FlightInfo::new()
         .try_with_schema(&schema)
@@ -70,7 +69,7 @@ pub(crate) async fn schema(
     request: &ReadRequest,
 ) -> Result<SchemaRef, FlightError> {
     readable(context, subject, request)?;
-    if *request == ReadRequest::whole(request.dataset.clone()) {
+    if request.is_whole() {
         return Ok(context.store.schema(&request.dataset)?);
     }
     Ok(context.store.check(request).await?)

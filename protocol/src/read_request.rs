@@ -42,6 +42,11 @@ impl ReadRequest {
         Self { dataset: dataset.into(), ..Self::default() }
     }
 
+    /// Whether this asks for the whole dataset, with no projection, range, filter or limit.
+    pub fn is_whole(&self) -> bool {
+        *self == Self::whole(self.dataset.clone())
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Self, ReadRequestError> {
         if bytes.len() > MAX_ENCODED_LEN {
             return Err(ReadRequestError::TooLarge { len: bytes.len() });

@@ -6,16 +6,19 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::StoreError;
-use crate::rows::{MAX_REPORTED_ERRORS, RowError};
+use crate::rows::{MAX_REPORTED_ERRORS, RowError, column_list};
 
 /// Matches columns by name, widens compatible types (int32 → int64, any timestamp unit or
 /// zone → the dataset's, large or dictionary strings → utf8) and checks required columns.
 pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, StoreError> {
     let incoming = batch.schema();
     if let Some(extra) = incoming.fields().iter().find(|f| schema.field_with_name(f.name()).is_err()) {
-        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         return Err(StoreError::Malformed {
-            reason: format!("column `{}` is not in the dataset; the dataset has: {}", extra.name(), columns.join(", ")),
+            reason: format!(
+                "column `{}` is not in the dataset; the dataset has: {}",
+                extra.name(),
+                column_list(schema)
+            ),
         });
     }
     if batch.num_rows() == 0 {

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use urbanmesh_protocol::ReadRequest;
 
+use crate::rows::column_list;
 use crate::table::{Snapshot, Table};
 use crate::{StoreError, filter};
 
@@ -168,9 +169,8 @@ fn check_columns(table: &Table, columns: &[String]) -> Result<(), StoreError> {
     }
     for column in columns {
         if table.schema.field_with_name(column).is_err() {
-            let known: Vec<&str> = table.schema.fields().iter().map(|f| f.name().as_str()).collect();
             return Err(StoreError::InvalidRequest {
-                reason: format!("unknown column `{column}`; the dataset has: {}", known.join(", ")),
+                reason: format!("unknown column `{column}`; the dataset has: {}", column_list(&table.schema)),
             });
         }
     }

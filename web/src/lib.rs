@@ -64,4 +64,3 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .layer(axum::middleware::from_fn_with_state(http_metrics, metrics::observe))
         .with_state(state)
 }
-

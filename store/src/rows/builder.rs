@@ -47,7 +47,7 @@ impl RowsBuilder {
 
     /// The schema's column names, for error messages.
     pub fn column_list(&self) -> String {
-        self.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+        super::column_list(&self.schema)
     }
 
     /// Rows pushed so far, rejected or not.

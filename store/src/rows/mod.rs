@@ -12,6 +12,11 @@ use serde::Serialize;
 pub use builder::RowsBuilder;
 pub use cell::Cell;
 
+/// A schema's column names, for error messages.
+pub(crate) fn column_list(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+}
+
 /// Most errors reported for one rejected batch; the total is still counted.
 pub const MAX_REPORTED_ERRORS: usize = 100;
 
