@@ -1,36 +1,98 @@
+use std::path::Path;
+use std::sync::Arc;
+
 use chrono::Utc;
+use tokio::sync::Mutex;
 
-use crate::{CatalogError, Dataset, DatasetSpec};
+use crate::search::{Entry, SearchIndex, SearchRequest, SearchResults};
+use crate::{CatalogError, CatalogInfo, Dataset, DatasetSpec, Derived};
 
-/// Dataset records of this node, kept in one sled tree keyed by dataset id.
+/// The distribution formats every dataset offers (EU file-type codes).
+pub const FORMATS: [&str; 3] = ["CSV", "JSON", "PARQUET"];
+
+/// Dataset records of this node in sled, and the search index over them.
 #[derive(Clone)]
 pub struct Catalog {
     db: sled::Db,
     datasets: sled::Tree,
-    tenant: String,
+    derived: sled::Tree,
+    meta: sled::Tree,
+    info: Arc<CatalogInfo>,
+    index: SearchIndex,
+    /// Orders changes so that the index sees them in the order sled numbered them.
+    writing: Arc<Mutex<()>>,
 }
 
+const GENERATION: &str = "generation";
+
 impl Catalog {
-    pub fn open(db: sled::Db, tenant: impl Into<String>) -> Result<Self, CatalogError> {
+    /// Opens the records and the search index in `index_dir`, rebuilding the index
+    /// when it does not reflect the records.
+    pub fn open(db: sled::Db, info: CatalogInfo, index_dir: &Path) -> Result<Self, CatalogError> {
         let datasets = db.open_tree("datasets")?;
-        Ok(Self { db, datasets, tenant: tenant.into() })
+        let derived = db.open_tree("derived")?;
+        let meta = db.open_tree("catalog")?;
+        let generation = read_generation(&meta)?;
+        let entries = {
+            let (datasets, derived, info) = (datasets.clone(), derived.clone(), info.clone());
+            move || {
+                datasets.iter().map(move |item| {
+                    let (key, bytes) = item?;
+                    let dataset = decode(&String::from_utf8_lossy(&key), &bytes)?;
+                    let derived = read_derived(&derived, dataset.id())?;
+                    Ok(entry(&info, &dataset, &derived))
+                })
+            }
+        };
+        let index = SearchIndex::open(index_dir, generation, entries)?;
+        Ok(Self { db, datasets, derived, meta, info: Arc::new(info), index, writing: Arc::default() })
     }
 
+    pub fn info(&self) -> &CatalogInfo {
+        &self.info
+    }
+
+    /// The municipality that owns this node's datasets.
     pub fn tenant(&self) -> &str {
-        &self.tenant
+        &self.info.municipality
     }
 
     /// Validates and stores a new dataset; durable when this returns.
     pub async fn create(&self, spec: DatasetSpec) -> Result<Dataset, CatalogError> {
         spec.validate()?;
         let now = Utc::now();
-        let dataset = Dataset { spec, tenant: self.tenant.clone(), created: now, modified: now };
-        let bytes = serde_json::to_vec(&dataset)
-            .map_err(|source| CatalogError::CorruptRecord { id: dataset.id().to_owned(), source })?;
-        let swapped = self.datasets.compare_and_swap(dataset.id(), None::<&[u8]>, Some(bytes))?;
-        if swapped.is_err() {
-            return Err(CatalogError::AlreadyExists { id: dataset.id().to_owned() });
+        let dataset = Dataset { spec, tenant: self.info.municipality.clone(), created: now, modified: now };
+        let bytes = encode(&dataset)?;
+        {
+            let _writing = self.writing.lock().await;
+            let swapped = self.datasets.compare_and_swap(dataset.id(), None::<&[u8]>, Some(bytes))?;
+            if swapped.is_err() {
+                return Err(CatalogError::AlreadyExists { id: dataset.id().to_owned() });
+            }
+            let generation = self.next_generation()?;
+            self.index.upsert(&entry(&self.info, &dataset, &Derived::default()), generation).await?;
         }
+        self.db.flush_async().await?;
+        Ok(dataset)
+    }
+
+    /// Replaces the description of a dataset; its shape (schema, time column, series key,
+    /// geometry) stays as it was created. Durable when this returns.
+    pub async fn update(&self, spec: DatasetSpec) -> Result<Dataset, CatalogError> {
+        spec.validate()?;
+        let dataset = {
+            let _writing = self.writing.lock().await;
+            let current = self.get(&spec.id)?;
+            if !current.spec.same_shape(&spec) {
+                return Err(CatalogError::ShapeChanged { id: spec.id });
+            }
+            let dataset = Dataset { spec, modified: Utc::now(), ..current };
+            self.datasets.insert(dataset.id(), encode(&dataset)?)?;
+            let generation = self.next_generation()?;
+            let derived = self.derived(dataset.id())?;
+            self.index.upsert(&entry(&self.info, &dataset, &derived), generation).await?;
+            dataset
+        };
         self.db.flush_async().await?;
         Ok(dataset)
     }
@@ -42,54 +104,122 @@ impl Catalog {
 
     /// All datasets, ordered by id.
     pub fn list(&self) -> Result<Vec<Dataset>, CatalogError> {
-        self.datasets
-            .iter()
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                decode(&String::from_utf8_lossy(&key), &bytes)
-            })
-            .collect()
+        self.iter().collect()
+    }
+
+    /// All datasets, ordered by id, read one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Dataset, CatalogError>> + use<> {
+        self.datasets.iter().map(|entry| {
+            let (key, bytes) = entry?;
+            decode(&String::from_utf8_lossy(&key), &bytes)
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.datasets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.datasets.is_empty()
     }
 
     /// Removes the record; durable when this returns.
     pub async fn delete(&self, id: &str) -> Result<Dataset, CatalogError> {
-        let bytes = self.datasets.remove(id)?.ok_or_else(|| CatalogError::NotFound { id: id.to_owned() })?;
+        let bytes = {
+            let _writing = self.writing.lock().await;
+            let bytes = self.datasets.remove(id)?.ok_or_else(|| CatalogError::NotFound { id: id.to_owned() })?;
+            self.derived.remove(id)?;
+            let generation = self.next_generation()?;
+            self.index.remove(id, generation).await?;
+            bytes
+        };
         self.db.flush_async().await?;
         decode(id, &bytes)
     }
+
+    /// What the rows of `id` say about it (row count, time extent, last change).
+    pub fn derived(&self, id: &str) -> Result<Derived, CatalogError> {
+        read_derived(&self.derived, id)
+    }
+
+    /// Records what the rows of `id` say about it. Not flushed: the node derives it
+    /// again from the store when it starts.
+    pub async fn record_derived(&self, id: &str, derived: Derived) -> Result<(), CatalogError> {
+        let _writing = self.writing.lock().await;
+        let dataset = self.get(id)?;
+        if self.derived(id)? == derived {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&derived).map_err(|source| CatalogError::CorruptRecord { id: id.into(), source })?;
+        self.derived.insert(id, bytes)?;
+        let generation = self.next_generation()?;
+        self.index.upsert(&entry(&self.info, &dataset, &derived), generation).await
+    }
+
+    /// Searches the index; blocking, so call it off the async threads.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, CatalogError> {
+        self.index.search(request)
+    }
+
+    /// Waits until every change made so far is searchable.
+    pub async fn sync_index(&self) -> Result<(), CatalogError> {
+        self.index.sync().await
+    }
+
+    fn next_generation(&self) -> Result<u64, CatalogError> {
+        let next = self.meta.update_and_fetch(GENERATION, |old| {
+            let old = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
+            Some((old + 1).to_be_bytes().to_vec())
+        })?;
+        Ok(next.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(0, u64::from_be_bytes))
+    }
+}
+
+/// The index entry of a dataset: its description with the node's defaults filled in.
+pub(crate) fn entry(info: &CatalogInfo, dataset: &Dataset, derived: &Derived) -> Entry {
+    let spec = &dataset.spec;
+    let declared = spec.temporal.as_ref().and_then(|t| {
+        let start = crate::Moment::parse("", &t.start).ok()?.instant();
+        let end = match &t.end {
+            Some(end) => crate::Moment::parse("", end).ok()?.instant(),
+            None => chrono::DateTime::<Utc>::MAX_UTC,
+        };
+        Some((start, end))
+    });
+    let observed = derived.first.zip(derived.last);
+    Entry {
+        id: dataset.id().to_owned(),
+        title: spec.title.clone(),
+        description: spec.description.clone(),
+        keywords: spec.keywords.clone(),
+        themes: spec.themes.iter().map(|t| crate::vocab::THEMES.code(t).to_owned()).collect(),
+        publisher: spec.publisher.as_ref().unwrap_or(&info.publisher).name.clone(),
+        licence: spec.licence().to_owned(),
+        formats: FORMATS.iter().map(|f| (*f).to_owned()).collect(),
+        municipality: dataset.tenant.clone(),
+        modified: derived.data_modified.map_or(dataset.modified, |data| data.max(dataset.modified)),
+        temporal: declared.or(observed),
+        bbox: spec.spatial.as_ref().and_then(|s| s.bbox),
+    }
+}
+
+fn read_generation(meta: &sled::Tree) -> Result<u64, CatalogError> {
+    Ok(meta.get(GENERATION)?.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(0, u64::from_be_bytes))
+}
+
+fn read_derived(tree: &sled::Tree, id: &str) -> Result<Derived, CatalogError> {
+    match tree.get(id)? {
+        None => Ok(Derived::default()),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|source| CatalogError::CorruptRecord { id: id.to_owned(), source })
+        }
+    }
+}
+
+fn encode(dataset: &Dataset) -> Result<Vec<u8>, CatalogError> {
+    serde_json::to_vec(dataset).map_err(|source| CatalogError::CorruptRecord { id: dataset.id().to_owned(), source })
 }
 
 fn decode(id: &str, bytes: &[u8]) -> Result<Dataset, CatalogError> {
     serde_json::from_slice(bytes).map_err(|source| CatalogError::CorruptRecord { id: id.to_owned(), source })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(id: &str) -> DatasetSpec {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "title": "Pegel", "schema": {"fields": [{"name": "v", "type": "float64"}]}
-        }))
-        .expect("spec")
-    }
-
-    #[tokio::test]
-    async fn records_survive_reopening_and_ids_are_unique() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let catalog = Catalog::open(sled::open(dir.path()).expect("db"), "Gütersloh").expect("open");
-            catalog.create(spec("b")).await.expect("create b");
-            catalog.create(spec("a")).await.expect("create a");
-            let again = catalog.create(spec("a")).await;
-            assert!(matches!(again, Err(CatalogError::AlreadyExists { .. })));
-        }
-        let catalog = Catalog::open(sled::open(dir.path()).expect("db"), "Gütersloh").expect("reopen");
-        let ids: Vec<_> = catalog.list().expect("list").iter().map(|d| d.id().to_owned()).collect();
-        assert_eq!(ids, ["a", "b"]);
-        assert_eq!(catalog.get("a").expect("get").tenant, "Gütersloh");
-        catalog.delete("a").await.expect("delete");
-        assert!(matches!(catalog.get("a"), Err(CatalogError::NotFound { .. })));
-        assert!(matches!(catalog.delete("a").await, Err(CatalogError::NotFound { .. })));
-    }
 }

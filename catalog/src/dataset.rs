@@ -3,10 +3,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::CatalogError;
+use crate::metadata::{ContactPoint, Moment, Publisher, Spatial, Temporal, check_iri, non_empty};
 use crate::schema::{FieldType, SchemaSpec};
+use crate::vocab::{DEFAULT_LICENCE, FREQUENCIES, LICENCES, THEMES};
 
-/// A dataset as the owner describes it when creating it (`POST /api/v1/datasets`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A dataset as the owner describes it (`POST /api/v1/datasets`): its shape and its
+/// DCAT-AP.de description. Vocabulary fields take the codes of the official tables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
     pub id: String,
@@ -23,6 +26,41 @@ pub struct DatasetSpec {
     /// A point location given by two float64 columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geometry: Option<Geometry>,
+    /// `dcat:keyword`
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    /// `dcat:theme`: EU data themes, e.g. `ENVI`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub themes: Vec<String>,
+    /// `dct:publisher`; the node's publisher when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<Publisher>,
+    /// `dcat:contactPoint`; the node's contact when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_point: Option<ContactPoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spatial: Option<Spatial>,
+    /// Declared coverage; without it the export states the extent of the rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<Temporal>,
+    /// `dct:accrualPeriodicity`: an EU frequency, e.g. `15MIN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accrual_periodicity: Option<String>,
+    /// A dcat-ap.de licence code; `dl-zero-de/2.0` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
+    /// `dcatde:licenseAttributionByText`; the publisher's name when the licence asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
+    /// `dct:conformsTo`: IRIs of standards or schemas the data follows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conforms_to: Vec<String>,
+    /// `dct:issued`; the creation time when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<String>,
+    /// `dcat:landingPage`; the node's portal page when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landing_page: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,13 +71,14 @@ pub struct Geometry {
 }
 
 /// A stored dataset record: the owner's description plus what the node adds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
     #[serde(flatten)]
     pub spec: DatasetSpec,
     /// The municipality that owns the dataset.
     pub tenant: String,
     pub created: DateTime<Utc>,
+    /// Last change of the description (rows are tracked in [`crate::Derived`]).
     pub modified: DateTime<Utc>,
 }
 
@@ -50,6 +89,21 @@ impl Dataset {
 
     pub fn arrow_schema(&self) -> Result<SchemaRef, CatalogError> {
         self.spec.schema.to_arrow()
+    }
+}
+
+impl DatasetSpec {
+    /// The licence code, with the open-data default.
+    pub fn licence(&self) -> &str {
+        self.licence.as_deref().map_or(DEFAULT_LICENCE, |l| LICENCES.code(l))
+    }
+
+    /// Whether `other` describes rows of the same shape, so that it may replace this description.
+    pub fn same_shape(&self, other: &DatasetSpec) -> bool {
+        self.schema == other.schema
+            && self.time_column == other.time_column
+            && self.series_key == other.series_key
+            && self.geometry == other.geometry
     }
 }
 
@@ -71,10 +125,17 @@ impl DatasetSpec {
         if self.title.len() > 1000 {
             return Err(CatalogError::invalid("title", "must be at most 1000 bytes"));
         }
+        if self.description.trim().is_empty() {
+            return Err(CatalogError::invalid(
+                "description",
+                "is mandatory in DCAT-AP.de: say what the dataset contains, where and since when",
+            ));
+        }
         if self.description.len() > 100_000 {
             return Err(CatalogError::invalid("description", "must be at most 100000 bytes"));
         }
         self.schema.validate()?;
+        self.validate_metadata()?;
         if let Some(time) = &self.time_column {
             self.expect_column("time_column", time, "a timestamp", |t| t.is_timestamp())?;
         }
@@ -86,6 +147,46 @@ impl DatasetSpec {
         if let Some(geometry) = &self.geometry {
             self.expect_column("geometry.lon", &geometry.lon, "float64", |t| t == FieldType::Float64)?;
             self.expect_column("geometry.lat", &geometry.lat, "float64", |t| t == FieldType::Float64)?;
+        }
+        Ok(())
+    }
+
+    fn validate_metadata(&self) -> Result<(), CatalogError> {
+        for (i, keyword) in self.keywords.iter().enumerate() {
+            non_empty(&format!("keywords[{i}]"), keyword)?;
+        }
+        for (i, theme) in self.themes.iter().enumerate() {
+            THEMES.check(&format!("themes[{i}]"), theme)?;
+        }
+        if let Some(publisher) = &self.publisher {
+            publisher.validate("publisher")?;
+        }
+        if let Some(contact) = &self.contact_point {
+            contact.validate("contact_point")?;
+        }
+        if let Some(spatial) = &self.spatial {
+            spatial.validate()?;
+        }
+        if let Some(temporal) = &self.temporal {
+            temporal.validate()?;
+        }
+        if let Some(frequency) = &self.accrual_periodicity {
+            FREQUENCIES.check("accrual_periodicity", frequency)?;
+        }
+        if let Some(licence) = &self.licence {
+            LICENCES.check("licence", licence)?;
+        }
+        if let Some(attribution) = &self.attribution {
+            non_empty("attribution", attribution)?;
+        }
+        for (i, standard) in self.conforms_to.iter().enumerate() {
+            check_iri(&format!("conforms_to[{i}]"), standard)?;
+        }
+        if let Some(issued) = &self.issued {
+            Moment::parse("issued", issued)?;
+        }
+        if let Some(page) = &self.landing_page {
+            check_iri("landing_page", page)?;
         }
         Ok(())
     }

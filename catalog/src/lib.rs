@@ -1,13 +1,23 @@
-//! The node's dataset records: what each dataset is, who owns it and its schema.
+//! The node's catalogue: dataset records and their DCAT-AP.de description, the search
+//! index over them and the DCAT export.
 //!
 //! Records live in the node's sled database; this crate never moves rows of data.
 
 mod catalog;
+pub mod dcat;
 mod dataset;
+mod derived;
 mod error;
+mod info;
+mod metadata;
 mod schema;
+pub mod search;
+pub mod vocab;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, FORMATS};
 pub use dataset::{Dataset, DatasetSpec, Geometry};
+pub use derived::Derived;
 pub use error::CatalogError;
+pub use info::{CatalogInfo, Endpoints};
+pub use metadata::{ContactPoint, Moment, Publisher, Spatial, Temporal};
 pub use schema::{FieldSpec, FieldType, SchemaSpec};

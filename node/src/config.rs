@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use urbanmesh_catalog::{CatalogInfo, ContactPoint, Publisher};
 
 use crate::cli::RunArgs;
 
@@ -22,6 +23,44 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     #[serde(default)]
     pub(crate) storage: Storage,
+    /// How the node describes its catalogue; defaults derive from the node's name.
+    #[serde(default)]
+    pub(crate) catalog: CatalogSection,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CatalogSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) homepage: Option<String>,
+    /// EU language code of the texts, `DEU` or `ENG`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) publisher: Option<Publisher>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) contact_point: Option<ContactPoint>,
+}
+
+impl Config {
+    /// The catalogue description: configured fields over defaults from the node's name.
+    pub(crate) fn catalog_info(&self) -> anyhow::Result<CatalogInfo> {
+        let mut info = CatalogInfo::for_municipality(&self.node.name);
+        let section = self.catalog.clone();
+        info.title = section.title.unwrap_or(info.title);
+        info.description = section.description.unwrap_or(info.description);
+        info.homepage = section.homepage;
+        info.language = section.language.unwrap_or(info.language);
+        info.publisher = section.publisher.unwrap_or(info.publisher);
+        info.contact_point = section.contact_point;
+        info.geocoding = self.node.ars.as_ref().map(|ars| format!("regionalKey/{ars}"));
+        info.validate().context("config.toml, section [catalog]")?;
+        Ok(info)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,14 +75,18 @@ pub(crate) struct NodeSection {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Listen {
     pub(crate) listen: SocketAddr,
+    /// How clients outside reach this listener (behind a proxy, under a domain), e.g.
+    /// `https://daten.guetersloh.de`; the bound address when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) public_url: Option<String>,
 }
 
 fn default_http() -> Listen {
-    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8470)) }
+    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8470)), public_url: None }
 }
 
 fn default_flight() -> Listen {
-    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8815)) }
+    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8815)), public_url: None }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +138,7 @@ impl Config {
             p2p: P2pSection::default(),
             limits: Limits::default(),
             storage: Storage::default(),
+            catalog: CatalogSection::default(),
         }
     }
 

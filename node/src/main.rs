@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod demo;
+mod derived;
 mod init;
 mod node;
 mod runtime;

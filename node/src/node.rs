@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
-use urbanmesh_catalog::Catalog;
+use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_flight::FlightContext;
 use urbanmesh_policy::{AdminToken, Authorizer, OpenAccess};
 use urbanmesh_protocol::Network;
@@ -75,12 +75,15 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     store_config.segment_rows = config.storage.segment_rows;
     store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
     let store = Store::open(db.clone(), store_config, query, &mut registry)?;
-    let catalog = Catalog::open(db.clone(), config.node.name.clone())?;
+    let catalog = Catalog::open(db.clone(), config.catalog_info()?, &data_dir.join("index"))?;
     let datasets = catalog.list()?;
     store.forget_all_but(&datasets).await?;
     for dataset in &datasets {
         store.attach(dataset).with_context(|| format!("opening dataset `{}`", dataset.id()))?;
     }
+
+    crate::derived::refresh_all(&catalog, &store, false).await?;
+    tokio::spawn(crate::derived::follow(catalog.clone(), store.clone()));
 
     let authorizer: Arc<dyn Authorizer> = Arc::new(OpenAccess);
     let token = AdminToken::new(admin_token.clone());
@@ -94,9 +97,21 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         &mut registry,
     );
     let http_metrics = HttpMetrics::register(&mut registry);
+    let network = Network::start(read_node_key(&data_dir)?, &config.p2p.listen).await?;
+    let http_listener = bind(config.http.listen, "HTTP").await?;
+    let flight_listener = bind(config.flight.listen, "Flight").await?;
+    let addresses = Addresses {
+        http: format!("http://{}", http_listener.local_addr()?),
+        flight: format!("grpc://{}", flight_listener.local_addr()?),
+        p2p: network.listen_addresses.iter().map(ToString::to_string).collect(),
+    };
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         catalog: catalog.clone(),
+        endpoints: Endpoints {
+            http: config.http.public_url.clone().unwrap_or_else(|| addresses.http.clone()).trim_end_matches('/').into(),
+            flight: config.flight.public_url.clone().unwrap_or_else(|| addresses.flight.clone()),
+        },
         store: store.clone(),
         authorizer,
         admin_token: token,
@@ -106,14 +121,6 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         downloads: Arc::new(tokio::sync::Semaphore::new(urbanmesh_web::MAX_DOWNLOADS)),
     };
 
-    let network = Network::start(read_node_key(&data_dir)?, &config.p2p.listen).await?;
-    let http_listener = bind(config.http.listen, "HTTP").await?;
-    let flight_listener = bind(config.flight.listen, "Flight").await?;
-    let addresses = Addresses {
-        http: format!("http://{}", http_listener.local_addr()?),
-        flight: format!("grpc://{}", flight_listener.local_addr()?),
-        p2p: network.listen_addresses.iter().map(ToString::to_string).collect(),
-    };
     let (stop, stopped) = watch::channel(false);
     let app = urbanmesh_web::router(state, http_metrics);
     let http_stopped = wait_for_stop(stopped.clone());
@@ -156,6 +163,7 @@ impl RunningNode {
             }
         }
         self.network.stop().await;
+        self.catalog.sync_index().await?;
         self.store.shutdown().await?;
         self.db.flush_async().await?;
         let _ = std::fs::remove_file(self.data_dir.join("addresses.json"));

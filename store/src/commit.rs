@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use crate::StoreError;
 use crate::metrics::StoreMetrics;
@@ -27,9 +27,14 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the committer task; it ends when every handle is dropped.
-    pub(crate) fn start(db: sled::Db, maintenance: Arc<Notify>, metrics: StoreMetrics) -> Self {
+    pub(crate) fn start(
+        db: sled::Db,
+        maintenance: Arc<Notify>,
+        metrics: StoreMetrics,
+        changes: broadcast::Sender<String>,
+    ) -> Self {
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(db, pending, maintenance, metrics));
+        tokio::spawn(run(db, pending, maintenance, metrics, changes));
         Self { queue }
     }
 
@@ -41,8 +46,15 @@ impl GroupCommit {
     }
 }
 
-async fn run(db: sled::Db, mut queue: mpsc::Receiver<Pending>, maintenance: Arc<Notify>, metrics: StoreMetrics) {
+async fn run(
+    db: sled::Db,
+    mut queue: mpsc::Receiver<Pending>,
+    maintenance: Arc<Notify>,
+    metrics: StoreMetrics,
+    changes: broadcast::Sender<String>,
+) {
     let mut group = Vec::with_capacity(64);
+    let mut changed: Vec<String> = Vec::new();
     while queue.recv_many(&mut group, QUEUE_DEPTH).await > 0 {
         let flushed = db.flush_async().await.map(drop).map_err(|e| e.to_string());
         metrics.flushes.inc();
@@ -50,6 +62,9 @@ async fn run(db: sled::Db, mut queue: mpsc::Receiver<Pending>, maintenance: Arc<
         for pending in group.drain(..) {
             if flushed.is_ok() {
                 wake |= pending.table.publish(pending.seq, pending.batch);
+                if !changed.contains(&pending.table.id) {
+                    changed.push(pending.table.id.clone());
+                }
             } else if let Err(error) = pending.table.wal.remove(pending.seq) {
                 // The caller hears of the failure; the entry must not resurface later.
                 tracing::error!(%error, seq = pending.seq, "cannot withdraw an unflushed log entry");
@@ -59,6 +74,10 @@ async fn run(db: sled::Db, mut queue: mpsc::Receiver<Pending>, maintenance: Arc<
         }
         if wake {
             maintenance.notify_one();
+        }
+        for id in changed.drain(..) {
+            // Nobody listening is fine; a listener that lags hears so and catches up.
+            let _ = changes.send(id);
         }
     }
 }

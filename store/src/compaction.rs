@@ -77,17 +77,17 @@ impl Compactor {
         let name = format!("seg-{last_seq:020}.parquet");
         let writer = Arc::clone(table);
         let file = name.clone();
-        let (rows, bytes) = tokio::task::spawn_blocking(move || {
+        let (rows, bytes, extent) = tokio::task::spawn_blocking(move || {
             let batches: Vec<_> = entries.into_iter().map(|e| e.batch).collect();
             let merged = segment::merge_sorted(&batches, &writer.sort_columns)?;
             let bytes = segment::write(&writer.dir, &file, &merged)?;
-            Ok::<_, StoreError>((merged.num_rows() as u64, bytes))
+            Ok::<_, StoreError>((merged.num_rows() as u64, bytes, writer.extent_of(&merged)))
         })
         .await
         .map_err(|e| StoreError::Corrupt { reason: format!("compaction task failed: {e}") })??;
 
         let mut manifest = table.manifest();
-        manifest.segments.push(Segment { file: name, rows, bytes });
+        manifest.segments.push(Segment { file: name, rows, bytes, extent });
         manifest.compacted_seq = last_seq;
         self.manifests.store(&table.id, &manifest)?;
         self.db.flush_async().await?;

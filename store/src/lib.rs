@@ -16,6 +16,7 @@ pub mod rows;
 mod commit;
 mod compaction;
 mod error;
+mod extent;
 mod filter;
 mod manifest;
 mod metrics;
@@ -26,6 +27,7 @@ mod table;
 mod wal;
 
 pub use error::StoreError;
+pub use extent::TimeExtent;
 pub use query::BatchStream;
 pub use rows::RowError;
 pub use store::{Appended, StagedAppend, Store, StoreConfig, TableStats};

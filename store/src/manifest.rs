@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
+use crate::extent::TimeExtent;
 
 /// The segments that make up a table, swapped atomically in sled after each compaction.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -15,6 +16,9 @@ pub(crate) struct Segment {
     pub(crate) file: String,
     pub(crate) rows: u64,
     pub(crate) bytes: u64,
+    /// Span of the time column in this segment (absent in segments of older nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) extent: Option<TimeExtent>,
 }
 
 /// All tables' manifests, one sled tree keyed by table id.

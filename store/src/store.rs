@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use prometheus_client::registry::Registry;
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, broadcast, oneshot, watch};
 use urbanmesh_catalog::Dataset;
 use urbanmesh_protocol::ReadRequest;
 
@@ -91,7 +91,12 @@ struct Inner {
     ctx: SessionContext,
     query_runtime: tokio::runtime::Handle,
     metrics: StoreMetrics,
+    /// Ids of tables whose rows changed, after each group commit.
+    changes: broadcast::Sender<String>,
 }
+
+/// Change notices buffered per listener before it lags.
+const CHANGES: usize = 1024;
 
 impl Store {
     /// Opens the store on `db` and starts its committer and compactor on the current runtime.
@@ -115,8 +120,10 @@ impl Store {
             .with_target_partitions(config.query_partitions)
             .with_batch_size(config.batch_rows)
             .with_information_schema(false);
+        let (changes, _) = broadcast::channel(CHANGES);
         let inner = Arc::new(Inner {
-            commit: GroupCommit::start(db.clone(), Arc::clone(&maintenance), metrics.clone()),
+            commit: GroupCommit::start(db.clone(), Arc::clone(&maintenance), metrics.clone(), changes.clone()),
+            changes,
             compactor: Compactor { db: db.clone(), manifests: manifests.clone(), metrics: metrics.clone(), thresholds },
             db,
             config,
@@ -259,6 +266,12 @@ impl Store {
 
     pub fn schema(&self, id: &str) -> Result<SchemaRef, StoreError> {
         Ok(self.table(id)?.schema.clone())
+    }
+
+    /// Ids of datasets whose rows changed, each sent once its rows are durable and
+    /// visible. A listener that falls behind receives `Lagged` and should look at all.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.inner.changes.subscribe()
     }
 
     pub fn stats(&self, id: &str) -> Result<TableStats, StoreError> {

@@ -9,6 +9,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::StoreError;
 use crate::compaction::Thresholds;
+use crate::extent::TimeExtent;
 use crate::manifest::{Manifest, Manifests, Segment};
 use crate::segment;
 use crate::wal::Wal;
@@ -18,6 +19,7 @@ pub(crate) struct Table {
     pub(crate) id: String,
     pub(crate) schema: SchemaRef,
     pub(crate) time_column: Option<String>,
+    time_index: Option<usize>,
     /// Columns segments are sorted by: time, then series key.
     pub(crate) sort_columns: Vec<usize>,
     pub(crate) dir: PathBuf,
@@ -39,6 +41,7 @@ struct TableState {
     tail_rows: usize,
     tail_bytes: usize,
     oldest: Option<Instant>,
+    extent: Option<TimeExtent>,
 }
 
 /// A durable batch not yet in a segment, with the last sequence number it covers.
@@ -64,6 +67,8 @@ pub(crate) struct TailView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableStats {
     pub rows: u64,
+    /// Span of the time column, when the table has one and rows.
+    pub extent: Option<TimeExtent>,
     pub segments: usize,
     pub segment_bytes: u64,
     pub tail_rows: usize,
@@ -98,6 +103,13 @@ impl Table {
         let tail: Vec<TailEntry> =
             replayed.into_iter().map(|(last_seq, batch)| TailEntry { last_seq, batch }).collect();
         let (tail_rows, tail_bytes) = measure(&tail);
+        let time_index = spec.time_column.and_then(|name| spec.schema.index_of(name).ok());
+        let extent = manifest
+            .segments
+            .iter()
+            .map(|s| s.extent)
+            .chain(tail.iter().map(|e| time_index.and_then(|i| TimeExtent::of(&e.batch, i))))
+            .fold(None, TimeExtent::union);
         let sort_columns = [spec.time_column, spec.series_key]
             .into_iter()
             .flatten()
@@ -106,6 +118,7 @@ impl Table {
         Ok(Self {
             id: spec.id.to_owned(),
             time_column: spec.time_column.map(str::to_owned),
+            time_index,
             schema: spec.schema,
             sort_columns,
             dir,
@@ -120,6 +133,7 @@ impl Table {
                 tail,
                 tail_rows,
                 tail_bytes,
+                extent,
             }),
         })
     }
@@ -130,7 +144,9 @@ impl Table {
 
     /// Makes a durable append visible. Returns whether the tail wants maintenance.
     pub(crate) fn publish(&self, seq: u64, batch: RecordBatch) -> bool {
+        let extent = self.extent_of(&batch);
         let mut state = self.state();
+        state.extent = TimeExtent::union(state.extent, extent);
         state.tail_rows += batch.num_rows();
         state.tail_bytes += batch.get_array_memory_size();
         state.tail.push(TailEntry { last_seq: seq, batch });
@@ -138,6 +154,11 @@ impl Table {
         state.tail_rows >= self.thresholds.segment_rows
             || state.tail_bytes >= self.thresholds.segment_bytes
             || state.tail.len() >= self.thresholds.coalesce_entries
+    }
+
+    /// The span of the time column in `batch`.
+    pub(crate) fn extent_of(&self, batch: &RecordBatch) -> Option<TimeExtent> {
+        self.time_index.and_then(|index| TimeExtent::of(batch, index))
     }
 
     /// Called by delete while it holds both locks.
@@ -192,6 +213,7 @@ impl Table {
         let segment_rows: u64 = state.manifest.segments.iter().map(|s| s.rows).sum();
         TableStats {
             rows: segment_rows + state.tail_rows as u64,
+            extent: state.extent,
             segments: state.manifest.segments.len(),
             segment_bytes: state.manifest.segments.iter().map(|s: &Segment| s.bytes).sum(),
             tail_rows: state.tail_rows,

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
-use urbanmesh_catalog::{Dataset, DatasetSpec};
+use urbanmesh_catalog::{Dataset, DatasetSpec, Derived};
 
 use crate::AppState;
 use crate::auth::{Admin, Caller};
@@ -15,13 +15,16 @@ use crate::problem::Problem;
 pub(crate) struct DatasetView {
     #[serde(flatten)]
     dataset: Dataset,
-    rows: u64,
+    /// Row count, time extent and last change of the rows.
+    #[serde(flatten)]
+    derived: Derived,
     segments: usize,
 }
 
 fn view(state: &AppState, dataset: Dataset) -> Result<DatasetView, Problem> {
     let stats = state.store.stats(dataset.id())?;
-    Ok(DatasetView { dataset, rows: stats.rows, segments: stats.segments })
+    let derived = Derived { rows: stats.rows, ..state.catalog.derived(dataset.id())? };
+    Ok(DatasetView { dataset, derived, segments: stats.segments })
 }
 
 pub(crate) async fn create(
@@ -39,6 +42,22 @@ pub(crate) async fn create(
     let location = format!("/api/v1/datasets/{}", dataset.id());
     tracing::info!(dataset = %dataset.id(), "dataset created");
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, dataset)?)))
+}
+
+/// `PUT /api/v1/datasets/{id}`: replaces the description; the shape of the rows stays.
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    spec: Result<Json<DatasetSpec>, JsonRejection>,
+) -> Result<Json<DatasetView>, Problem> {
+    let Json(spec) = spec?;
+    if spec.id != id {
+        return Err(Problem::bad_request(format!("the body describes `{}`, but the path names `{id}`", spec.id)));
+    }
+    let dataset = state.catalog.update(spec).await?;
+    tracing::info!(dataset = %id, "dataset description updated");
+    Ok(Json(view(&state, dataset)?))
 }
 
 pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<impl IntoResponse, Problem> {

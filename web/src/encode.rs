@@ -1,7 +1,6 @@
-//! Streaming result encoders. Encoding is CPU work, so it runs on a blocking thread and
-//! hands the response body over in chunks through a bounded channel.
+//! Streaming result encoders, run on a blocking thread (see [`crate::body`]).
 
-use std::io::{self, Write};
+use std::io;
 
 use axum::body::Bytes;
 use datafusion::arrow::csv;
@@ -10,14 +9,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use futures::{Stream, StreamExt};
 use tokio::runtime::Handle;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::OwnedSemaphorePermit;
 use urbanmesh_store::BatchStream;
 
+use crate::body::{self, Chunks};
 use crate::problem::Problem;
-
-const CHUNK_BYTES: usize = 256 * 1024;
-const CHUNKS_AHEAD: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutputFormat {
@@ -67,17 +63,8 @@ pub(crate) fn stream(
     scan: BatchStream,
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = io::Result<Bytes>> {
-    let (sender, receiver) = mpsc::channel(CHUNKS_AHEAD);
     let runtime = Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let _download = permit;
-        let mut body = Chunks { sender: sender.clone(), buffer: Vec::with_capacity(CHUNK_BYTES) };
-        if let Err(error) = encode(format, scan, &mut body, &runtime).and_then(|()| body.flush()) {
-            tracing::warn!(%error, "streaming a result failed");
-            let _ = sender.blocking_send(Err(error));
-        }
-    });
-    ReceiverStream::new(receiver)
+    body::written(permit, move |body| encode(format, scan, body, &runtime))
 }
 
 fn encode(format: OutputFormat, scan: BatchStream, body: &mut Chunks, runtime: &Handle) -> io::Result<()> {
@@ -120,30 +107,4 @@ fn write_json<F: json::writer::JsonFormat>(
         writer.write(&batch).map_err(io::Error::other)?;
     }
     writer.finish().map_err(io::Error::other)
-}
-
-/// A `Write` that sends full chunks to the response body, blocking while it is full.
-struct Chunks {
-    sender: mpsc::Sender<io::Result<Bytes>>,
-    buffer: Vec<u8>,
-}
-
-impl Write for Chunks {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= CHUNK_BYTES {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES)));
-        self.sender
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
 }

@@ -3,13 +3,16 @@
 //! the rules live in those crates.
 
 mod auth;
+mod body;
 mod datasets;
+mod dcat;
 mod encode;
 mod ingest;
 mod metrics;
 mod ops;
 mod problem;
 mod read;
+mod search;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -18,7 +21,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
-use urbanmesh_catalog::Catalog;
+use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_policy::{AdminToken, Authorizer};
 use urbanmesh_store::Store;
 
@@ -29,6 +32,8 @@ pub use problem::Problem;
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: Catalog,
+    /// Where the node is reached from outside; the DCAT export's IRIs start here.
+    pub endpoints: Endpoints,
     pub store: Store,
     pub authorizer: Arc<dyn Authorizer>,
     pub admin_token: AdminToken,
@@ -51,12 +56,18 @@ pub const MAX_DOWNLOADS: usize = 64;
 pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
     let api = Router::new()
         .route("/datasets", get(datasets::list).post(datasets::create))
-        .route("/datasets/{id}", get(datasets::get).delete(datasets::delete))
+        .route("/datasets/{id}", get(datasets::get).put(datasets::update).delete(datasets::delete))
         .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
         .route("/datasets/{id}/upload", post(ingest::upload))
+        .route("/search", get(search::search))
         .fallback(problem::not_found);
     Router::new()
         .nest("/api/v1", api)
+        .route("/catalog", get(dcat::catalog_negotiated))
+        .route("/catalog.ttl", get(dcat::catalog_turtle))
+        .route("/catalog.jsonld", get(dcat::catalog_jsonld))
+        .route("/catalog.rdf", get(dcat::catalog_rdfxml))
+        .route("/datasets/{file}", get(dcat::dataset))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -97,7 +97,12 @@ impl From<CatalogError> for Problem {
             CatalogError::InvalidDataset { ref field, .. } => {
                 Self { field: Some(field.clone()), ..Self::bad_request(error.to_string()) }
             }
-            CatalogError::AlreadyExists { .. } => Self::new(StatusCode::CONFLICT, error.to_string()),
+            CatalogError::InvalidSearch { ref parameter, .. } => {
+                Self { field: Some(parameter.clone()), ..Self::bad_request(error.to_string()) }
+            }
+            CatalogError::AlreadyExists { .. } | CatalogError::ShapeChanged { .. } => {
+                Self::new(StatusCode::CONFLICT, error.to_string())
+            }
             CatalogError::NotFound { id } => Self::dataset_not_found(&id),
             e => Self::internal(e.to_string()),
         }

@@ -1,0 +1,82 @@
+//! The catalogue as DCAT-AP.de 3.0 RDF, streamed dataset by dataset so that memory
+//! stays flat however large the catalogue grows.
+
+mod graph;
+mod syntax;
+mod vocabulary;
+
+use std::io::Write;
+
+use oxrdfio::{RdfSerializer, WriterQuadSerializer};
+
+use crate::{Catalog, CatalogError, Dataset, Endpoints};
+use graph::Graph;
+pub use syntax::RdfSyntax;
+
+/// A page of the catalogue, announced with Hydra paging as ckanext-dcat does.
+#[derive(Debug, Clone)]
+pub struct Paging {
+    /// 1-based.
+    pub page: usize,
+    pub per_page: usize,
+    /// The URL path of this export without query, e.g. `/catalog.ttl`.
+    pub path: String,
+}
+
+/// Largest page of a paged export.
+pub const MAX_EXPORT_PAGE: usize = 1000;
+
+/// Writes the node's catalogue: every dataset `visible` admits, or one page of them.
+pub fn write_catalog<W: Write>(
+    catalog: &Catalog,
+    endpoints: &Endpoints,
+    syntax: RdfSyntax,
+    paging: Option<&Paging>,
+    visible: &dyn Fn(&Dataset) -> bool,
+    out: W,
+) -> Result<W, CatalogError> {
+    let mut writer = serializer(syntax, out)?;
+    let graph = Graph::new(catalog.info(), endpoints);
+    graph.catalog(&mut writer)?;
+    let admitted = || catalog.iter().filter(|d| d.as_ref().map_or(true, visible));
+    let datasets: Box<dyn Iterator<Item = _>> = match paging {
+        Some(paging) => {
+            graph.paging(&mut writer, paging, admitted().count())?;
+            Box::new(admitted().skip((paging.page - 1) * paging.per_page).take(paging.per_page))
+        }
+        None => Box::new(admitted()),
+    };
+    for dataset in datasets {
+        let dataset = dataset?;
+        let derived = catalog.derived(dataset.id())?;
+        graph.dataset(&mut writer, &dataset, &derived, true)?;
+    }
+    Ok(writer.finish()?)
+}
+
+/// Writes one dataset with its distributions, publisher and the service it is served by.
+pub fn write_dataset<W: Write>(
+    catalog: &Catalog,
+    endpoints: &Endpoints,
+    syntax: RdfSyntax,
+    id: &str,
+    out: W,
+) -> Result<W, CatalogError> {
+    let dataset = catalog.get(id)?;
+    let derived = catalog.derived(id)?;
+    let mut writer = serializer(syntax, out)?;
+    let graph = Graph::new(catalog.info(), endpoints);
+    graph.agents(&mut writer)?;
+    graph.dataset(&mut writer, &dataset, &derived, false)?;
+    Ok(writer.finish()?)
+}
+
+fn serializer<W: Write>(syntax: RdfSyntax, out: W) -> Result<WriterQuadSerializer<W>, CatalogError> {
+    let mut serializer = RdfSerializer::from_format(syntax.format());
+    for (prefix, iri) in vocabulary::PREFIXES {
+        serializer = serializer
+            .with_prefix(prefix, iri)
+            .map_err(|e| std::io::Error::other(format!("prefix {prefix}: {e}")))?;
+    }
+    Ok(serializer.for_writer(out))
+}

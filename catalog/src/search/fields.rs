@@ -1,0 +1,157 @@
+//! The index's fields and analyzers, and how a catalogue entry becomes a document.
+
+use tantivy::schema::{
+    FAST, Facet, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions,
+};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, NgramTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    TextAnalyzer,
+};
+use tantivy::{Index, TantivyDocument};
+
+use crate::CatalogError;
+use crate::search::Entry;
+
+/// German text: lower case, umlauts and ß folded, Snowball-stemmed, so that
+/// "Pegelstände", "Pegelstand" and "Pegelstande" are one term.
+pub(crate) const GERMAN: &str = "german";
+/// Trigrams of folded text: a word found inside a compound ("Stand" in "Pegelstände").
+pub(crate) const TRIGRAMS: &str = "trigrams";
+
+/// The facet dimensions, in the order the API lists them.
+pub const FACETS: [&str; 5] = ["theme", "publisher", "licence", "format", "municipality"];
+
+/// Sentinels for entries without a time extent or bounding box: they never overlap a filter.
+pub(crate) const NO_START: i64 = i64::MAX;
+pub(crate) const NO_END: i64 = i64::MIN;
+pub(crate) const NO_WEST: f64 = 1000.0;
+pub(crate) const NO_EAST: f64 = -1000.0;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Fields {
+    pub(crate) id: Field,
+    pub(crate) title: Field,
+    pub(crate) description: Field,
+    pub(crate) keywords: Field,
+    pub(crate) trigrams: Field,
+    pub(crate) facets: Field,
+    pub(crate) modified: Field,
+    pub(crate) start: Field,
+    pub(crate) end: Field,
+    pub(crate) west: Field,
+    pub(crate) south: Field,
+    pub(crate) east: Field,
+    pub(crate) north: Field,
+}
+
+impl Fields {
+    pub(crate) fn schema() -> Schema {
+        let mut builder = Schema::builder();
+        let german = |stored: bool| {
+            let options = TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(GERMAN)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            );
+            if stored { options.set_stored() } else { options }
+        };
+        builder.add_text_field("id", STRING | STORED);
+        builder.add_text_field("title", german(true));
+        builder.add_text_field("description", german(true));
+        builder.add_text_field("keywords", german(false));
+        builder.add_text_field(
+            "trigrams",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default().set_tokenizer(TRIGRAMS).set_index_option(IndexRecordOption::Basic),
+            ),
+        );
+        builder.add_facet_field("facets", FacetOptions::default());
+        builder.add_i64_field("modified", FAST);
+        builder.add_i64_field("start", FAST | INDEXED);
+        builder.add_i64_field("end", FAST | INDEXED);
+        for edge in ["west", "south", "east", "north"] {
+            builder.add_f64_field(edge, FAST | INDEXED);
+        }
+        builder.build()
+    }
+
+    pub(crate) fn of(schema: &Schema) -> Result<Self, CatalogError> {
+        let field = |name: &str| {
+            schema.get_field(name).map_err(|_| CatalogError::Index { reason: format!("the index lacks field `{name}`") })
+        };
+        Ok(Self {
+            id: field("id")?,
+            title: field("title")?,
+            description: field("description")?,
+            keywords: field("keywords")?,
+            trigrams: field("trigrams")?,
+            facets: field("facets")?,
+            modified: field("modified")?,
+            start: field("start")?,
+            end: field("end")?,
+            west: field("west")?,
+            south: field("south")?,
+            east: field("east")?,
+            north: field("north")?,
+        })
+    }
+
+    pub(crate) fn document(&self, entry: &Entry) -> TantivyDocument {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.id, &entry.id);
+        doc.add_text(self.title, &entry.title);
+        doc.add_text(self.description, &entry.description);
+        doc.add_text(self.trigrams, &entry.title);
+        for keyword in &entry.keywords {
+            doc.add_text(self.keywords, keyword);
+            doc.add_text(self.trigrams, keyword);
+        }
+        for (dimension, values) in [
+            ("theme", &entry.themes),
+            ("publisher", &vec![entry.publisher.clone()]),
+            ("licence", &vec![entry.licence.clone()]),
+            ("format", &entry.formats),
+            ("municipality", &vec![entry.municipality.clone()]),
+        ] {
+            for value in values {
+                doc.add_facet(self.facets, facet(dimension, value));
+            }
+        }
+        doc.add_i64(self.modified, entry.modified.timestamp_micros());
+        let (start, end) = match entry.temporal {
+            Some((start, end)) => (start.timestamp_micros(), end.timestamp_micros()),
+            None => (NO_START, NO_END),
+        };
+        doc.add_i64(self.start, start);
+        doc.add_i64(self.end, end);
+        let [west, south, east, north] = entry.bbox.unwrap_or([NO_WEST, NO_WEST, NO_EAST, NO_EAST]);
+        doc.add_f64(self.west, west);
+        doc.add_f64(self.south, south);
+        doc.add_f64(self.east, east);
+        doc.add_f64(self.north, north);
+        doc
+    }
+}
+
+pub(crate) fn facet(dimension: &str, value: &str) -> Facet {
+    Facet::from_path([dimension, value])
+}
+
+pub(crate) fn register_analyzers(index: &Index) -> Result<(), CatalogError> {
+    let german = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(Stemmer::new(Language::German))
+        .build();
+    let trigrams = TextAnalyzer::builder(
+        NgramTokenizer::new(3, 3, false).map_err(|e| CatalogError::Index { reason: e.to_string() })?,
+    )
+    .filter(LowerCaser)
+    .filter(AsciiFoldingFilter)
+    .build();
+    index.tokenizers().register(GERMAN, german);
+    index.tokenizers().register(TRIGRAMS, trigrams);
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! Full-text and faceted search over catalogue entries (tantivy).
+//!
+//! One writer thread applies changes in order and commits them in batches, recording
+//! the catalogue generation it reflects; readers see a commit as soon as it is made.
+//! sled stays the source of truth: an index that is missing, damaged or behind is
+//! rebuilt from it when the node starts.
+
+mod fields;
+mod query;
+mod request;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::QueryParser;
+use tantivy::schema::Value;
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, TantivyDocument};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::CatalogError;
+pub use fields::FACETS;
+use fields::{Fields, TRIGRAMS};
+pub use request::{DEFAULT_PER_PAGE, MAX_DEPTH, MAX_PER_PAGE, SearchParams, SearchRequest, Sort};
+use writer::Op;
+
+/// What the index knows of one catalogue entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub keywords: Vec<String>,
+    pub themes: Vec<String>,
+    pub publisher: String,
+    pub licence: String,
+    pub formats: Vec<String>,
+    pub municipality: String,
+    pub modified: DateTime<Utc>,
+    pub temporal: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub bbox: Option<[f64; 4]>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResults {
+    pub total: usize,
+    pub hits: Vec<Hit>,
+    /// Per dimension, the values among all hits with their counts, most frequent first.
+    pub facets: BTreeMap<&'static str, Vec<FacetCount>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Hit {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// Matched words marked with `<mark>`, HTML-escaped otherwise.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub highlights: BTreeMap<&'static str, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Changes waiting for the writer; senders wait when it is full.
+const QUEUE: usize = 4096;
+const SNIPPET_CHARS: usize = 240;
+
+#[derive(Clone)]
+pub struct SearchIndex {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    parser: QueryParser,
+    ops: mpsc::Sender<Op>,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`. When it is missing, unreadable or does not reflect
+    /// `generation`, it is rebuilt from `entries` (read only then).
+    pub fn open<I>(dir: &Path, generation: u64, entries: impl FnOnce() -> I) -> Result<Self, CatalogError>
+    where
+        I: Iterator<Item = Result<Entry, CatalogError>>,
+    {
+        let index = match Index::open_in_dir(dir) {
+            Ok(index) if Fields::of(&index.schema()).is_ok() => index,
+            opened => {
+                if let Err(error) = opened {
+                    tracing::warn!(dir = %dir.display(), %error, "search index unreadable; rebuilding");
+                }
+                if dir.exists() {
+                    std::fs::remove_dir_all(dir).map_err(|e| index_error(&e))?;
+                }
+                std::fs::create_dir_all(dir).map_err(|e| index_error(&e))?;
+                Index::create_in_dir(dir, Fields::schema()).map_err(|e| index_error(&e))?
+            }
+        };
+        fields::register_analyzers(&index)?;
+        let fields = Fields::of(&index.schema())?;
+        let mut writer = index.writer_with_num_threads(1, 50_000_000).map_err(|e| index_error(&e))?;
+        let indexed = index.load_metas().map_err(|e| index_error(&e))?.payload.and_then(|p| p.parse::<u64>().ok());
+        if indexed != Some(generation) {
+            let started = std::time::Instant::now();
+            writer.delete_all_documents().map_err(|e| index_error(&e))?;
+            let mut count = 0usize;
+            for entry in entries() {
+                writer.add_document(fields.document(&entry?)).map_err(|e| index_error(&e))?;
+                count += 1;
+            }
+            writer::commit(&mut writer, generation)?;
+            tracing::info!(entries = count, took_ms = started.elapsed().as_millis() as u64, "search index rebuilt");
+        }
+        let reader =
+            index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| index_error(&e))?;
+        let mut parser = QueryParser::for_index(&index, vec![fields.title, fields.keywords, fields.description]);
+        parser.set_conjunction_by_default();
+        parser.set_field_boost(fields.title, 3.0);
+        parser.set_field_boost(fields.keywords, 2.0);
+        let (ops, queue) = mpsc::channel(QUEUE);
+        writer::spawn(writer, reader.clone(), fields, queue)?;
+        Ok(Self { inner: Arc::new(Inner { index, reader, fields, parser, ops }) })
+    }
+
+    /// Adds or replaces an entry; searchable after the writer's next commit (milliseconds).
+    pub async fn upsert(&self, entry: &Entry, generation: u64) -> Result<(), CatalogError> {
+        let document = Box::new(self.inner.fields.document(entry));
+        self.send(Op::Upsert { id: entry.id.clone(), document, generation }).await
+    }
+
+    pub async fn remove(&self, id: &str, generation: u64) -> Result<(), CatalogError> {
+        self.send(Op::Remove { id: id.to_owned(), generation }).await
+    }
+
+    /// Waits until every change sent so far is committed and visible.
+    pub async fn sync(&self) -> Result<(), CatalogError> {
+        let (done, committed) = oneshot::channel();
+        self.send(Op::Sync(done)).await?;
+        committed.await.map_err(|_| CatalogError::Index { reason: "the index writer stopped".into() })
+    }
+
+    async fn send(&self, op: Op) -> Result<(), CatalogError> {
+        self.inner.ops.send(op).await.map_err(|_| CatalogError::Index { reason: "the index writer stopped".into() })
+    }
+
+    /// Runs a search; blocking, so call it off the async threads.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, CatalogError> {
+        let inner = &self.inner;
+        let mut trigrams = inner.index.tokenizers().get(TRIGRAMS).ok_or_else(|| CatalogError::Index {
+            reason: "the trigram analyzer is not registered".into(),
+        })?;
+        let query = query::build(request, inner.fields, &inner.parser, &mut trigrams)?;
+        let searcher = inner.reader.searcher();
+        let mut facets = FacetCollector::for_field("facets");
+        for dimension in FACETS {
+            facets.add_facet(format!("/{dimension}").as_str());
+        }
+        let top = TopDocs::with_limit(request.per_page).and_offset(request.offset());
+        let (total, page, facet_counts) = match request.sort {
+            Sort::Relevance => {
+                let (total, hits, counts) =
+                    searcher.search(&query, &(Count, top.order_by_score(), facets)).map_err(|e| index_error(&e))?;
+                (total, hits.into_iter().map(|(score, doc)| (Some(score), doc)).collect::<Vec<_>>(), counts)
+            }
+            Sort::Modified => {
+                let by_modified = top.order_by_fast_field::<i64>("modified", Order::Desc);
+                let (total, hits, counts) =
+                    searcher.search(&query, &(Count, by_modified, facets)).map_err(|e| index_error(&e))?;
+                (total, hits.into_iter().map(|(_, doc)| (None, doc)).collect(), counts)
+            }
+        };
+        let snippets = match request.query {
+            Some(_) => Some(self.snippet_generators(&searcher, &*query)?),
+            None => None,
+        };
+        let hits = page
+            .into_iter()
+            .map(|(score, address)| self.hit(&searcher, address, score, snippets.as_ref()))
+            .collect::<Result<_, _>>()?;
+        let facets = FACETS
+            .into_iter()
+            .map(|dimension| {
+                let mut values: Vec<FacetCount> = facet_counts
+                    .get(format!("/{dimension}").as_str())
+                    .filter_map(|(facet, count)| {
+                        facet.to_path().last().map(|value| FacetCount { value: (*value).to_owned(), count })
+                    })
+                    .collect();
+                values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+                (dimension, values)
+            })
+            .collect();
+        Ok(SearchResults { total, hits, facets })
+    }
+
+    fn snippet_generators(
+        &self,
+        searcher: &Searcher,
+        query: &dyn tantivy::query::Query,
+    ) -> Result<[(&'static str, SnippetGenerator); 2], CatalogError> {
+        let generator = |field| -> Result<SnippetGenerator, CatalogError> {
+            let mut generator = SnippetGenerator::create(searcher, query, field).map_err(|e| index_error(&e))?;
+            generator.set_max_num_chars(SNIPPET_CHARS);
+            Ok(generator)
+        };
+        Ok([("title", generator(self.inner.fields.title)?), ("description", generator(self.inner.fields.description)?)])
+    }
+
+    fn hit(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+        score: Option<f32>,
+        snippets: Option<&[(&'static str, SnippetGenerator); 2]>,
+    ) -> Result<Hit, CatalogError> {
+        let document: TantivyDocument = searcher.doc(address).map_err(|e| index_error(&e))?;
+        let id = document.get_first(self.inner.fields.id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let mut highlights = BTreeMap::new();
+        for (name, generator) in snippets.into_iter().flatten() {
+            let mut snippet = generator.snippet_from_doc(&document);
+            if !snippet.highlighted().is_empty() {
+                snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
+                highlights.insert(*name, snippet.to_html());
+            }
+        }
+        Ok(Hit { id, score, highlights })
+    }
+}
+
+fn index_error(error: &dyn std::fmt::Display) -> CatalogError {
+    CatalogError::Index { reason: error.to_string() }
+}

@@ -1,0 +1,122 @@
+//! The DCAT-AP.de export: `/catalog.ttl|.jsonld|.rdf`, `/catalog` by `Accept`, and one
+//! dataset at `/datasets/{id}.ttl|.jsonld|.rdf` (or `/datasets/{id}` by `Accept`).
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use urbanmesh_catalog::dcat::{self, MAX_EXPORT_PAGE, Paging, RdfSyntax};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body;
+use crate::problem::Problem;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageParams {
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+/// Datasets per page when only `page` is given, as in ckanext-dcat.
+const DEFAULT_EXPORT_PAGE: usize = 100;
+
+pub(crate) async fn catalog_turtle(state: State<AppState>, caller: Caller, page: Query<PageParams>) -> Response {
+    catalog(state, caller, page, RdfSyntax::Turtle).await
+}
+
+pub(crate) async fn catalog_jsonld(state: State<AppState>, caller: Caller, page: Query<PageParams>) -> Response {
+    catalog(state, caller, page, RdfSyntax::JsonLd).await
+}
+
+pub(crate) async fn catalog_rdfxml(state: State<AppState>, caller: Caller, page: Query<PageParams>) -> Response {
+    catalog(state, caller, page, RdfSyntax::RdfXml).await
+}
+
+pub(crate) async fn catalog_negotiated(
+    state: State<AppState>,
+    caller: Caller,
+    page: Query<PageParams>,
+    headers: HeaderMap,
+) -> Response {
+    match negotiate(&headers) {
+        Ok(syntax) => catalog(state, caller, page, syntax).await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn catalog(
+    State(state): State<AppState>,
+    Caller(subject): Caller,
+    Query(params): Query<PageParams>,
+    syntax: RdfSyntax,
+) -> Response {
+    let paging = match (params.page, params.per_page) {
+        (None, None) => None,
+        (page, per_page) => {
+            let page = page.unwrap_or(1);
+            let per_page = per_page.unwrap_or(DEFAULT_EXPORT_PAGE);
+            if page == 0 || per_page == 0 || per_page > MAX_EXPORT_PAGE {
+                return Problem::bad_request(format!(
+                    "`page` counts from 1 and `per_page` must be between 1 and {MAX_EXPORT_PAGE}"
+                ))
+                .into_response();
+            }
+            Some(Paging { page, per_page, path: format!("/catalog.{}", syntax.extension()) })
+        }
+    };
+    let Ok(permit) = state.downloads.clone().try_acquire_owned() else {
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "too many downloads at once; retry shortly")
+            .into_response();
+    };
+    let body = body::written(permit, move |out| {
+        let visible = |dataset: &_| state.authorizer.may_list(&subject, dataset);
+        dcat::write_catalog(&state.catalog, &state.endpoints, syntax, paging.as_ref(), &visible, out)
+            .map(drop)
+            .map_err(std::io::Error::other)
+    });
+    rdf_response(syntax, Body::from_stream(body))
+}
+
+/// `/datasets/{file}`: `pegel.ttl`, `pegel.jsonld`, `pegel.rdf`, or `pegel` by `Accept`.
+pub(crate) async fn dataset(
+    State(state): State<AppState>,
+    Caller(subject): Caller,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (id, syntax) = match file.rsplit_once('.') {
+        Some((id, extension)) => (
+            id.to_owned(),
+            RdfSyntax::from_extension(extension).ok_or_else(|| {
+                Problem::new(StatusCode::NOT_FOUND, format!("no export format `.{extension}`; use .ttl, .jsonld or .rdf"))
+            })?,
+        ),
+        None => (file.clone(), negotiate(&headers)?),
+    };
+    let record = state.catalog.get(&id)?;
+    if !state.authorizer.may_list(&subject, &record) {
+        return Err(Problem::dataset_not_found(&id));
+    }
+    let catalog = state.catalog.clone();
+    let endpoints = state.endpoints.clone();
+    let bytes = tokio::task::spawn_blocking(move || dcat::write_dataset(&catalog, &endpoints, syntax, &id, Vec::new()))
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))??;
+    Ok(rdf_response(syntax, Body::from(bytes)))
+}
+
+fn negotiate(headers: &HeaderMap) -> Result<RdfSyntax, Problem> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    RdfSyntax::negotiate(accept).ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "the catalogue is available as text/turtle, application/ld+json and application/rdf+xml",
+        )
+    })
+}
+
+fn rdf_response(syntax: RdfSyntax, body: Body) -> Response {
+    ([(header::CONTENT_TYPE, syntax.media_type()), (header::VARY, "Accept")], body).into_response()
+}

@@ -1,0 +1,87 @@
+//! `GET /api/v1/search`: full-text and faceted search over the catalogue.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::extract::rejection::QueryRejection;
+use serde::Serialize;
+use urbanmesh_catalog::search::{FacetCount, SearchParams, SearchRequest};
+use urbanmesh_catalog::{Dataset, Derived};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::problem::Problem;
+
+#[derive(Serialize)]
+pub(crate) struct SearchResponse {
+    total: usize,
+    page: usize,
+    per_page: usize,
+    pages: usize,
+    hits: Vec<SearchHit>,
+    facets: BTreeMap<&'static str, Vec<FacetCount>>,
+}
+
+#[derive(Serialize)]
+struct SearchHit {
+    #[serde(flatten)]
+    dataset: Dataset,
+    #[serde(flatten)]
+    derived: Derived,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f32>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    highlights: BTreeMap<&'static str, String>,
+    links: Links,
+}
+
+#[derive(Serialize)]
+struct Links {
+    #[serde(rename = "self")]
+    this: String,
+    rows: String,
+    dcat: String,
+}
+
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    Caller(subject): Caller,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<SearchResponse>, Problem> {
+    let Query(params) = params?;
+    let request = SearchRequest::parse(params)?;
+    let catalog = state.catalog.clone();
+    let (request, results) = tokio::task::spawn_blocking(move || {
+        let results = catalog.search(&request);
+        (request, results)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    let results = results?;
+    let mut hits = Vec::with_capacity(results.hits.len());
+    for hit in results.hits {
+        // A hit deleted since the search ran is left out.
+        let Ok(dataset) = state.catalog.get(&hit.id) else { continue };
+        if !state.authorizer.may_list(&subject, &dataset) {
+            continue;
+        }
+        let derived = state.catalog.derived(&hit.id)?;
+        let api = format!("/api/v1/datasets/{}", hit.id);
+        hits.push(SearchHit {
+            links: Links { rows: format!("{api}/rows"), this: api, dcat: format!("/datasets/{}.ttl", hit.id) },
+            dataset,
+            derived,
+            score: hit.score,
+            highlights: hit.highlights,
+        });
+    }
+    Ok(Json(SearchResponse {
+        total: results.total,
+        page: request.page,
+        per_page: request.per_page,
+        pages: results.total.div_ceil(request.per_page),
+        hits,
+        facets: results.facets,
+    }))
+}
