@@ -21,6 +21,7 @@ START_MS = 1_772_323_200_000  # 2026-03-01T00:00:00Z
 CRASH_SPEC = {
     "id": "crash",
     "title": "Absturztest",
+    "description": "Messreihe für den Test harter Abstürze während des Schreibens",
     "schema": {
         "fields": [
             {"name": "time", "type": "timestamp[ms, UTC]"},
@@ -187,7 +188,10 @@ def test_acknowledged_batches_survive_sigkill(node_factory):
 
 def test_clean_restart_keeps_data_readable_over_flight(node):
     node.create_dataset(pegel_spec("pegel"))
-    node.create_dataset({"id": "leer", "title": "Leer", "schema": {"fields": [{"name": "x", "type": "int64"}]}})
+    node.create_dataset(
+        {"id": "leer", "title": "Leer", "description": "Ein Datensatz ohne Zeilen",
+         "schema": {"fields": [{"name": "x", "type": "int64"}]}}
+    )
     rows = [
         {"time": START_MS + i * 900_000, "station": ["Dalke", "Lutter"][i % 2], "value": 90 + i / 4,
          "quality": None if i % 5 == 0 else i % 3}

@@ -235,6 +235,7 @@ def test_xlsx_date_cell_into_date32(node):
         {
             "id": "ingest-date32",
             "title": "Abfallkalender",
+            "description": "Abholtermine der Müllabfuhr nach Abfallart",
             "schema": {"fields": [{"name": "day", "type": "date32"}, {"name": "kind", "type": "utf8"},
                                   {"name": "ok", "type": "bool"}]},
         }

@@ -5,7 +5,7 @@ use tantivy::schema::{
     TextOptions,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, NgramTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    AsciiFoldingFilter, Language, LowerCaser, NgramTokenizer, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer,
     TextAnalyzer,
 };
 use tantivy::{Index, TantivyDocument};
@@ -16,7 +16,7 @@ use crate::search::Entry;
 /// German text: lower case, umlauts and ß folded, Snowball-stemmed, so that
 /// "Pegelstände", "Pegelstand" and "Pegelstande" are one term.
 pub(crate) const GERMAN: &str = "german";
-/// Trigrams of folded text: a word found inside a compound ("Stand" in "Pegelstände").
+/// Trigrams of [`folded`] text: a word found inside a compound ("Stand" in "Pegelstände").
 pub(crate) const TRIGRAMS: &str = "trigrams";
 
 /// The facet dimensions, in the order the API lists them.
@@ -102,10 +102,10 @@ impl Fields {
         doc.add_text(self.id, &entry.id);
         doc.add_text(self.title, &entry.title);
         doc.add_text(self.description, &entry.description);
-        doc.add_text(self.trigrams, &entry.title);
+        doc.add_text(self.trigrams, folded(&entry.title));
         for keyword in &entry.keywords {
             doc.add_text(self.keywords, keyword);
-            doc.add_text(self.trigrams, keyword);
+            doc.add_text(self.trigrams, folded(keyword));
         }
         for (dimension, values) in [
             ("theme", &entry.themes),
@@ -134,6 +134,15 @@ impl Fields {
     }
 }
 
+/// Lower case with umlauts, ß and accents folded to ASCII, so that trigrams of
+/// "Fußgänger" and "fussganger" are the same.
+pub(crate) fn folded(text: &str) -> String {
+    let mut analyzer =
+        TextAnalyzer::builder(RawTokenizer::default()).filter(LowerCaser).filter(AsciiFoldingFilter).build();
+    let mut stream = analyzer.token_stream(text);
+    stream.next().map(|token| token.text.clone()).unwrap_or_default()
+}
+
 pub(crate) fn facet(dimension: &str, value: &str) -> Facet {
     Facet::from_path([dimension, value])
 }
@@ -145,12 +154,11 @@ pub(crate) fn register_analyzers(index: &Index) -> Result<(), CatalogError> {
         .filter(AsciiFoldingFilter)
         .filter(Stemmer::new(Language::German))
         .build();
-    let trigrams = TextAnalyzer::builder(
+    // Input is folded before (see [`folded`]): folding "ß" after cutting grams would not
+    // give the grams of "ss".
+    let trigrams = TextAnalyzer::from(
         NgramTokenizer::new(3, 3, false).map_err(|e| CatalogError::Index { reason: e.to_string() })?,
-    )
-    .filter(LowerCaser)
-    .filter(AsciiFoldingFilter)
-    .build();
+    );
     index.tokenizers().register(GERMAN, german);
     index.tokenizers().register(TRIGRAMS, trigrams);
     Ok(())

@@ -110,8 +110,8 @@ impl SearchIndex {
         fields::register_analyzers(&index)?;
         let fields = Fields::of(&index.schema())?;
         let mut writer = index.writer_with_num_threads(1, 50_000_000).map_err(|e| index_error(&e))?;
-        let indexed = index.load_metas().map_err(|e| index_error(&e))?.payload.and_then(|p| p.parse::<u64>().ok());
-        if indexed != Some(generation) {
+        let indexed = index.load_metas().map_err(|e| index_error(&e))?.payload;
+        if indexed.as_deref() != Some(writer::payload(generation).as_str()) {
             let started = std::time::Instant::now();
             writer.delete_all_documents().map_err(|e| index_error(&e))?;
             let mut count = 0usize;

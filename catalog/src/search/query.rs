@@ -8,7 +8,7 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
 
 use crate::CatalogError;
-use crate::search::fields::{Fields, facet};
+use crate::search::fields::{Fields, facet, folded};
 use crate::search::request::SearchRequest;
 
 /// Substring matches (trigrams) rank below whole-word matches.
@@ -80,7 +80,8 @@ fn compound_parts(text: &str, fields: Fields, trigrams: &mut TextAnalyzer) -> Op
             return None;
         }
         let mut grams: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut stream = trigrams.token_stream(word);
+        let word = folded(word);
+        let mut stream = trigrams.token_stream(&word);
         while let Some(token) = stream.next() {
             let term = Term::from_field_text(fields.trigrams, &token.text);
             grams.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));

@@ -67,9 +67,17 @@ fn run(mut writer: IndexWriter, reader: &IndexReader, fields: Fields, mut queue:
     }
 }
 
+/// Bumped whenever fields or analyzers change, so that older indexes are rebuilt.
+const INDEX_VERSION: u32 = 1;
+
+/// What a commit records: the index layout and the catalogue generation it reflects.
+pub(crate) fn payload(generation: u64) -> String {
+    format!("v{INDEX_VERSION}/{generation}")
+}
+
 pub(crate) fn commit(writer: &mut IndexWriter, generation: u64) -> Result<(), CatalogError> {
     let mut prepared = writer.prepare_commit().map_err(|e| CatalogError::Index { reason: e.to_string() })?;
-    prepared.set_payload(&generation.to_string());
+    prepared.set_payload(&payload(generation));
     prepared.commit().map_err(|e| CatalogError::Index { reason: e.to_string() })?;
     Ok(())
 }
