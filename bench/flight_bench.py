@@ -145,7 +145,8 @@ def main():
     report("idle RSS, empty node", idle_rss, "MB", target="< 80 MB")
 
     node.request("POST", "/api/v1/datasets", {
-        "id": "series", "title": "Synthetic series", "time_column": "time", "series_key": "station",
+        "id": "series", "title": "Synthetic series", "description": "Synthetic measurements for the benchmark",
+        "time_column": "time", "series_key": "station",
         "schema": {"fields": [{"name": "time", "type": "timestamp[ms, UTC]"}, {"name": "station", "type": "utf8"},
                               {"name": "value", "type": "float64"}, {"name": "quality", "type": "int64"}]}})
     table = synthetic_table(ROWS)

@@ -76,6 +76,40 @@ impl Catalog {
         Ok(dataset)
     }
 
+    /// Validates and stores many new datasets at once, all or none; durable when this
+    /// returns. For imports: one flush and one index commit for the lot.
+    pub async fn create_many(&self, specs: Vec<DatasetSpec>) -> Result<Vec<Dataset>, CatalogError> {
+        let mut ids = std::collections::HashSet::with_capacity(specs.len());
+        for spec in &specs {
+            spec.validate()?;
+            if !ids.insert(spec.id.as_str()) {
+                return Err(CatalogError::AlreadyExists { id: spec.id.clone() });
+            }
+        }
+        let now = Utc::now();
+        let datasets: Vec<Dataset> = specs
+            .into_iter()
+            .map(|spec| Dataset { spec, tenant: self.info.municipality.clone(), created: now, modified: now })
+            .collect();
+        {
+            let _writing = self.writing.lock().await;
+            if let Some(taken) = datasets.iter().find(|d| self.datasets.contains_key(d.id()).unwrap_or(true)) {
+                return Err(CatalogError::AlreadyExists { id: taken.id().to_owned() });
+            }
+            let mut batch = sled::Batch::default();
+            for dataset in &datasets {
+                batch.insert(dataset.id(), encode(dataset)?);
+            }
+            self.datasets.apply_batch(batch)?;
+            let generation = self.next_generation()?;
+            for dataset in &datasets {
+                self.index.upsert(&entry(&self.info, dataset, &Derived::default()), generation).await?;
+            }
+        }
+        self.db.flush_async().await?;
+        Ok(datasets)
+    }
+
     /// Replaces the description of a dataset; its shape (schema, time column, series key,
     /// geometry) stays as it was created. Durable when this returns.
     pub async fn update(&self, spec: DatasetSpec) -> Result<Dataset, CatalogError> {
@@ -150,7 +184,8 @@ impl Catalog {
         if self.derived(id)? == derived {
             return Ok(());
         }
-        let bytes = serde_json::to_vec(&derived).map_err(|source| CatalogError::CorruptRecord { id: id.into(), source })?;
+        let bytes =
+            serde_json::to_vec(&derived).map_err(|source| CatalogError::CorruptRecord { id: id.into(), source })?;
         self.derived.insert(id, bytes)?;
         let generation = self.next_generation()?;
         self.index.upsert(&entry(&self.info, &dataset, &derived), generation).await
@@ -181,7 +216,7 @@ pub(crate) fn entry(info: &CatalogInfo, dataset: &Dataset, derived: &Derived) ->
     let declared = spec.temporal.as_ref().and_then(|t| {
         let start = crate::Moment::parse("", &t.start).ok()?.instant();
         let end = match &t.end {
-            Some(end) => crate::Moment::parse("", end).ok()?.instant(),
+            Some(end) => crate::Moment::parse("", end).ok()?.last_instant(),
             None => chrono::DateTime::<Utc>::MAX_UTC,
         };
         Some((start, end))

@@ -4,8 +4,8 @@
 //! Records live in the node's sled database; this crate never moves rows of data.
 
 mod catalog;
-pub mod dcat;
 mod dataset;
+pub mod dcat;
 mod derived;
 mod error;
 mod info;

@@ -53,8 +53,12 @@ impl ContactPoint {
             let valid = email.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
             });
-            if !valid {
-                return Err(CatalogError::invalid(format!("{field}.email"), format!("`{email}` is not an email address")));
+            // The export states it as a `mailto:` IRI, which must be well-formed too.
+            if !valid || oxrdf::NamedNode::new(format!("mailto:{email}")).is_err() {
+                return Err(CatalogError::invalid(
+                    format!("{field}.email"),
+                    format!("`{email}` is not an email address"),
+                ));
             }
         }
         if let Some(url) = &self.url {
@@ -155,7 +159,9 @@ impl Moment {
         DateTime::parse_from_rfc3339(value).map(|t| Self::DateTime(t.with_timezone(&Utc))).map_err(|_| {
             CatalogError::invalid(
                 field,
-                format!("`{value}` is neither a date (YYYY-MM-DD) nor a date-time (RFC 3339, e.g. 2026-11-22T08:00:00Z)"),
+                format!(
+                    "`{value}` is neither a date (YYYY-MM-DD) nor a date-time (RFC 3339, e.g. 2026-11-22T08:00:00Z)"
+                ),
             )
         })
     }
@@ -164,6 +170,16 @@ impl Moment {
     pub fn instant(self) -> DateTime<Utc> {
         match self {
             Self::Date(date) => date.and_time(chrono::NaiveTime::MIN).and_utc(),
+            Self::DateTime(time) => time,
+        }
+    }
+
+    /// The last instant the moment stands for: a date lasts until the end of its day.
+    pub fn last_instant(self) -> DateTime<Utc> {
+        match self {
+            Self::Date(date) => date.succ_opt().map_or(DateTime::<Utc>::MAX_UTC, |next| {
+                next.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::TimeDelta::microseconds(1)
+            }),
             Self::DateTime(time) => time,
         }
     }

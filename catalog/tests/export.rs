@@ -47,7 +47,8 @@ async fn every_syntax_carries_the_same_triples() {
     for syntax in RdfSyntax::ALL {
         let bytes = dcat::write_catalog(&catalog, &endpoints(), syntax, None, &everything, Vec::new()).expect("export");
         let quads = parse(syntax, &bytes);
-        let datasets = quads.iter().filter(|q| q.predicate.as_ref() == TYPE && q.object.as_ref() == DATASET.into()).count();
+        let datasets =
+            quads.iter().filter(|q| q.predicate.as_ref() == TYPE && q.object.as_ref() == DATASET.into()).count();
         assert_eq!(datasets, 5, "{syntax:?}");
         let by = quads
             .iter()

@@ -39,11 +39,19 @@ fn ids(results: &SearchResults) -> Vec<&str> {
 async fn seeded(dir: &Path) -> Catalog {
     let catalog = open(dir);
     let entries = [
-        spec("pegel", "Pegelstand Dalke", serde_json::json!({"themes": ["ENVI"], "keywords": ["Hochwasser"],
-            "spatial": {"bbox": [8.3, 51.8, 8.5, 52.0]}, "temporal": {"start": "2026-10-01", "end": "2026-10-31"}})),
+        spec(
+            "pegel",
+            "Pegelstand Dalke",
+            serde_json::json!({"themes": ["ENVI"], "keywords": ["Hochwasser"],
+            "spatial": {"bbox": [8.3, 51.8, 8.5, 52.0]}, "temporal": {"start": "2026-10-01", "end": "2026-10-31"}}),
+        ),
         spec("wasser", "Wasserstände der Ems", serde_json::json!({"themes": ["ENVI", "REGI"], "licence": "cc-by/4.0"})),
-        spec("verkehr", "Fußgängerzählung Innenstadt", serde_json::json!({"themes": ["TRAN"],
-            "spatial": {"bbox": [9.0, 52.1, 9.1, 52.2]}, "temporal": {"start": "2025-01-01", "end": "2025-12-31"}})),
+        spec(
+            "verkehr",
+            "Fußgängerzählung Innenstadt",
+            serde_json::json!({"themes": ["TRAN"],
+            "spatial": {"bbox": [9.0, 52.1, 9.1, 52.2]}, "temporal": {"start": "2025-01-01", "end": "2025-12-31"}}),
+        ),
     ];
     for entry in entries {
         catalog.create(entry).await.expect("create");

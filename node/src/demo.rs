@@ -74,7 +74,15 @@ async fn load_sample(node: &RunningNode) -> anyhow::Result<()> {
         ]},
         "time_column": "time",
         "series_key": "station",
-        "geometry": {"lon": "lon", "lat": "lat"}
+        "geometry": {"lon": "lon", "lat": "lat"},
+        "keywords": ["Pegel", "Wasserstand", "Hochwasser", "Dalke", "Lutter", "Ölbach"],
+        "themes": ["ENVI"],
+        "publisher": {"name": "Stadt Gütersloh", "type": "LocalAuthority"},
+        "contact_point": {"name": "Fachbereich Umweltschutz", "email": "umwelt@guetersloh.de"},
+        "spatial": {"level": "municipality", "bbox": [8.30, 51.85, 8.50, 51.95]},
+        "accrual_periodicity": "15MIN",
+        "licence": "dl-by-de/2.0",
+        "attribution": "Stadt Gütersloh, Pegeldaten (Beispieldaten)"
     }))?;
     let dataset = node.catalog.create(spec).await?;
     node.store.create(&dataset).await?;

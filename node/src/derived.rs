@@ -47,13 +47,15 @@ pub(crate) async fn follow(catalog: Catalog, store: Store) {
         }
         let result = match lagged {
             true => refresh_all(&catalog, &store, true).await,
-            false => async {
-                for id in &ids {
-                    refresh(&catalog, &store, id, true).await?;
+            false => {
+                async {
+                    for id in &ids {
+                        refresh(&catalog, &store, id, true).await?;
+                    }
+                    Ok(())
                 }
-                Ok(())
+                .await
             }
-            .await,
         };
         if let Err(error) = result {
             tracing::warn!(%error, "recording derived metadata failed");

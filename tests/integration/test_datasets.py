@@ -63,7 +63,9 @@ def test_delete_then_recreate_starts_empty(node):
     assert node.rows_count("ds-recreate") == 1
     assert node.delete("/api/v1/datasets/ds-recreate").status == 204
     other = {"fields": [{"name": "n", "type": "int64"}]}
-    response = create(node, {"id": "ds-recreate", "title": "Zähler", "description": "Zählerstände als ganze Zahlen", "schema": other})
+    response = create(
+        node, {"id": "ds-recreate", "title": "Zähler", "description": "Zählerstände, ganzzahlig", "schema": other}
+    )
     assert response.status == 201, response
     assert response.json()["rows"] == 0
     rows = node.read_rows("ds-recreate", "json")

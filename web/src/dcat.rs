@@ -90,7 +90,10 @@ pub(crate) async fn dataset(
         Some((id, extension)) => (
             id.to_owned(),
             RdfSyntax::from_extension(extension).ok_or_else(|| {
-                Problem::new(StatusCode::NOT_FOUND, format!("no export format `.{extension}`; use .ttl, .jsonld or .rdf"))
+                Problem::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no export format `.{extension}`; use .ttl, .jsonld or .rdf"),
+                )
             })?,
         ),
         None => (file.clone(), negotiate(&headers)?),

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use serde::Serialize;
 use urbanmesh_catalog::search::{FacetCount, SearchParams, SearchRequest};
 use urbanmesh_catalog::{Dataset, Derived};

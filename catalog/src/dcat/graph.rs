@@ -4,7 +4,7 @@ use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use oxrdf::vocab::{rdf, xsd};
-use oxrdf::{Literal, NamedNode, NamedNodeRef, TermRef, TripleRef};
+use oxrdf::{Literal, NamedNode, NamedNodeRef, TermRef, Triple, TripleRef};
 use oxrdfio::WriterQuadSerializer;
 
 use crate::catalog::FORMATS;
@@ -26,7 +26,24 @@ pub(crate) struct Graph<'a> {
     service: NamedNode,
 }
 
-type Out<W> = WriterQuadSerializer<W>;
+/// Where triples go: the serializer, or a list written after the subject's own triples
+/// so that the output reads subject by subject.
+pub(crate) trait Sink {
+    fn emit(&mut self, triple: TripleRef<'_>) -> Result<(), CatalogError>;
+}
+
+impl<W: Write> Sink for WriterQuadSerializer<W> {
+    fn emit(&mut self, triple: TripleRef<'_>) -> Result<(), CatalogError> {
+        Ok(self.serialize_triple(triple)?)
+    }
+}
+
+impl Sink for Vec<Triple> {
+    fn emit(&mut self, triple: TripleRef<'_>) -> Result<(), CatalogError> {
+        self.push(triple.into_owned());
+        Ok(())
+    }
+}
 
 impl<'a> Graph<'a> {
     pub(crate) fn new(info: &'a CatalogInfo, endpoints: &'a Endpoints) -> Self {
@@ -42,7 +59,7 @@ impl<'a> Graph<'a> {
     }
 
     /// The `dcat:Catalog` with its publisher and the Flight service.
-    pub(crate) fn catalog<W: Write>(&self, out: &mut Out<W>) -> Result<(), CatalogError> {
+    pub(crate) fn catalog(&self, out: &mut impl Sink) -> Result<(), CatalogError> {
         let catalog = self.catalog.as_ref();
         link(out, catalog, rdf::TYPE, dcat::CATALOG)?;
         self.text(out, catalog, dct::TITLE, &self.info.title)?;
@@ -59,7 +76,7 @@ impl<'a> Graph<'a> {
     }
 
     /// The node's publisher and its Flight service, which datasets refer to.
-    pub(crate) fn agents<W: Write>(&self, out: &mut Out<W>) -> Result<(), CatalogError> {
+    pub(crate) fn agents(&self, out: &mut impl Sink) -> Result<(), CatalogError> {
         publisher(out, self.publisher.as_ref(), &self.info.publisher)?;
         let service = self.service.as_ref();
         link(out, service, rdf::TYPE, dcat::DATA_SERVICE)?;
@@ -78,8 +95,9 @@ impl<'a> Graph<'a> {
     }
 
     /// `hydra:PagedCollection` for a page of the catalogue, as ckanext-dcat writes it.
-    pub(crate) fn paging<W: Write>(&self, out: &mut Out<W>, paging: &Paging, total: usize) -> Result<(), CatalogError> {
-        let page_url = |page: usize| format!("{}{}?page={page}&per_page={}", self.endpoints.http, paging.path, paging.per_page);
+    pub(crate) fn paging(&self, out: &mut impl Sink, paging: &Paging, total: usize) -> Result<(), CatalogError> {
+        let page_url =
+            |page: usize| format!("{}{}?page={page}&per_page={}", self.endpoints.http, paging.path, paging.per_page);
         let last = total.div_ceil(paging.per_page).max(1);
         let this = iri(&page_url(paging.page))?;
         let this = this.as_ref();
@@ -98,9 +116,9 @@ impl<'a> Graph<'a> {
     }
 
     /// A dataset, its distributions and the parts it owns (contact, period, location).
-    pub(crate) fn dataset<W: Write>(
+    pub(crate) fn dataset(
         &self,
-        out: &mut Out<W>,
+        out: &mut impl Sink,
         dataset: &Dataset,
         derived: &Derived,
         in_catalog: bool,
@@ -110,6 +128,7 @@ impl<'a> Graph<'a> {
         let id = dataset.id();
         let subject_node = node(format!("{base}/datasets/{id}"));
         let subject = subject_node.as_ref();
+        let mut later = Vec::new();
         if in_catalog {
             link(out, self.catalog.as_ref(), dcat::DATASET, subject)?;
         }
@@ -134,17 +153,17 @@ impl<'a> Graph<'a> {
                     None => node(format!("{base}/datasets/{id}#publisher")),
                 };
                 link(out, subject, dct::PUBLISHER, agent.as_ref())?;
-                publisher(out, agent.as_ref(), own)?;
+                publisher(&mut later, agent.as_ref(), own)?;
             }
             None => link(out, subject, dct::PUBLISHER, self.publisher.as_ref())?,
         }
         if let Some(contact) = spec.contact_point.as_ref().or(self.info.contact_point.as_ref()) {
             let card = node(format!("{base}/datasets/{id}#contact"));
             link(out, subject, dcat::CONTACT_POINT, card.as_ref())?;
-            contact_point(out, card.as_ref(), contact)?;
+            contact_point(&mut later, card.as_ref(), contact)?;
         }
-        self.spatial(out, subject, dataset)?;
-        self.temporal(out, subject, dataset, derived)?;
+        self.spatial(out, &mut later, subject, dataset)?;
+        self.temporal(out, &mut later, subject, dataset, derived)?;
         if let Some(frequency) = spec.accrual_periodicity.as_deref().and_then(|f| FREQUENCIES.iri(f)) {
             link(out, subject, dct::ACCRUAL_PERIODICITY, iri(&frequency)?.as_ref())?;
         }
@@ -165,12 +184,17 @@ impl<'a> Graph<'a> {
         if let Some(language) = LANGUAGES.iri(&self.info.language) {
             link(out, subject, dct::LANGUAGE, iri(&language)?.as_ref())?;
         }
-        self.distributions(out, subject, dataset, modified)
+        self.distributions(out, &mut later, subject, dataset, modified)?;
+        for triple in &later {
+            out.emit(triple.as_ref())?;
+        }
+        Ok(())
     }
 
-    fn distributions<W: Write>(
+    fn distributions(
         &self,
-        out: &mut Out<W>,
+        out: &mut impl Sink,
+        later: &mut Vec<Triple>,
         subject: NamedNodeRef<'_>,
         dataset: &Dataset,
         modified: DateTime<Utc>,
@@ -178,50 +202,51 @@ impl<'a> Graph<'a> {
         let spec = &dataset.spec;
         let base = &self.endpoints.http;
         let id = dataset.id();
-        let licence = iri(&LICENCES.iri(spec.licence()).unwrap_or_else(|| format!("{}{}", LICENCES.base, spec.licence())))?;
+        let licence =
+            iri(&LICENCES.iri(spec.licence()).unwrap_or_else(|| format!("{}{}", LICENCES.base, spec.licence())))?;
         let attribution = match (&spec.attribution, licence_requires_attribution(spec.licence())) {
             (Some(text), _) => Some(text.clone()),
             (None, true) => Some(spec.publisher.as_ref().unwrap_or(&self.info.publisher).name.clone()),
             (None, false) => None,
         };
         for format in FORMATS {
-            let (extension, media_type) = match format {
-                "CSV" => ("csv", "text/csv"),
-                "JSON" => ("json", "application/json"),
-                _ => ("parquet", "application/vnd.apache.parquet"),
+            let (extension, label, media_type) = match format {
+                "CSV" => ("csv", "CSV", "text/csv"),
+                "JSON" => ("json", "JSON", "application/json"),
+                _ => ("parquet", "Apache Parquet", "application/vnd.apache.parquet"),
             };
             let distribution = node(format!("{base}/datasets/{id}#{extension}"));
             let distribution = distribution.as_ref();
             let url = iri(&format!("{base}/api/v1/datasets/{id}/rows?format={extension}"))?;
             link(out, subject, dcat::DISTRIBUTION, distribution)?;
-            link(out, distribution, rdf::TYPE, dcat::DISTRIBUTION_CLASS)?;
-            self.text(out, distribution, dct::TITLE, &format!("{} ({format})", spec.title))?;
-            link(out, distribution, dcat::ACCESS_URL, url.as_ref())?;
-            link(out, distribution, dcat::DOWNLOAD_URL, url.as_ref())?;
-            link(out, distribution, dct::FORMAT, iri(&format!("{FILE_TYPES}{format}"))?.as_ref())?;
-            link(out, distribution, dcat::MEDIA_TYPE, iri(&format!("{IANA_MEDIA_TYPES}{media_type}"))?.as_ref())?;
-            self.licensed(out, distribution, licence.as_ref(), attribution.as_deref())?;
-            moment(out, distribution, dct::MODIFIED, Moment::DateTime(modified))?;
+            link(later, distribution, rdf::TYPE, dcat::DISTRIBUTION_CLASS)?;
+            self.text(later, distribution, dct::TITLE, &format!("{} ({label})", spec.title))?;
+            link(later, distribution, dcat::ACCESS_URL, url.as_ref())?;
+            link(later, distribution, dcat::DOWNLOAD_URL, url.as_ref())?;
+            link(later, distribution, dct::FORMAT, iri(&format!("{FILE_TYPES}{format}"))?.as_ref())?;
+            link(later, distribution, dcat::MEDIA_TYPE, iri(&format!("{IANA_MEDIA_TYPES}{media_type}"))?.as_ref())?;
+            self.licensed(later, distribution, licence.as_ref(), attribution.as_deref())?;
+            moment(later, distribution, dct::MODIFIED, Moment::DateTime(modified))?;
         }
         let flight = node(format!("{base}/datasets/{id}#flight"));
         let flight = flight.as_ref();
         link(out, subject, dcat::DISTRIBUTION, flight)?;
-        link(out, flight, rdf::TYPE, dcat::DISTRIBUTION_CLASS)?;
-        self.text(out, flight, dct::TITLE, &format!("{} (Apache Arrow Flight)", spec.title))?;
+        link(later, flight, rdf::TYPE, dcat::DISTRIBUTION_CLASS)?;
+        self.text(later, flight, dct::TITLE, &format!("{} (Apache Arrow Flight)", spec.title))?;
         self.text(
-            out,
+            later,
             flight,
             dct::DESCRIPTION,
             &format!("Flight-Deskriptor [\"{id}\"] am Endpunkt {}", self.endpoints.flight),
         )?;
-        link(out, flight, dcat::ACCESS_URL, iri(&self.endpoints.flight)?.as_ref())?;
-        link(out, flight, dcat::ACCESS_SERVICE, self.service.as_ref())?;
-        self.licensed(out, flight, licence.as_ref(), attribution.as_deref())
+        link(later, flight, dcat::ACCESS_URL, iri(&self.endpoints.flight)?.as_ref())?;
+        link(later, flight, dcat::ACCESS_SERVICE, self.service.as_ref())?;
+        self.licensed(later, flight, licence.as_ref(), attribution.as_deref())
     }
 
-    fn licensed<W: Write>(
+    fn licensed(
         &self,
-        out: &mut Out<W>,
+        out: &mut impl Sink,
         distribution: NamedNodeRef<'_>,
         licence: NamedNodeRef<'_>,
         attribution: Option<&str>,
@@ -233,7 +258,13 @@ impl<'a> Graph<'a> {
         Ok(())
     }
 
-    fn spatial<W: Write>(&self, out: &mut Out<W>, subject: NamedNodeRef<'_>, dataset: &Dataset) -> Result<(), CatalogError> {
+    fn spatial(
+        &self,
+        out: &mut impl Sink,
+        later: &mut Vec<Triple>,
+        subject: NamedNodeRef<'_>,
+        dataset: &Dataset,
+    ) -> Result<(), CatalogError> {
         let spatial = dataset.spec.spatial.clone().unwrap_or_default();
         let (geocoding, level) = match spatial.geocoding_iri() {
             Some(geocoding) => (Some(geocoding), spatial.level.clone()),
@@ -245,7 +276,7 @@ impl<'a> Graph<'a> {
         if let Some(geocoding) = geocoding {
             let place = iri(&geocoding)?;
             link(out, subject, dct::SPATIAL, place.as_ref())?;
-            link(out, place.as_ref(), rdf::TYPE, dct::LOCATION)?;
+            link(later, place.as_ref(), rdf::TYPE, dct::LOCATION)?;
         }
         if let Some(level) = level.as_deref().and_then(|l| GEOCODING_LEVELS.iri(l)) {
             link(out, subject, dcatde::POLITICAL_GEOCODING_LEVEL_URI, iri(&level)?.as_ref())?;
@@ -254,18 +285,18 @@ impl<'a> Graph<'a> {
             let area = node(format!("{}/datasets/{}#spatial", self.endpoints.http, dataset.id()));
             let area = area.as_ref();
             link(out, subject, dct::SPATIAL, area)?;
-            link(out, area, rdf::TYPE, dct::LOCATION)?;
-            let wkt = format!(
-                "POLYGON(({west} {south}, {east} {south}, {east} {north}, {west} {north}, {west} {south}))"
-            );
-            typed(out, area, dcat::BBOX, &wkt, WKT_LITERAL)?;
+            link(later, area, rdf::TYPE, dct::LOCATION)?;
+            let wkt =
+                format!("POLYGON(({west} {south}, {east} {south}, {east} {north}, {west} {north}, {west} {south}))");
+            typed(later, area, dcat::BBOX, &wkt, WKT_LITERAL)?;
         }
         Ok(())
     }
 
-    fn temporal<W: Write>(
+    fn temporal(
         &self,
-        out: &mut Out<W>,
+        out: &mut impl Sink,
+        later: &mut Vec<Triple>,
         subject: NamedNodeRef<'_>,
         dataset: &Dataset,
         derived: &Derived,
@@ -283,21 +314,27 @@ impl<'a> Graph<'a> {
         let period = node(format!("{}/datasets/{}#temporal", self.endpoints.http, dataset.id()));
         let period = period.as_ref();
         link(out, subject, dct::TEMPORAL, period)?;
-        link(out, period, rdf::TYPE, dct::PERIOD_OF_TIME)?;
-        moment(out, period, dcat::START_DATE, start)?;
+        link(later, period, rdf::TYPE, dct::PERIOD_OF_TIME)?;
+        moment(later, period, dcat::START_DATE, start)?;
         if let Some(end) = end {
-            moment(out, period, dcat::END_DATE, end)?;
+            moment(later, period, dcat::END_DATE, end)?;
         }
         Ok(())
     }
 
-    fn text<W: Write>(&self, out: &mut Out<W>, s: NamedNodeRef<'_>, p: NamedNodeRef<'_>, text: &str) -> Result<(), CatalogError> {
+    fn text(
+        &self,
+        out: &mut impl Sink,
+        s: NamedNodeRef<'_>,
+        p: NamedNodeRef<'_>,
+        text: &str,
+    ) -> Result<(), CatalogError> {
         let literal = Literal::new_language_tagged_literal_unchecked(text, self.lang);
         emit(out, s, p, literal.as_ref().into())
     }
 }
 
-fn publisher<W: Write>(out: &mut Out<W>, agent: NamedNodeRef<'_>, publisher: &Publisher) -> Result<(), CatalogError> {
+fn publisher(out: &mut impl Sink, agent: NamedNodeRef<'_>, publisher: &Publisher) -> Result<(), CatalogError> {
     link(out, agent, rdf::TYPE, foaf::AGENT)?;
     plain(out, agent, foaf::NAME, &publisher.name)?;
     if let Some(kind) = publisher.kind.as_deref().and_then(|k| PUBLISHER_TYPES.iri(k)) {
@@ -306,7 +343,7 @@ fn publisher<W: Write>(out: &mut Out<W>, agent: NamedNodeRef<'_>, publisher: &Pu
     Ok(())
 }
 
-fn contact_point<W: Write>(out: &mut Out<W>, card: NamedNodeRef<'_>, contact: &ContactPoint) -> Result<(), CatalogError> {
+fn contact_point(out: &mut impl Sink, card: NamedNodeRef<'_>, contact: &ContactPoint) -> Result<(), CatalogError> {
     link(out, card, rdf::TYPE, vcard::ORGANIZATION)?;
     plain(out, card, vcard::FN, &contact.name)?;
     if let Some(email) = &contact.email {
@@ -318,23 +355,28 @@ fn contact_point<W: Write>(out: &mut Out<W>, card: NamedNodeRef<'_>, contact: &C
     Ok(())
 }
 
-fn moment<W: Write>(out: &mut Out<W>, s: NamedNodeRef<'_>, p: NamedNodeRef<'_>, value: Moment) -> Result<(), CatalogError> {
+fn moment(out: &mut impl Sink, s: NamedNodeRef<'_>, p: NamedNodeRef<'_>, value: Moment) -> Result<(), CatalogError> {
     match value {
         Moment::Date(date) => typed(out, s, p, &date.format("%Y-%m-%d").to_string(), xsd::DATE),
         Moment::DateTime(time) => typed(out, s, p, &time.to_rfc3339_opts(SecondsFormat::Secs, true), xsd::DATE_TIME),
     }
 }
 
-fn link<W: Write>(out: &mut Out<W>, s: NamedNodeRef<'_>, p: NamedNodeRef<'_>, o: NamedNodeRef<'_>) -> Result<(), CatalogError> {
+fn link(
+    out: &mut impl Sink,
+    s: NamedNodeRef<'_>,
+    p: NamedNodeRef<'_>,
+    o: NamedNodeRef<'_>,
+) -> Result<(), CatalogError> {
     emit(out, s, p, o.into())
 }
 
-fn plain<W: Write>(out: &mut Out<W>, s: NamedNodeRef<'_>, p: NamedNodeRef<'_>, text: &str) -> Result<(), CatalogError> {
+fn plain(out: &mut impl Sink, s: NamedNodeRef<'_>, p: NamedNodeRef<'_>, text: &str) -> Result<(), CatalogError> {
     emit(out, s, p, Literal::new_simple_literal(text).as_ref().into())
 }
 
-fn typed<W: Write>(
-    out: &mut Out<W>,
+fn typed(
+    out: &mut impl Sink,
     s: NamedNodeRef<'_>,
     p: NamedNodeRef<'_>,
     value: &str,
@@ -343,9 +385,8 @@ fn typed<W: Write>(
     emit(out, s, p, Literal::new_typed_literal(value, datatype).as_ref().into())
 }
 
-fn emit<W: Write>(out: &mut Out<W>, s: NamedNodeRef<'_>, p: NamedNodeRef<'_>, o: TermRef<'_>) -> Result<(), CatalogError> {
-    out.serialize_triple(TripleRef::new(s, p, o))?;
-    Ok(())
+fn emit(out: &mut impl Sink, s: NamedNodeRef<'_>, p: NamedNodeRef<'_>, o: TermRef<'_>) -> Result<(), CatalogError> {
+    out.emit(TripleRef::new(s, p, o))
 }
 
 /// An IRI from our own, well-formed parts (base URL plus path).

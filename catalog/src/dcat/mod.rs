@@ -74,9 +74,8 @@ pub fn write_dataset<W: Write>(
 fn serializer<W: Write>(syntax: RdfSyntax, out: W) -> Result<WriterQuadSerializer<W>, CatalogError> {
     let mut serializer = RdfSerializer::from_format(syntax.format());
     for (prefix, iri) in vocabulary::PREFIXES {
-        serializer = serializer
-            .with_prefix(prefix, iri)
-            .map_err(|e| std::io::Error::other(format!("prefix {prefix}: {e}")))?;
+        serializer =
+            serializer.with_prefix(prefix, iri).map_err(|e| std::io::Error::other(format!("prefix {prefix}: {e}")))?;
     }
     Ok(serializer.for_writer(out))
 }

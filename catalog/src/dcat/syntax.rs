@@ -77,10 +77,7 @@ mod tests {
     fn accept_headers_pick_the_preferred_syntax() {
         assert_eq!(RdfSyntax::negotiate(None), Some(RdfSyntax::Turtle));
         assert_eq!(RdfSyntax::negotiate(Some("application/ld+json")), Some(RdfSyntax::JsonLd));
-        assert_eq!(
-            RdfSyntax::negotiate(Some("text/turtle;q=0.5, application/rdf+xml;q=0.9")),
-            Some(RdfSyntax::RdfXml)
-        );
+        assert_eq!(RdfSyntax::negotiate(Some("text/turtle;q=0.5, application/rdf+xml;q=0.9")), Some(RdfSyntax::RdfXml));
         assert_eq!(RdfSyntax::negotiate(Some("image/png")), None);
         assert_eq!(RdfSyntax::negotiate(Some("*/*")), Some(RdfSyntax::Turtle));
     }

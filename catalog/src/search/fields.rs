@@ -78,7 +78,9 @@ impl Fields {
 
     pub(crate) fn of(schema: &Schema) -> Result<Self, CatalogError> {
         let field = |name: &str| {
-            schema.get_field(name).map_err(|_| CatalogError::Index { reason: format!("the index lacks field `{name}`") })
+            schema
+                .get_field(name)
+                .map_err(|_| CatalogError::Index { reason: format!("the index lacks field `{name}`") })
         };
         Ok(Self {
             id: field("id")?,

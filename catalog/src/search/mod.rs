@@ -10,14 +10,14 @@ mod query;
 mod request;
 mod writer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tantivy::collector::{Count, FacetCollector, TopDocs};
-use tantivy::query::QueryParser;
+use tantivy::collector::{Count, FacetCollector, FacetCounts, TopDocs};
+use tantivy::query::{Query, QueryParser};
 use tantivy::schema::Value;
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, TantivyDocument};
@@ -64,7 +64,7 @@ pub struct Hit {
     pub highlights: BTreeMap<&'static str, String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FacetCount {
     pub value: String,
     pub count: u64,
@@ -85,7 +85,21 @@ struct Inner {
     fields: Fields,
     parser: QueryParser,
     ops: mpsc::Sender<Op>,
+    /// Facet counts of recent searches, valid for one searcher generation: paging
+    /// through a result and the unfiltered overview reuse them.
+    facets: Mutex<FacetCache>,
 }
+
+type Facets = BTreeMap<&'static str, Vec<FacetCount>>;
+
+#[derive(Default)]
+struct FacetCache {
+    generation: u64,
+    entries: HashMap<String, (usize, Facets)>,
+}
+
+/// Searches whose facet counts are kept per searcher generation.
+const FACET_CACHE: usize = 256;
 
 impl SearchIndex {
     /// Opens the index in `dir`. When it is missing, unreadable or does not reflect
@@ -94,10 +108,13 @@ impl SearchIndex {
     where
         I: Iterator<Item = Result<Entry, CatalogError>>,
     {
-        let index = match Index::open_in_dir(dir) {
-            Ok(index) if Fields::of(&index.schema()).is_ok() => index,
-            opened => {
-                if let Err(error) = opened {
+        // tantivy may panic on damaged files rather than fail; either way the index is rebuilt.
+        let existing = std::panic::catch_unwind(|| open_existing(dir))
+            .unwrap_or_else(|_| Err(CatalogError::Index { reason: "reading it panicked".into() }));
+        let index = match existing {
+            Ok(index) => index,
+            Err(error) => {
+                if dir.join("meta.json").exists() {
                     tracing::warn!(dir = %dir.display(), %error, "search index unreadable; rebuilding");
                 }
                 if dir.exists() {
@@ -130,7 +147,8 @@ impl SearchIndex {
         parser.set_field_boost(fields.keywords, 2.0);
         let (ops, queue) = mpsc::channel(QUEUE);
         writer::spawn(writer, reader.clone(), fields, queue)?;
-        Ok(Self { inner: Arc::new(Inner { index, reader, fields, parser, ops }) })
+        let facets = Mutex::default();
+        Ok(Self { inner: Arc::new(Inner { index, reader, fields, parser, ops, facets }) })
     }
 
     /// Adds or replaces an entry; searchable after the writer's next commit (milliseconds).
@@ -157,27 +175,23 @@ impl SearchIndex {
     /// Runs a search; blocking, so call it off the async threads.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, CatalogError> {
         let inner = &self.inner;
-        let mut trigrams = inner.index.tokenizers().get(TRIGRAMS).ok_or_else(|| CatalogError::Index {
-            reason: "the trigram analyzer is not registered".into(),
-        })?;
+        let mut trigrams = inner
+            .index
+            .tokenizers()
+            .get(TRIGRAMS)
+            .ok_or_else(|| CatalogError::Index { reason: "the trigram analyzer is not registered".into() })?;
         let query = query::build(request, inner.fields, &inner.parser, &mut trigrams)?;
         let searcher = inner.reader.searcher();
-        let mut facets = FacetCollector::for_field("facets");
-        for dimension in FACETS {
-            facets.add_facet(format!("/{dimension}").as_str());
-        }
+        let generation = searcher.generation().generation_id();
+        let key = request.result_key();
         let top = TopDocs::with_limit(request.per_page).and_offset(request.offset());
-        let (total, page, facet_counts) = match request.sort {
-            Sort::Relevance => {
-                let (total, hits, counts) =
-                    searcher.search(&query, &(Count, top.order_by_score(), facets)).map_err(|e| index_error(&e))?;
-                (total, hits.into_iter().map(|(score, doc)| (Some(score), doc)).collect::<Vec<_>>(), counts)
-            }
-            Sort::Modified => {
-                let by_modified = top.order_by_fast_field::<i64>("modified", Order::Desc);
-                let (total, hits, counts) =
-                    searcher.search(&query, &(Count, by_modified, facets)).map_err(|e| index_error(&e))?;
-                (total, hits.into_iter().map(|(_, doc)| (None, doc)).collect(), counts)
+        let (total, page, facets) = match self.cached_facets(generation, &key) {
+            Some((total, facets)) => (total, self.page(&searcher, &*query, top, request.sort)?, facets),
+            None => {
+                let (total, page, counts) = self.page_with_facets(&searcher, &*query, top, request.sort)?;
+                let facets = facet_counts(&counts);
+                self.cache_facets(generation, key, total, &facets);
+                (total, page, facets)
             }
         };
         let snippets = match request.query {
@@ -188,26 +202,78 @@ impl SearchIndex {
             .into_iter()
             .map(|(score, address)| self.hit(&searcher, address, score, snippets.as_ref()))
             .collect::<Result<_, _>>()?;
-        let facets = FACETS
-            .into_iter()
-            .map(|dimension| {
-                let mut values: Vec<FacetCount> = facet_counts
-                    .get(format!("/{dimension}").as_str())
-                    .filter_map(|(facet, count)| {
-                        facet.to_path().last().map(|value| FacetCount { value: (*value).to_owned(), count })
-                    })
-                    .collect();
-                values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-                (dimension, values)
-            })
-            .collect();
         Ok(SearchResults { total, hits, facets })
+    }
+
+    /// One page of hits, counted and faceted.
+    fn page_with_facets(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        top: TopDocs,
+        sort: Sort,
+    ) -> Result<(usize, Vec<(Option<f32>, DocAddress)>, FacetCounts), CatalogError> {
+        let mut facets = FacetCollector::for_field("facets");
+        for dimension in FACETS {
+            facets.add_facet(format!("/{dimension}").as_str());
+        }
+        Ok(match sort {
+            Sort::Relevance => {
+                let (total, hits, counts) =
+                    searcher.search(query, &(Count, top.order_by_score(), facets)).map_err(|e| index_error(&e))?;
+                (total, hits.into_iter().map(|(score, doc)| (Some(score), doc)).collect(), counts)
+            }
+            Sort::Modified => {
+                let by_modified = top.order_by_fast_field::<i64>("modified", Order::Desc);
+                let (total, hits, counts) =
+                    searcher.search(query, &(Count, by_modified, facets)).map_err(|e| index_error(&e))?;
+                (total, hits.into_iter().map(|(_, doc)| (None, doc)).collect(), counts)
+            }
+        })
+    }
+
+    /// One page of hits when the counts are known already.
+    fn page(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        top: TopDocs,
+        sort: Sort,
+    ) -> Result<Vec<(Option<f32>, DocAddress)>, CatalogError> {
+        Ok(match sort {
+            Sort::Relevance => searcher
+                .search(query, &top.order_by_score())
+                .map_err(|e| index_error(&e))?
+                .into_iter()
+                .map(|(score, doc)| (Some(score), doc))
+                .collect(),
+            Sort::Modified => searcher
+                .search(query, &top.order_by_fast_field::<i64>("modified", Order::Desc))
+                .map_err(|e| index_error(&e))?
+                .into_iter()
+                .map(|(_, doc)| (None, doc))
+                .collect(),
+        })
+    }
+
+    fn cached_facets(&self, generation: u64, key: &str) -> Option<(usize, Facets)> {
+        let cache = self.inner.facets.lock().unwrap_or_else(PoisonError::into_inner);
+        (cache.generation == generation).then(|| cache.entries.get(key).cloned()).flatten()
+    }
+
+    fn cache_facets(&self, generation: u64, key: String, total: usize, facets: &Facets) {
+        let mut cache = self.inner.facets.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.generation != generation || cache.entries.len() >= FACET_CACHE {
+            cache.entries.clear();
+            cache.generation = generation;
+        }
+        cache.entries.insert(key, (total, facets.clone()));
     }
 
     fn snippet_generators(
         &self,
         searcher: &Searcher,
-        query: &dyn tantivy::query::Query,
+        query: &dyn Query,
     ) -> Result<[(&'static str, SnippetGenerator); 2], CatalogError> {
         let generator = |field| -> Result<SnippetGenerator, CatalogError> {
             let mut generator = SnippetGenerator::create(searcher, query, field).map_err(|e| index_error(&e))?;
@@ -236,6 +302,32 @@ impl SearchIndex {
         }
         Ok(Hit { id, score, highlights })
     }
+}
+
+/// An index that opens, has our fields and whose segments can be read.
+fn open_existing(dir: &Path) -> Result<Index, CatalogError> {
+    let index = Index::open_in_dir(dir).map_err(|e| index_error(&e))?;
+    Fields::of(&index.schema())?;
+    fields::register_analyzers(&index)?;
+    let reader: IndexReader = index.reader_builder().try_into().map_err(|e| index_error(&e))?;
+    drop(reader);
+    Ok(index)
+}
+
+fn facet_counts(counts: &FacetCounts) -> Facets {
+    FACETS
+        .into_iter()
+        .map(|dimension| {
+            let mut values: Vec<FacetCount> = counts
+                .get(format!("/{dimension}").as_str())
+                .filter_map(|(facet, count)| {
+                    facet.to_path().last().map(|value| FacetCount { value: (*value).to_owned(), count })
+                })
+                .collect();
+            values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            (dimension, values)
+        })
+        .collect()
 }
 
 fn index_error(error: &dyn std::fmt::Display) -> CatalogError {

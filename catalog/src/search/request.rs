@@ -77,8 +77,9 @@ impl SearchRequest {
             }
         }
         let bbox = params.bbox.as_deref().map(parse_bbox).transpose()?;
-        let from = params.from.as_deref().map(|v| moment("from", v)).transpose()?;
-        let to = params.to.as_deref().map(|v| moment("to", v)).transpose()?;
+        let from = params.from.as_deref().map(|v| moment("from", v).map(Moment::instant)).transpose()?;
+        // `to=2026-01-31` includes that day.
+        let to = params.to.as_deref().map(|v| moment("to", v).map(Moment::last_instant)).transpose()?;
         if let (Some(from), Some(to)) = (from, to)
             && to < from
         {
@@ -115,6 +116,11 @@ impl SearchRequest {
         Ok(Self { query, filters, bbox, from, to, sort, page, per_page })
     }
 
+    /// Identifies the set of hits, whatever the page and order.
+    pub(crate) fn result_key(&self) -> String {
+        format!("{:?}|{:?}|{:?}|{:?}|{:?}", self.query, self.filters, self.bbox, self.from, self.to)
+    }
+
     pub(crate) fn offset(&self) -> usize {
         (self.page - 1) * self.per_page
     }
@@ -123,15 +129,12 @@ impl SearchRequest {
 fn number(name: &str, value: Option<&str>, default: usize) -> Result<usize, CatalogError> {
     match value {
         None | Some("") => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| CatalogError::invalid_search(name, format!("`{v}` is not a whole number"))),
+        Some(v) => v.parse().map_err(|_| CatalogError::invalid_search(name, format!("`{v}` is not a whole number"))),
     }
 }
 
-fn moment(name: &str, value: &str) -> Result<DateTime<Utc>, CatalogError> {
+fn moment(name: &str, value: &str) -> Result<Moment, CatalogError> {
     Moment::parse(name, value)
-        .map(Moment::instant)
         .map_err(|_| CatalogError::invalid_search(name, format!("`{value}` is neither a date nor an RFC 3339 time")))
 }
 
@@ -142,7 +145,8 @@ fn parse_bbox(value: &str) -> Result<[f64; 4], CatalogError> {
             format!("`{value}` is not `west,south,east,north` in degrees (e.g. 8.3,51.8,8.6,52.1)"),
         )
     };
-    let numbers: Vec<f64> = value.split(',').map(|n| n.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| wrong())?;
+    let numbers: Vec<f64> =
+        value.split(',').map(|n| n.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| wrong())?;
     let [west, south, east, north] = numbers[..] else { return Err(wrong()) };
     let lon = |v: f64| (-180.0..=180.0).contains(&v);
     let lat = |v: f64| (-90.0..=90.0).contains(&v);

@@ -55,9 +55,9 @@ fn run(mut writer: IndexWriter, reader: &IndexReader, fields: Fields, mut queue:
         }
         if let Some(generation) = generation {
             // A failed commit leaves the index behind sled; the next start rebuilds it.
-            if let Err(error) = commit(&mut writer, generation).and_then(|()| {
-                reader.reload().map_err(|e| CatalogError::Index { reason: e.to_string() })
-            }) {
+            if let Err(error) = commit(&mut writer, generation)
+                .and_then(|()| reader.reload().map_err(|e| CatalogError::Index { reason: e.to_string() }))
+            {
                 tracing::error!(%error, "search index commit failed");
             }
         }
