@@ -2,8 +2,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, broadcast};
 
+use crate::replica::{Replica, SharedEntry, replica_key};
 use crate::search::{Entry, SearchIndex, SearchRequest, SearchResults};
 use crate::{CatalogError, CatalogInfo, Dataset, DatasetSpec, Derived};
 
@@ -16,12 +17,18 @@ pub struct Catalog {
     db: sled::Db,
     datasets: sled::Tree,
     derived: sled::Tree,
+    replicas: sled::Tree,
     meta: sled::Tree,
     info: Arc<CatalogInfo>,
     index: SearchIndex,
     /// Orders changes so that the index sees them in the order sled numbered them.
     writing: Arc<Mutex<()>>,
+    /// Ids of local datasets whose entry changed (created, described, rows, deleted).
+    changes: broadcast::Sender<String>,
 }
+
+/// Change notices buffered per listener before it lags.
+const CHANGES: usize = 1024;
 
 const GENERATION: &str = "generation";
 
@@ -31,21 +38,39 @@ impl Catalog {
     pub fn open(db: sled::Db, info: CatalogInfo, index_dir: &Path) -> Result<Self, CatalogError> {
         let datasets = db.open_tree("datasets")?;
         let derived = db.open_tree("derived")?;
+        let replicas = db.open_tree("replicas")?;
         let meta = db.open_tree("catalog")?;
         let generation = read_generation(&meta)?;
         let entries = {
-            let (datasets, derived, info) = (datasets.clone(), derived.clone(), info.clone());
+            let (datasets, derived, replicas, info) =
+                (datasets.clone(), derived.clone(), replicas.clone(), info.clone());
             move || {
-                datasets.iter().map(move |item| {
+                let local = datasets.iter().map(move |item| {
                     let (key, bytes) = item?;
                     let dataset = decode(&String::from_utf8_lossy(&key), &bytes)?;
                     let derived = read_derived(&derived, dataset.id())?;
                     Ok(entry(&info, &dataset, &derived))
-                })
+                });
+                let remote = replicas.iter().map(|item| {
+                    let (key, bytes) = item?;
+                    Ok(replica_entry(&decode_replica(&String::from_utf8_lossy(&key), &bytes)?))
+                });
+                local.chain(remote)
             }
         };
         let index = SearchIndex::open(index_dir, generation, entries)?;
-        Ok(Self { db, datasets, derived, meta, info: Arc::new(info), index, writing: Arc::default() })
+        let (changes, _) = broadcast::channel(CHANGES);
+        Ok(Self {
+            db,
+            datasets,
+            derived,
+            replicas,
+            meta,
+            info: Arc::new(info),
+            index,
+            writing: Arc::default(),
+            changes,
+        })
     }
 
     pub fn info(&self) -> &CatalogInfo {
@@ -73,6 +98,7 @@ impl Catalog {
             self.index.upsert(&entry(&self.info, &dataset, &Derived::default()), generation).await?;
         }
         self.db.flush_async().await?;
+        self.changed(dataset.id());
         Ok(dataset)
     }
 
@@ -107,6 +133,9 @@ impl Catalog {
             }
         }
         self.db.flush_async().await?;
+        for dataset in &datasets {
+            self.changed(dataset.id());
+        }
         Ok(datasets)
     }
 
@@ -128,6 +157,7 @@ impl Catalog {
             dataset
         };
         self.db.flush_async().await?;
+        self.changed(dataset.id());
         Ok(dataset)
     }
 
@@ -168,6 +198,7 @@ impl Catalog {
             bytes
         };
         self.db.flush_async().await?;
+        self.changed(id);
         decode(id, &bytes)
     }
 
@@ -188,7 +219,90 @@ impl Catalog {
             serde_json::to_vec(&derived).map_err(|source| CatalogError::CorruptRecord { id: id.into(), source })?;
         self.derived.insert(id, bytes)?;
         let generation = self.next_generation()?;
-        self.index.upsert(&entry(&self.info, &dataset, &derived), generation).await
+        self.index.upsert(&entry(&self.info, &dataset, &derived), generation).await?;
+        drop(_writing);
+        self.changed(id);
+        Ok(())
+    }
+
+    /// Ids of local datasets whose entry changed, after the change is stored. A listener
+    /// that lags hears `Lagged` and should look at every dataset.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self, id: &str) {
+        let _ = self.changes.send(id.to_owned());
+    }
+
+    /// A counter that grows with every change of the catalogue; versions announcements.
+    pub fn generation(&self) -> Result<u64, CatalogError> {
+        read_generation(&self.meta)
+    }
+
+    /// What this node shares about a local dataset.
+    pub fn shared_entry(&self, id: &str) -> Result<SharedEntry, CatalogError> {
+        Ok(SharedEntry { dataset: self.get(id)?, derived: self.derived(id)? })
+    }
+
+    /// Stores a peer's entry unless a newer or equal version is known. Returns whether
+    /// it was stored.
+    pub async fn put_replica(&self, replica: Replica) -> Result<bool, CatalogError> {
+        let key = replica.key();
+        let _writing = self.writing.lock().await;
+        if let Some(known) = self.replicas.get(&key)? {
+            let known = decode_replica(&key, &known)?;
+            if known.version >= replica.version {
+                return Ok(false);
+            }
+        }
+        let bytes =
+            serde_json::to_vec(&replica).map_err(|source| CatalogError::CorruptRecord { id: key.clone(), source })?;
+        self.replicas.insert(key.as_bytes(), bytes)?;
+        let generation = self.next_generation()?;
+        self.index.upsert(&replica_entry(&replica), generation).await?;
+        Ok(true)
+    }
+
+    /// Removes a peer's entry, if `version` is newer than the one known (a withdrawal),
+    /// or in any case when `version` is `None` (the peer left).
+    pub async fn remove_replica(&self, peer: &str, dataset: &str, version: Option<u64>) -> Result<bool, CatalogError> {
+        let key = replica_key(peer, dataset);
+        let _writing = self.writing.lock().await;
+        let Some(known) = self.replicas.get(&key)? else { return Ok(false) };
+        if version.is_some_and(|v| decode_replica(&key, &known).is_ok_and(|known| known.version >= v)) {
+            return Ok(false);
+        }
+        self.replicas.remove(key.as_bytes())?;
+        let generation = self.next_generation()?;
+        self.index.remove(&key, generation).await?;
+        Ok(true)
+    }
+
+    /// Every entry replicated from `peer`.
+    pub fn replicas_of(&self, peer: &str) -> Result<Vec<Replica>, CatalogError> {
+        self.replicas
+            .scan_prefix(format!("{peer}/"))
+            .map(|item| {
+                let (key, bytes) = item?;
+                decode_replica(&String::from_utf8_lossy(&key), &bytes)
+            })
+            .collect()
+    }
+
+    pub fn replica(&self, peer: &str, dataset: &str) -> Result<Replica, CatalogError> {
+        let key = replica_key(peer, dataset);
+        let bytes = self.replicas.get(&key)?.ok_or_else(|| CatalogError::NotFound { id: key.clone() })?;
+        decode_replica(&key, &bytes)
+    }
+
+    /// Removes everything replicated from `peer` (it left or was removed).
+    pub async fn forget_origin(&self, peer: &str) -> Result<usize, CatalogError> {
+        let replicas = self.replicas_of(peer)?;
+        for replica in &replicas {
+            self.remove_replica(peer, replica.entry.dataset.id(), None).await?;
+        }
+        Ok(replicas.len())
     }
 
     /// Searches the index; blocking, so call it off the async threads.
@@ -223,7 +337,9 @@ pub(crate) fn entry(info: &CatalogInfo, dataset: &Dataset, derived: &Derived) ->
     });
     let observed = derived.first.zip(derived.last);
     Entry {
+        key: dataset.id().to_owned(),
         id: dataset.id().to_owned(),
+        origin: None,
         title: spec.title.clone(),
         description: spec.description.clone(),
         keywords: spec.keywords.clone(),
@@ -236,6 +352,19 @@ pub(crate) fn entry(info: &CatalogInfo, dataset: &Dataset, derived: &Derived) ->
         temporal: declared.or(observed),
         bbox: spec.spatial.as_ref().and_then(|s| s.bbox),
     }
+}
+
+/// The index entry of a peer's dataset: as the peer described it, with its origin.
+pub(crate) fn replica_entry(replica: &Replica) -> Entry {
+    let info = CatalogInfo::for_municipality(&replica.origin.name);
+    let mut entry = entry(&info, &replica.entry.dataset, &replica.entry.derived);
+    entry.key = replica.key();
+    entry.origin = Some(replica.origin.clone());
+    entry
+}
+
+fn decode_replica(key: &str, bytes: &[u8]) -> Result<Replica, CatalogError> {
+    serde_json::from_slice(bytes).map_err(|source| CatalogError::CorruptRecord { id: key.to_owned(), source })
 }
 
 fn read_generation(meta: &sled::Tree) -> Result<u64, CatalogError> {

@@ -20,6 +20,34 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Start a local demonstration node with a month of sample water levels.
     Demo(DemoArgs),
+    /// Print a single-use invitation to this node's federation (founding one if needed).
+    /// The node must be running.
+    Invite(InviteArgs),
+    /// Join a federation with an invitation: at once if the node runs, else at its next start.
+    Join(JoinArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct InviteArgs {
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// How long the invitation stays valid: 90s, 30m, 24h, 7d.
+    #[arg(long, default_value = "24h")]
+    pub(crate) ttl: String,
+    /// Whom the invitation is for, e.g. "Bielefeld".
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Name of the federation, when this invitation founds it.
+    #[arg(long)]
+    pub(crate) federation: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct JoinArgs {
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// The invitation line printed by `urbanmesh invite`.
+    pub(crate) invitation: String,
 }
 
 #[derive(Args)]

@@ -90,14 +90,24 @@ fn default_flight() -> Listen {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct P2pSection {
+    /// libp2p listen multiaddresses (TCP and QUIC); port 0 picks a free port.
     pub(crate) listen: Vec<String>,
+    /// Peers to dial at start (multiaddresses ending in `/p2p/<peer id>`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) bootstrap: Vec<String>,
+    /// Discover peers on the local network by mDNS.
+    pub(crate) mdns: bool,
 }
 
 impl Default for P2pSection {
     fn default() -> Self {
-        Self { listen: vec!["/ip4/127.0.0.1/tcp/0".into()] }
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into(), "/ip4/127.0.0.1/udp/0/quic-v1".into()],
+            bootstrap: Vec::new(),
+            mdns: false,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `urbanmesh` binary: parse the command line, start tracing, run the command.
 
+mod admin;
 mod cli;
 mod config;
 mod demo;
@@ -22,5 +23,7 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Init(args) => init::init(&args),
         cli::Command::Run(args) => runtime::block_on(|query| node::run(args, query)),
         cli::Command::Demo(args) => runtime::block_on(|query| demo::run(args, query)),
+        cli::Command::Invite(args) => runtime::block_on(|_| admin::invite(args)),
+        cli::Command::Join(args) => runtime::block_on(|_| admin::join(args)),
     }
 }

@@ -11,9 +11,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use urbanmesh_catalog::{Catalog, Endpoints};
+use urbanmesh_federation::{Federation, Profile};
 use urbanmesh_flight::FlightContext;
 use urbanmesh_policy::{AdminToken, Authorizer, OpenAccess};
-use urbanmesh_protocol::Network;
+use urbanmesh_protocol::{Identity, Network, NetworkConfig};
 use urbanmesh_store::{Store, StoreConfig};
 use urbanmesh_web::{AppState, HttpMetrics};
 
@@ -97,7 +98,13 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         &mut registry,
     );
     let http_metrics = HttpMetrics::register(&mut registry);
-    let network = Network::start(read_node_key(&data_dir)?, &config.p2p.listen).await?;
+    let identity = Identity::from_secret(read_node_key(&data_dir)?)?;
+    let network_config = NetworkConfig {
+        listen: config.p2p.listen.clone(),
+        bootstrap: config.p2p.bootstrap.clone(),
+        mdns: config.p2p.mdns,
+    };
+    let (network, network_events) = Network::start(&identity, &network_config).await?;
     let http_listener = bind(config.http.listen, "HTTP").await?;
     let flight_listener = bind(config.flight.listen, "Flight").await?;
     let addresses = Addresses {
@@ -105,13 +112,23 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         flight: format!("grpc://{}", flight_listener.local_addr()?),
         p2p: network.listen_addresses.iter().map(ToString::to_string).collect(),
     };
+    let endpoints = Endpoints {
+        http: config.http.public_url.clone().unwrap_or_else(|| addresses.http.clone()).trim_end_matches('/').into(),
+        flight: config.flight.public_url.clone().unwrap_or_else(|| addresses.flight.clone()),
+    };
+    let profile = Profile {
+        name: config.node.name.clone(),
+        addresses: addresses.p2p.clone(),
+        http: Some(endpoints.http.clone()),
+        flight: Some(endpoints.flight.clone()),
+    };
+    let federation =
+        Federation::start(db.clone(), identity, catalog.clone(), network.client(), network_events, profile).await?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         catalog: catalog.clone(),
-        endpoints: Endpoints {
-            http: config.http.public_url.clone().unwrap_or_else(|| addresses.http.clone()).trim_end_matches('/').into(),
-            flight: config.flight.public_url.clone().unwrap_or_else(|| addresses.flight.clone()),
-        },
+        federation,
+        endpoints,
         store: store.clone(),
         authorizer,
         admin_token: token,

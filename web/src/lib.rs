@@ -7,6 +7,7 @@ mod body;
 mod datasets;
 mod dcat;
 mod encode;
+mod federation;
 mod ingest;
 mod metrics;
 mod ops;
@@ -35,6 +36,7 @@ pub struct AppState {
     /// Where the node is reached from outside; the DCAT export's IRIs start here.
     pub endpoints: Endpoints,
     pub store: Store,
+    pub federation: urbanmesh_federation::Federation,
     pub authorizer: Arc<dyn Authorizer>,
     pub admin_token: AdminToken,
     /// Set once every listener is up; cleared when shutdown begins.
@@ -60,6 +62,10 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
         .route("/datasets/{id}/upload", post(ingest::upload))
         .route("/search", get(search::search))
+        .route("/federation", get(federation::status))
+        .route("/federation/invitations", post(federation::invite))
+        .route("/federation/join", post(federation::join))
+        .route("/federation/members/{peer}", axum::routing::delete(federation::remove))
         .fallback(problem::not_found);
     Router::new()
         .nest("/api/v1", api)

@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use urbanmesh_catalog::CatalogError;
+use urbanmesh_federation::FederationError;
 use urbanmesh_protocol::ReadRequestError;
 use urbanmesh_store::{RowError, StoreError};
 
@@ -106,6 +107,20 @@ impl From<CatalogError> for Problem {
             CatalogError::NotFound { id } => Self::dataset_not_found(&id),
             e => Self::internal(e.to_string()),
         }
+    }
+}
+
+impl From<FederationError> for Problem {
+    fn from(error: FederationError) -> Self {
+        let status = match &error {
+            FederationError::AlreadyMember(_) => StatusCode::CONFLICT,
+            FederationError::UnknownMember(_) => StatusCode::NOT_FOUND,
+            FederationError::Invitation(_) | FederationError::Refused(_) => StatusCode::FORBIDDEN,
+            e if e.is_client_error() => StatusCode::BAD_REQUEST,
+            FederationError::Protocol(urbanmesh_protocol::ProtocolError::Unreachable { .. }) => StatusCode::BAD_GATEWAY,
+            e => return Self::internal(e.to_string()),
+        };
+        Self::new(status, error.to_string())
     }
 }
 

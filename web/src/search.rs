@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::Serialize;
 use urbanmesh_catalog::search::{FacetCount, SearchParams, SearchRequest};
-use urbanmesh_catalog::{Dataset, Derived};
+use urbanmesh_catalog::{Dataset, Derived, Origin};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -33,6 +33,9 @@ struct SearchHit {
     score: Option<f32>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     highlights: BTreeMap<&'static str, String>,
+    /// The member holding a dataset found with `scope=federation`; absent for our own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<Origin>,
     links: Links,
 }
 
@@ -61,6 +64,25 @@ pub(crate) async fn search(
     let results = results?;
     let mut hits = Vec::with_capacity(results.hits.len());
     for hit in results.hits {
+        if let Some(peer) = &hit.origin {
+            // A replica removed since the search ran is left out.
+            let Ok(replica) = state.catalog.replica(peer, &hit.id) else { continue };
+            let base = replica.origin.http.clone().unwrap_or_default();
+            let api = format!("{base}/api/v1/datasets/{}", hit.id);
+            hits.push(SearchHit {
+                links: Links {
+                    rows: format!("{api}/rows"),
+                    this: api,
+                    dcat: format!("{base}/datasets/{}.ttl", hit.id),
+                },
+                dataset: replica.entry.dataset,
+                derived: replica.entry.derived,
+                score: hit.score,
+                highlights: hit.highlights,
+                origin: Some(replica.origin),
+            });
+            continue;
+        }
         // A hit deleted since the search ran is left out.
         let Ok(dataset) = state.catalog.get(&hit.id) else { continue };
         if !state.authorizer.may_list(&subject, &dataset) {
@@ -74,6 +96,7 @@ pub(crate) async fn search(
             derived,
             score: hit.score,
             highlights: hit.highlights,
+            origin: None,
         });
     }
     Ok(Json(SearchResponse {

@@ -20,7 +20,10 @@ pub(crate) const GERMAN: &str = "german";
 pub(crate) const TRIGRAMS: &str = "trigrams";
 
 /// The facet dimensions, in the order the API lists them.
-pub const FACETS: [&str; 5] = ["theme", "publisher", "licence", "format", "municipality"];
+pub const FACETS: [&str; 6] = ["theme", "publisher", "licence", "format", "municipality", "origin"];
+
+/// The `origin` of this node's own entries.
+pub(crate) const LOCAL: &str = "local";
 
 /// Sentinels for entries without a time extent or bounding box: they never overlap a filter.
 pub(crate) const NO_START: i64 = i64::MAX;
@@ -30,7 +33,11 @@ pub(crate) const NO_EAST: f64 = -1000.0;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Fields {
-    pub(crate) id: Field,
+    /// Unique: the dataset id, or `peer/id` for a replica.
+    pub(crate) key: Field,
+    pub(crate) dataset: Field,
+    /// [`LOCAL`] or the PeerId of the member a replica comes from.
+    pub(crate) origin: Field,
     pub(crate) title: Field,
     pub(crate) description: Field,
     pub(crate) keywords: Field,
@@ -56,7 +63,9 @@ impl Fields {
             );
             if stored { options.set_stored() } else { options }
         };
-        builder.add_text_field("id", STRING | STORED);
+        builder.add_text_field("key", STRING | STORED);
+        builder.add_text_field("dataset", STORED);
+        builder.add_text_field("origin", STRING | STORED);
         builder.add_text_field("title", german(true));
         builder.add_text_field("description", german(true));
         builder.add_text_field("keywords", german(false));
@@ -83,7 +92,9 @@ impl Fields {
                 .map_err(|_| CatalogError::Index { reason: format!("the index lacks field `{name}`") })
         };
         Ok(Self {
-            id: field("id")?,
+            key: field("key")?,
+            dataset: field("dataset")?,
+            origin: field("origin")?,
             title: field("title")?,
             description: field("description")?,
             keywords: field("keywords")?,
@@ -101,7 +112,9 @@ impl Fields {
 
     pub(crate) fn document(&self, entry: &Entry) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
-        doc.add_text(self.id, &entry.id);
+        doc.add_text(self.key, &entry.key);
+        doc.add_text(self.dataset, &entry.id);
+        doc.add_text(self.origin, entry.origin.as_ref().map_or(LOCAL, |o| o.peer.as_str()));
         doc.add_text(self.title, &entry.title);
         doc.add_text(self.description, &entry.description);
         doc.add_text(self.trigrams, folded(&entry.title));
@@ -115,6 +128,7 @@ impl Fields {
             ("licence", &vec![entry.licence.clone()]),
             ("format", &entry.formats),
             ("municipality", &vec![entry.municipality.clone()]),
+            ("origin", &vec![entry.origin.as_ref().map_or_else(|| entry.municipality.clone(), |o| o.name.clone())]),
         ] {
             for value in values {
                 doc.add_facet(self.facets, facet(dimension, value));

@@ -26,13 +26,17 @@ use tokio::sync::{mpsc, oneshot};
 use crate::CatalogError;
 pub use fields::FACETS;
 use fields::{Fields, TRIGRAMS};
-pub use request::{DEFAULT_PER_PAGE, MAX_DEPTH, MAX_PER_PAGE, SearchParams, SearchRequest, Sort};
+pub use request::{DEFAULT_PER_PAGE, MAX_DEPTH, MAX_PER_PAGE, Scope, SearchParams, SearchRequest, Sort};
 use writer::Op;
 
 /// What the index knows of one catalogue entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// Unique in the index: the dataset id, or `peer/id` for a replica.
+    pub key: String,
     pub id: String,
+    /// The member a replica comes from; `None` for this node's own datasets.
+    pub origin: Option<crate::Origin>,
     pub title: String,
     pub description: String,
     pub keywords: Vec<String>,
@@ -57,6 +61,9 @@ pub struct SearchResults {
 #[derive(Debug, Serialize)]
 pub struct Hit {
     pub id: String,
+    /// The PeerId of the member holding the dataset; absent for this node's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
     /// Matched words marked with `<mark>`, HTML-escaped otherwise.
@@ -154,11 +161,12 @@ impl SearchIndex {
     /// Adds or replaces an entry; searchable after the writer's next commit (milliseconds).
     pub async fn upsert(&self, entry: &Entry, generation: u64) -> Result<(), CatalogError> {
         let document = Box::new(self.inner.fields.document(entry));
-        self.send(Op::Upsert { id: entry.id.clone(), document, generation }).await
+        self.send(Op::Upsert { key: entry.key.clone(), document, generation }).await
     }
 
-    pub async fn remove(&self, id: &str, generation: u64) -> Result<(), CatalogError> {
-        self.send(Op::Remove { id: id.to_owned(), generation }).await
+    /// Removes the entry with `key` (a dataset id, or `peer/id` for a replica).
+    pub async fn remove(&self, key: &str, generation: u64) -> Result<(), CatalogError> {
+        self.send(Op::Remove { key: key.to_owned(), generation }).await
     }
 
     /// Waits until every change sent so far is committed and visible.
@@ -291,7 +299,9 @@ impl SearchIndex {
         snippets: Option<&[(&'static str, SnippetGenerator); 2]>,
     ) -> Result<Hit, CatalogError> {
         let document: TantivyDocument = searcher.doc(address).map_err(|e| index_error(&e))?;
-        let id = document.get_first(self.inner.fields.id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let text = |field| document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let id = text(self.inner.fields.dataset);
+        let origin = Some(text(self.inner.fields.origin)).filter(|o| o != fields::LOCAL);
         let mut highlights = BTreeMap::new();
         for (name, generator) in snippets.into_iter().flatten() {
             let mut snippet = generator.snippet_from_doc(&document);
@@ -300,7 +310,7 @@ impl SearchIndex {
                 highlights.insert(*name, snippet.to_html());
             }
         }
-        Ok(Hit { id, score, highlights })
+        Ok(Hit { id, origin, score, highlights })
     }
 }
 

@@ -8,8 +8,8 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
 
 use crate::CatalogError;
-use crate::search::fields::{Fields, facet, folded};
-use crate::search::request::SearchRequest;
+use crate::search::fields::{Fields, LOCAL, facet, folded};
+use crate::search::request::{Scope, SearchRequest};
 
 /// Substring matches (trigrams) rank below whole-word matches.
 const TRIGRAM_SCORE: f32 = 0.5;
@@ -31,6 +31,10 @@ pub(crate) fn build(
             clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
         }
         None => clauses.push((Occur::Must, Box::new(AllQuery))),
+    }
+    if request.scope == Scope::Local {
+        let local = Term::from_field_text(fields.origin, LOCAL);
+        clauses.push((Occur::Must, Box::new(TermQuery::new(local, IndexRecordOption::Basic))));
     }
     for (dimension, values) in &request.filters {
         let any: Vec<(Occur, Box<dyn Query>)> = values

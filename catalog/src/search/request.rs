@@ -21,12 +21,24 @@ pub struct SearchParams {
     pub licence: Option<String>,
     pub format: Option<String>,
     pub municipality: Option<String>,
+    pub origin: Option<String>,
+    /// `local` (default) or `federation`.
+    pub scope: Option<String>,
     pub bbox: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub sort: Option<String>,
     pub page: Option<String>,
     pub per_page: Option<String>,
+}
+
+/// Which catalogue a search covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// This node's own datasets.
+    Local,
+    /// This node's and those its federation's members share.
+    Federation,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +59,7 @@ pub struct SearchRequest {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub sort: Sort,
+    pub scope: Scope,
     /// 1-based.
     pub page: usize,
     pub per_page: usize,
@@ -65,6 +78,7 @@ impl SearchRequest {
             ("licence", params.licence),
             ("format", params.format),
             ("municipality", params.municipality),
+            ("origin", params.origin),
         ] {
             let values: Vec<String> = value
                 .iter()
@@ -99,6 +113,16 @@ impl SearchRequest {
                 ));
             }
         };
+        let scope = match params.scope.as_deref() {
+            None | Some("") | Some("local") => Scope::Local,
+            Some("federation") => Scope::Federation,
+            Some(other) => {
+                return Err(CatalogError::invalid_search(
+                    "scope",
+                    format!("`{other}` is not a scope; use `local` or `federation`"),
+                ));
+            }
+        };
         let page = number("page", params.page.as_deref(), 1)?;
         let per_page = number("per_page", params.per_page.as_deref(), DEFAULT_PER_PAGE)?;
         if page == 0 {
@@ -113,12 +137,12 @@ impl SearchRequest {
                 format!("paging reaches {MAX_DEPTH} hits deep; narrow the search with a query or filters"),
             ));
         }
-        Ok(Self { query, filters, bbox, from, to, sort, page, per_page })
+        Ok(Self { query, filters, bbox, from, to, sort, scope, page, per_page })
     }
 
     /// Identifies the set of hits, whatever the page and order.
     pub(crate) fn result_key(&self) -> String {
-        format!("{:?}|{:?}|{:?}|{:?}|{:?}", self.query, self.filters, self.bbox, self.from, self.to)
+        format!("{:?}|{:?}|{:?}|{:?}|{:?}|{:?}", self.query, self.filters, self.bbox, self.from, self.to, self.scope)
     }
 
     pub(crate) fn offset(&self) -> usize {

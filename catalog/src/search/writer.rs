@@ -8,8 +8,8 @@ use crate::CatalogError;
 use crate::search::fields::Fields;
 
 pub(crate) enum Op {
-    Upsert { id: String, document: Box<TantivyDocument>, generation: u64 },
-    Remove { id: String, generation: u64 },
+    Upsert { key: String, document: Box<TantivyDocument>, generation: u64 },
+    Remove { key: String, generation: u64 },
     Sync(oneshot::Sender<()>),
 }
 
@@ -37,15 +37,15 @@ fn run(mut writer: IndexWriter, reader: &IndexReader, fields: Fields, mut queue:
         let mut applied = 0;
         while let Some(op) = next {
             match op {
-                Op::Upsert { id, document, generation: g } => {
-                    writer.delete_term(Term::from_field_text(fields.id, &id));
+                Op::Upsert { key, document, generation: g } => {
+                    writer.delete_term(Term::from_field_text(fields.key, &key));
                     if let Err(error) = writer.add_document(*document) {
-                        tracing::error!(%error, dataset = %id, "indexing failed");
+                        tracing::error!(%error, entry = %key, "indexing failed");
                     }
                     generation = generation.max(Some(g));
                 }
-                Op::Remove { id, generation: g } => {
-                    writer.delete_term(Term::from_field_text(fields.id, &id));
+                Op::Remove { key, generation: g } => {
+                    writer.delete_term(Term::from_field_text(fields.key, &key));
                     generation = generation.max(Some(g));
                 }
                 Op::Sync(done) => waiting.push(done),
@@ -68,7 +68,7 @@ fn run(mut writer: IndexWriter, reader: &IndexReader, fields: Fields, mut queue:
 }
 
 /// Bumped whenever fields or analyzers change, so that older indexes are rebuilt.
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 
 /// What a commit records: the index layout and the catalogue generation it reflects.
 pub(crate) fn payload(generation: u64) -> String {

@@ -1,0 +1,102 @@
+//! Catalogue replication: announcing this node's shared entries, and verifying and
+//! storing the entries other members announce.
+
+use std::collections::HashSet;
+use std::sync::PoisonError;
+
+use urbanmesh_catalog::{CatalogError, Origin, Replica, SharedEntry};
+use urbanmesh_protocol::federation::Announcement;
+use urbanmesh_protocol::{PeerId, ProtocolError, Signed};
+
+use crate::FederationError;
+use crate::service::Inner;
+
+/// The signed announcement of local dataset `id`: its entry, or its withdrawal.
+pub(crate) fn announcement(inner: &Inner, id: &str) -> Result<Signed, FederationError> {
+    let federation = federation_id(inner)?;
+    let version = inner.catalog.generation()?;
+    let entry = match inner.catalog.shared_entry(id) {
+        Ok(entry) => Some(serde_json::to_value(entry).map_err(|e| FederationError::Corrupt(e.to_string()))?),
+        Err(CatalogError::NotFound { .. }) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let announcement = Announcement { federation, origin: inner.me.clone(), dataset: id.to_owned(), version, entry };
+    Ok(inner.identity.sign(&announcement)?)
+}
+
+/// Announcements of every entry this node shares, for a member catching up.
+pub(crate) fn own_announcements(inner: &Inner) -> Result<Vec<Signed>, FederationError> {
+    inner.catalog.iter().map(|dataset| announcement(inner, dataset?.id())).collect()
+}
+
+/// Verifies an announcement and applies it to the replicas. Returns the dataset it is
+/// about when it is genuine (applied, or older than what is known).
+pub(crate) async fn accept(
+    inner: &Inner,
+    signed: &Signed,
+    relayed_by: Option<&str>,
+) -> Result<Option<String>, FederationError> {
+    let (signer, announcement): (PeerId, Announcement) = signed.open()?;
+    let origin = signer.to_string();
+    if announcement.origin != origin {
+        return Err(ProtocolError::Forged(format!("announcement of {} signed by {origin}", announcement.origin)).into());
+    }
+    if origin == inner.me {
+        return Ok(None);
+    }
+    let member = {
+        let membership = inner.membership.read().unwrap_or_else(PoisonError::into_inner);
+        if membership.federation().map(|(id, _)| id) != Some(announcement.federation.as_str()) {
+            return Err(FederationError::Refused("announcement for another federation".into()));
+        }
+        membership.get(&origin).filter(|m| m.is_admitted()).map(|m| m.record.clone())
+    };
+    let Some(member) = member else {
+        return Err(FederationError::Refused(format!("{origin} is not a member (relayed by {relayed_by:?})")));
+    };
+    let dataset = announcement.dataset.clone();
+    if !inner.store.advance(&format!("{origin}/{dataset}"), announcement.version)? {
+        return Ok(Some(dataset));
+    }
+    match announcement.entry {
+        Some(value) => {
+            let entry: SharedEntry =
+                serde_json::from_value(value).map_err(|e| ProtocolError::Malformed(format!("entry: {e}")))?;
+            if entry.dataset.id() != dataset {
+                return Err(ProtocolError::Malformed("entry and announcement name different datasets".into()).into());
+            }
+            entry.dataset.spec.validate().map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+            let origin = Origin { peer: origin, name: member.name, http: member.http, flight: member.flight };
+            inner.catalog.put_replica(Replica { origin, version: announcement.version, entry }).await?;
+        }
+        None => {
+            inner.catalog.remove_replica(&origin, &dataset, Some(announcement.version)).await?;
+        }
+    }
+    Ok(Some(dataset))
+}
+
+/// Applies a member's full list of shared entries; whatever it no longer lists is gone.
+pub(crate) async fn catch_up(inner: &Inner, peer: &str, announcements: &[Signed]) -> Result<(), FederationError> {
+    let mut listed = HashSet::new();
+    for signed in announcements {
+        match accept(inner, signed, Some(peer)).await {
+            Ok(Some(dataset)) => {
+                listed.insert(dataset);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%peer, %error, "announcement refused"),
+        }
+    }
+    for replica in inner.catalog.replicas_of(peer)? {
+        if !listed.contains(replica.entry.dataset.id()) {
+            inner.catalog.remove_replica(peer, replica.entry.dataset.id(), None).await?;
+        }
+    }
+    Ok(())
+}
+
+fn federation_id(inner: &Inner) -> Result<String, FederationError> {
+    let membership = inner.membership.read().unwrap_or_else(PoisonError::into_inner);
+    membership.federation().map(|(id, _)| id.to_owned()).ok_or(FederationError::NotMember)
+}

@@ -1,0 +1,574 @@
+//! The federation as this node takes part in it: membership, invitations, and the
+//! replication of catalogue entries between members.
+
+use std::collections::HashSet;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::{Mutex, broadcast, mpsc};
+use urbanmesh_catalog::Catalog;
+use urbanmesh_protocol::federation::{
+    Gossip, Invitation, MemberRecord, MemberStatus, Request, Response, decode_invitation, encode_invitation, topic,
+};
+use urbanmesh_protocol::membership::{Change, Membership};
+use urbanmesh_protocol::{Identity, Multiaddr, NetworkClient, NetworkEvent, PeerId, ProtocolError, Signed};
+
+use crate::FederationError;
+use crate::replication;
+use crate::state::{FederationStore, IssuedInvitation};
+
+/// How this node presents itself to members.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    /// libp2p listen addresses, each ending in `/p2p/<peer id>`.
+    pub addresses: Vec<String>,
+    pub http: Option<String>,
+    pub flight: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FederationStatus {
+    /// PeerId of this node.
+    pub me: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationInfo>,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FederationInfo {
+    pub id: String,
+    pub name: String,
+    pub founder: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberView {
+    pub peer: String,
+    pub name: String,
+    /// `admitted` or `removed`.
+    pub status: MemberStatus,
+    /// Whether this node has a connection to it right now (always true for itself).
+    pub connected: bool,
+    pub sponsor: String,
+    /// When the latest statement about the member was made (ms since the epoch).
+    pub since: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flight: Option<String>,
+    pub addresses: Vec<String>,
+}
+
+/// Tries, and the pause between them, when a newly admitted member is not ready yet.
+const SYNC_TRIES: u32 = 20;
+const SYNC_PAUSE: Duration = Duration::from_millis(150);
+
+#[derive(Clone)]
+pub struct Federation {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) identity: Identity,
+    pub(crate) me: String,
+    profile: Profile,
+    pub(crate) store: FederationStore,
+    pub(crate) catalog: Catalog,
+    pub(crate) client: NetworkClient,
+    pub(crate) membership: RwLock<Membership>,
+    /// One membership change at a time: apply, persist, tell the network.
+    changing: Mutex<()>,
+}
+
+impl Federation {
+    /// Loads the federation state and starts following the network and the catalogue.
+    pub async fn start(
+        db: sled::Db,
+        identity: Identity,
+        catalog: Catalog,
+        client: NetworkClient,
+        events: mpsc::Receiver<NetworkEvent>,
+        profile: Profile,
+    ) -> Result<Self, FederationError> {
+        let store = FederationStore::open(db)?;
+        let mut membership = Membership::default();
+        membership.apply_all(&store.records()?);
+        let me = identity.peer_id().to_string();
+        let federation = Self {
+            inner: Arc::new(Inner {
+                identity,
+                me,
+                profile,
+                store,
+                catalog,
+                client,
+                membership: RwLock::new(membership),
+                changing: Mutex::new(()),
+            }),
+        };
+        if federation.is_member() {
+            federation.network_follows_membership().await?;
+            federation.publish_presence().await?;
+        }
+        tokio::spawn(federation.clone().follow_network(events));
+        tokio::spawn(federation.clone().follow_catalog());
+        if let Some(invitation) = federation.inner.store.pending_join()? {
+            let joining = federation.clone();
+            tokio::spawn(async move {
+                match joining.join(&invitation).await {
+                    Ok(_) => tracing::info!("joined the federation with the stored invitation"),
+                    Err(error) => tracing::warn!(%error, "the stored invitation could not be redeemed"),
+                }
+                let _ = joining.inner.store.set_pending_join(None);
+            });
+        }
+        Ok(federation)
+    }
+
+    pub fn peer_id(&self) -> &str {
+        &self.inner.me
+    }
+
+    fn is_member(&self) -> bool {
+        self.membership().is_member(&self.inner.me)
+    }
+
+    fn membership(&self) -> std::sync::RwLockReadGuard<'_, Membership> {
+        self.inner.membership.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub async fn status(&self) -> FederationStatus {
+        let connected: HashSet<String> =
+            self.inner.client.connected().await.unwrap_or_default().iter().map(ToString::to_string).collect();
+        let membership = self.membership();
+        let federation = membership.federation().map(|(id, name)| FederationInfo {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            founder: membership.founder().unwrap_or_default().to_owned(),
+        });
+        let members = membership
+            .all()
+            .map(|m| MemberView {
+                peer: m.record.member.clone(),
+                name: m.record.name.clone(),
+                status: m.record.status,
+                connected: m.record.member == self.inner.me || connected.contains(&m.record.member),
+                sponsor: m.sponsor.clone(),
+                since: m.record.at,
+                http: m.record.http.clone(),
+                flight: m.record.flight.clone(),
+                addresses: m.record.addresses.clone(),
+            })
+            .collect();
+        FederationStatus { me: self.inner.me.clone(), federation, members }
+    }
+
+    /// Issues a single-use invitation, founding a federation named `federation_name`
+    /// first if this node is in none.
+    pub async fn invite(
+        &self,
+        federation_name: Option<&str>,
+        invitee: Option<String>,
+        ttl: Duration,
+    ) -> Result<String, FederationError> {
+        if !self.is_member() {
+            self.found(federation_name.unwrap_or(&format!("Verbund {}", self.inner.profile.name))).await?;
+        }
+        let (id, name) = {
+            let membership = self.membership();
+            let (id, name) = membership.federation().ok_or(FederationError::NotMember)?;
+            (id.to_owned(), name.to_owned())
+        };
+        let expires = Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let invitation = Invitation {
+            federation: id,
+            federation_name: name,
+            inviter: self.inner.me.clone(),
+            inviter_name: self.inner.profile.name.clone(),
+            addresses: self.inner.profile.addresses.clone(),
+            invitee: invitee.clone(),
+            nonce: random_hex(16),
+            expires,
+        };
+        self.inner.store.issue(&invitation.nonce, &IssuedInvitation { invitee, expires, redeemed_by: None })?;
+        self.inner.store.flush().await?;
+        Ok(encode_invitation(&self.inner.identity.sign(&invitation)?)?)
+    }
+
+    async fn found(&self, name: &str) -> Result<(), FederationError> {
+        let record = self.own_record(&random_hex(8), name, MemberStatus::Admitted);
+        let signed = self.inner.identity.sign(&record)?;
+        self.apply_records(&[signed]).await?;
+        tracing::info!(federation = %name, "founded a federation");
+        Ok(())
+    }
+
+    fn own_record(&self, federation: &str, federation_name: &str, status: MemberStatus) -> MemberRecord {
+        let profile = &self.inner.profile;
+        MemberRecord {
+            federation: federation.to_owned(),
+            federation_name: federation_name.to_owned(),
+            member: self.inner.me.clone(),
+            name: profile.name.clone(),
+            status,
+            by: self.inner.me.clone(),
+            at: Utc::now().timestamp_millis(),
+            addresses: profile.addresses.clone(),
+            http: profile.http.clone(),
+            flight: profile.flight.clone(),
+        }
+    }
+
+    /// Redeems an invitation at its inviter and becomes a member.
+    pub async fn join(&self, text: &str) -> Result<FederationStatus, FederationError> {
+        let (inviter, invitation) = check_invitation(text)?;
+        if let Some((id, _)) = self.membership().federation()
+            && self.membership().is_member(&self.inner.me)
+        {
+            return Err(FederationError::AlreadyMember(id.to_owned()));
+        }
+        let addresses = multiaddrs(&invitation.addresses);
+        let profile = &self.inner.profile;
+        let request = Request::Join {
+            invitation: decode_invitation(text)?,
+            name: profile.name.clone(),
+            addresses: profile.addresses.clone(),
+            http: profile.http.clone(),
+            flight: profile.flight.clone(),
+        };
+        let members = match self.inner.client.request(inviter, addresses, request).await? {
+            Response::Joined { members } => members,
+            Response::Refused { reason } => return Err(FederationError::Invitation(reason)),
+            other => return Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
+        };
+        let mut candidate = Membership::default();
+        candidate.apply_all(&members);
+        if candidate.federation().map(|(id, _)| id) != Some(invitation.federation.as_str())
+            || !candidate.is_member(&self.inner.me)
+        {
+            return Err(FederationError::Refused("the inviter's answer does not make this node a member".into()));
+        }
+        self.apply_records(&members).await?;
+        tracing::info!(federation = %invitation.federation_name, inviter = %invitation.inviter_name, "joined");
+        let peers: Vec<String> = self.membership().admitted().map(|m| m.record.member.clone()).collect();
+        for peer in peers.into_iter().filter(|p| *p != self.inner.me) {
+            tokio::spawn(self.clone().sync_with(peer));
+        }
+        Ok(self.status().await)
+    }
+
+    /// Removes a member (this node itself to leave) under the federation's rules.
+    pub async fn remove(&self, member: &str) -> Result<(), FederationError> {
+        let record = {
+            let membership = self.membership();
+            let (id, name) = membership.federation().ok_or(FederationError::NotMember)?;
+            let current = membership.get(member).filter(|m| m.is_admitted());
+            let current = current.ok_or_else(|| FederationError::UnknownMember(member.to_owned()))?;
+            MemberRecord {
+                federation: id.to_owned(),
+                federation_name: name.to_owned(),
+                status: MemberStatus::Removed,
+                by: self.inner.me.clone(),
+                at: Utc::now().timestamp_millis().max(current.record.at + 1),
+                ..current.record.clone()
+            }
+        };
+        let signed = self.inner.identity.sign(&record)?;
+        // Check against the rules first, so that a refusal reaches the caller.
+        self.membership().clone().apply(&signed).map_err(|e| FederationError::Refused(e.to_string()))?;
+        self.apply_records(std::slice::from_ref(&signed)).await?;
+        self.gossip(&Gossip::Member(signed)).await;
+        Ok(())
+    }
+
+    /// Applies membership records, persists what changed and follows up on the network.
+    pub(crate) async fn apply_records(&self, records: &[Signed]) -> Result<(), FederationError> {
+        let _changing = self.inner.changing.lock().await;
+        let changes = self.inner.membership.write().unwrap_or_else(PoisonError::into_inner).apply_all(records);
+        let mut admitted = Vec::new();
+        let mut removed = Vec::new();
+        for change in &changes {
+            let peer = match change {
+                Change::Admitted(peer) | Change::Updated(peer) => peer,
+                Change::Removed(peer) => peer,
+                Change::Stale => continue,
+            };
+            let signed = self.membership().get(peer).map(|m| m.signed.clone());
+            if let Some(signed) = signed {
+                self.inner.store.put_record(peer, &signed)?;
+            }
+            match change {
+                Change::Admitted(peer) => admitted.push(peer.clone()),
+                Change::Removed(peer) => removed.push(peer.clone()),
+                _ => {}
+            }
+        }
+        if changes.iter().all(|c| *c == Change::Stale) {
+            return Ok(());
+        }
+        self.inner.store.flush().await?;
+        if removed.iter().any(|peer| *peer == self.inner.me) {
+            return self.forget_federation().await;
+        }
+        for peer in &removed {
+            let forgotten = self.inner.catalog.forget_origin(peer).await?;
+            tracing::info!(%peer, entries = forgotten, "member removed");
+        }
+        self.network_follows_membership().await?;
+        for peer in admitted.into_iter().filter(|p| *p != self.inner.me) {
+            tracing::info!(%peer, "member admitted");
+        }
+        Ok(())
+    }
+
+    /// This node left: it forgets the federation and everything replicated from it.
+    async fn forget_federation(&self) -> Result<(), FederationError> {
+        let peers: Vec<String> = self.membership().all().map(|m| m.record.member.clone()).collect();
+        for peer in peers.iter().filter(|p| **p != self.inner.me) {
+            self.inner.catalog.forget_origin(peer).await?;
+        }
+        self.inner.store.clear()?;
+        self.inner.store.flush().await?;
+        *self.inner.membership.write().unwrap_or_else(PoisonError::into_inner) = Membership::default();
+        self.inner.client.set_members(HashSet::new()).await?;
+        tracing::info!("left the federation");
+        Ok(())
+    }
+
+    /// Tells the network loop who the members are, joins the topic and dials them.
+    async fn network_follows_membership(&self) -> Result<(), FederationError> {
+        let (members, topic_name, addresses) = {
+            let membership = self.membership();
+            let members: HashSet<PeerId> = membership.admitted().filter_map(|m| m.record.member.parse().ok()).collect();
+            let addresses: Vec<Multiaddr> = membership
+                .admitted()
+                .filter(|m| m.record.member != self.inner.me)
+                .flat_map(|m| multiaddrs(&m.record.addresses))
+                .collect();
+            (members, membership.federation().map(|(id, _)| topic(id)), addresses)
+        };
+        self.inner.client.set_members(members).await?;
+        if let Some(topic_name) = topic_name {
+            self.inner.client.subscribe(topic_name).await?;
+        }
+        self.inner.client.dial(addresses).await?;
+        Ok(())
+    }
+
+    /// States this node's current addresses to the federation.
+    async fn publish_presence(&self) -> Result<(), FederationError> {
+        let (id, name) = {
+            let membership = self.membership();
+            let (id, name) = membership.federation().ok_or(FederationError::NotMember)?;
+            (id.to_owned(), name.to_owned())
+        };
+        let signed = self.inner.identity.sign(&self.own_record(&id, &name, MemberStatus::Admitted))?;
+        self.apply_records(std::slice::from_ref(&signed)).await?;
+        self.gossip(&Gossip::Member(signed)).await;
+        Ok(())
+    }
+
+    pub(crate) async fn gossip(&self, message: &Gossip) {
+        let Some(topic_name) = self.membership().federation().map(|(id, _)| topic(id)) else { return };
+        match serde_json::to_vec(message) {
+            Ok(data) => {
+                if let Err(error) = self.inner.client.publish(topic_name, data).await {
+                    tracing::warn!(%error, "gossip not sent");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "gossip not encoded"),
+        }
+    }
+
+    async fn follow_network(self, mut events: mpsc::Receiver<NetworkEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                NetworkEvent::Request { peer, request, channel } => {
+                    let response = self.answer(peer, request).await;
+                    if let Err(error) = self.inner.client.respond(channel, response).await {
+                        tracing::debug!(%error, "answer not sent");
+                    }
+                }
+                NetworkEvent::Gossip { author, data } => {
+                    if let Err(error) = self.heard(author, &data).await {
+                        tracing::warn!(?author, %error, "gossip refused");
+                    }
+                }
+                NetworkEvent::MemberConnected(peer) => {
+                    tokio::spawn(self.clone().sync_with(peer.to_string()));
+                }
+            }
+        }
+    }
+
+    async fn answer(&self, peer: PeerId, request: Request) -> Response {
+        let answer = match request {
+            Request::Join { invitation, name, addresses, http, flight } => self
+                .admit(peer, &invitation, name, addresses, http, flight)
+                .await
+                .map(|members| Response::Joined { members }),
+            Request::Members => {
+                Ok(Response::Members { members: self.membership().all().map(|m| m.signed.clone()).collect() })
+            }
+            Request::Catalog => {
+                replication::own_announcements(&self.inner).map(|announcements| Response::Catalog { announcements })
+            }
+        };
+        answer.unwrap_or_else(|error| {
+            tracing::info!(%peer, %error, "request refused");
+            Response::Refused { reason: error.to_string() }
+        })
+    }
+
+    /// The inviter's side of a join: checks the invitation and admits the peer that
+    /// presented it (its PeerId comes from the authenticated connection).
+    async fn admit(
+        &self,
+        peer: PeerId,
+        invitation: &Signed,
+        name: String,
+        addresses: Vec<String>,
+        http: Option<String>,
+        flight: Option<String>,
+    ) -> Result<Vec<Signed>, FederationError> {
+        let (signer, invitation): (PeerId, Invitation) =
+            invitation.open().map_err(|e| FederationError::Invitation(e.to_string()))?;
+        if signer.to_string() != self.inner.me || invitation.inviter != self.inner.me {
+            return Err(FederationError::Invitation("it was not issued by this node".into()));
+        }
+        let federation = self.membership().federation().map(|(id, name)| (id.to_owned(), name.to_owned()));
+        let Some((id, federation_name)) = federation.filter(|(id, _)| *id == invitation.federation) else {
+            return Err(FederationError::Invitation("it is for another federation".into()));
+        };
+        if invitation.expires < Utc::now().timestamp() {
+            return Err(FederationError::Invitation("it has expired".into()));
+        }
+        if self.membership().is_member(&peer.to_string()) {
+            return Err(FederationError::Invitation("this peer is a member already".into()));
+        }
+        self.inner.store.redeem(&invitation.nonce, &peer.to_string())?;
+        self.inner.store.flush().await?;
+        let record = MemberRecord {
+            federation: id,
+            federation_name,
+            member: peer.to_string(),
+            name: name.chars().take(200).collect(),
+            status: MemberStatus::Admitted,
+            by: self.inner.me.clone(),
+            at: Utc::now().timestamp_millis(),
+            addresses: addresses.into_iter().take(16).collect(),
+            http,
+            flight,
+        };
+        let signed = self.inner.identity.sign(&record)?;
+        self.apply_records(std::slice::from_ref(&signed)).await?;
+        self.gossip(&Gossip::Member(signed)).await;
+        tokio::spawn(self.clone().sync_with(peer.to_string()));
+        Ok(self.membership().all().map(|m| m.signed.clone()).collect())
+    }
+
+    async fn heard(&self, author: Option<PeerId>, data: &[u8]) -> Result<(), FederationError> {
+        let gossip: Gossip = serde_json::from_slice(data).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+        match gossip {
+            Gossip::Member(signed) => self.apply_records(std::slice::from_ref(&signed)).await,
+            Gossip::Announcement(signed) => {
+                replication::accept(&self.inner, &signed, author.map(|a| a.to_string()).as_deref()).await.map(drop)
+            }
+        }
+    }
+
+    /// Catches up with a member: its view of the membership, then its catalogue.
+    async fn sync_with(self, peer: String) {
+        let Ok(peer_id) = peer.parse::<PeerId>() else { return };
+        for attempt in 0..SYNC_TRIES {
+            let addresses = self.membership().get(&peer).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
+            match self.sync_once(peer_id, &peer, addresses).await {
+                Ok(()) => return,
+                Err(error) if attempt + 1 < SYNC_TRIES => {
+                    tracing::debug!(%peer, %error, "sync failed; retrying");
+                    tokio::time::sleep(SYNC_PAUSE).await;
+                }
+                Err(error) => tracing::warn!(%peer, %error, "sync failed"),
+            }
+            if !self.membership().is_member(&peer) {
+                return;
+            }
+        }
+    }
+
+    async fn sync_once(&self, peer_id: PeerId, peer: &str, addresses: Vec<Multiaddr>) -> Result<(), FederationError> {
+        match self.inner.client.request(peer_id, addresses.clone(), Request::Members).await? {
+            Response::Members { members } => self.apply_records(&members).await?,
+            Response::Refused { reason } => return Err(FederationError::Refused(reason)),
+            other => return Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
+        }
+        match self.inner.client.request(peer_id, addresses, Request::Catalog).await? {
+            Response::Catalog { announcements } => replication::catch_up(&self.inner, peer, &announcements).await,
+            Response::Refused { reason } => Err(FederationError::Refused(reason)),
+            other => Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Announces every change of a local dataset to the federation.
+    async fn follow_catalog(self) {
+        let mut changes = self.inner.catalog.subscribe();
+        loop {
+            let ids = match changes.recv().await {
+                Ok(id) => vec![id],
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.inner.catalog.iter().filter_map(|d| d.ok().map(|d| d.id().to_owned())).collect()
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if !self.is_member() {
+                continue;
+            }
+            for id in ids {
+                match replication::announcement(&self.inner, &id) {
+                    Ok(signed) => self.gossip(&Gossip::Announcement(signed)).await,
+                    Err(error) => tracing::warn!(dataset = %id, %error, "not announced"),
+                }
+            }
+        }
+    }
+}
+
+/// Decodes an invitation and checks its signature and expiry (not its single use,
+/// which only the inviter knows).
+pub fn check_invitation(text: &str) -> Result<(PeerId, Invitation), FederationError> {
+    let signed = decode_invitation(text).map_err(|e| FederationError::Invitation(e.to_string()))?;
+    let (signer, invitation): (PeerId, Invitation) =
+        signed.open().map_err(|e| FederationError::Invitation(e.to_string()))?;
+    if signer.to_string() != invitation.inviter {
+        return Err(FederationError::Invitation("it is not signed by the inviter it names".into()));
+    }
+    if invitation.expires < Utc::now().timestamp() {
+        return Err(FederationError::Invitation("it has expired".into()));
+    }
+    Ok((signer, invitation))
+}
+
+/// Keeps an invitation to be redeemed when the node next starts (`urbanmesh join` on a
+/// stopped node).
+pub fn join_on_next_start(db: sled::Db, text: &str) -> Result<Invitation, FederationError> {
+    let (_, invitation) = check_invitation(text)?;
+    let store = FederationStore::open(db)?;
+    store.set_pending_join(Some(text.trim()))?;
+    Ok(invitation)
+}
+
+fn multiaddrs(addresses: &[String]) -> Vec<Multiaddr> {
+    addresses.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    // The OS random source does not fail on the platforms we run on; a zero nonce
+    // would still be single-use through the issued-invitation record.
+    let _ = getrandom::fill(&mut buffer);
+    hex::encode(buffer)
+}

@@ -1,0 +1,114 @@
+//! The federation's state in sled: which federation, its membership records, the
+//! invitations this node issued, the highest announcement version seen per entry, and an
+//! invitation waiting to be redeemed at the next start.
+
+use serde::{Deserialize, Serialize};
+use urbanmesh_protocol::Signed;
+
+use crate::FederationError;
+
+#[derive(Clone)]
+pub(crate) struct FederationStore {
+    db: sled::Db,
+    meta: sled::Tree,
+    members: sled::Tree,
+    invitations: sled::Tree,
+    versions: sled::Tree,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IssuedInvitation {
+    pub(crate) invitee: Option<String>,
+    pub(crate) expires: i64,
+    /// The PeerId that redeemed it; `None` while unused.
+    pub(crate) redeemed_by: Option<String>,
+}
+
+const PENDING_JOIN: &str = "pending_join";
+
+impl FederationStore {
+    pub(crate) fn open(db: sled::Db) -> Result<Self, FederationError> {
+        Ok(Self {
+            meta: db.open_tree("federation")?,
+            members: db.open_tree("federation_members")?,
+            invitations: db.open_tree("federation_invitations")?,
+            versions: db.open_tree("federation_versions")?,
+            db,
+        })
+    }
+
+    pub(crate) fn records(&self) -> Result<Vec<Signed>, FederationError> {
+        self.members.iter().values().map(|bytes| decode(&bytes?)).collect()
+    }
+
+    pub(crate) fn put_record(&self, member: &str, signed: &Signed) -> Result<(), FederationError> {
+        self.members.insert(member, encode(signed)?)?;
+        Ok(())
+    }
+
+    pub(crate) fn issue(&self, nonce: &str, invitation: &IssuedInvitation) -> Result<(), FederationError> {
+        self.invitations.insert(nonce, encode(invitation)?)?;
+        Ok(())
+    }
+
+    /// Marks an issued invitation used by `peer`; fails when unknown or used before.
+    pub(crate) fn redeem(&self, nonce: &str, peer: &str) -> Result<IssuedInvitation, FederationError> {
+        let current = self
+            .invitations
+            .get(nonce)?
+            .ok_or_else(|| FederationError::Invitation("this node did not issue it, or it was withdrawn".into()))?;
+        let issued: IssuedInvitation = decode(&current)?;
+        if issued.redeemed_by.is_some() {
+            return Err(FederationError::Invitation("it has been used already".into()));
+        }
+        let used = IssuedInvitation { redeemed_by: Some(peer.to_owned()), ..issued };
+        self.invitations
+            .compare_and_swap(nonce, Some(current), Some(encode(&used)?))?
+            .map_err(|_| FederationError::Invitation("it has been used already".into()))?;
+        Ok(used)
+    }
+
+    /// Records `version` for an entry if it is newer than every version seen before.
+    pub(crate) fn advance(&self, key: &str, version: u64) -> Result<bool, FederationError> {
+        let mut newer = false;
+        self.versions.fetch_and_update(key, |old| {
+            let old = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+            newer = old.is_none_or(|old| version > old);
+            Some(old.map_or(version, |old| old.max(version)).to_be_bytes().to_vec())
+        })?;
+        Ok(newer)
+    }
+
+    pub(crate) fn pending_join(&self) -> Result<Option<String>, FederationError> {
+        Ok(self.meta.get(PENDING_JOIN)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub(crate) fn set_pending_join(&self, invitation: Option<&str>) -> Result<(), FederationError> {
+        match invitation {
+            Some(text) => self.meta.insert(PENDING_JOIN, text.as_bytes()).map(drop)?,
+            None => self.meta.remove(PENDING_JOIN).map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Forgets the federation entirely (this node left).
+    pub(crate) fn clear(&self) -> Result<(), FederationError> {
+        self.members.clear()?;
+        self.invitations.clear()?;
+        self.versions.clear()?;
+        Ok(())
+    }
+
+    pub(crate) async fn flush(&self) -> Result<(), FederationError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FederationError> {
+    serde_json::to_vec(value).map_err(|e| FederationError::Corrupt(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FederationError> {
+    serde_json::from_slice(bytes).map_err(|e| FederationError::Corrupt(e.to_string()))
+}

@@ -1,0 +1,164 @@
+//! What members of a federation say to each other: invitations, membership records,
+//! catalogue announcements, and the request-response and gossip messages carrying them.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::{ProtocolError, Signed};
+
+/// Request-response protocol between members (join, membership and catalogue sync).
+pub const SYNC_PROTOCOL: &str = "/urbanmesh/sync/1";
+/// Kademlia protocol name, so that our DHT never mixes with a public one.
+pub const KAD_PROTOCOL: &str = "/urbanmesh/kad/1";
+
+/// The gossip topic of a federation.
+pub fn topic(federation: &str) -> String {
+    format!("/urbanmesh/fed/{federation}/1")
+}
+
+/// An invitation: signed by the inviting member, single use, expiring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invitation {
+    pub federation: String,
+    pub federation_name: String,
+    pub inviter: String,
+    pub inviter_name: String,
+    /// Where the inviter listens (multiaddrs ending in `/p2p/<peer id>`).
+    pub addresses: Vec<String>,
+    /// Whom the invitation is meant for, as the inviter wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitee: Option<String>,
+    pub nonce: String,
+    /// Unix seconds after which the invitation is void.
+    pub expires: i64,
+}
+
+const INVITATION_PREFIX: &str = "urbanmesh-invitation:";
+
+/// One line of text that carries a signed invitation.
+pub fn encode_invitation(signed: &Signed) -> Result<String, ProtocolError> {
+    let json = serde_json::to_vec(signed).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    Ok(format!("{INVITATION_PREFIX}{}", URL_SAFE_NO_PAD.encode(json)))
+}
+
+pub fn decode_invitation(text: &str) -> Result<Signed, ProtocolError> {
+    let encoded = text
+        .trim()
+        .strip_prefix(INVITATION_PREFIX)
+        .ok_or_else(|| ProtocolError::Malformed(format!("an invitation starts with `{INVITATION_PREFIX}`")))?;
+    if encoded.len() > 64 * 1024 {
+        return Err(ProtocolError::Malformed("the invitation is too long".into()));
+    }
+    let json =
+        URL_SAFE_NO_PAD.decode(encoded).map_err(|_| ProtocolError::Malformed("the invitation is damaged".into()))?;
+    serde_json::from_slice(&json).map_err(|_| ProtocolError::Malformed("the invitation is damaged".into()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    Admitted,
+    Removed,
+}
+
+/// A statement about one member, signed by `by`: its admission (by a member), an update
+/// of its addresses (by itself), or its removal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRecord {
+    pub federation: String,
+    pub federation_name: String,
+    pub member: String,
+    pub name: String,
+    pub status: MemberStatus,
+    pub by: String,
+    /// Milliseconds since the epoch; later statements about a member replace earlier ones.
+    pub at: i64,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The member's public HTTP base URL (portal, API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// The member's Flight endpoint for other members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flight: Option<String>,
+}
+
+/// A catalogue entry that `origin` shares with the federation, or its withdrawal
+/// (`entry` absent). Versions only grow; an older version is stale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announcement {
+    pub federation: String,
+    pub origin: String,
+    pub dataset: String,
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// A newcomer redeems its invitation, telling how to reach it.
+    Join {
+        invitation: Signed,
+        name: String,
+        addresses: Vec<String>,
+        #[serde(default)]
+        http: Option<String>,
+        #[serde(default)]
+        flight: Option<String>,
+    },
+    /// Every membership record the peer holds.
+    Members,
+    /// Every announcement of the peer's own shared datasets.
+    Catalog,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    Joined { members: Vec<Signed> },
+    Members { members: Vec<Signed> },
+    Catalog { announcements: Vec<Signed> },
+    Refused { reason: String },
+}
+
+/// What members gossip on the federation's topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Gossip {
+    Member(Signed),
+    Announcement(Signed),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Identity;
+
+    #[test]
+    fn invitations_survive_one_line_of_text_and_nothing_else() {
+        let inviter = Identity::from_secret([1; 32]).expect("key");
+        let invitation = Invitation {
+            federation: "f1".into(),
+            federation_name: "OWL".into(),
+            inviter: inviter.peer_id().to_string(),
+            inviter_name: "Gütersloh".into(),
+            addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+            invitee: Some("Bielefeld".into()),
+            nonce: "abc".into(),
+            expires: 1,
+        };
+        let line = encode_invitation(&inviter.sign(&invitation).expect("sign")).expect("encode");
+        assert!(!line.contains('\n'));
+        let (signer, decoded): (libp2p::PeerId, Invitation) =
+            decode_invitation(&line).expect("decode").open().expect("open");
+        assert_eq!((signer, decoded), (inviter.peer_id(), invitation));
+        assert!(decode_invitation("urbanmesh-invitation:!!!").is_err());
+        assert!(decode_invitation("hello").is_err());
+    }
+}
