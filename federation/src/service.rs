@@ -27,6 +27,8 @@ pub struct Profile {
     pub addresses: Vec<String>,
     pub http: Option<String>,
     pub flight: Option<String>,
+    /// The mutual-TLS Flight endpoint other members read from.
+    pub peer_flight: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +62,8 @@ pub struct MemberView {
     pub http: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flight: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_flight: Option<String>,
     pub addresses: Vec<String>,
 }
 
@@ -137,6 +141,21 @@ impl Federation {
         self.membership().is_member(&self.inner.me)
     }
 
+    /// Whether `peer` is an admitted member right now.
+    pub fn admits(&self, peer: &PeerId) -> bool {
+        self.membership().is_member(&peer.to_string())
+    }
+
+    /// A member by name or PeerId: its PeerId and member Flight endpoint.
+    pub fn locate(&self, node: &str) -> Option<(PeerId, String)> {
+        let membership = self.membership();
+        let member = membership
+            .admitted()
+            .filter(|m| m.record.member != self.inner.me)
+            .find(|m| m.record.member == node || m.record.name == node)?;
+        Some((member.record.member.parse().ok()?, member.record.peer_flight.clone()?))
+    }
+
     fn membership(&self) -> std::sync::RwLockReadGuard<'_, Membership> {
         self.inner.membership.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -161,6 +180,7 @@ impl Federation {
                 since: m.record.at,
                 http: m.record.http.clone(),
                 flight: m.record.flight.clone(),
+                peer_flight: m.record.peer_flight.clone(),
                 addresses: m.record.addresses.clone(),
             })
             .collect();
@@ -220,6 +240,7 @@ impl Federation {
             addresses: profile.addresses.clone(),
             http: profile.http.clone(),
             flight: profile.flight.clone(),
+            peer_flight: profile.peer_flight.clone(),
         }
     }
 
@@ -239,6 +260,7 @@ impl Federation {
             addresses: profile.addresses.clone(),
             http: profile.http.clone(),
             flight: profile.flight.clone(),
+            peer_flight: profile.peer_flight.clone(),
         };
         let members = match self.inner.client.request(inviter, addresses, request).await? {
             Response::Joined { members } => members,
@@ -407,8 +429,8 @@ impl Federation {
 
     async fn answer(&self, peer: PeerId, request: Request) -> Response {
         let answer = match request {
-            Request::Join { invitation, name, addresses, http, flight } => self
-                .admit(peer, &invitation, name, addresses, http, flight)
+            Request::Join { invitation, name, addresses, http, flight, peer_flight } => self
+                .admit(peer, &invitation, name, addresses, [http, flight, peer_flight])
                 .await
                 .map(|members| Response::Joined { members }),
             Request::Members => {
@@ -432,8 +454,7 @@ impl Federation {
         invitation: &Signed,
         name: String,
         addresses: Vec<String>,
-        http: Option<String>,
-        flight: Option<String>,
+        [http, flight, peer_flight]: [Option<String>; 3],
     ) -> Result<Vec<Signed>, FederationError> {
         let (signer, invitation): (PeerId, Invitation) =
             invitation.open().map_err(|e| FederationError::Invitation(e.to_string()))?;
@@ -463,6 +484,7 @@ impl Federation {
             addresses: addresses.into_iter().take(16).collect(),
             http,
             flight,
+            peer_flight,
         };
         let signed = self.inner.identity.sign(&record)?;
         self.apply_records(std::slice::from_ref(&signed)).await?;

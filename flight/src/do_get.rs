@@ -11,6 +11,7 @@ use urbanmesh_store::StoreError;
 
 use crate::get_flight_info::readable;
 use crate::metrics::FlightMetrics;
+use crate::remote::RemoteTicket;
 use crate::{FlightContext, FlightError};
 
 /// Flight messages up to this size; larger batches are split by the encoder.
@@ -23,9 +24,17 @@ pub(crate) async fn do_get(
     ticket: Ticket,
 ) -> Result<impl Stream<Item = Result<FlightData, Status>> + Send + 'static, FlightError> {
     let started = Instant::now();
-    let request = ReadRequest::decode(&ticket.ticket)?;
-    readable(context, subject, &request)?;
-    let scan = context.store.scan(&request).await?;
+    let scan = match RemoteTicket::decode(&ticket.ticket) {
+        Some(remote) => {
+            let members = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: remote.remote.clone() })?;
+            members.fetch(&remote.remote, &remote.read).await?
+        }
+        None => {
+            let request = ReadRequest::decode(&ticket.ticket)?;
+            readable(context, subject, &request)?;
+            context.store.scan(&request).await?
+        }
+    };
     let rows = metrics.rows_sent.clone();
     let batches = scan
         .batches

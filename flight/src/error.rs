@@ -23,6 +23,9 @@ pub enum FlightError {
         "batch {batch} rejected; the {stored_batches} batches before it ({stored_rows} rows) were stored: {source}"
     )]
     BatchRejected { batch: usize, stored_batches: usize, stored_rows: usize, source: Box<FlightError> },
+    /// Talking to another member failed (connection, TLS, membership).
+    #[error("member connection: {0}")]
+    Peer(String),
 }
 
 impl From<FlightError> for Status {
@@ -38,6 +41,7 @@ impl From<FlightError> for Status {
 fn code(error: &FlightError) -> Code {
     match error {
         FlightError::BatchRejected { source, .. } => code(source),
+        FlightError::Peer(_) => Code::Unavailable,
         FlightError::Store(e) => store_code(e),
         FlightError::Catalog(CatalogError::NotFound { .. }) => Code::NotFound,
         FlightError::Catalog(CatalogError::InvalidDataset { .. }) => Code::InvalidArgument,

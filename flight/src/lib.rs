@@ -8,6 +8,8 @@ mod do_put;
 mod error;
 mod get_flight_info;
 mod metrics;
+mod peer;
+mod remote;
 mod service;
 
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use urbanmesh_policy::{AdminToken, Authorizer};
 use urbanmesh_store::Store;
 
 pub use error::FlightError;
+pub use peer::{MemberCheck, MemberInfo, MemberStream, PeerClient, member_connections};
+pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;
 
 /// Largest message a client may send (one `DoPut` batch).
@@ -31,6 +35,8 @@ pub struct FlightContext {
     pub store: Store,
     pub authorizer: Arc<dyn Authorizer>,
     pub admin_token: AdminToken,
+    /// Reads from other members; `None` on a node outside any federation setup.
+    pub remote: Option<Remote>,
 }
 
 /// The tonic service, ready to be added to a server.

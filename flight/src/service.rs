@@ -12,6 +12,7 @@ use urbanmesh_protocol::ReadRequest;
 
 use crate::get_flight_info::{flight_info, read_request, schema};
 use crate::metrics::FlightMetrics;
+use crate::remote;
 use crate::{FlightContext, FlightError, auth, do_get, do_put};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -47,7 +48,7 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
 
     async fn list_flights(&self, request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
         let started = Instant::now();
-        let subject = auth::subject(&self.context.admin_token, request.metadata());
+        let subject = auth::subject(&self.context.admin_token, &request);
         let datasets = self.context.catalog.list().map_err(FlightError::from)?;
         let mut infos: Vec<Result<FlightInfo, Status>> = Vec::with_capacity(datasets.len());
         for dataset in datasets.iter().filter(|d| self.context.authorizer.may_list(&subject, d)) {
@@ -64,8 +65,13 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
 
     async fn get_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
         let started = Instant::now();
-        let subject = auth::subject(&self.context.admin_token, request.metadata());
+        let subject = auth::subject(&self.context.admin_token, &request);
         let descriptor = request.into_inner();
+        if let Some((node, read)) = remote::remote_path(&descriptor) {
+            let info = remote::flight_info(&self.context, node, read, descriptor)?;
+            self.metrics.observe("GetFlightInfo", started);
+            return Ok(Response::new(info));
+        }
         let read = read_request(&descriptor)?;
         let info = flight_info(&self.context, &subject, read, descriptor).await?;
         self.metrics.observe("GetFlightInfo", started);
@@ -85,7 +91,7 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
 
     async fn get_schema(&self, request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
         let started = Instant::now();
-        let subject = auth::subject(&self.context.admin_token, request.metadata());
+        let subject = auth::subject(&self.context.admin_token, &request);
         let descriptor = request.into_inner();
         let schema = schema(&self.context, &subject, &read_request(&descriptor)?).await?;
         let result = SchemaResult::try_from(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()))
@@ -95,13 +101,13 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
     }
 
     async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        let subject = auth::subject(&self.context.admin_token, request.metadata());
+        let subject = auth::subject(&self.context.admin_token, &request);
         let stream = do_get::do_get(&self.context, &self.metrics, &subject, request.into_inner()).await?;
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
-        let subject = auth::subject(&self.context.admin_token, request.metadata());
+        let subject = auth::subject(&self.context.admin_token, &request);
         let acks = do_put::do_put(&self.context, &self.metrics, &subject, request.into_inner()).await?;
         Ok(Response::new(Box::pin(acks)))
     }

@@ -17,6 +17,9 @@ pub(crate) struct Config {
     pub(crate) http: Listen,
     #[serde(default = "default_flight")]
     pub(crate) flight: Listen,
+    /// Flight for other members (mutual TLS with certificates from the node keys).
+    #[serde(default = "default_peer_flight")]
+    pub(crate) peer_flight: Listen,
     #[serde(default)]
     pub(crate) p2p: P2pSection,
     #[serde(default)]
@@ -85,6 +88,10 @@ fn default_http() -> Listen {
     Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8470)), public_url: None }
 }
 
+fn default_peer_flight() -> Listen {
+    Listen { listen: SocketAddr::from(([127, 0, 0, 1], 0)), public_url: None }
+}
+
 fn default_flight() -> Listen {
     Listen { listen: SocketAddr::from(([127, 0, 0, 1], 8815)), public_url: None }
 }
@@ -145,6 +152,7 @@ impl Config {
             node: NodeSection { name: name.to_owned(), ars },
             http: default_http(),
             flight: default_flight(),
+            peer_flight: default_peer_flight(),
             p2p: P2pSection::default(),
             limits: Limits::default(),
             storage: Storage::default(),

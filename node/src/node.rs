@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_federation::{Federation, Profile};
-use urbanmesh_flight::FlightContext;
+use urbanmesh_flight::{FlightContext, MemberCheck, MemberDirectory, PeerClient, Remote, member_connections};
 use urbanmesh_policy::{AdminToken, Authorizer, OpenAccess};
-use urbanmesh_protocol::{Identity, Network, NetworkConfig};
+use urbanmesh_protocol::{Identity, Network, NetworkConfig, PeerId};
 use urbanmesh_store::{Store, StoreConfig};
 use urbanmesh_web::{AppState, HttpMetrics};
 
@@ -32,6 +32,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Addresses {
     pub(crate) http: String,
     pub(crate) flight: String,
+    /// Flight for other members, over mutual TLS.
+    pub(crate) peer_flight: String,
     /// Peer-to-peer listen addresses, each ending in `/p2p/<peer id>`.
     pub(crate) p2p: Vec<String>,
 }
@@ -88,15 +90,6 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
 
     let authorizer: Arc<dyn Authorizer> = Arc::new(OpenAccess);
     let token = AdminToken::new(admin_token.clone());
-    let flight = urbanmesh_flight::server(
-        FlightContext {
-            catalog: catalog.clone(),
-            store: store.clone(),
-            authorizer: Arc::clone(&authorizer),
-            admin_token: token.clone(),
-        },
-        &mut registry,
-    );
     let http_metrics = HttpMetrics::register(&mut registry);
     let identity = Identity::from_secret(read_node_key(&data_dir)?)?;
     let network_config = NetworkConfig {
@@ -107,9 +100,11 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let (network, network_events) = Network::start(&identity, &network_config).await?;
     let http_listener = bind(config.http.listen, "HTTP").await?;
     let flight_listener = bind(config.flight.listen, "Flight").await?;
+    let peer_flight_listener = bind(config.peer_flight.listen, "member Flight").await?;
     let addresses = Addresses {
         http: format!("http://{}", http_listener.local_addr()?),
         flight: format!("grpc://{}", flight_listener.local_addr()?),
+        peer_flight: format!("grpc+tls://{}", peer_flight_listener.local_addr()?),
         p2p: network.listen_addresses.iter().map(ToString::to_string).collect(),
     };
     let endpoints = Endpoints {
@@ -121,13 +116,31 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         addresses: addresses.p2p.clone(),
         http: Some(endpoints.http.clone()),
         flight: Some(endpoints.flight.clone()),
+        peer_flight: Some(config.peer_flight.public_url.clone().unwrap_or_else(|| addresses.peer_flight.clone())),
     };
     let federation =
-        Federation::start(db.clone(), identity, catalog.clone(), network.client(), network_events, profile).await?;
+        Federation::start(db.clone(), identity.clone(), catalog.clone(), network.client(), network_events, profile)
+            .await?;
+    let remote = Remote { client: PeerClient::new(identity.clone()), directory: Arc::new(Members(federation.clone())) };
+    let flight = urbanmesh_flight::server(
+        FlightContext {
+            catalog: catalog.clone(),
+            store: store.clone(),
+            authorizer: Arc::clone(&authorizer),
+            admin_token: token.clone(),
+            remote: Some(remote.clone()),
+        },
+        &mut registry,
+    );
+    let member_flight = flight.clone();
+    let admits = federation.clone();
+    let members_only: MemberCheck = Arc::new(move |peer| admits.admits(peer));
+    let member_connections = member_connections(peer_flight_listener, &identity, members_only)?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         catalog: catalog.clone(),
         federation,
+        remote: Some(remote),
         endpoints,
         store: store.clone(),
         authorizer,
@@ -153,6 +166,15 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
             .await
             .context("Flight server")
     });
+    let peer_flight_stopped = wait_for_stop(stop.subscribe());
+    let peer_flight = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(member_flight)
+            .serve_with_incoming_shutdown(member_connections, peer_flight_stopped)
+            .await
+            .context("member Flight server")
+    });
     write_addresses(&data_dir, &addresses)?;
     ready.store(true, Ordering::Release);
     tracing::info!(
@@ -162,7 +184,17 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         flight = %addresses.flight,
         "node ready"
     );
-    Ok(RunningNode { addresses, catalog, network, data_dir, ready, stop, servers: vec![http, flight], store, db })
+    Ok(RunningNode {
+        addresses,
+        catalog,
+        network,
+        data_dir,
+        ready,
+        stop,
+        servers: vec![http, flight, peer_flight],
+        store,
+        db,
+    })
 }
 
 impl RunningNode {
@@ -226,5 +258,14 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+/// The federation as the Flight client's directory of members.
+struct Members(Federation);
+
+impl MemberDirectory for Members {
+    fn locate(&self, node: &str) -> Option<(PeerId, String)> {
+        self.0.locate(node)
     }
 }

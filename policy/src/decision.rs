@@ -7,6 +7,10 @@ pub enum Subject {
     Anonymous,
     /// Holder of the node's admin token.
     Admin,
+    /// Another member of the federation, authenticated by mutual TLS (its PeerId).
+    Member {
+        peer: String,
+    },
 }
 
 impl Subject {
@@ -19,6 +23,7 @@ impl Subject {
         match self {
             Self::Anonymous => "anonymous",
             Self::Admin => "admin",
+            Self::Member { .. } => "member",
         }
     }
 }

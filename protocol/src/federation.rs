@@ -81,9 +81,12 @@ pub struct MemberRecord {
     /// The member's public HTTP base URL (portal, API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
-    /// The member's Flight endpoint for other members.
+    /// The member's public Flight endpoint (for analysts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flight: Option<String>,
+    /// The member's Flight endpoint for other members (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_flight: Option<String>,
 }
 
 /// A catalogue entry that `origin` shares with the federation, or its withdrawal
@@ -111,6 +114,8 @@ pub enum Request {
         http: Option<String>,
         #[serde(default)]
         flight: Option<String>,
+        #[serde(default)]
+        peer_flight: Option<String>,
     },
     /// Every membership record the peer holds.
     Members,

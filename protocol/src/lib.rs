@@ -10,6 +10,7 @@ mod identity;
 pub mod membership;
 mod network;
 mod read_request;
+pub mod tls;
 
 pub use error::ProtocolError;
 pub use identity::{Identity, MAX_SIGNED_BODY, Signed, public_key};

@@ -163,6 +163,7 @@ mod tests {
             addresses: vec![],
             http: None,
             flight: None,
+            peer_flight: None,
         })
         .expect("sign")
     }

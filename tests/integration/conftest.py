@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -155,6 +156,8 @@ class Node:
         self._log_file = None
         self._flight_clients: list = []
         self.starts = 0
+        # Extra environment for this node's processes, e.g. {"RUST_LOG": "debug"}.
+        self.env: dict[str, str] = {}
         _LIVE_NODES.append(self)
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -190,11 +193,40 @@ class Node:
             raise AssertionError(f"config.toml has no `{key}`:\n" + "\n".join(lines))
         path.write_text("\n".join(lines) + "\n")
 
+    def add_config(self, section: str, key: str, value: Any) -> None:
+        """Sets `key = value` in `[section]` of config.toml, adding the key (and the
+        section) when missing; `value` is rendered as JSON, which TOML reads for strings,
+        numbers, booleans and lists of them (the node must be stopped)."""
+        path = self.data_dir / "config.toml"
+        lines = path.read_text().splitlines()
+        rendered = f"{key} = {json.dumps(value)}"
+        header = f"[{section}]"
+        if header not in [line.strip() for line in lines]:
+            lines += ["", header, rendered]
+        else:
+            start = [line.strip() for line in lines].index(header) + 1
+            end = next((i for i in range(start, len(lines)) if re.fullmatch(r"\[[\w.-]+\]", lines[i].strip())),
+                       len(lines))
+            # A multi-line value (like `listen = [ ... ]`) is replaced as a whole.
+            for i in range(start, end):
+                if lines[i].split("=")[0].strip() == key:
+                    stop = i + 1
+                    if lines[i].rstrip().endswith("["):
+                        while stop < end and lines[stop].strip() != "]":
+                            stop += 1
+                        stop += 1
+                    lines[i:stop] = [rendered]
+                    break
+            else:
+                lines.insert(start, rendered)
+        path.write_text("\n".join(lines) + "\n")
+
     def _env(self) -> dict:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")
+        env.update(self.env)
         return env
 
     @property
@@ -424,6 +456,42 @@ class Node:
         query["format"] = fmt
         return self.get(f"/api/v1/datasets/{dataset}/rows", query=query)
 
+    # ---- federation ---------------------------------------------------------------------
+
+    @property
+    def p2p(self) -> list[str]:
+        """The libp2p listen addresses (each ending in `/p2p/<peer id>`)."""
+        assert self.addresses, "node not started"
+        return list(self.addresses["p2p"])
+
+    @property
+    def peer_id(self) -> str:
+        """The node's libp2p PeerId (stable across restarts: it derives from node.key)."""
+        if getattr(self, "_peer_id", None) is None:
+            self._peer_id = self.p2p[0].rsplit("/p2p/", 1)[1]
+        return self._peer_id
+
+    def federation_status(self) -> dict:
+        response = self.get("/api/v1/federation")
+        assert response.status == 200, f"{self.name}: GET /api/v1/federation: {response!r}"
+        return response.json()
+
+    def invite(self, name: str | None = None, ttl: str | None = None, federation: str | None = None) -> str:
+        """A fresh invitation through the API (founding a federation if in none)."""
+        body = {k: v for k, v in {"name": name, "ttl": ttl, "federation": federation}.items() if v is not None}
+        response = self.post_json("/api/v1/federation/invitations", body)
+        assert response.status == 201, f"{self.name}: POST /api/v1/federation/invitations {body}: {response!r}"
+        return response.json()["invitation"]
+
+    def join(self, invitation: str, **kwargs) -> Response:
+        return self.post_json("/api/v1/federation/join", {"invitation": invitation}, **kwargs)
+
+    def search(self, q: str | None = None, scope: str | None = "federation", **params) -> dict:
+        query = {k: v for k, v in {"q": q, "scope": scope, **params}.items() if v is not None}
+        response = self.get("/api/v1/search", query=query)
+        assert response.status == 200, f"{self.name}: GET /api/v1/search {query}: {response!r}"
+        return response.json()
+
 
 # ---- fixtures -------------------------------------------------------------------------
 
@@ -486,6 +554,297 @@ def pytest_runtest_makereport(item, call):
     if report.failed and _LIVE_NODES:
         for node in _LIVE_NODES:
             report.sections.append((f"urbanmesh log {node.log_path}", node.log_tail()))
+
+
+# ---- federations -----------------------------------------------------------------------
+
+TOWNS = ["Gütersloh", "Bielefeld", "Herford", "Detmold", "Bad Salzuflen"]
+# Set-up wait for a federation to form or heal (every member admitted and connected everywhere).
+CONVERGE_DEADLINE = 30.0
+
+
+def town(index: int) -> str:
+    """The name of a federation's index-th node: the five towns, then "Stadt 6", "Stadt 7" …"""
+    return TOWNS[index] if index < len(TOWNS) else f"Stadt {index + 1}"
+
+
+def hit_ids(results: dict) -> list[str]:
+    return [hit["id"] for hit in results["hits"]]
+
+
+def find_hit(results: dict, dataset_id: str) -> dict | None:
+    return next((hit for hit in results["hits"] if hit["id"] == dataset_id), None)
+
+
+class Federation:
+    """Real nodes on loopback forming one federation, and what they should agree on.
+
+    ``nodes`` are the members expected to be admitted, in the order they joined (the
+    founder first), ``removed`` those removed or gone, ``sponsors`` maps a member's
+    PeerId to its sponsor's. Tests that change the membership go through ``admit``,
+    ``remove`` and ``leave`` so that ``wait_converged`` knows what to expect.
+    """
+
+    def __init__(self, base: Path, name: str = "OWL"):
+        self.base = Path(base)
+        self.name = name
+        self.nodes: list[Node] = []
+        self.removed: list[Node] = []
+        self.sponsors: dict[str, str] = {}
+        self.founder_peer: str | None = None
+        self.made: list[Node] = []
+
+    # ---- forming ------------------------------------------------------------------------
+
+    @classmethod
+    def form(
+        cls,
+        base: Path,
+        size: int,
+        chained: bool = False,
+        name: str = "OWL",
+        via: str = "api",
+        inviters: list[int] | None = None,
+        timeout: float = CONVERGE_DEADLINE,
+    ) -> "Federation":
+        """Starts `size` nodes and forms a federation: node 0 founds it and invites every
+        other node; with `chained` node k is invited by node k-1 (admissions chain back to
+        the founder), with `inviters` node k by node `inviters[k]`. Waits until every
+        member sees every other admitted and connected."""
+        if inviters is None:
+            inviters = [max(k - 1, 0) if chained else 0 for k in range(size)]
+        assert len(inviters) == size and all(inviters[k] < k for k in range(1, size)), inviters
+        federation = cls(base, name)
+        nodes = federation.new_nodes(size)
+        federation.found(nodes[0])
+        for k, node in enumerate(nodes[1:], start=1):
+            federation.admit(node, inviter=nodes[inviters[k]], via=via)
+        federation.wait_converged(timeout)
+        return federation
+
+    def new_node(self, name: str | None = None, start: bool = True) -> Node:
+        """A node in this federation's directory (not a member until `admit`)."""
+        index = len(self.made)
+        node = Node(self.base / f"node{index}", name=name or town(index))
+        self.made.append(node)
+        if start:
+            node.start()
+        return node
+
+    def new_nodes(self, count: int) -> list[Node]:
+        """`count` nodes, started in parallel."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        nodes = [self.new_node(start=False) for _ in range(count)]
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            list(pool.map(lambda n: n.start(), nodes))
+        return nodes
+
+    def found(self, node: Node) -> None:
+        """`node` founds the federation (its first invitation does; that one is not used)."""
+        assert not self.nodes, "already founded"
+        node.invite(name="founding", federation=self.name)
+        status = node.federation_status()
+        assert status.get("federation", {}).get("name") == self.name, f"{node.name} did not found: {status}"
+        assert status["federation"]["founder"] == node.peer_id, status
+        self.nodes.append(node)
+        self.founder_peer = node.peer_id
+        self.sponsors[node.peer_id] = node.peer_id
+
+    def invitation(self, inviter: Node | None = None, invitee: str | None = None, ttl: str | None = None,
+                   via: str = "api") -> str:
+        """A fresh invitation from `inviter` (the founder by default): through the API, or
+        with `via="cli"` through `urbanmesh invite`."""
+        inviter = inviter or self.founder
+        if via == "api":
+            return inviter.invite(name=invitee, ttl=ttl, federation=self.name)
+        args = ["invite", "--data-dir", str(inviter.data_dir), "--federation", self.name]
+        args += ["--name", invitee] if invitee else []
+        args += ["--ttl", ttl] if ttl else []
+        result = inviter.run_cli(*args)
+        assert result.returncode == 0, f"urbanmesh invite ({result.returncode}): {result.stderr}"
+        lines = result.stdout.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("urbanmesh-invitation:"), (
+            f"urbanmesh invite must print one invitation line, printed: {result.stdout!r}"
+        )
+        return lines[0]
+
+    def admit(self, node: Node, inviter: Node | None = None, via: str = "api") -> None:
+        """`node` (running) joins with an invitation from `inviter` (the founder by
+        default), through the API or with `via="cli"` through `urbanmesh invite/join`."""
+        inviter = inviter or self.founder
+        invitation = self.invitation(inviter, invitee=node.name, via=via)
+        if via == "api":
+            response = node.join(invitation)
+            assert response.status == 200, f"{node.name} joining by {inviter.name}'s invitation: {response!r}"
+            status = response.json()
+            assert status["me"] == node.peer_id, status
+            assert status.get("federation", {}).get("name") == self.name, status
+            assert node.peer_id in {m["peer"] for m in status["members"] if m["status"] == "admitted"}, status
+        else:
+            result = node.run_cli("join", "--data-dir", str(node.data_dir), invitation)
+            assert result.returncode == 0, f"urbanmesh join ({result.returncode}): {result.stderr}"
+            match = re.fullmatch(r'joined the federation "(.*)" \((\d+) members\)', result.stdout.strip())
+            assert match and match.group(1) == self.name, f"urbanmesh join printed {result.stdout!r}"
+            assert int(match.group(2)) >= len(self.nodes) + 1, result.stdout
+        self.expect_admitted(node, inviter)
+
+    def expect_admitted(self, node: Node, sponsor: Node) -> None:
+        """Records that `node` is (to be) a member sponsored by `sponsor`."""
+        self.nodes.append(node)
+        self.sponsors[node.peer_id] = sponsor.peer_id
+        if node in self.removed:
+            self.removed.remove(node)
+
+    def remove(self, node: Node, by: Node) -> Response:
+        """`by` removes `node` (itself: leaves); on 204 `node` is expected to be removed."""
+        response = by.delete(f"/api/v1/federation/members/{node.peer_id}")
+        if response.status == 204:
+            self.nodes.remove(node)
+            self.removed.append(node)
+        return response
+
+    def leave(self, node: Node) -> Response:
+        return self.remove(node, by=node)
+
+    # ---- expectations -------------------------------------------------------------------
+
+    @property
+    def founder(self) -> Node:
+        return next(n for n in self.nodes if n.peer_id == self.founder_peer)
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.made if n.name == name)
+
+    @property
+    def running(self) -> list[Node]:
+        return [n for n in self.nodes if n.running]
+
+    def others(self, node: Node) -> list[Node]:
+        """Every running member but `node`."""
+        return [n for n in self.running if n is not node]
+
+    def wait_converged(self, timeout: float = CONVERGE_DEADLINE, connected: bool = True) -> None:
+        """Polls GET /api/v1/federation on every running member until each names the same
+        federation and founder, lists exactly the expected members as admitted (with their
+        sponsors) and the removed ones as removed, and — with `connected` — is connected
+        to every other running member."""
+        expected = {n.peer_id for n in self.nodes}
+        removed = {n.peer_id for n in self.removed}
+        up = {n.peer_id for n in self.running}
+        last: dict[str, dict] = {}
+
+        def agrees(node: Node) -> bool:
+            status = node.federation_status()
+            last[node.name] = status
+            federation = status.get("federation")
+            if not federation or federation["name"] != self.name or federation["founder"] != self.founder_peer:
+                return False
+            members = {m["peer"]: m for m in status["members"]}
+            admitted = {p for p, m in members.items() if m["status"] == "admitted"}
+            if admitted != expected or any(members[p]["status"] != "removed" for p in removed & members.keys()):
+                return False
+            if not removed <= members.keys():
+                return False
+            if any(members[p]["sponsor"] != self.sponsors[p] for p in expected):
+                return False
+            return not connected or all(members[p]["connected"] for p in up)
+
+        def converged() -> bool:
+            statuses = [agrees(node) for node in self.running]
+            ids = {s.get("federation", {}).get("id") for s in last.values()}
+            return all(statuses) and len(ids) == 1
+
+        try:
+            wait_until(converged, timeout, "the federation to converge", interval=0.02)
+        except TimeoutError:
+            names = {n.peer_id: n.name for n in self.made}
+            views = {
+                viewer: [
+                    (names.get(m["peer"], m["peer"]), m["status"], "connected" if m["connected"] else "-",
+                     "sponsor " + names.get(m["sponsor"], m["sponsor"]))
+                    for m in status["members"]
+                ] + [status.get("federation")]
+                for viewer, status in last.items()
+            }
+            raise AssertionError(
+                f"the federation did not converge within {timeout:.0f}s; expected admitted "
+                f"{[n.name for n in self.nodes]}, removed {[n.name for n in self.removed]}; views: "
+                + json.dumps(views, ensure_ascii=False, indent=1)
+            ) from None
+
+    # ---- federated search ---------------------------------------------------------------
+
+    def search_everywhere(self, q: str | None = None, nodes: list[Node] | None = None, **params) -> dict[str, dict]:
+        """`scope=federation` results of every running member (or `nodes`), by node name."""
+        return {node.name: node.search(q, **params) for node in (nodes if nodes is not None else self.running)}
+
+    def wait_everywhere(
+        self,
+        condition,
+        what: str,
+        timeout: float,
+        nodes: list[Node] | None = None,
+        since: float | None = None,
+        **params,
+    ) -> dict[str, float]:
+        """Polls the federated search (`params`) on `nodes` (every running member by
+        default) until `condition(results)` holds on each. Returns, per node name, the
+        seconds from `since` (a `time.monotonic()` value; default now) to the first search
+        that satisfied it; fails naming every latency unless all are within `timeout`."""
+        since = time.monotonic() if since is None else since
+        pending = list(nodes if nodes is not None else self.running)
+        latencies: dict[str, float] = {}
+        last: dict[str, dict] = {}
+
+        def report() -> str:
+            return f"latencies: {format_latencies(latencies) or 'none'}; not yet on {[n.name for n in pending]}"
+
+        while pending:
+            for node in list(pending):
+                results = node.search(**params)
+                if condition(results):
+                    latencies[node.name] = time.monotonic() - since
+                    pending.remove(node)
+                else:
+                    last[node.name] = results
+            if pending and time.monotonic() - since > timeout:
+                laggards = {n.name: {"total": last[n.name]["total"], "hits": [
+                    (h["id"], h.get("origin", {}).get("name"), h.get("description")) for h in last[n.name]["hits"]
+                ]} for n in pending}
+                raise AssertionError(
+                    f"{what}: not within {timeout:.1f} s; {report()}; last results there: "
+                    + json.dumps(laggards, ensure_ascii=False)
+                )
+            if pending:
+                time.sleep(0.005)
+        late = {name: s for name, s in latencies.items() if s > timeout}
+        assert not late, f"{what}: slower than {timeout:.1f} s; {report()}"
+        return latencies
+
+    def close(self) -> None:
+        for node in self.made:
+            node.close()
+
+
+def format_latencies(latencies: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in latencies.items())
+
+
+@pytest.fixture
+def federation_factory(tmp_path):
+    """Forms federations of real nodes (see `Federation.form`); closed at teardown."""
+    made: list[Federation] = []
+
+    def make(size: int, **options) -> Federation:
+        # Nodes of a federation that fails to form are closed by `_close_stray_nodes`.
+        federation = Federation.form(tmp_path / f"federation{len(made)}", size, **options)
+        made.append(federation)
+        return federation
+
+    yield make
+    for federation in made:
+        federation.close()
 
 
 def by_key(rows: Iterable[dict], *keys: str) -> list[dict]:

@@ -37,6 +37,8 @@ pub struct AppState {
     pub endpoints: Endpoints,
     pub store: Store,
     pub federation: urbanmesh_federation::Federation,
+    /// Reads from other members over their mutual-TLS Flight.
+    pub remote: Option<urbanmesh_flight::Remote>,
     pub authorizer: Arc<dyn Authorizer>,
     pub admin_token: AdminToken,
     /// Set once every listener is up; cleared when shutdown begins.
@@ -66,6 +68,7 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/federation/invitations", post(federation::invite))
         .route("/federation/join", post(federation::join))
         .route("/federation/members/{peer}", axum::routing::delete(federation::remove))
+        .route("/federation/{node}/datasets/{id}/rows", get(read::remote_rows))
         .fallback(problem::not_found);
     Router::new()
         .nest("/api/v1", api)

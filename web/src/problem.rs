@@ -124,6 +124,27 @@ impl From<FederationError> for Problem {
     }
 }
 
+impl From<urbanmesh_flight::FlightError> for Problem {
+    fn from(error: urbanmesh_flight::FlightError) -> Self {
+        match error {
+            urbanmesh_flight::FlightError::NotFound { id } => {
+                Self::new(StatusCode::NOT_FOUND, format!("`{id}` not found"))
+            }
+            urbanmesh_flight::FlightError::Peer(reason) => Self::new(StatusCode::BAD_GATEWAY, reason),
+            urbanmesh_flight::FlightError::Stream(e) => {
+                let text = e.to_string();
+                let status = if text.contains("NotFound") || text.contains("not found") {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                Self::new(status, format!("the member answered: {text}"))
+            }
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<ReadRequestError> for Problem {
     fn from(error: ReadRequestError) -> Self {
         Self::bad_request(error.to_string())

@@ -35,16 +35,7 @@ pub(crate) async fn rows(
     query: Result<Query<RowsQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(query) = query?;
-    let format = OutputFormat::parse(query.format.as_deref())?;
-    let request = ReadRequest {
-        dataset: id,
-        columns: query.columns.map(|c| c.split(',').map(|name| name.trim().to_owned()).collect()),
-        from: query.from.as_deref().map(|t| timestamp("from", t)).transpose()?,
-        to: query.to.as_deref().map(|t| timestamp("to", t)).transpose()?,
-        filter: query.filter.filter(|f| !f.trim().is_empty()),
-        limit: query.limit,
-    };
-    request.validate()?;
+    let (format, request) = query.into_request(id)?;
     let dataset = state.catalog.get(&request.dataset)?;
     if let Decision::Deny { reason } = state.authorizer.decide_read(&subject, &dataset, &request) {
         tracing::info!(dataset = %request.dataset, subject = subject.label(), %reason, "read refused");
@@ -54,16 +45,58 @@ pub(crate) async fn rows(
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "too many downloads are running; retry in a moment")
     })?;
     let scan = state.store.scan(&request).await?;
+    Ok(streamed(format, scan, permit, &request.dataset))
+}
+
+/// `GET /federation/{node}/datasets/{id}/rows`: another member's rows, fetched through
+/// this node over the members' mutual-TLS Flight; the origin's policy decides.
+pub(crate) async fn remote_rows(
+    State(state): State<AppState>,
+    Path((node, id)): Path<(String, String)>,
+    query: Result<Query<RowsQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(query) = query?;
+    let (format, request) = query.into_request(id)?;
+    let remote = state.remote.as_ref().ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no federation"))?;
+    let permit = Arc::clone(&state.downloads).try_acquire_owned().map_err(|_| {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "too many downloads are running; retry in a moment")
+    })?;
+    let scan = remote.fetch(&node, &request).await?;
+    Ok(streamed(format, scan, permit, &request.dataset))
+}
+
+impl RowsQuery {
+    fn into_request(self, dataset: String) -> Result<(OutputFormat, ReadRequest), Problem> {
+        let format = OutputFormat::parse(self.format.as_deref())?;
+        let request = ReadRequest {
+            dataset,
+            columns: self.columns.map(|c| c.split(',').map(|name| name.trim().to_owned()).collect()),
+            from: self.from.as_deref().map(|t| timestamp("from", t)).transpose()?,
+            to: self.to.as_deref().map(|t| timestamp("to", t)).transpose()?,
+            filter: self.filter.filter(|f| !f.trim().is_empty()),
+            limit: self.limit,
+        };
+        request.validate()?;
+        Ok((format, request))
+    }
+}
+
+fn streamed(
+    format: OutputFormat,
+    scan: urbanmesh_store::BatchStream,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    dataset: &str,
+) -> Response {
     let mut response = Body::from_stream(encode::stream(format, scan, permit)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(format.media_type()));
     if let Some(extension) = format.download_extension() {
-        let disposition = format!("attachment; filename=\"{}.{extension}\"", request.dataset);
+        let disposition = format!("attachment; filename=\"{dataset}.{extension}\"");
         if let Ok(value) = header::HeaderValue::from_str(&disposition) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
     }
-    Ok(response)
+    response
 }
 
 fn timestamp(parameter: &str, text: &str) -> Result<DateTime<Utc>, Problem> {

@@ -1,0 +1,208 @@
+//! Flight between members: a listener that accepts only mutually authenticated TLS
+//! connections from members, and a client that fetches from a member the same way.
+//! Certificates come from the node keys (see `urbanmesh_protocol::tls`), so both ends of a
+//! connection are bound to PeerIds.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arrow_flight::FlightClient;
+use arrow_flight::Ticket;
+use futures::{StreamExt, TryStreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::http::Uri;
+use urbanmesh_protocol::{Identity, PeerId, ReadRequest, tls};
+use urbanmesh_store::{BatchStream, StoreError};
+
+use crate::FlightError;
+
+/// Who is on the other end of a member connection; tonic hands it to every request.
+#[derive(Debug, Clone)]
+pub struct MemberInfo {
+    pub peer: PeerId,
+}
+
+/// Decides whether a PeerId is a member right now.
+pub type MemberCheck = Arc<dyn Fn(&PeerId) -> bool + Send + Sync>;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once; further connections wait in the kernel's backlog.
+const HANDSHAKES: usize = 64;
+
+/// Accepted connections of members, for `Server::serve_with_incoming`.
+pub fn member_connections(
+    listener: TcpListener,
+    identity: &Identity,
+    is_member: MemberCheck,
+) -> Result<ReceiverStream<io::Result<MemberStream>>, FlightError> {
+    let acceptor = TlsAcceptor::from(tls::server_config(identity).map_err(|e| FlightError::Peer(e.to_string()))?);
+    let (sender, receiver) = mpsc::channel(HANDSHAKES);
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
+    tokio::spawn(async move {
+        while !sender.is_closed() {
+            let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
+            let (tcp, address) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "member listener: accept failed");
+                    continue;
+                }
+            };
+            let (acceptor, sender, is_member) = (acceptor.clone(), sender.clone(), Arc::clone(&is_member));
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(acceptor, tcp, &is_member)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = sender.send(Ok(stream)).await;
+                    }
+                    Ok(Err(error)) => tracing::info!(%address, %error, "member connection refused"),
+                    Err(_) => tracing::info!(%address, "member connection: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    Ok(ReceiverStream::new(receiver))
+}
+
+async fn accept(acceptor: TlsAcceptor, tcp: TcpStream, is_member: &MemberCheck) -> Result<MemberStream, FlightError> {
+    let tls = acceptor.accept(tcp).await.map_err(|e| FlightError::Peer(format!("TLS: {e}")))?;
+    let certificate = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or_else(|| FlightError::Peer("no client certificate".into()))?;
+    let peer = tls::peer_of_certificate(certificate).map_err(|e| FlightError::Peer(e.to_string()))?;
+    if !is_member(&peer) {
+        return Err(FlightError::Peer(format!("{peer} is not a member")));
+    }
+    Ok(MemberStream { tls, peer })
+}
+
+/// A member's TLS connection, carrying its verified PeerId.
+pub struct MemberStream {
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: PeerId,
+}
+
+impl tonic::transport::server::Connected for MemberStream {
+    type ConnectInfo = MemberInfo;
+
+    fn connect_info(&self) -> MemberInfo {
+        MemberInfo { peer: self.peer }
+    }
+}
+
+impl AsyncRead for MemberStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for MemberStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tls).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tls.is_write_vectored()
+    }
+}
+
+/// Fetches rows from members over mutual TLS, as this node.
+#[derive(Clone)]
+pub struct PeerClient {
+    identity: Identity,
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl PeerClient {
+    pub fn new(identity: Identity) -> Self {
+        Self { identity }
+    }
+
+    /// Reads `request` from `peer` at its member endpoint (`grpc+tls://host:port`).
+    pub async fn fetch(&self, peer: PeerId, endpoint: &str, request: &ReadRequest) -> Result<BatchStream, FlightError> {
+        let address = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest).trim_end_matches('/').to_owned();
+        let config = tls::client_config(&self.identity, peer).map_err(|e| FlightError::Peer(e.to_string()))?;
+        let connector = MemberConnector { address: address.clone(), tls: TlsConnector::from(config) };
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| FlightError::Peer(e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| FlightError::Peer(format!("connecting to {peer} at {address}: {e}")))?;
+        let mut client = FlightClient::new(channel);
+        let ticket = Ticket { ticket: request.encode().into() };
+        let mut stream = client.do_get(ticket).await?;
+        // The schema arrives with the first message; an empty result still has one.
+        let first = stream.try_next().await?;
+        let schema = match (&first, stream.schema()) {
+            (_, Some(schema)) => Arc::clone(schema),
+            (Some(batch), None) => batch.schema(),
+            (None, None) => return Err(FlightError::Peer(format!("{peer} sent no schema"))),
+        };
+        let rest = stream.map_err(remote_error);
+        let batches = futures::stream::iter(first.map(Ok)).chain(rest);
+        Ok(BatchStream { schema, batches: Box::pin(batches) })
+    }
+}
+
+/// Dials a member: TCP, then TLS that must prove the expected PeerId.
+#[derive(Clone)]
+struct MemberConnector {
+    address: String,
+    tls: TlsConnector,
+}
+
+impl tower_service::Service<Uri> for MemberConnector {
+    type Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let (address, tls) = (self.address.clone(), self.tls.clone());
+        Box::pin(async move {
+            let tcp = TcpStream::connect(&address).await?;
+            tcp.set_nodelay(true)?;
+            // The libp2p TLS verifier checks the PeerId, not a host name.
+            let name = rustls::pki_types::ServerName::try_from("urbanmesh.member").map_err(io::Error::other)?;
+            Ok(TokioIo::new(tls.connect(name, tcp).await?))
+        })
+    }
+}
+
+/// A member's stream failing midway surfaces like a failing local scan.
+fn remote_error(error: arrow_flight::error::FlightError) -> StoreError {
+    StoreError::Query { source: Box::new(datafusion::error::DataFusionError::External(Box::new(error))) }
+}

@@ -1,0 +1,78 @@
+//! Reading another member's dataset through this node: descriptor path
+//! `["remote", node, dataset]`, fetched over the members' mutual-TLS Flight.
+
+use std::sync::Arc;
+
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use serde::{Deserialize, Serialize};
+use urbanmesh_protocol::{PeerId, ReadRequest};
+use urbanmesh_store::BatchStream;
+
+use crate::peer::PeerClient;
+use crate::{FlightContext, FlightError};
+
+/// Where the federation's members are: a member (by name or PeerId) to its PeerId and
+/// member Flight endpoint.
+pub trait MemberDirectory: Send + Sync {
+    fn locate(&self, node: &str) -> Option<(PeerId, String)>;
+}
+
+/// Fetches from members, as this node.
+#[derive(Clone)]
+pub struct Remote {
+    pub client: PeerClient,
+    pub directory: Arc<dyn MemberDirectory>,
+}
+
+impl Remote {
+    pub async fn fetch(&self, node: &str, request: &ReadRequest) -> Result<BatchStream, FlightError> {
+        let (peer, endpoint) =
+            self.directory.locate(node).ok_or_else(|| FlightError::NotFound { id: format!("member {node}") })?;
+        self.client.fetch(peer, &endpoint, request).await
+    }
+}
+
+/// The ticket of a remote read.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemoteTicket {
+    pub(crate) remote: String,
+    pub(crate) read: ReadRequest,
+}
+
+impl RemoteTicket {
+    pub(crate) fn decode(ticket: &[u8]) -> Option<Self> {
+        ticket.starts_with(br#"{"remote""#).then(|| serde_json::from_slice(ticket).ok()).flatten()
+    }
+}
+
+/// `["remote", node, dataset]`, if the descriptor is one.
+pub(crate) fn remote_path(descriptor: &FlightDescriptor) -> Option<(String, ReadRequest)> {
+    match descriptor.path.as_slice() {
+        [kind, node, dataset] if kind == "remote" => Some((node.clone(), ReadRequest::whole(dataset.clone()))),
+        _ => None,
+    }
+}
+
+/// Describes a remote read from the replicated catalogue entry; no network round trip.
+pub(crate) fn flight_info(
+    context: &FlightContext,
+    node: String,
+    read: ReadRequest,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, FlightError> {
+    let remote = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: format!("member {node}") })?;
+    let not_found = || FlightError::NotFound { id: format!("{node}/{}", read.dataset) };
+    let (peer, _) = remote.directory.locate(&node).ok_or_else(not_found)?;
+    let replica = context.catalog.replica(&peer.to_string(), &read.dataset).map_err(|_| not_found())?;
+    let schema = replica.entry.dataset.arrow_schema()?;
+    let ticket = serde_json::to_vec(&RemoteTicket { remote: node, read })
+        .map_err(|e| FlightError::Descriptor { reason: e.to_string() })?;
+    Ok(FlightInfo::new()
+        .try_with_schema(&schema)
+        .map_err(arrow_flight::error::FlightError::from)?
+        .with_descriptor(descriptor)
+        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+        .with_total_records(replica.entry.derived.rows as i64)
+        .with_total_bytes(-1))
+}

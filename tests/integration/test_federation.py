@@ -1,0 +1,694 @@
+"""Federation: invitations, membership, catalogue replication and federated search.
+
+Every test runs real nodes on loopback (port 0) and forms federations through the API
+or the CLI with the `Federation` harness from conftest. Waits poll a condition against a
+deadline; the one-second replication promise is measured from the moment the change
+returned to its caller.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import (
+    Federation,
+    Node,
+    find_hit,
+    format_latencies,
+    hit_ids,
+    http_request,
+    pegel_spec,
+    wait_until,
+)
+
+# Changes to a member's catalogue (create, PUT, DELETE) reach every member within this.
+SEARCHABLE_DEADLINE = 1.0
+# A member that comes back (restart, late join) has caught up within this.
+CATCH_UP_DEADLINE = 5.0
+# Removing or losing a member clears its entries everywhere within this.
+REMOVAL_DEADLINE = 5.0
+# Set-up waits (datasets a test starts from) are generous.
+SETUP_DEADLINE = 10.0
+JSON = {"Content-Type": "application/json"}
+INVITATION_PREFIX = "urbanmesh-invitation:"
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def spec(dataset_id: str, title: str, description: str, **overrides) -> dict:
+    return pegel_spec(dataset_id, title=title, description=description, **overrides)
+
+
+def put(node: Node, body: dict):
+    return node.request("PUT", f"/api/v1/datasets/{body['id']}", json.dumps(body).encode(), JSON, auth=True)
+
+
+def has(dataset_id: str, origin: Node | None = None):
+    """A search condition: `dataset_id` is among the hits (from `origin`, if given)."""
+
+    def condition(results: dict) -> bool:
+        hit = find_hit(results, dataset_id)
+        return hit is not None and (origin is None or hit.get("origin", {}).get("peer") == origin.peer_id)
+
+    return condition
+
+
+def lacks(dataset_id: str):
+    return lambda results: find_hit(results, dataset_id) is None
+
+
+def origins(results: dict) -> dict[str, str | None]:
+    """Dataset id -> origin node name (None for the node's own) of every hit."""
+    return {hit["id"]: hit.get("origin", {}).get("name") for hit in results["hits"]}
+
+
+def facet(results: dict, dimension: str) -> dict[str, int]:
+    return {entry["value"]: entry["count"] for entry in results["facets"][dimension]}
+
+
+def decode(invitation: str) -> dict:
+    """The signed envelope of an invitation: {"body": json text, "signer", "signature"}."""
+    assert invitation.startswith(INVITATION_PREFIX), invitation
+    encoded = invitation[len(INVITATION_PREFIX):]
+    return json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+
+
+def encode(envelope: dict) -> str:
+    raw = json.dumps(envelope, separators=(",", ":")).encode()
+    return INVITATION_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def invitation_body(invitation: str) -> dict:
+    return json.loads(decode(invitation)["body"])
+
+
+def refused(response, status: int = 403, mentions: str | None = None) -> dict:
+    """Asserts a refusal as problem+json with `status`; for 403 the detail starts with
+    "invitation refused:" and, when given, mentions `mentions`."""
+    assert response.status == status, f"expected {status}, got {response!r}"
+    problem = response.problem()
+    if status == 403:
+        assert problem["detail"].startswith("invitation refused: "), problem
+    if mentions:
+        assert mentions in problem["detail"], f"detail should mention {mentions!r}: {problem}"
+    return problem
+
+
+def admitted_peers(node: Node) -> set[str]:
+    return {m["peer"] for m in node.federation_status()["members"] if m["status"] == "admitted"}
+
+
+def listed_peers(node: Node) -> set[str]:
+    return {m["peer"] for m in node.federation_status()["members"]}
+
+
+def member_view(node: Node, peer: str) -> dict | None:
+    return next((m for m in node.federation_status()["members"] if m["peer"] == peer), None)
+
+
+def create_everywhere_visible(federation: Federation, specs: dict[Node, dict], word: str) -> None:
+    """Set-up: each node creates its dataset; waits until every running member finds all
+    of them with a federated search for `word`."""
+    for node, body in specs.items():
+        node.create_dataset(body)
+    ids = {body["id"] for body in specs.values()}
+    federation.wait_everywhere(
+        lambda r: ids <= set(hit_ids(r)), f"set-up datasets {sorted(ids)} everywhere", SETUP_DEADLINE, q=word
+    )
+
+
+def connected_to(node: Node, peer: str):
+    """A condition: `node`'s log says it connected to `peer` (needs urbanmesh_protocol=debug)."""
+
+    def condition() -> bool:
+        return any("peer connected" in line and peer in line for line in node.log_tail(200_000).splitlines())
+
+    return condition
+
+
+# ---- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def owl(tmp_path_factory):
+    """Five towns in one federation, formed in a chain (Bielefeld invited by Gütersloh,
+    Herford by Bielefeld, …), for tests that add datasets and outsiders but keep the
+    membership as it is."""
+    federation = Federation.form(tmp_path_factory.mktemp("owl"), 5, chained=True, name="OWL")
+    yield federation
+    federation.close()
+
+
+# ---- forming and replication ------------------------------------------------------------------
+
+
+def test_five_towns_form_a_federation_by_chained_invitations(owl):
+    names = {n.peer_id: n.name for n in owl.nodes}
+    founder = owl.nodes[0]
+    for viewer in owl.nodes:
+        status = viewer.federation_status()
+        assert status["me"] == viewer.peer_id
+        assert status["federation"]["name"] == "OWL" and status["federation"]["founder"] == founder.peer_id
+        members = {m["peer"]: m for m in status["members"]}
+        assert set(members) == set(names), status
+        for k, node in enumerate(owl.nodes):
+            member = members[node.peer_id]
+            sponsor = owl.nodes[max(k - 1, 0)]
+            assert member["name"] == node.name and member["status"] == "admitted", member
+            assert member["sponsor"] == sponsor.peer_id, (viewer.name, node.name, member)
+            assert member["http"] == node.http and member["flight"] == node.flight, member
+            assert set(member["addresses"]) == set(node.p2p), member
+            assert member["connected"] is True, (viewer.name, member)
+    ids = {n.federation_status()["federation"]["id"] for n in owl.nodes}
+    assert len(ids) == 1, ids
+
+
+def test_catalogue_changes_reach_every_member_within_a_second(owl):
+    origin = owl.node("Herford")
+    others = owl.others(origin)
+    body = spec("pegel-werre", "Pegelstände der Werre", "Wasserstände der Werre in Herford, 15-Minuten-Werte")
+
+    # create
+    origin.create_dataset(body)
+    created = time.monotonic()
+    latencies = owl.wait_everywhere(
+        has("pegel-werre", origin), "a new dataset in federated search", SEARCHABLE_DEADLINE,
+        nodes=others, since=created, q="Werre",
+    )
+    print(f"create reached the members after: {format_latencies(latencies)}")
+
+    expected_origin = {"peer": origin.peer_id, "name": "Herford", "http": origin.http, "flight": origin.flight}
+    for node in others:
+        results = node.search("Werre")
+        hit = find_hit(results, "pegel-werre")
+        assert hit["origin"] == expected_origin, (node.name, hit)
+        assert hit["title"] == body["title"] and hit["description"] == body["description"], hit
+        assert hit["links"] == {
+            "self": f"{origin.http}/api/v1/datasets/pegel-werre",
+            "rows": f"{origin.http}/api/v1/datasets/pegel-werre/rows",
+            "dcat": f"{origin.http}/datasets/pegel-werre.ttl",
+        }, hit
+        assert facet(results, "origin") == {"Herford": 1}, (node.name, results["facets"])
+        # Only the federated scope shows replicas; local is the default.
+        assert "pegel-werre" not in hit_ids(node.search("Werre", scope="local")), node.name
+        assert "pegel-werre" not in hit_ids(node.search("Werre", scope=None)), node.name
+        # The DCAT export stays local.
+        export = node.get("/catalog.ttl")
+        assert export.status == 200, export
+        assert "pegel-werre" not in export.text, f"{node.name}'s /catalog.ttl lists Herford's dataset"
+    for link in find_hit(others[0].search("Werre"), "pegel-werre")["links"].values():
+        assert http_request("GET", link).status == 200, link
+
+    # On the origin: one hit, its own (no origin), in both scopes and in its export.
+    owl.wait_everywhere(has("pegel-werre"), "the new dataset on its origin", SEARCHABLE_DEADLINE,
+                        nodes=[origin], since=created, q="Werre")
+    own = origin.search("Werre")
+    assert hit_ids(own) == ["pegel-werre"] and "origin" not in own["hits"][0], own
+    assert own["hits"][0]["links"]["self"] == "/api/v1/datasets/pegel-werre"
+    assert hit_ids(origin.search("Werre", scope="local")) == ["pegel-werre"]
+    assert "pegel-werre" in origin.get("/catalog.ttl").text
+
+    # PUT of the description
+    changed = dict(body, description="Wasserstände der Werre mit Hochwasserwarnstufen, 15-Minuten-Werte")
+    response = put(origin, changed)
+    assert response.status == 200, response
+    updated = time.monotonic()
+
+    def described(results):
+        hit = find_hit(results, "pegel-werre")
+        return hit is not None and hit["description"] == changed["description"]
+
+    latencies = owl.wait_everywhere(
+        described, "a PUT description in federated search", SEARCHABLE_DEADLINE,
+        nodes=others, since=updated, q="Hochwasserwarnstufen",
+    )
+    print(f"PUT reached the members after: {format_latencies(latencies)}")
+
+    # DELETE
+    assert origin.delete("/api/v1/datasets/pegel-werre").status == 204
+    deleted = time.monotonic()
+    latencies = owl.wait_everywhere(
+        lacks("pegel-werre"), "a deleted dataset gone from federated search", SEARCHABLE_DEADLINE,
+        nodes=others, since=deleted, q="Werre",
+    )
+    print(f"DELETE reached the members after: {format_latencies(latencies)}")
+    for node in others:
+        assert "pegel-werre" not in hit_ids(node.search("Hochwasserwarnstufen")), node.name
+
+
+def test_the_same_dataset_id_on_two_members_is_two_hits(owl):
+    detmold, salzuflen = owl.node("Detmold"), owl.node("Bad Salzuflen")
+    detmold.create_dataset(spec("radzaehler", "Radzählstellen Detmold", "Radverkehr an Zählstellen in Detmold"))
+    salzuflen.create_dataset(spec("radzaehler", "Radzählstellen Bad Salzuflen", "Radverkehr im Kurpark"))
+    both = lambda r: sorted(h.get("origin", {}).get("name", "local") for h in r["hits"]
+                            if h["id"] == "radzaehler")
+    owl.wait_everywhere(lambda r: len(both(r)) == 2, "both radzaehler datasets", SETUP_DEADLINE, q="Radverkehr")
+    gutersloh = owl.node("Gütersloh")
+    results = gutersloh.search("Radverkehr")
+    assert both(results) == ["Bad Salzuflen", "Detmold"], results["hits"]
+    assert facet(results, "origin") == {"Bad Salzuflen": 1, "Detmold": 1}, results["facets"]
+    # On Detmold: its own entry and Bad Salzuflen's replica.
+    on_detmold = detmold.search("Radverkehr")
+    assert both(on_detmold) == ["Bad Salzuflen", "local"], on_detmold["hits"]
+    assert facet(on_detmold, "origin") == {"Bad Salzuflen": 1, "Detmold": 1}, on_detmold["facets"]
+    # Each origin's hit links to its own node.
+    links = {h["origin"]["name"]: h["links"]["self"] for h in results["hits"] if h["id"] == "radzaehler"}
+    assert links == {
+        "Detmold": f"{detmold.http}/api/v1/datasets/radzaehler",
+        "Bad Salzuflen": f"{salzuflen.http}/api/v1/datasets/radzaehler",
+    }
+    # Deleting one leaves the other.
+    assert detmold.delete("/api/v1/datasets/radzaehler").status == 204
+    owl.wait_everywhere(
+        lambda r: both(r) in (["Bad Salzuflen"], ["local"]), "only Bad Salzuflen's radzaehler left",
+        SEARCHABLE_DEADLINE, q="Radverkehr",
+    )
+
+
+def test_a_node_without_an_invitation_learns_nothing(owl):
+    member = owl.node("Bielefeld")
+    outsider = owl.new_node("Lemgo", start=False)
+    outsider.init()
+    outsider.add_config("p2p", "bootstrap", [a for a in member.p2p if "/tcp/" in a])
+    outsider.env["RUST_LOG"] = "info,urbanmesh_protocol=debug"
+    outsider.start()
+    wait_until(connected_to(outsider, member.peer_id), SETUP_DEADLINE, "the outsider to connect to Bielefeld")
+    outsider.create_dataset(spec("geheim-lemgo", "Pegelstände Lemgo", "Wasserstände der Bega in Lemgo"))
+
+    # Members keep replicating among themselves while the outsider is connected.
+    member.create_dataset(spec("pegel-lutter-bi", "Pegelstände Lutter", "Wasserstände der Lutter in Bielefeld"))
+    created = time.monotonic()
+    owl.wait_everywhere(has("pegel-lutter-bi", member), "a member's new dataset on the members",
+                        SEARCHABLE_DEADLINE, nodes=owl.others(member), since=created, q="Wasserstände")
+
+    # The outsider learned nothing: its federated search holds only its own entry.
+    results = outsider.search("Wasserstände")
+    assert origins(results) == {"geheim-lemgo": None}, results["hits"]
+    assert outsider.search()["total"] == 1
+    status = outsider.federation_status()
+    assert "federation" not in status and status["members"] == [], status
+    # Members neither list the outsider nor show its entry.
+    for node in owl.nodes:
+        assert outsider.peer_id not in listed_peers(node), node.name
+        assert "geheim-lemgo" not in hit_ids(node.search("Wasserstände")), node.name
+        assert "Lemgo" not in facet(node.search(), "origin"), node.name
+
+
+# ---- invitations ------------------------------------------------------------------------------
+
+
+def test_an_invitation_admits_one_node_only(federation_factory):
+    owl = federation_factory(1)
+    bielefeld, herford, detmold, salzuflen = owl.new_nodes(4)
+    founder = owl.founder
+
+    invitation = owl.invitation(invitee="Bielefeld")
+    response = bielefeld.join(invitation)
+    assert response.status == 200, response
+    owl.expect_admitted(bielefeld, founder)
+    refused(herford.join(invitation), 403, "used")
+    assert "federation" not in herford.federation_status()
+
+    # Two nodes redeeming one invitation at the same moment: exactly one gets in.
+    invitation = owl.invitation(invitee="Detmold oder Bad Salzuflen")
+    barrier = threading.Barrier(2)
+
+    def redeem(node):
+        barrier.wait()
+        return node, node.join(invitation)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(redeem, [detmold, salzuflen]))
+    winners = [node for node, response in answers if response.status == 200]
+    assert len(winners) == 1, [(node.name, response) for node, response in answers]
+    for node, response in answers:
+        if node not in winners:
+            refused(response, 403, "used")
+    owl.expect_admitted(winners[0], founder)
+    owl.wait_converged()
+    for node in owl.nodes:
+        assert herford.peer_id not in listed_peers(node), node.name
+
+
+def test_an_expired_invitation_is_refused(federation_factory):
+    owl = federation_factory(1)
+    bielefeld = owl.new_node()
+    invitation = owl.founder.invite(name="Bielefeld", ttl="1s")
+    expires = invitation_body(invitation)["expires"]
+    assert abs(expires - (time.time() + 1)) < 5, expires
+    # Poll the clock until the invitation is a full second past its expiry.
+    wait_until(lambda: time.time() >= expires + 1.05, 5, "the invitation to expire", interval=0.05)
+    refused(bielefeld.join(invitation), 403, "expired")
+    assert "federation" not in bielefeld.federation_status()
+    assert bielefeld.peer_id not in listed_peers(owl.founder)
+    # `urbanmesh join` refuses it too (here on a stopped node, which checks it before storing).
+    bielefeld.terminate()
+    result = bielefeld.run_cli("join", "--data-dir", str(bielefeld.data_dir), invitation)
+    assert result.returncode != 0, result.stdout
+    assert "expired" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("ttl", ["0s", "soon", "400d", ""])
+def test_invitation_lifetimes_are_checked(shared_node, ttl):
+    response = shared_node.post_json("/api/v1/federation/invitations", {"ttl": ttl})
+    assert 400 <= response.status < 500, response
+    response.problem()
+
+
+def test_invitation_lifetime_is_stated(federation_factory):
+    owl = federation_factory(1)
+    response = owl.founder.post_json("/api/v1/federation/invitations", {"ttl": "30m", "name": "Bielefeld"})
+    assert response.status == 201, response
+    assert response.json()["ttl_seconds"] == 1800
+    body = invitation_body(response.json()["invitation"])
+    assert body["inviter"] == owl.founder.peer_id and body["federation_name"] == "OWL", body
+    assert abs(body["expires"] - (time.time() + 1800)) < 10, body
+    assert set(body["addresses"]) == set(owl.founder.p2p), body
+    assert owl.founder.post_json("/api/v1/federation/invitations", {}, auth=False).status == 401
+
+
+def test_forged_invitations_are_refused(federation_factory):
+    owl = federation_factory(1)
+    bielefeld = owl.new_node()
+    founder = owl.founder
+    genuine = owl.invitation(invitee="Bielefeld")
+    other = owl.invitation(invitee="jemand anderes")
+    envelope = decode(genuine)
+    body = json.loads(envelope["body"])
+
+    def rebody(**changes) -> str:
+        return encode(dict(envelope, body=json.dumps(dict(body, **changes), separators=(",", ":"))))
+
+    encoded = genuine[len(INVITATION_PREFIX):]
+    middle = len(encoded) // 2
+    flipped = encoded[:middle] + ("B" if encoded[middle] != "B" else "C") + encoded[middle + 1:]
+    forgeries = {
+        "a flipped character": INVITATION_PREFIX + flipped,
+        "a later expiry": rebody(expires=body["expires"] + 365 * 86400),
+        "another federation name": rebody(federation_name="Verbund Lippe"),
+        "other addresses": rebody(addresses=[a.replace("127.0.0.1", "127.0.0.2") for a in body["addresses"]]),
+        "another signer": encode(dict(envelope, signer=bielefeld.peer_id)),
+        "another invitation's signature": encode(dict(envelope, signature=decode(other)["signature"])),
+        "no signature": encode(dict(envelope, signature="")),
+        "cut short": genuine[: len(genuine) - 10],
+    }
+    for what, forged in forgeries.items():
+        response = bielefeld.join(forged)
+        assert response.status == 403, f"an invitation with {what}: {response!r}"
+        refused(response, 403)
+    assert "federation" not in bielefeld.federation_status()
+    assert bielefeld.peer_id not in listed_peers(founder)
+    # None of the forgeries used the genuine invitation up.
+    response = bielefeld.join(genuine)
+    assert response.status == 200, response
+    owl.expect_admitted(bielefeld, founder)
+    owl.wait_converged()
+
+
+def test_invitations_for_another_federation_and_joining_twice(federation_factory):
+    owl = federation_factory(1, name="OWL")
+    weser = federation_factory(1, name="Weser")
+    guetersloh = owl.founder
+    bielefeld, herford, detmold = owl.new_nodes(3)
+
+    # Gütersloh leaves its federation OWL (founded alone) and founds "Lippe"; an
+    # invitation to OWL it issued before is now for another federation.
+    stale = guetersloh.invite(name="Bielefeld")
+    old_id = guetersloh.federation_status()["federation"]["id"]
+    assert guetersloh.delete(f"/api/v1/federation/members/{guetersloh.peer_id}").status == 204
+    status = guetersloh.federation_status()
+    assert "federation" not in status and status["members"] == [], status
+    lippe = guetersloh.invite(name="Herford", federation="Lippe")
+    assert guetersloh.federation_status()["federation"]["id"] != old_id
+    refused(bielefeld.join(stale), 403, "another federation")
+    assert "federation" not in bielefeld.federation_status()
+    response = herford.join(lippe)
+    assert response.status == 200, response
+    assert response.json()["federation"]["name"] == "Lippe"
+
+    # A member presenting an invitation to another federation: 409, and the invitation
+    # stays usable.
+    to_weser = weser.founder.invite(name="Detmold")
+    refused(herford.join(to_weser), 409)
+    assert herford.federation_status()["federation"]["name"] == "Lippe"
+    assert herford.peer_id not in listed_peers(weser.founder)
+    response = detmold.join(to_weser)
+    assert response.status == 200, response
+    assert response.json()["federation"]["name"] == "Weser"
+    # Joining its own federation again is a conflict too.
+    refused(herford.join(guetersloh.invite()), 409)
+    # … also through the CLI, which says why.
+    result = herford.run_cli("join", "--data-dir", str(herford.data_dir), guetersloh.invite())
+    assert result.returncode != 0 and "already a member" in result.stderr, (result.stdout, result.stderr)
+
+
+# ---- removal ----------------------------------------------------------------------------------
+
+
+def test_founder_and_sponsor_may_remove_a_member_others_may_not(federation_factory):
+    # Gütersloh founds; it invites Bielefeld and Herford; Herford invites Detmold and Bad Salzuflen.
+    owl = federation_factory(5, inviters=[0, 0, 0, 2, 2])
+    guetersloh, bielefeld, herford, detmold, salzuflen = owl.nodes
+    create_everywhere_visible(owl, {
+        node: spec(f"rad-{k}", f"Radwege {node.name}", f"Radverkehr in {node.name}") for k, node in enumerate(owl.nodes)
+    }, "Radverkehr")
+
+    # Neither sponsor nor founder: refused, and nothing changes.
+    for victim in (herford, detmold):
+        response = owl.remove(victim, by=bielefeld)
+        assert response.status == 403, f"Bielefeld removing {victim.name}: {response!r}"
+        response.problem()
+    assert owl.remove(herford, by=detmold).status == 403  # not even the member it sponsored
+    assert bielefeld.delete(f"/api/v1/federation/members/{herford.peer_id}", auth=False).status == 401
+    response = guetersloh.delete("/api/v1/federation/members/12D3KooWNichtDaNichtDaNichtDaNichtDaNichtDa")
+    assert response.status in (400, 404), response
+    response.problem()
+    owl.wait_converged()
+
+    # The founder removes Detmold, whom Herford sponsored.
+    response = owl.remove(detmold, by=guetersloh)
+    assert response.status == 204, response
+    removed = time.monotonic()
+    latencies = owl.wait_everywhere(lacks("rad-3"), "the removed member's entries gone", REMOVAL_DEADLINE,
+                                    since=removed, q="Radverkehr")
+    print(f"removal cleared Detmold's entries after: {format_latencies(latencies)}")
+    owl.wait_converged()  # Detmold listed as removed everywhere
+    for node in owl.nodes:
+        assert member_view(node, detmold.peer_id)["status"] == "removed", node.name
+        assert set(hit_ids(node.search("Radverkehr"))) == {"rad-0", "rad-1", "rad-2", "rad-4"}, node.name
+
+    # Herford removes Bad Salzuflen, whom it sponsored.
+    response = owl.remove(salzuflen, by=herford)
+    assert response.status == 204, response
+    owl.wait_everywhere(lacks("rad-4"), "the removed member's entries gone", REMOVAL_DEADLINE, q="Radverkehr")
+    owl.wait_converged()
+
+    # A removed member learns nothing new.
+    guetersloh.create_dataset(spec("rad-neu", "Neue Radwege", "Radverkehr auf neuen Wegen"))
+    created = time.monotonic()
+    owl.wait_everywhere(has("rad-neu"), "a new dataset on the remaining members", SEARCHABLE_DEADLINE,
+                        since=created, q="Radverkehr")
+    for gone in (detmold, salzuflen):
+        assert "rad-neu" not in hit_ids(gone.search("Radverkehr")), gone.name
+    # Removal is final: a removed member cannot remove others.
+    assert detmold.delete(f"/api/v1/federation/members/{bielefeld.peer_id}").status in (400, 403, 404)
+    owl.wait_converged()
+
+
+def test_a_member_that_leaves_is_forgotten_and_forgets(federation_factory):
+    owl = federation_factory(3)
+    guetersloh, bielefeld, herford = owl.nodes
+    create_everywhere_visible(owl, {
+        node: spec(f"luft-{k}", f"Luftqualität {node.name}", f"Stickstoffdioxid in {node.name}")
+        for k, node in enumerate(owl.nodes)
+    }, "Stickstoffdioxid")
+
+    response = owl.leave(bielefeld)
+    assert response.status == 204, response
+    left = time.monotonic()
+    status = bielefeld.federation_status()
+    assert "federation" not in status and status["members"] == [], status
+    latencies = owl.wait_everywhere(lacks("luft-1"), "the leaver's entries gone", REMOVAL_DEADLINE,
+                                    since=left, q="Stickstoffdioxid")
+    print(f"leaving cleared Bielefeld's entries after: {format_latencies(latencies)}")
+    owl.wait_converged()
+    for node in owl.nodes:
+        assert member_view(node, bielefeld.peer_id)["status"] == "removed", node.name
+    # The leaver keeps only its own entries.
+    assert origins(bielefeld.search("Stickstoffdioxid")) == {"luft-1": None}
+
+    # Changes no longer cross between the leaver and the federation.
+    bielefeld.create_dataset(spec("luft-bi-neu", "Luft Bielefeld neu", "Stickstoffdioxid am Jahnplatz"))
+    guetersloh.create_dataset(spec("luft-gt-neu", "Luft Gütersloh neu", "Stickstoffdioxid am Berliner Platz"))
+    owl.wait_everywhere(has("luft-gt-neu"), "a member's new dataset", SEARCHABLE_DEADLINE, q="Stickstoffdioxid")
+    assert "luft-gt-neu" not in hit_ids(bielefeld.search("Stickstoffdioxid"))
+    for node in owl.nodes:
+        assert "luft-bi-neu" not in hit_ids(node.search("Stickstoffdioxid")), node.name
+
+
+# ---- restarts and late joins ------------------------------------------------------------------
+
+
+def test_a_restarted_member_catches_up(federation_factory):
+    owl = federation_factory(3, via="cli")
+    guetersloh, bielefeld, herford = owl.nodes
+    bielefeld.create_dataset(spec("alt", "Altglascontainer", "Standorte der Altglascontainer in Bielefeld"))
+    bielefeld.create_dataset(spec("bleibt", "Wertstoffhöfe", "Standorte der Wertstoffhöfe in Bielefeld"))
+    herford.create_dataset(spec("herford-eigen", "Wertstoffe Herford", "Standorte der Wertstoffhöfe in Herford"))
+    owl.wait_everywhere(lambda r: {"alt", "bleibt", "herford-eigen"} <= set(hit_ids(r)), "set-up datasets",
+                        SETUP_DEADLINE, q="Standorte")
+
+    assert herford.terminate() == 0
+    bielefeld.create_dataset(spec("neu-bi", "Containerplan", "Standorte neuer Container in Bielefeld"))
+    assert bielefeld.delete("/api/v1/datasets/alt").status == 204
+    changed = spec("bleibt", "Wertstoffhöfe", "Standorte und Öffnungszeiten der Wertstoffhöfe in Bielefeld")
+    assert put(bielefeld, changed).status == 200
+    guetersloh.create_dataset(spec("neu-gt", "Sammelstellen", "Standorte der Sammelstellen in Gütersloh"))
+    expected = {"bleibt": "Bielefeld", "neu-bi": "Bielefeld", "neu-gt": "Gütersloh", "herford-eigen": None}
+
+    herford.start()
+    started = time.monotonic()
+
+    def caught_up(results):
+        hit = find_hit(results, "bleibt")
+        return origins(results) == expected and hit["description"] == changed["description"]
+
+    latencies = owl.wait_everywhere(caught_up, "the restarted member caught up", CATCH_UP_DEADLINE,
+                                    nodes=[herford], since=started, q="Standorte")
+    print(f"Herford caught up {format_latencies(latencies)} after its start returned")
+    owl.wait_converged()
+
+    # The others follow Herford to its new ports: its member record and its hits' links.
+    def follows(results):
+        hit = find_hit(results, "herford-eigen")
+        return hit is not None and hit["origin"]["http"] == herford.http and hit["links"]["self"].startswith(
+            herford.http + "/")
+
+    owl.wait_everywhere(follows, "Herford's hits to name its new HTTP address", CATCH_UP_DEADLINE,
+                        nodes=[guetersloh, bielefeld], q="Standorte")
+    for node in (guetersloh, bielefeld):
+        view = member_view(node, herford.peer_id)
+        assert view["http"] == herford.http and set(view["addresses"]) == set(herford.p2p), (node.name, view)
+
+    # Changes flow both ways again.
+    herford.create_dataset(spec("herford-neu", "Wertstoffe Herford neu", "Standorte neuer Container in Herford"))
+    created = time.monotonic()
+    owl.wait_everywhere(has("herford-neu", herford), "a change on the restarted member", SEARCHABLE_DEADLINE,
+                        nodes=[guetersloh, bielefeld], since=created, q="Standorte")
+
+
+@pytest.mark.parametrize("history", ["stopped", "never started"])
+def test_join_on_a_stopped_node_happens_at_its_next_start(federation_factory, history):
+    owl = federation_factory(2)
+    guetersloh, bielefeld = owl.nodes
+    guetersloh.create_dataset(spec("baustellen", "Baustellen Gütersloh", "Baustellen im Stadtgebiet"))
+    detmold = owl.new_node("Detmold", start=False)
+    detmold.init()
+    if history == "stopped":
+        detmold.start()
+        detmold.create_dataset(spec("baustellen-dt", "Baustellen Detmold", "Baustellen im Stadtgebiet Detmold"))
+        assert detmold.terminate() == 0
+        # `urbanmesh invite` needs a running node.
+        result = detmold.run_cli("invite", "--data-dir", str(detmold.data_dir))
+        assert result.returncode != 0 and "not running" in result.stderr, (result.stdout, result.stderr)
+
+    invitation = owl.invitation(inviter=bielefeld, invitee="Detmold", via="cli")
+    result = detmold.run_cli("join", "--data-dir", str(detmold.data_dir), invitation)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        'the node will join the federation "OWL" (invited by Bielefeld) when it next starts'
+    ), result.stdout
+
+    detmold.start()
+    started = time.monotonic()
+    owl.expect_admitted(detmold, bielefeld)
+    owl.wait_converged(CATCH_UP_DEADLINE)
+    latencies = owl.wait_everywhere(has("baustellen", guetersloh), "the late joiner caught up", CATCH_UP_DEADLINE,
+                                    nodes=[detmold], since=started, q="Baustellen")
+    print(f"Detmold joined and caught up {format_latencies(latencies)} after its start")
+    if history == "stopped":
+        owl.wait_everywhere(has("baustellen-dt", detmold), "the late joiner's dataset on the members",
+                            CATCH_UP_DEADLINE, nodes=[guetersloh, bielefeld], q="Baustellen")
+    # The stored invitation was used: it does not admit anyone else.
+    herford = owl.new_node("Herford")
+    refused(herford.join(invitation), 403, "used")
+    # …and restarting the joiner does not try again or change anything.
+    detmold.restart()
+    owl.wait_converged()
+
+
+# ---- malformed input --------------------------------------------------------------------------
+
+GARBAGE = [
+    "",
+    "garbage",
+    INVITATION_PREFIX,
+    INVITATION_PREFIX + "!!!!",
+    INVITATION_PREFIX + "€uro",
+    INVITATION_PREFIX + base64.urlsafe_b64encode(b"not json").decode().rstrip("="),
+    INVITATION_PREFIX + base64.urlsafe_b64encode(b'{"body":1,"signer":[],"signature":{}}').decode().rstrip("="),
+    encode({"body": "{}", "signer": "not-a-peer-id", "signature": "AAAA"}),
+    encode({"body": "x" * 40_000, "signer": "12D3KooWL81DX11KSoxaJCVRSVa7ANvqBs3F8hWjNgyG9WfSTVaa", "signature": ""}),
+    INVITATION_PREFIX + "A" * 100_000,  # longer than any invitation
+    "urbanmesh-invitation:" * 50_000,  # ~1 MB
+    "\u0000\ufffd" * 1000,
+]
+
+
+def test_garbage_invitations_are_refused_and_members_keep_working(federation_factory):
+    owl = federation_factory(2)
+    guetersloh, bielefeld = owl.nodes
+    guetersloh.create_dataset(spec("wahlbezirke", "Wahlbezirke", "Wahlbezirke der Stadt Gütersloh"))
+    owl.wait_everywhere(has("wahlbezirke"), "set-up dataset", SETUP_DEADLINE, q="Wahlbezirke")
+    herford = owl.new_node("Herford")
+    used = owl.invitation(invitee="Herford")
+    assert herford.join(used).status == 200
+    owl.expect_admitted(herford, guetersloh)
+    owl.wait_converged()
+    outsider = owl.new_node("Lemgo")
+
+    # Garbage through the API, to the outsider and to members.
+    for target in (outsider, guetersloh):
+        for text in GARBAGE:
+            response = target.join(text)
+            assert response.status in (400, 403), f"{target.name}: join with {text[:60]!r}…: {response!r}"
+            response.problem()
+    for raw in (b"", b"{", b"[]", b'{"invitation": 5}', b'{"invitation": "x", "extra": 1}', b"\xff\xfe"):
+        response = outsider.request("POST", "/api/v1/federation/join", raw, JSON, auth=True)
+        assert 400 <= response.status < 500, f"join with body {raw!r}: {response!r}"
+        response.problem()
+
+    # A flood of genuine-looking but used invitations: each goes over the network to
+    # Gütersloh, which refuses it; meanwhile it keeps serving.
+    def attempt(_):
+        response = outsider.join(used)
+        return response.status, response.text
+
+    with ThreadPoolExecutor(8) as pool:
+        flood = pool.map(attempt, range(64))
+        health = [guetersloh.get("/healthz").status for _ in range(20)]
+        answers = list(flood)
+    assert set(health) == {200}, health
+    for status, text in answers:
+        assert status == 403 and "used" in text, (status, text)
+    assert all(guetersloh.get("/healthz").status == 200 for _ in range(3))
+    assert "federation" not in outsider.federation_status()
+    for node in owl.nodes:
+        assert outsider.peer_id not in listed_peers(node), node.name
+        assert node.get("/healthz").status == 200
+        assert "wahlbezirke" in hit_ids(node.search("Wahlbezirke")), node.name
+
+    # Replication still works within a second.
+    guetersloh.create_dataset(spec("stimmbezirke", "Stimmbezirke", "Stimmbezirke der Stadt Gütersloh"))
+    created = time.monotonic()
+    owl.wait_everywhere(has("stimmbezirke", guetersloh), "a new dataset after the flood", SEARCHABLE_DEADLINE,
+                        nodes=owl.others(guetersloh), since=created, q="Stimmbezirke")
+    owl.wait_converged()
