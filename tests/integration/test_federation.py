@@ -282,6 +282,8 @@ def test_a_node_without_an_invitation_learns_nothing(owl):
     outsider.start()
     wait_until(connected_to(outsider, member.peer_id), SETUP_DEADLINE, "the outsider to connect to Bielefeld")
     outsider.create_dataset(spec("geheim-lemgo", "Pegelstände Lemgo", "Wasserstände der Bega in Lemgo"))
+    owl.wait_everywhere(has("geheim-lemgo"), "the outsider's own dataset", SETUP_DEADLINE, nodes=[outsider],
+                        q="Wasserstände")
 
     # Members keep replicating among themselves while the outsider is connected.
     member.create_dataset(spec("pegel-lutter-bi", "Pegelstände Lutter", "Wasserstände der Lutter in Bielefeld"))
@@ -547,6 +549,8 @@ def test_a_restarted_member_catches_up(federation_factory):
                         SETUP_DEADLINE, q="Standorte")
 
     assert herford.terminate() == 0
+    wait_until(lambda: not any(member_view(n, herford.peer_id)["connected"] for n in (guetersloh, bielefeld)),
+               SETUP_DEADLINE, "the others to see Herford disconnected")
     bielefeld.create_dataset(spec("neu-bi", "Containerplan", "Standorte neuer Container in Bielefeld"))
     assert bielefeld.delete("/api/v1/datasets/alt").status == 204
     changed = spec("bleibt", "Wertstoffhöfe", "Standorte und Öffnungszeiten der Wertstoffhöfe in Bielefeld")
@@ -583,6 +587,31 @@ def test_a_restarted_member_catches_up(federation_factory):
     created = time.monotonic()
     owl.wait_everywhere(has("herford-neu", herford), "a change on the restarted member", SEARCHABLE_DEADLINE,
                         nodes=[guetersloh, bielefeld], since=created, q="Standorte")
+
+
+def test_a_member_that_was_down_learns_of_a_removal(federation_factory):
+    owl = federation_factory(4)
+    guetersloh, bielefeld, herford, detmold = owl.nodes
+    create_everywhere_visible(owl, {
+        herford: spec("kitas-hf", "Kitas Herford", "Kindertagesstätten in Herford"),
+        detmold: spec("kitas-dt", "Kitas Detmold", "Kindertagesstätten in Detmold"),
+    }, "Kindertagesstätten")
+    assert bielefeld.terminate() == 0
+
+    response = owl.remove(detmold, by=guetersloh)
+    assert response.status == 204, response
+    owl.wait_everywhere(lacks("kitas-dt"), "the removed member's entries gone", REMOVAL_DEADLINE,
+                        q="Kindertagesstätten")
+
+    bielefeld.start()
+    started = time.monotonic()
+    latencies = owl.wait_everywhere(
+        lambda r: set(hit_ids(r)) == {"kitas-hf"}, "the removal to reach the restarted member", CATCH_UP_DEADLINE,
+        nodes=[bielefeld], since=started, q="Kindertagesstätten",
+    )
+    print(f"Bielefeld dropped Detmold's entries {format_latencies(latencies)} after its start")
+    owl.wait_converged(CATCH_UP_DEADLINE)
+    assert member_view(bielefeld, detmold.peer_id)["status"] == "removed"
 
 
 @pytest.mark.parametrize("history", ["stopped", "never started"])
