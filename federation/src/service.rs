@@ -70,6 +70,8 @@ pub struct MemberView {
 /// Tries, and the pause between them, when a newly admitted member is not ready yet.
 const SYNC_TRIES: u32 = 20;
 const SYNC_PAUSE: Duration = Duration::from_millis(150);
+/// How long a removal waits to tell the removed member directly.
+const TELL_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Federation {
@@ -302,9 +304,24 @@ impl Federation {
         let signed = self.inner.identity.sign(&record)?;
         // Check against the rules first, so that a refusal reaches the caller.
         self.membership().clone().apply(&signed).map_err(|e| FederationError::Refused(e.to_string()))?;
+        if member != self.inner.me {
+            self.tell_removed(member, &signed).await;
+        }
         self.apply_records(std::slice::from_ref(&signed)).await?;
         self.gossip(&Gossip::Member(signed)).await;
         Ok(())
+    }
+
+    /// Hands a removal to the removed member before the connection to it closes; a
+    /// member that is offline learns nothing and is refused when it comes back.
+    async fn tell_removed(&self, member: &str, signed: &Signed) {
+        let Ok(peer) = member.parse::<PeerId>() else { return };
+        let addresses = self.membership().get(member).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
+        let request = Request::Member { record: signed.clone() };
+        let told = tokio::time::timeout(TELL_TIMEOUT, self.inner.client.request(peer, addresses, request)).await;
+        if !matches!(told, Ok(Ok(Response::Accepted))) {
+            tracing::info!(%member, "the removed member could not be told directly");
+        }
     }
 
     /// Applies membership records, persists what changed and follows up on the network.
@@ -433,6 +450,9 @@ impl Federation {
                 .admit(peer, &invitation, name, addresses, [http, flight, peer_flight])
                 .await
                 .map(|members| Response::Joined { members }),
+            Request::Member { record } => {
+                self.apply_records(std::slice::from_ref(&record)).await.map(|()| Response::Accepted)
+            }
             Request::Members => {
                 Ok(Response::Members { members: self.membership().all().map(|m| m.signed.clone()).collect() })
             }

@@ -117,6 +117,9 @@ pub enum Request {
         #[serde(default)]
         peer_flight: Option<String>,
     },
+    /// A membership record handed directly to the member it is about (its removal,
+    /// which it would not hear by gossip once disconnected).
+    Member { record: Signed },
     /// Every membership record the peer holds.
     Members,
     /// Every announcement of the peer's own shared datasets.
@@ -129,6 +132,7 @@ pub enum Response {
     Joined { members: Vec<Signed> },
     Members { members: Vec<Signed> },
     Catalog { announcements: Vec<Signed> },
+    Accepted,
     Refused { reason: String },
 }
 

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -605,17 +606,19 @@ class Federation:
         name: str = "OWL",
         via: str = "api",
         inviters: list[int] | None = None,
+        names: list[str] | None = None,
         timeout: float = CONVERGE_DEADLINE,
     ) -> "Federation":
-        """Starts `size` nodes and forms a federation: node 0 founds it and invites every
-        other node; with `chained` node k is invited by node k-1 (admissions chain back to
-        the founder), with `inviters` node k by node `inviters[k]`. Waits until every
-        member sees every other admitted and connected."""
+        """Starts `size` nodes (named `names`, by default Gütersloh, Bielefeld, …) and forms
+        a federation: node 0 founds it and invites every other node; with `chained` node k
+        is invited by node k-1 (admissions chain back to the founder), with `inviters` node
+        k by node `inviters[k]`. Waits until every member sees every other admitted and
+        connected."""
         if inviters is None:
             inviters = [max(k - 1, 0) if chained else 0 for k in range(size)]
         assert len(inviters) == size and all(inviters[k] < k for k in range(1, size)), inviters
         federation = cls(base, name)
-        nodes = federation.new_nodes(size)
+        nodes = federation.new_nodes(size, names)
         federation.found(nodes[0])
         for k, node in enumerate(nodes[1:], start=1):
             federation.admit(node, inviter=nodes[inviters[k]], via=via)
@@ -631,11 +634,10 @@ class Federation:
             node.start()
         return node
 
-    def new_nodes(self, count: int) -> list[Node]:
-        """`count` nodes, started in parallel."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        nodes = [self.new_node(start=False) for _ in range(count)]
+    def new_nodes(self, count: int, names: list[str] | None = None) -> list[Node]:
+        """`count` nodes (named `names`, or after the towns), started in parallel."""
+        assert names is None or len(names) == count, names
+        nodes = [self.new_node(name=names[k] if names else None, start=False) for k in range(count)]
         with ThreadPoolExecutor(max_workers=count) as pool:
             list(pool.map(lambda n: n.start(), nodes))
         return nodes
@@ -711,7 +713,9 @@ class Federation:
 
     @property
     def founder(self) -> Node:
-        return next(n for n in self.nodes if n.peer_id == self.founder_peer)
+        founder = next((n for n in self.nodes if n.peer_id == self.founder_peer), None)
+        assert founder is not None, "the founder is no longer a member"
+        return founder
 
     def node(self, name: str) -> Node:
         return next(n for n in self.made if n.name == name)
@@ -809,9 +813,13 @@ class Federation:
                 else:
                     last[node.name] = results
             if pending and time.monotonic() - since > timeout:
-                laggards = {n.name: {"total": last[n.name]["total"], "hits": [
-                    (h["id"], h.get("origin", {}).get("name"), h.get("description")) for h in last[n.name]["hits"]
-                ]} for n in pending}
+                laggards = {
+                    n.name: {"total": last[n.name]["total"], "hits (id, origin, origin http, description)": [
+                        (h["id"], h.get("origin", {}).get("name"), h.get("origin", {}).get("http"), h.get("description"))
+                        for h in last[n.name]["hits"]
+                    ]}
+                    for n in pending
+                }
                 raise AssertionError(
                     f"{what}: not within {timeout:.1f} s; {report()}; last results there: "
                     + json.dumps(laggards, ensure_ascii=False)

@@ -248,11 +248,13 @@ def test_the_same_dataset_id_on_two_members_is_two_hits(owl):
     detmold, salzuflen = owl.node("Detmold"), owl.node("Bad Salzuflen")
     detmold.create_dataset(spec("radzaehler", "Radzählstellen Detmold", "Radverkehr an Zählstellen in Detmold"))
     salzuflen.create_dataset(spec("radzaehler", "Radzählstellen Bad Salzuflen", "Radverkehr im Kurpark"))
-    both = lambda r: sorted(h.get("origin", {}).get("name", "local") for h in r["hits"]
-                            if h["id"] == "radzaehler")
+
+    def both(results) -> list[str]:
+        """The origins of the radzaehler hits ("local" for the node's own)."""
+        return sorted(h.get("origin", {}).get("name", "local") for h in results["hits"] if h["id"] == "radzaehler")
+
     owl.wait_everywhere(lambda r: len(both(r)) == 2, "both radzaehler datasets", SETUP_DEADLINE, q="Radverkehr")
-    gutersloh = owl.node("Gütersloh")
-    results = gutersloh.search("Radverkehr")
+    results = owl.node("Gütersloh").search("Radverkehr")
     assert both(results) == ["Bad Salzuflen", "Detmold"], results["hits"]
     assert facet(results, "origin") == {"Bad Salzuflen": 1, "Detmold": 1}, results["facets"]
     # On Detmold: its own entry and Bad Salzuflen's replica.
@@ -417,7 +419,7 @@ def test_forged_invitations_are_refused(federation_factory):
 
 def test_invitations_for_another_federation_and_joining_twice(federation_factory):
     owl = federation_factory(1, name="OWL")
-    weser = federation_factory(1, name="Weser")
+    weser = federation_factory(1, name="Weser", names=["Minden"])
     guetersloh = owl.founder
     bielefeld, herford, detmold = owl.new_nodes(3)
 
@@ -570,23 +572,37 @@ def test_a_restarted_member_catches_up(federation_factory):
     print(f"Herford caught up {format_latencies(latencies)} after its start returned")
     owl.wait_converged()
 
-    # The others follow Herford to its new ports: its member record and its hits' links.
-    def follows(results):
-        hit = find_hit(results, "herford-eigen")
-        return hit is not None and hit["origin"]["http"] == herford.http and hit["links"]["self"].startswith(
-            herford.http + "/")
-
-    owl.wait_everywhere(follows, "Herford's hits to name its new HTTP address", CATCH_UP_DEADLINE,
-                        nodes=[guetersloh, bielefeld], q="Standorte")
-    for node in (guetersloh, bielefeld):
-        view = member_view(node, herford.peer_id)
-        assert view["http"] == herford.http and set(view["addresses"]) == set(herford.p2p), (node.name, view)
-
     # Changes flow both ways again.
     herford.create_dataset(spec("herford-neu", "Wertstoffe Herford neu", "Standorte neuer Container in Herford"))
     created = time.monotonic()
     owl.wait_everywhere(has("herford-neu", herford), "a change on the restarted member", SEARCHABLE_DEADLINE,
                         nodes=[guetersloh, bielefeld], since=created, q="Standorte")
+
+
+def test_members_follow_a_restarted_member_to_its_new_addresses(federation_factory):
+    owl = federation_factory(2)
+    guetersloh, bielefeld = owl.nodes
+    bielefeld.create_dataset(spec("spielplaetze", "Spielplätze", "Spielplätze in Bielefeld"))
+    owl.wait_everywhere(has("spielplaetze"), "set-up dataset", SETUP_DEADLINE, q="Spielplätze")
+    old_http = bielefeld.http
+
+    bielefeld.restart()  # port 0: new HTTP, Flight and libp2p ports
+    assert bielefeld.http != old_http
+    started = time.monotonic()
+    owl.wait_converged(CATCH_UP_DEADLINE)
+    view = member_view(guetersloh, bielefeld.peer_id)
+    assert view["http"] == bielefeld.http and view["flight"] == bielefeld.flight, view
+    assert set(view["addresses"]) == set(bielefeld.p2p), view
+
+    # Federated hits name the origin where it is now, and their links lead there.
+    def follows(results):
+        hit = find_hit(results, "spielplaetze")
+        return hit is not None and hit["origin"]["http"] == bielefeld.http and hit["origin"][
+            "flight"] == bielefeld.flight and hit["links"]["self"] == f"{bielefeld.http}/api/v1/datasets/spielplaetze"
+
+    latencies = owl.wait_everywhere(follows, "Bielefeld's hit to name its new addresses", CATCH_UP_DEADLINE,
+                                    nodes=[guetersloh], since=started, q="Spielplätze")
+    print(f"Gütersloh followed Bielefeld to its new addresses {format_latencies(latencies)} after its start")
 
 
 def test_a_member_that_was_down_learns_of_a_removal(federation_factory):

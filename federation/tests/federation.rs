@@ -1,0 +1,122 @@
+//! Three real nodes on loopback (libp2p, sled, tantivy): joining, single use, replication,
+//! refusal of non-members, and robustness against garbage from a member.
+
+use std::time::{Duration, Instant};
+
+use urbanmesh_catalog::{Catalog, CatalogInfo, DatasetSpec};
+use urbanmesh_federation::{Federation, FederationError, Profile};
+use urbanmesh_protocol::federation::{Request, Response, topic};
+use urbanmesh_protocol::{Identity, Multiaddr, Network, NetworkClient, NetworkConfig};
+
+struct TestNode {
+    federation: Federation,
+    catalog: Catalog,
+    client: NetworkClient,
+    addresses: Vec<Multiaddr>,
+    identity: Identity,
+    _network: Network,
+}
+
+async fn node(dir: &std::path::Path, name: &str, secret: u8) -> TestNode {
+    let identity = Identity::from_secret([secret; 32]).expect("key");
+    let config = NetworkConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".into()], ..NetworkConfig::default() };
+    let (network, events) = Network::start(&identity, &config).await.expect("network");
+    let db = sled::open(dir.join(name).join("meta")).expect("sled");
+    let catalog =
+        Catalog::open(db.clone(), CatalogInfo::for_municipality(name), &dir.join(name).join("index")).expect("catalog");
+    let profile = Profile {
+        name: name.to_owned(),
+        addresses: network.listen_addresses.iter().map(ToString::to_string).collect(),
+        http: None,
+        flight: None,
+        peer_flight: None,
+    };
+    let client = network.client();
+    let federation = Federation::start(db, identity.clone(), catalog.clone(), client.clone(), events, profile)
+        .await
+        .expect("federation");
+    let addresses = network.listen_addresses.clone();
+    TestNode { federation, catalog, client, addresses, identity, _network: network }
+}
+
+async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn spec(id: &str) -> DatasetSpec {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "title": "Pegelstände", "description": "Wasserstände der Werre",
+        "schema": {"fields": [{"name": "v", "type": "float64"}]}
+    }))
+    .expect("spec")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_replicate_and_strangers_get_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), "Detmold", 1).await;
+    let b = node(dir.path(), "Herford", 2).await;
+    let c = node(dir.path(), "Fremd", 3).await;
+    let a_peer = a.identity.peer_id().to_string();
+
+    let invitation =
+        a.federation.invite(Some("OWL"), Some("Herford".into()), Duration::from_secs(3600)).await.expect("invite");
+    b.federation.join(&invitation).await.expect("join");
+    let reused = c.federation.join(&invitation).await;
+    assert!(matches!(reused, Err(FederationError::Invitation(ref why)) if why.contains("used")), "{reused:?}");
+    assert!(matches!(b.federation.join(&invitation).await, Err(FederationError::AlreadyMember(_))));
+
+    a.catalog.create(spec("werre")).await.expect("create");
+    eventually("the replica at b", async || b.catalog.replica(&a_peer, "werre").is_ok()).await;
+
+    // A stranger with a valid identity asks for the catalogue directly: refused.
+    let answer = c.client.request(a.identity.peer_id(), a.addresses.clone(), Request::Catalog).await.expect("answer");
+    assert!(matches!(answer, Response::Refused { .. }), "{answer:?}");
+    assert!(c.catalog.replicas_of(&a_peer).expect("replicas").is_empty());
+
+    // Garbage gossip and an oversized request from a member neither crash nor stall a.
+    let (id, _) = {
+        let status = a.federation.status().await;
+        let federation = status.federation.expect("federation");
+        (federation.id, federation.name)
+    };
+    b.client.publish(topic(&id), b"{not json".to_vec()).await.expect("publish");
+    b.client
+        .publish(
+            topic(&id),
+            serde_json::to_vec(&serde_json::json!({"announcement": {"body": "x", "signer": "y", "signature": "z"}}))
+                .expect("json"),
+        )
+        .await
+        .expect("publish");
+    let huge = Request::Join {
+        invitation: urbanmesh_protocol::Signed {
+            body: "x".repeat(2 << 20),
+            signer: String::new(),
+            signature: String::new(),
+        },
+        name: String::new(),
+        addresses: vec![],
+        http: None,
+        flight: None,
+        peer_flight: None,
+    };
+    assert!(b.client.request(a.identity.peer_id(), a.addresses.clone(), huge).await.is_err());
+    let members =
+        b.client.request(a.identity.peer_id(), a.addresses.clone(), Request::Members).await.expect("a answers");
+    assert!(matches!(members, Response::Members { ref members } if members.len() == 2), "{members:?}");
+    a.catalog.update(DatasetSpec { title: "Pegelstände der Werre".into(), ..spec("werre") }).await.expect("update");
+    eventually("the update at b", async || {
+        b.catalog.replica(&a_peer, "werre").is_ok_and(|r| r.entry.dataset.spec.title == "Pegelstände der Werre")
+    })
+    .await;
+
+    // The founder removes b: b forgets the federation and a's entries.
+    a.federation.remove(&b.identity.peer_id().to_string()).await.expect("remove");
+    eventually("b to leave", async || b.federation.status().await.federation.is_none()).await;
+    assert!(b.catalog.replicas_of(&a_peer).expect("replicas").is_empty());
+}
