@@ -4,6 +4,7 @@
 //! state (in sled) and reacts to what the network and the catalogue report.
 
 mod error;
+mod follow;
 mod replication;
 mod service;
 mod state;

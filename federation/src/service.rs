@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde::Serialize;
-use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio::sync::{Mutex, mpsc};
 use urbanmesh_catalog::Catalog;
 use urbanmesh_protocol::federation::{
     Gossip, Invitation, MemberRecord, MemberStatus, Request, Response, decode_invitation, encode_invitation, topic,
 };
 use urbanmesh_protocol::membership::{Change, Membership};
-use urbanmesh_protocol::{Identity, Multiaddr, NetworkClient, NetworkEvent, PeerId, ProtocolError, Signed};
+use urbanmesh_protocol::{Identity, Multiaddr, NetworkClient, NetworkEvent, PeerId, Signed};
 
 use crate::FederationError;
-use crate::replication;
 use crate::state::{FederationStore, IssuedInvitation};
 
 /// How this node presents itself to members.
@@ -67,15 +66,12 @@ pub struct MemberView {
     pub addresses: Vec<String>,
 }
 
-/// Tries, and the pause between them, when a newly admitted member is not ready yet.
-const SYNC_TRIES: u32 = 20;
-const SYNC_PAUSE: Duration = Duration::from_millis(150);
 /// How long a removal waits to tell the removed member directly.
 const TELL_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Federation {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -139,7 +135,7 @@ impl Federation {
         &self.inner.me
     }
 
-    fn is_member(&self) -> bool {
+    pub(crate) fn is_member(&self) -> bool {
         self.membership().is_member(&self.inner.me)
     }
 
@@ -158,7 +154,7 @@ impl Federation {
         Some((member.record.member.parse().ok()?, member.record.peer_flight.clone()?))
     }
 
-    fn membership(&self) -> std::sync::RwLockReadGuard<'_, Membership> {
+    pub(crate) fn membership(&self) -> std::sync::RwLockReadGuard<'_, Membership> {
         self.inner.membership.read().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -422,161 +418,6 @@ impl Federation {
             Err(error) => tracing::warn!(%error, "gossip not encoded"),
         }
     }
-
-    async fn follow_network(self, mut events: mpsc::Receiver<NetworkEvent>) {
-        while let Some(event) = events.recv().await {
-            match event {
-                NetworkEvent::Request { peer, request, channel } => {
-                    let response = self.answer(peer, request).await;
-                    if let Err(error) = self.inner.client.respond(channel, response).await {
-                        tracing::debug!(%error, "answer not sent");
-                    }
-                }
-                NetworkEvent::Gossip { author, data } => {
-                    if let Err(error) = self.heard(author, &data).await {
-                        tracing::warn!(?author, %error, "gossip refused");
-                    }
-                }
-                NetworkEvent::MemberConnected(peer) => {
-                    tokio::spawn(self.clone().sync_with(peer.to_string()));
-                }
-            }
-        }
-    }
-
-    async fn answer(&self, peer: PeerId, request: Request) -> Response {
-        let answer = match request {
-            Request::Join { invitation, name, addresses, http, flight, peer_flight } => self
-                .admit(peer, &invitation, name, addresses, [http, flight, peer_flight])
-                .await
-                .map(|members| Response::Joined { members }),
-            Request::Member { record } => {
-                self.apply_records(std::slice::from_ref(&record)).await.map(|()| Response::Accepted)
-            }
-            Request::Members => {
-                Ok(Response::Members { members: self.membership().all().map(|m| m.signed.clone()).collect() })
-            }
-            Request::Catalog => {
-                replication::own_announcements(&self.inner).map(|announcements| Response::Catalog { announcements })
-            }
-        };
-        answer.unwrap_or_else(|error| {
-            tracing::info!(%peer, %error, "request refused");
-            Response::Refused { reason: error.to_string() }
-        })
-    }
-
-    /// The inviter's side of a join: checks the invitation and admits the peer that
-    /// presented it (its PeerId comes from the authenticated connection).
-    async fn admit(
-        &self,
-        peer: PeerId,
-        invitation: &Signed,
-        name: String,
-        addresses: Vec<String>,
-        [http, flight, peer_flight]: [Option<String>; 3],
-    ) -> Result<Vec<Signed>, FederationError> {
-        let (signer, invitation): (PeerId, Invitation) =
-            invitation.open().map_err(|e| FederationError::Invitation(e.to_string()))?;
-        if signer.to_string() != self.inner.me || invitation.inviter != self.inner.me {
-            return Err(FederationError::Invitation("it was not issued by this node".into()));
-        }
-        let federation = self.membership().federation().map(|(id, name)| (id.to_owned(), name.to_owned()));
-        let Some((id, federation_name)) = federation.filter(|(id, _)| *id == invitation.federation) else {
-            return Err(FederationError::Invitation("it is for another federation".into()));
-        };
-        if invitation.expires < Utc::now().timestamp() {
-            return Err(FederationError::Invitation("it has expired".into()));
-        }
-        if self.membership().is_member(&peer.to_string()) {
-            return Err(FederationError::Invitation("this peer is a member already".into()));
-        }
-        self.inner.store.redeem(&invitation.nonce, &peer.to_string())?;
-        self.inner.store.flush().await?;
-        let record = MemberRecord {
-            federation: id,
-            federation_name,
-            member: peer.to_string(),
-            name: name.chars().take(200).collect(),
-            status: MemberStatus::Admitted,
-            by: self.inner.me.clone(),
-            at: Utc::now().timestamp_millis(),
-            addresses: addresses.into_iter().take(16).collect(),
-            http,
-            flight,
-            peer_flight,
-        };
-        let signed = self.inner.identity.sign(&record)?;
-        self.apply_records(std::slice::from_ref(&signed)).await?;
-        self.gossip(&Gossip::Member(signed)).await;
-        tokio::spawn(self.clone().sync_with(peer.to_string()));
-        Ok(self.membership().all().map(|m| m.signed.clone()).collect())
-    }
-
-    async fn heard(&self, author: Option<PeerId>, data: &[u8]) -> Result<(), FederationError> {
-        let gossip: Gossip = serde_json::from_slice(data).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-        match gossip {
-            Gossip::Member(signed) => self.apply_records(std::slice::from_ref(&signed)).await,
-            Gossip::Announcement(signed) => {
-                replication::accept(&self.inner, &signed, author.map(|a| a.to_string()).as_deref()).await.map(drop)
-            }
-        }
-    }
-
-    /// Catches up with a member: its view of the membership, then its catalogue.
-    async fn sync_with(self, peer: String) {
-        let Ok(peer_id) = peer.parse::<PeerId>() else { return };
-        for attempt in 0..SYNC_TRIES {
-            let addresses = self.membership().get(&peer).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
-            match self.sync_once(peer_id, &peer, addresses).await {
-                Ok(()) => return,
-                Err(error) if attempt + 1 < SYNC_TRIES => {
-                    tracing::debug!(%peer, %error, "sync failed; retrying");
-                    tokio::time::sleep(SYNC_PAUSE).await;
-                }
-                Err(error) => tracing::warn!(%peer, %error, "sync failed"),
-            }
-            if !self.membership().is_member(&peer) {
-                return;
-            }
-        }
-    }
-
-    async fn sync_once(&self, peer_id: PeerId, peer: &str, addresses: Vec<Multiaddr>) -> Result<(), FederationError> {
-        match self.inner.client.request(peer_id, addresses.clone(), Request::Members).await? {
-            Response::Members { members } => self.apply_records(&members).await?,
-            Response::Refused { reason } => return Err(FederationError::Refused(reason)),
-            other => return Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
-        }
-        match self.inner.client.request(peer_id, addresses, Request::Catalog).await? {
-            Response::Catalog { announcements } => replication::catch_up(&self.inner, peer, &announcements).await,
-            Response::Refused { reason } => Err(FederationError::Refused(reason)),
-            other => Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
-        }
-    }
-
-    /// Announces every change of a local dataset to the federation.
-    async fn follow_catalog(self) {
-        let mut changes = self.inner.catalog.subscribe();
-        loop {
-            let ids = match changes.recv().await {
-                Ok(id) => vec![id],
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.inner.catalog.iter().filter_map(|d| d.ok().map(|d| d.id().to_owned())).collect()
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            if !self.is_member() {
-                continue;
-            }
-            for id in ids {
-                match replication::announcement(&self.inner, &id) {
-                    Ok(signed) => self.gossip(&Gossip::Announcement(signed)).await,
-                    Err(error) => tracing::warn!(dataset = %id, %error, "not announced"),
-                }
-            }
-        }
-    }
 }
 
 /// Decodes an invitation and checks its signature and expiry (not its single use,
@@ -603,7 +444,7 @@ pub fn join_on_next_start(db: sled::Db, text: &str) -> Result<Invitation, Federa
     Ok(invitation)
 }
 
-fn multiaddrs(addresses: &[String]) -> Vec<Multiaddr> {
+pub(crate) fn multiaddrs(addresses: &[String]) -> Vec<Multiaddr> {
     addresses.iter().filter_map(|a| a.parse().ok()).collect()
 }
 

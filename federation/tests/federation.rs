@@ -41,9 +41,10 @@ async fn node(dir: &std::path::Path, name: &str, secret: u8) -> TestNode {
 
 async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
     while !condition().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        poll.tick().await;
     }
 }
 

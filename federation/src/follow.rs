@@ -1,0 +1,174 @@
+//! How a node follows its federation: answering members' requests, hearing their
+//! gossip, catching up with a member that connects, and announcing its own changes.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{broadcast, mpsc};
+use urbanmesh_protocol::federation::{Gossip, Invitation, MemberRecord, MemberStatus, Request, Response};
+use urbanmesh_protocol::{Multiaddr, NetworkEvent, PeerId, ProtocolError, Signed};
+
+use crate::FederationError;
+use crate::replication;
+use crate::service::{Federation, multiaddrs};
+
+/// Tries, and the pause between them, when a newly admitted member is not ready yet.
+const SYNC_TRIES: u32 = 20;
+const SYNC_PAUSE: Duration = Duration::from_millis(150);
+
+impl Federation {
+    pub(crate) async fn follow_network(self, mut events: mpsc::Receiver<NetworkEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                NetworkEvent::Request { peer, request, channel } => {
+                    let response = self.answer(peer, request).await;
+                    if let Err(error) = self.inner.client.respond(channel, response).await {
+                        tracing::debug!(%error, "answer not sent");
+                    }
+                }
+                NetworkEvent::Gossip { author, data } => {
+                    if let Err(error) = self.heard(author, &data).await {
+                        tracing::warn!(?author, %error, "gossip refused");
+                    }
+                }
+                NetworkEvent::MemberConnected(peer) => {
+                    tokio::spawn(self.clone().sync_with(peer.to_string()));
+                }
+            }
+        }
+    }
+
+    async fn answer(&self, peer: PeerId, request: Request) -> Response {
+        let answer = match request {
+            Request::Join { invitation, name, addresses, http, flight, peer_flight } => self
+                .admit(peer, &invitation, name, addresses, [http, flight, peer_flight])
+                .await
+                .map(|members| Response::Joined { members }),
+            Request::Member { record } => {
+                self.apply_records(std::slice::from_ref(&record)).await.map(|()| Response::Accepted)
+            }
+            Request::Members => {
+                Ok(Response::Members { members: self.membership().all().map(|m| m.signed.clone()).collect() })
+            }
+            Request::Catalog => {
+                replication::own_announcements(&self.inner).map(|announcements| Response::Catalog { announcements })
+            }
+        };
+        answer.unwrap_or_else(|error| {
+            tracing::info!(%peer, %error, "request refused");
+            Response::Refused { reason: error.to_string() }
+        })
+    }
+
+    /// The inviter's side of a join: checks the invitation and admits the peer that
+    /// presented it (its PeerId comes from the authenticated connection).
+    async fn admit(
+        &self,
+        peer: PeerId,
+        invitation: &Signed,
+        name: String,
+        addresses: Vec<String>,
+        [http, flight, peer_flight]: [Option<String>; 3],
+    ) -> Result<Vec<Signed>, FederationError> {
+        let (signer, invitation): (PeerId, Invitation) =
+            invitation.open().map_err(|e| FederationError::Invitation(e.to_string()))?;
+        if signer.to_string() != self.inner.me || invitation.inviter != self.inner.me {
+            return Err(FederationError::Invitation("it was not issued by this node".into()));
+        }
+        let federation = self.membership().federation().map(|(id, name)| (id.to_owned(), name.to_owned()));
+        let Some((id, federation_name)) = federation.filter(|(id, _)| *id == invitation.federation) else {
+            return Err(FederationError::Invitation("it is for another federation".into()));
+        };
+        if invitation.expires < Utc::now().timestamp() {
+            return Err(FederationError::Invitation("it has expired".into()));
+        }
+        if self.membership().is_member(&peer.to_string()) {
+            return Err(FederationError::Invitation("this peer is a member already".into()));
+        }
+        self.inner.store.redeem(&invitation.nonce, &peer.to_string())?;
+        self.inner.store.flush().await?;
+        let record = MemberRecord {
+            federation: id,
+            federation_name,
+            member: peer.to_string(),
+            name: name.chars().take(200).collect(),
+            status: MemberStatus::Admitted,
+            by: self.inner.me.clone(),
+            at: Utc::now().timestamp_millis(),
+            addresses: addresses.into_iter().take(16).collect(),
+            http,
+            flight,
+            peer_flight,
+        };
+        let signed = self.inner.identity.sign(&record)?;
+        self.apply_records(std::slice::from_ref(&signed)).await?;
+        self.gossip(&Gossip::Member(signed)).await;
+        tokio::spawn(self.clone().sync_with(peer.to_string()));
+        Ok(self.membership().all().map(|m| m.signed.clone()).collect())
+    }
+
+    async fn heard(&self, author: Option<PeerId>, data: &[u8]) -> Result<(), FederationError> {
+        let gossip: Gossip = serde_json::from_slice(data).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+        match gossip {
+            Gossip::Member(signed) => self.apply_records(std::slice::from_ref(&signed)).await,
+            Gossip::Announcement(signed) => {
+                replication::accept(&self.inner, &signed, author.map(|a| a.to_string()).as_deref()).await.map(drop)
+            }
+        }
+    }
+
+    /// Catches up with a member: its view of the membership, then its catalogue.
+    pub(crate) async fn sync_with(self, peer: String) {
+        let Ok(peer_id) = peer.parse::<PeerId>() else { return };
+        for attempt in 0..SYNC_TRIES {
+            let addresses = self.membership().get(&peer).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
+            match self.sync_once(peer_id, &peer, addresses).await {
+                Ok(()) => return,
+                Err(error) if attempt + 1 < SYNC_TRIES => {
+                    tracing::debug!(%peer, %error, "sync failed; retrying");
+                    tokio::time::sleep(SYNC_PAUSE).await;
+                }
+                Err(error) => tracing::warn!(%peer, %error, "sync failed"),
+            }
+            if !self.membership().is_member(&peer) {
+                return;
+            }
+        }
+    }
+
+    async fn sync_once(&self, peer_id: PeerId, peer: &str, addresses: Vec<Multiaddr>) -> Result<(), FederationError> {
+        match self.inner.client.request(peer_id, addresses.clone(), Request::Members).await? {
+            Response::Members { members } => self.apply_records(&members).await?,
+            Response::Refused { reason } => return Err(FederationError::Refused(reason)),
+            other => return Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
+        }
+        match self.inner.client.request(peer_id, addresses, Request::Catalog).await? {
+            Response::Catalog { announcements } => replication::catch_up(&self.inner, peer, &announcements).await,
+            Response::Refused { reason } => Err(FederationError::Refused(reason)),
+            other => Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Announces every change of a local dataset to the federation.
+    pub(crate) async fn follow_catalog(self) {
+        let mut changes = self.inner.catalog.subscribe();
+        loop {
+            let ids = match changes.recv().await {
+                Ok(id) => vec![id],
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.inner.catalog.iter().filter_map(|d| d.ok().map(|d| d.id().to_owned())).collect()
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if !self.is_member() {
+                continue;
+            }
+            for id in ids {
+                match replication::announcement(&self.inner, &id) {
+                    Ok(signed) => self.gossip(&Gossip::Announcement(signed)).await,
+                    Err(error) => tracing::warn!(dataset = %id, %error, "not announced"),
+                }
+            }
+        }
+    }
+}
