@@ -98,11 +98,11 @@ impl Membership {
                 if !self.is_member(&record.by) {
                     return Err(ProtocolError::Refused(format!("{} may not admit: not a member", record.by)));
                 }
-                let change = match current {
-                    Some(c) if c.is_admitted() => Change::Updated(record.member.clone()),
-                    _ => Change::Admitted(record.member.clone()),
-                };
-                (change, record.by.clone())
+                // A second admission of a member changes its details, not its sponsor.
+                match current {
+                    Some(c) if c.is_admitted() => (Change::Updated(record.member.clone()), c.sponsor.clone()),
+                    _ => (Change::Admitted(record.member.clone()), record.by.clone()),
+                }
             }
             MemberStatus::Removed => {
                 let Some(current) = current.filter(|c| c.is_admitted()) else {
