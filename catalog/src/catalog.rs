@@ -4,7 +4,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::{Mutex, broadcast};
 
-use crate::replica::{Replica, SharedEntry, replica_key};
+use crate::replica::{Origin, Replica, SharedEntry, replica_key};
 use crate::search::{Entry, SearchIndex, SearchRequest, SearchResults};
 use crate::{CatalogError, CatalogInfo, Dataset, DatasetSpec, Derived};
 
@@ -294,6 +294,27 @@ impl Catalog {
         let key = replica_key(peer, dataset);
         let bytes = self.replicas.get(&key)?.ok_or_else(|| CatalogError::NotFound { id: key.clone() })?;
         decode_replica(&key, &bytes)
+    }
+
+    /// Rewrites how the replicas of `origin.peer` name and reach it (its addresses
+    /// changed); their versions stay. Returns how many changed.
+    pub async fn set_origin(&self, origin: Origin) -> Result<usize, CatalogError> {
+        let mut changed = 0;
+        for replica in self.replicas_of(&origin.peer)? {
+            if replica.origin == origin {
+                continue;
+            }
+            let replica = Replica { origin: origin.clone(), ..replica };
+            let key = replica.key();
+            let bytes = serde_json::to_vec(&replica)
+                .map_err(|source| CatalogError::CorruptRecord { id: key.clone(), source })?;
+            let _writing = self.writing.lock().await;
+            self.replicas.insert(key.as_bytes(), bytes)?;
+            let generation = self.next_generation()?;
+            self.index.upsert(&replica_entry(&replica), generation).await?;
+            changed += 1;
+        }
+        Ok(changed)
     }
 
     /// Removes everything replicated from `peer` (it left or was removed).

@@ -1,6 +1,8 @@
 //! How a node follows its federation: answering members' requests, hearing their
 //! gossip, catching up with a member that connects, and announcing its own changes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -34,6 +36,9 @@ impl Federation {
                 NetworkEvent::MemberConnected(peer) => {
                     tokio::spawn(self.clone().sync_with(peer.to_string()));
                 }
+                NetworkEvent::MemberSubscribed(peer) => {
+                    tokio::spawn(self.clone().push_catalog(peer));
+                }
             }
         }
     }
@@ -46,6 +51,14 @@ impl Federation {
                 .map(|members| Response::Joined { members }),
             Request::Member { record } => {
                 self.apply_records(std::slice::from_ref(&record)).await.map(|()| Response::Accepted)
+            }
+            Request::Announce { announcements } => {
+                for signed in &announcements {
+                    if let Err(error) = replication::accept(&self.inner, signed, Some(&peer.to_string())).await {
+                        tracing::warn!(%peer, %error, "announcement refused");
+                    }
+                }
+                Ok(Response::Accepted)
             }
             Request::Members => {
                 Ok(Response::Members { members: self.membership().all().map(|m| m.signed.clone()).collect() })
@@ -118,21 +131,40 @@ impl Federation {
     }
 
     /// Catches up with a member: its view of the membership, then its catalogue.
-    pub(crate) async fn sync_with(self, peer: String) {
-        let Ok(peer_id) = peer.parse::<PeerId>() else { return };
-        for attempt in 0..SYNC_TRIES {
-            let addresses = self.membership().get(&peer).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
-            match self.sync_once(peer_id, &peer, addresses).await {
-                Ok(()) => return,
-                Err(error) if attempt + 1 < SYNC_TRIES => {
-                    tracing::debug!(%peer, %error, "sync failed; retrying");
-                    tokio::time::sleep(SYNC_PAUSE).await;
+    /// Boxed with `Send` spelled out: syncing applies records, which may start syncing
+    /// with another member, and the compiler cannot see through that cycle by itself.
+    pub(crate) fn sync_with(self, peer: String) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let Ok(peer_id) = peer.parse::<PeerId>() else { return };
+            for attempt in 0..SYNC_TRIES {
+                let addresses =
+                    self.membership().get(&peer).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
+                match self.sync_once(peer_id, &peer, addresses).await {
+                    Ok(()) => return,
+                    Err(error) if attempt + 1 < SYNC_TRIES => {
+                        tracing::debug!(%peer, %error, "sync failed; retrying");
+                        tokio::time::sleep(SYNC_PAUSE).await;
+                    }
+                    Err(error) => tracing::warn!(%peer, %error, "sync failed"),
                 }
-                Err(error) => tracing::warn!(%peer, %error, "sync failed"),
+                if !self.membership().is_member(&peer) {
+                    return;
+                }
             }
-            if !self.membership().is_member(&peer) {
-                return;
-            }
+        })
+    }
+
+    /// Pushes every own announcement to a member that can hear our gossip from now on.
+    async fn push_catalog(self, peer: PeerId) {
+        let announcements = match replication::own_announcements(&self.inner) {
+            Ok(announcements) if !announcements.is_empty() => announcements,
+            Ok(_) => return,
+            Err(error) => return tracing::warn!(%error, "catalogue not pushed"),
+        };
+        let addresses =
+            self.membership().get(&peer.to_string()).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
+        if let Err(error) = self.inner.client.request(peer, addresses, Request::Announce { announcements }).await {
+            tracing::debug!(%peer, %error, "catalogue not pushed");
         }
     }
 

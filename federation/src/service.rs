@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
-use urbanmesh_catalog::Catalog;
+use urbanmesh_catalog::{Catalog, Origin};
 use urbanmesh_protocol::federation::{
     Gossip, Invitation, MemberRecord, MemberStatus, Request, Response, decode_invitation, encode_invitation, topic,
 };
@@ -137,6 +137,18 @@ impl Federation {
 
     pub(crate) fn is_member(&self) -> bool {
         self.membership().is_member(&self.inner.me)
+    }
+
+    /// How a member's replicas name it, from its latest membership record.
+    pub(crate) fn origin(&self, peer: &str) -> Option<Origin> {
+        let membership = self.membership();
+        let record = &membership.get(peer)?.record;
+        Some(Origin {
+            peer: peer.to_owned(),
+            name: record.name.clone(),
+            http: record.http.clone(),
+            flight: record.flight.clone(),
+        })
     }
 
     /// Whether `peer` is an admitted member right now.
@@ -300,23 +312,30 @@ impl Federation {
         let signed = self.inner.identity.sign(&record)?;
         // Check against the rules first, so that a refusal reaches the caller.
         self.membership().clone().apply(&signed).map_err(|e| FederationError::Refused(e.to_string()))?;
-        if member != self.inner.me {
-            self.tell_removed(member, &signed).await;
-        }
+        // Those who would not hear it by gossip once the connection is gone are told
+        // directly: the removed member, or everyone when this node leaves.
+        let leaving = member == self.inner.me;
+        let told: Vec<String> = match leaving {
+            true => {
+                self.membership().admitted().map(|m| m.record.member.clone()).filter(|p| *p != self.inner.me).collect()
+            }
+            false => vec![member.to_owned()],
+        };
+        self.gossip(&Gossip::Member(signed.clone())).await;
+        futures::future::join_all(told.iter().map(|peer| self.tell(peer, &signed))).await;
         self.apply_records(std::slice::from_ref(&signed)).await?;
-        self.gossip(&Gossip::Member(signed)).await;
         Ok(())
     }
 
-    /// Hands a removal to the removed member before the connection to it closes; a
-    /// member that is offline learns nothing and is refused when it comes back.
-    async fn tell_removed(&self, member: &str, signed: &Signed) {
+    /// Hands a membership record to one member directly; a member that is offline learns
+    /// nothing and is refused when it comes back.
+    async fn tell(&self, member: &str, signed: &Signed) {
         let Ok(peer) = member.parse::<PeerId>() else { return };
         let addresses = self.membership().get(member).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
         let request = Request::Member { record: signed.clone() };
         let told = tokio::time::timeout(TELL_TIMEOUT, self.inner.client.request(peer, addresses, request)).await;
         if !matches!(told, Ok(Ok(Response::Accepted))) {
-            tracing::info!(%member, "the removed member could not be told directly");
+            tracing::info!(%member, "a member could not be told of a membership change directly");
         }
     }
 
@@ -326,6 +345,7 @@ impl Federation {
         let changes = self.inner.membership.write().unwrap_or_else(PoisonError::into_inner).apply_all(records);
         let mut admitted = Vec::new();
         let mut removed = Vec::new();
+        let mut updated = Vec::new();
         for change in &changes {
             let peer = match change {
                 Change::Admitted(peer) | Change::Updated(peer) => peer,
@@ -339,7 +359,8 @@ impl Federation {
             match change {
                 Change::Admitted(peer) => admitted.push(peer.clone()),
                 Change::Removed(peer) => removed.push(peer.clone()),
-                _ => {}
+                Change::Updated(peer) => updated.push(peer.clone()),
+                Change::Stale => {}
             }
         }
         if changes.iter().all(|c| *c == Change::Stale) {
@@ -354,8 +375,16 @@ impl Federation {
             tracing::info!(%peer, entries = forgotten, "member removed");
         }
         self.network_follows_membership().await?;
+        for peer in updated.iter().filter(|p| **p != self.inner.me) {
+            if let Some(origin) = self.origin(peer) {
+                self.inner.catalog.set_origin(origin).await?;
+            }
+        }
         for peer in admitted.into_iter().filter(|p| *p != self.inner.me) {
             tracing::info!(%peer, "member admitted");
+            // It may be connected already (it joined through us, or dialled first); an
+            // established connection reports nothing new, so catch up with it now.
+            tokio::spawn(self.clone().sync_with(peer));
         }
         Ok(())
     }

@@ -124,6 +124,9 @@ pub enum Request {
     Members,
     /// Every announcement of the peer's own shared datasets.
     Catalog,
+    /// The sender's own announcements, pushed to a member that just became reachable by
+    /// gossip (what was gossiped before that moment did not reach it).
+    Announce { announcements: Vec<Signed> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,6 +62,8 @@ pub enum NetworkEvent {
     Gossip { author: Option<PeerId>, data: Vec<u8> },
     /// A connection to a member came up.
     MemberConnected(PeerId),
+    /// A member's subscription to a topic arrived: from now on it hears our gossip there.
+    MemberSubscribed(PeerId),
 }
 
 enum Command {
@@ -393,6 +395,11 @@ impl EventLoop {
                 let member = message.source.is_some_and(|source| self.members.contains(&source));
                 if member && message.data.len() <= MAX_GOSSIP_BYTES {
                     self.emit(NetworkEvent::Gossip { author: message.source, data: message.data });
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, .. })) => {
+                if self.members.contains(&peer_id) {
+                    self.emit(NetworkEvent::MemberSubscribed(peer_id));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.sync_event(event),

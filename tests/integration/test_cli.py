@@ -81,8 +81,13 @@ def test_run_writes_addresses_json(node):
     assert http.scheme == "http" and http.hostname == "127.0.0.1" and http.port and http.port > 0
     assert flight.scheme == "grpc" and flight.hostname == "127.0.0.1" and flight.port and flight.port > 0
     assert http.port != flight.port
-    [p2p] = addresses["p2p"]
-    assert P2P_ADDRESS.match(p2p), p2p
+    tcp = [a for a in addresses["p2p"] if P2P_ADDRESS.match(a)]
+    quic = [a for a in addresses["p2p"] if P2P_QUIC_ADDRESS.match(a)]
+    assert len(tcp) == 1 and len(quic) == 1 and len(addresses["p2p"]) == 2, addresses["p2p"]
+    peer_ids = {a.rsplit("/p2p/", 1)[1] for a in addresses["p2p"]}
+    assert len(peer_ids) == 1, "both listeners speak for the same node"
+    peer = urllib.parse.urlparse(addresses["peer_flight"])
+    assert peer.scheme == "grpc+tls" and peer.port and peer.port > 0, addresses["peer_flight"]
     assert not list(node.data_dir.glob(".addresses*")), "temporary file left behind"
 
 
@@ -146,16 +151,16 @@ def test_unknown_endpoint_is_a_problem_404(node):
 
 
 P2P_ADDRESS = re.compile(r"^/ip4/127\.0\.0\.1/tcp/(\d+)/p2p/(12D3KooW[1-9A-HJ-NP-Za-km-z]+)$")
+P2P_QUIC_ADDRESS = re.compile(r"^/ip4/127\.0\.0\.1/udp/(\d+)/quic-v1/p2p/(12D3KooW[1-9A-HJ-NP-Za-km-z]+)$")
 
 
 def test_p2p_listener_accepts_connections_and_keeps_its_peer_id(node):
-    match = P2P_ADDRESS.match(node.addresses["p2p"][0])
-    assert match, node.addresses["p2p"]
+    [match] = [m for m in map(P2P_ADDRESS.match, node.addresses["p2p"]) if m]
     port, peer_id = int(match.group(1)), match.group(2)
     assert port > 0
     # A real TCP connection to the libp2p listener (the Noise handshake is the peer's job).
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
     node.restart()
-    again = P2P_ADDRESS.match(node.addresses["p2p"][0])
-    assert again and again.group(2) == peer_id, "the peer id derives from node.key and must not change"
+    [again] = [m for m in map(P2P_ADDRESS.match, node.addresses["p2p"]) if m]
+    assert again.group(2) == peer_id, "the peer id derives from node.key and must not change"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -590,9 +589,13 @@ def test_members_follow_a_restarted_member_to_its_new_addresses(federation_facto
     assert bielefeld.http != old_http
     started = time.monotonic()
     owl.wait_converged(CATCH_UP_DEADLINE)
-    view = member_view(guetersloh, bielefeld.peer_id)
-    assert view["http"] == bielefeld.http and view["flight"] == bielefeld.flight, view
-    assert set(view["addresses"]) == set(bielefeld.p2p), view
+
+    def current(view):
+        return view["http"] == bielefeld.http and view["flight"] == bielefeld.flight and set(
+            view["addresses"]) == set(bielefeld.p2p)
+    # Connected first, then the member's new record arrives by sync or gossip.
+    wait_until(lambda: current(member_view(guetersloh, bielefeld.peer_id)), CATCH_UP_DEADLINE,
+               "Gütersloh to learn Bielefeld's new addresses")
 
     # Federated hits name the origin where it is now, and their links lead there.
     def follows(results):
@@ -628,6 +631,25 @@ def test_a_member_that_was_down_learns_of_a_removal(federation_factory):
     print(f"Bielefeld dropped Detmold's entries {format_latencies(latencies)} after its start")
     owl.wait_converged(CATCH_UP_DEADLINE)
     assert member_view(bielefeld, detmold.peer_id)["status"] == "removed"
+
+
+def test_a_newcomer_brings_its_existing_catalogue(federation_factory):
+    owl = federation_factory(4)
+    guetersloh = owl.founder
+    guetersloh.create_dataset(spec("friedhoefe-gt", "Friedhöfe Gütersloh", "Friedhöfe und Grabfelder in Gütersloh"))
+    owl.wait_everywhere(has("friedhoefe-gt"), "set-up dataset", SETUP_DEADLINE, q="Friedhöfe")
+    newcomer = owl.new_node("Bad Salzuflen")
+    for k in range(3):
+        newcomer.create_dataset(spec(f"friedhoefe-bs-{k}", f"Friedhöfe {k}", f"Friedhöfe und Grabfelder, Teil {k}"))
+    theirs = {f"friedhoefe-bs-{k}" for k in range(3)}
+
+    owl.admit(newcomer)
+    joined = time.monotonic()
+    latencies = owl.wait_everywhere(lambda r: theirs | {"friedhoefe-gt"} <= set(hit_ids(r)),
+                                    "the newcomer's existing datasets on every member", CATCH_UP_DEADLINE,
+                                    since=joined, q="Friedhöfe")
+    print(f"the newcomer's catalogue reached the members after: {format_latencies(latencies)}")
+    owl.wait_converged()
 
 
 @pytest.mark.parametrize("history", ["stopped", "never started"])
