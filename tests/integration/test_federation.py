@@ -12,6 +12,7 @@ import base64
 import json
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -759,3 +760,57 @@ def test_garbage_invitations_are_refused_and_members_keep_working(federation_fac
     owl.wait_everywhere(has("stimmbezirke", guetersloh), "a new dataset after the flood", SEARCHABLE_DEADLINE,
                         nodes=owl.others(guetersloh), since=created, q="Stimmbezirke")
     owl.wait_converged()
+
+
+# ---- node-to-node data --------------------------------------------------------------------------
+
+
+def test_remote_rows_through_rest_and_flight_equal_the_origins(federation_factory):
+    import pyarrow.flight as fl
+
+    owl = federation_factory(3)
+    guetersloh, bielefeld, herford = owl.nodes
+    guetersloh.create_dataset(pegel_spec("pegel-gt"))
+    csv = "time,station,value,quality\n" + "".join(
+        f"2026-03-01T{h:02d}:00:00Z,{s},{80 + h + i / 10},{h % 3}\n" for h in range(24) for i, s in
+        enumerate(["Dalke", "Lutter", "Ölbach"]))
+    assert guetersloh.post_rows("pegel-gt", csv, "text/csv").status == 200
+    owl.wait_everywhere(has("pegel-gt", guetersloh), "the replica", SETUP_DEADLINE, nodes=[bielefeld, herford],
+                        q="Pegelstände")
+
+    query = {"format": "json", "from": "2026-03-01T06:00:00Z", "to": "2026-03-01T12:00:00Z",
+             "columns": "time,station,value", "filter": "value > 88"}
+    local = guetersloh.get("/api/v1/datasets/pegel-gt/rows", query=query)
+    assert local.status == 200, local
+    expected = sorted(map(json.dumps, local.json()))
+    assert expected, "the filter keeps some rows"
+    for reader in (bielefeld, herford):
+        for node_name in (guetersloh.name, guetersloh.peer_id):
+            path = f"/api/v1/federation/{urllib.parse.quote(node_name)}/datasets/pegel-gt/rows"
+            remote = reader.get(path, query=query)
+            assert remote.status == 200, remote
+            assert sorted(map(json.dumps, remote.json())) == expected
+
+    client = fl.FlightClient(bielefeld.addresses["flight"])
+    info = client.get_flight_info(fl.FlightDescriptor.for_path("remote", guetersloh.name, "pegel-gt"))
+    assert info.total_records == 72
+    remote_table = client.do_get(info.endpoints[0].ticket).read_all()
+    local_table = fl.FlightClient(guetersloh.addresses["flight"]).do_get(
+        fl.FlightClient(guetersloh.addresses["flight"]).get_flight_info(
+            fl.FlightDescriptor.for_path("pegel-gt")).endpoints[0].ticket).read_all()
+    assert remote_table.sort_by("time").equals(local_table.sort_by("time"))
+
+
+def test_remote_reads_of_unknown_members_or_datasets_are_not_found(federation_factory):
+    import pyarrow.flight as fl
+
+    owl = federation_factory(2)
+    guetersloh, bielefeld = owl.nodes
+    missing = bielefeld.get(f"/api/v1/federation/{urllib.parse.quote(guetersloh.name)}/datasets/gibt-es-nicht/rows")
+    assert missing.status == 404, missing
+    stranger = bielefeld.get("/api/v1/federation/Atlantis/datasets/pegel/rows")
+    assert stranger.status == 404, stranger
+    with pytest.raises(KeyError, match="not found"):
+        fl.FlightClient(bielefeld.addresses["flight"]).get_flight_info(
+            fl.FlightDescriptor.for_path("remote", "Atlantis", "pegel"))
+    assert bielefeld.get("/healthz").status == 200

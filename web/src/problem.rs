@@ -131,14 +131,16 @@ impl From<urbanmesh_flight::FlightError> for Problem {
                 Self::new(StatusCode::NOT_FOUND, format!("`{id}` not found"))
             }
             urbanmesh_flight::FlightError::Peer(reason) => Self::new(StatusCode::BAD_GATEWAY, reason),
-            urbanmesh_flight::FlightError::Stream(e) => {
-                let text = e.to_string();
-                let status = if text.contains("NotFound") || text.contains("not found") {
-                    StatusCode::NOT_FOUND
-                } else {
-                    StatusCode::BAD_GATEWAY
+            urbanmesh_flight::FlightError::Stream(arrow_flight::error::FlightError::Tonic(status)) => {
+                let code = match status.code() {
+                    tonic::Code::NotFound => StatusCode::NOT_FOUND,
+                    tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::BAD_GATEWAY,
                 };
-                Self::new(status, format!("the member answered: {text}"))
+                Self::new(code, format!("the member answered: {}", status.message()))
+            }
+            urbanmesh_flight::FlightError::Stream(e) => {
+                Self::new(StatusCode::BAD_GATEWAY, format!("the member's answer broke off: {e}"))
             }
             other => Self::internal(other.to_string()),
         }
