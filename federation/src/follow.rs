@@ -14,6 +14,10 @@ use crate::FederationError;
 use crate::replication;
 use crate::service::{Federation, multiaddrs};
 
+/// How often a node catches up with every connected member anyway, so that a gossip
+/// message lost on the way costs at most this long.
+const REPAIR_INTERVAL: Duration = Duration::from_secs(15);
+
 /// Tries, and the pause between them, when a newly admitted member is not ready yet.
 const SYNC_TRIES: u32 = 20;
 const SYNC_PAUSE: Duration = Duration::from_millis(150);
@@ -152,6 +156,35 @@ impl Federation {
                 }
             }
         })
+    }
+
+    /// Anti-entropy: every [`REPAIR_INTERVAL`], sync with each connected member.
+    pub(crate) async fn repair(self) {
+        let mut every = tokio::time::interval(REPAIR_INTERVAL);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if !self.is_member() {
+                continue;
+            }
+            let Ok(connected) = self.inner.client.connected().await else { return };
+            for peer in connected.into_iter().map(|p| p.to_string()) {
+                if peer != self.inner.me && self.membership().is_member(&peer) {
+                    // One try: the next round retries anyway.
+                    let _ = self.clone().sync_once_logged(peer).await;
+                }
+            }
+        }
+    }
+
+    async fn sync_once_logged(self, peer: String) -> Result<(), FederationError> {
+        let Ok(peer_id) = peer.parse::<PeerId>() else { return Ok(()) };
+        let addresses = self.membership().get(&peer).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
+        let result = self.sync_once(peer_id, &peer, addresses).await;
+        if let Err(error) = &result {
+            tracing::debug!(%peer, %error, "repair sync failed");
+        }
+        result
     }
 
     /// Pushes every own announcement to a member that can hear our gossip from now on.

@@ -118,6 +118,7 @@ impl Federation {
         }
         tokio::spawn(federation.clone().follow_network(events));
         tokio::spawn(federation.clone().follow_catalog());
+        tokio::spawn(federation.clone().repair());
         if let Some(invitation) = federation.inner.store.pending_join()? {
             let joining = federation.clone();
             tokio::spawn(async move {
