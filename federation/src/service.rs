@@ -140,6 +140,12 @@ impl Federation {
         self.membership().is_member(&self.inner.me)
     }
 
+    /// Dials peers at these addresses (multiaddrs with `/p2p/`); members among them are
+    /// synced once connected, which also teaches both sides each other's current addresses.
+    pub async fn dial(&self, addresses: &[String]) -> Result<(), FederationError> {
+        Ok(self.inner.client.dial(multiaddrs(addresses)).await?)
+    }
+
     /// How a member's replicas name it, from its latest membership record.
     pub(crate) fn origin(&self, peer: &str) -> Option<Origin> {
         let membership = self.membership();

@@ -1,8 +1,13 @@
-//! `urbanmesh demo`: a node for Gütersloh with a month of 15-minute water levels,
-//! ready to be explored with curl and pyarrow.
+//! `urbanmesh demo`: five towns of Ostwestfalen-Lippe, each its own node with its own
+//! water-level stations, joined into one federation by invitations, on this machine.
+//! The data is deterministic: a month of 15-minute levels with a daily rhythm, a seasonal
+//! drift and a flood wave on the Werre that reaches Detmold, Bad Salzuflen and Herford
+//! one after another.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
@@ -14,55 +19,141 @@ use crate::config::Config;
 use crate::init::{self, TOKEN_FILE};
 use crate::node::{self, RunningNode};
 
-const DATASET: &str = "pegel-guetersloh";
 const STEP_MINUTES: i64 = 15;
 const DAYS: i64 = 30;
 
-/// Gauging stations: name, water, longitude, latitude, mean level in cm, flood delay in hours.
-const STATIONS: [(&str, &str, f64, f64, f64, f64); 3] = [
-    ("Gütersloh Dalke", "Dalke", 8.3833, 51.9062, 84.0, 0.0),
-    ("Avenwedde Ölbach", "Ölbach", 8.4291, 51.9317, 61.0, 3.0),
-    ("Isselhorst Lutter", "Lutter", 8.4112, 51.9688, 118.0, 7.0),
+/// A gauging station: name, water, longitude, latitude, mean level in cm, flood delay in hours.
+type Station = (&'static str, &'static str, f64, f64, f64, f64);
+
+struct Town {
+    slug: &'static str,
+    name: &'static str,
+    ars: &'static str,
+    stations: &'static [Station],
+}
+
+/// The demo's towns; the flood on the Werre starts at Detmold.
+const TOWNS: [Town; 5] = [
+    Town {
+        slug: "guetersloh",
+        name: "Gütersloh",
+        ars: "057540008008",
+        stations: &[
+            ("Gütersloh Dalke", "Dalke", 8.3833, 51.9062, 84.0, 30.0),
+            ("Avenwedde Ölbach", "Ölbach", 8.4291, 51.9317, 61.0, 33.0),
+            ("Isselhorst Lutter", "Lutter", 8.4112, 51.9688, 118.0, 37.0),
+        ],
+    },
+    Town {
+        slug: "bielefeld",
+        name: "Bielefeld",
+        ars: "057110000000",
+        stations: &[
+            ("Bielefeld Johannisbach", "Johannisbach", 8.5326, 52.0476, 52.0, 28.0),
+            ("Brake Aa", "Aa", 8.5968, 52.0735, 70.0, 30.0),
+        ],
+    },
+    Town {
+        slug: "herford",
+        name: "Herford",
+        ars: "057580012012",
+        stations: &[
+            ("Herford Werre", "Werre", 8.6782, 52.1128, 140.0, 16.0),
+            ("Herford Aa", "Aa", 8.6612, 52.1204, 80.0, 20.0),
+        ],
+    },
+    Town {
+        slug: "detmold",
+        name: "Detmold",
+        ars: "057660020020",
+        stations: &[
+            ("Detmold Werre", "Werre", 8.8837, 51.9385, 95.0, 0.0),
+            ("Berlebeck Berlebecke", "Berlebecke", 8.8541, 51.9122, 40.0, 1.0),
+        ],
+    },
+    Town {
+        slug: "bad-salzuflen",
+        name: "Bad Salzuflen",
+        ars: "057660008008",
+        stations: &[
+            ("Bad Salzuflen Werre", "Werre", 8.7473, 52.0862, 120.0, 8.0),
+            ("Bad Salzuflen Salze", "Salze", 8.7380, 52.0822, 45.0, 6.0),
+        ],
+    },
 ];
 
 pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow::Result<()> {
-    let data_dir = args.base_dir.join("guetersloh");
-    if !Config::path(&data_dir).exists() {
-        init::init(&InitArgs {
-            data_dir: data_dir.clone(),
-            name: "Gütersloh".into(),
-            ars: Some("057540008008".into()),
-        })?;
+    let mut nodes = Vec::with_capacity(TOWNS.len());
+    for town in &TOWNS {
+        let node = start_town(&args.base_dir, town, query.clone()).await?;
+        nodes.push(node);
     }
-    let loopback = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let run_args = RunArgs { data_dir: data_dir.clone(), http: loopback, flight: loopback, p2p: None };
-    let node = node::start(&run_args, query).await?;
-    if node.catalog.get(DATASET).is_err() {
-        load_sample(&node).await?;
-    }
-    let token_path = data_dir.join(TOKEN_FILE);
-    println!("\nUrban Mesh demo — node Gütersloh");
-    println!("  REST API:   {}/api/v1/datasets", node.addresses.http);
-    println!("  Flight:     {}", node.addresses.flight);
-    println!("  Metrics:    {}/metrics", node.addresses.http);
-    println!("  Admin token in {}", token_path.display());
-    println!("\nRead the water levels into pandas:\n");
-    println!("  import json, pyarrow.flight as fl");
-    println!("  client = fl.FlightClient(\"{}\")", node.addresses.flight);
-    println!("  cmd = {{\"dataset\": \"{DATASET}\", \"filter\": \"state = 'high'\"}}");
-    println!("  info = client.get_flight_info(fl.FlightDescriptor.for_command(json.dumps(cmd)))");
-    println!("  df = client.do_get(info.endpoints[0].ticket).read_pandas()");
-    println!("\nOr as CSV: curl '{}/api/v1/datasets/{DATASET}/rows?format=csv&limit=10'", node.addresses.http);
-    println!("\nPress Ctrl-C to stop.");
+    federate(&nodes).await?;
+    print_welcome(&args.base_dir, &nodes);
     node::shutdown_signal().await;
-    node.stop().await
+    for node in nodes {
+        node.stop().await?;
+    }
+    Ok(())
 }
 
-async fn load_sample(node: &RunningNode) -> anyhow::Result<()> {
+async fn start_town(base: &Path, town: &Town, query: tokio::runtime::Handle) -> anyhow::Result<RunningNode> {
+    let data_dir = base.join(town.slug);
+    if !Config::path(&data_dir).exists() {
+        init::init(&InitArgs { data_dir: data_dir.clone(), name: town.name.into(), ars: Some(town.ars.into()) })?;
+    }
+    let loopback = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let run_args = RunArgs { data_dir, http: loopback, flight: loopback, p2p: None };
+    let node = node::start(&run_args, query).await?;
+    let dataset = dataset_id(town);
+    if node.catalog.get(&dataset).is_err() {
+        load_water_levels(&node, town).await?;
+    }
+    Ok(node)
+}
+
+/// The first town invites the others; a second run finds them members already, on new
+/// ports, so every node dials the others' current addresses.
+async fn federate(nodes: &[RunningNode]) -> anyhow::Result<()> {
+    for node in nodes {
+        for other in nodes {
+            if !std::ptr::eq(node, other) {
+                node.federation.dial(&other.addresses.p2p).await?;
+            }
+        }
+    }
+    let Some((founder, others)) = nodes.split_first() else { return Ok(()) };
+    for (node, town) in others.iter().zip(&TOWNS[1..]) {
+        if node.federation.status().await.federation.is_some() {
+            continue;
+        }
+        let invitation = founder
+            .federation
+            .invite(Some("Pegelverbund OWL"), Some(town.name.into()), Duration::from_secs(600))
+            .await?;
+        node.federation.join(&invitation).await?;
+        tracing::info!(town = town.name, "joined the demo federation");
+    }
+    Ok(())
+}
+
+fn dataset_id(town: &Town) -> String {
+    format!("pegel-{}", town.slug)
+}
+
+async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()> {
+    let waters: Vec<&str> = town.stations.iter().map(|s| s.1).collect();
+    let (west, south, east, north) = town.stations.iter().fold((180.0f64, 90.0f64, -180.0f64, -90.0f64), |b, s| {
+        (b.0.min(s.2), b.1.min(s.3), b.2.max(s.2), b.3.max(s.3))
+    });
+    let mut keywords = vec!["Pegel", "Wasserstand", "Hochwasser"];
+    keywords.extend(waters.iter().copied());
     let spec: DatasetSpec = serde_json::from_value(serde_json::json!({
-        "id": DATASET,
-        "title": "Pegelstände Gütersloh",
-        "description": "Wasserstände der Pegel an Dalke, Ölbach und Lutter im 15-Minuten-Takt (Beispieldaten).",
+        "id": dataset_id(town),
+        "title": format!("Pegelstände {}", town.name),
+        "description": format!(
+            "Wasserstände der Pegel an {} in {} im 15-Minuten-Takt (Beispieldaten).", waters.join(", "), town.name
+        ),
         "schema": {"fields": [
             {"name": "time", "type": "timestamp[ms, UTC]"},
             {"name": "station", "type": "utf8"},
@@ -75,26 +166,50 @@ async fn load_sample(node: &RunningNode) -> anyhow::Result<()> {
         "time_column": "time",
         "series_key": "station",
         "geometry": {"lon": "lon", "lat": "lat"},
-        "keywords": ["Pegel", "Wasserstand", "Hochwasser", "Dalke", "Lutter", "Ölbach"],
+        "keywords": keywords,
         "themes": ["ENVI"],
-        "publisher": {"name": "Stadt Gütersloh", "type": "LocalAuthority"},
-        "contact_point": {"name": "Fachbereich Umweltschutz", "email": "umwelt@guetersloh.de"},
-        "spatial": {"level": "municipality", "bbox": [8.30, 51.85, 8.50, 51.95]},
+        "publisher": {"name": format!("Stadt {}", town.name), "type": "LocalAuthority"},
+        "contact_point": {"name": "Umweltamt", "email": format!("umwelt@{}.de", town.slug)},
+        "spatial": {"level": "municipality", "bbox": [west - 0.02, south - 0.02, east + 0.02, north + 0.02]},
         "accrual_periodicity": "15MIN",
         "licence": "dl-by-de/2.0",
-        "attribution": "Stadt Gütersloh, Pegeldaten (Beispieldaten)"
+        "attribution": format!("Stadt {}, Pegeldaten (Beispieldaten)", town.name)
     }))?;
     let dataset = node.catalog.create(spec).await?;
     node.store.create(&dataset).await?;
-    let batch = water_levels(dataset.arrow_schema()?)?;
-    let appended = node.store.append(DATASET, batch).await?;
-    tracing::info!(rows = appended.rows, "loaded the demo's water levels");
+    let batch = water_levels(dataset.arrow_schema()?, town.stations)?;
+    let appended = node.store.append(dataset.id(), batch).await?;
+    tracing::info!(town = town.name, rows = appended.rows, "loaded the demo's water levels");
     Ok(())
 }
 
+fn print_welcome(base: &Path, nodes: &[RunningNode]) {
+    println!("\nUrban Mesh demo — the federation \"Pegelverbund OWL\" of five towns on this machine:\n");
+    for (node, town) in nodes.iter().zip(&TOWNS) {
+        println!("  {:<14} {}/api/v1/datasets   Flight {}", town.name, node.addresses.http, node.addresses.flight);
+    }
+    let (first, last) = (&nodes[0], &nodes[nodes.len() - 1]);
+    println!("\nEach data directory ({}/<town>/) holds addresses.json and admin.token.", base.display());
+    println!("\nSearch every town's catalogue from Gütersloh:\n");
+    println!("  curl '{}/api/v1/search?q=Pegelstände&scope=federation'", first.addresses.http);
+    println!("\nRead Detmold's Werre levels through Gütersloh's node with pyarrow:\n");
+    println!("  import pyarrow.flight as fl");
+    println!("  client = fl.FlightClient(\"{}\")", first.addresses.flight);
+    println!(
+        "  info = client.get_flight_info(fl.FlightDescriptor.for_path(\"remote\", \"Detmold\", \"pegel-detmold\"))"
+    );
+    println!("  df = client.do_get(info.endpoints[0].ticket).read_pandas()");
+    println!(
+        "\nOr as CSV: curl '{}/api/v1/federation/Detmold/datasets/pegel-detmold/rows?format=csv&filter=state%20%3D%20%27high%27'",
+        last.addresses.http
+    );
+    println!("Admin token of Gütersloh: {}", base.join("guetersloh").join(TOKEN_FILE).display());
+    println!("\nPress Ctrl-C to stop all five nodes.");
+}
+
 /// A month of levels ending now: a seasonal drift, a daily rhythm, some noise, and a flood
-/// wave ten days ago that reaches the stations one after another. Deterministic in time.
-fn water_levels(schema: arrow::datatypes::SchemaRef) -> anyhow::Result<RecordBatch> {
+/// wave ten days ago that reaches each station after its delay. Deterministic in time.
+fn water_levels(schema: arrow::datatypes::SchemaRef, stations: &[Station]) -> anyhow::Result<RecordBatch> {
     let step = TimeDelta::minutes(STEP_MINUTES);
     let end = Utc::now().duration_trunc(step)?;
     let start = end - TimeDelta::days(DAYS);
@@ -102,7 +217,7 @@ fn water_levels(schema: arrow::datatypes::SchemaRef) -> anyhow::Result<RecordBat
     let steps = DAYS * 24 * 60 / STEP_MINUTES;
     let (mut time, mut station, mut water, mut value, mut state, mut lon, mut lat) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (name, river, x, y, mean, delay_hours) in STATIONS {
+    for &(name, river, x, y, mean, delay_hours) in stations {
         for i in 0..steps {
             let at = (start + step * i as i32).timestamp_millis();
             let hours = at as f64 / 3.6e6;
@@ -110,7 +225,8 @@ fn water_levels(schema: arrow::datatypes::SchemaRef) -> anyhow::Result<RecordBat
             let daily = 2.5 * (hours / 24.0 * std::f64::consts::TAU).sin();
             let noise = ((at / 900_000).wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0 - 0.5;
             let since_peak_hours = (at as f64 - flood_peak) / 3.6e6 - delay_hours;
-            let flood = 95.0 * (-(since_peak_hours / 18.0).powi(2)).exp();
+            let amplitude = if river == "Werre" { 95.0 } else { 15.0 };
+            let flood = amplitude * (-(since_peak_hours / 18.0).powi(2)).exp();
             let level = ((mean + seasonal + daily + noise + flood) * 10.0).round() / 10.0;
             time.push(at);
             station.push(name);

@@ -43,6 +43,7 @@ pub(crate) struct RunningNode {
     pub(crate) addresses: Addresses,
     pub(crate) catalog: Catalog,
     pub(crate) store: Store,
+    pub(crate) federation: Federation,
     data_dir: PathBuf,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
@@ -139,7 +140,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         catalog: catalog.clone(),
-        federation,
+        federation: federation.clone(),
         remote: Some(remote),
         endpoints,
         store: store.clone(),
@@ -187,6 +188,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     Ok(RunningNode {
         addresses,
         catalog,
+        federation,
         network,
         data_dir,
         ready,

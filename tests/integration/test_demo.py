@@ -1,0 +1,75 @@
+"""The README's main command: `urbanmesh demo` starts five federated towns with data."""
+import json
+import signal
+import subprocess
+import urllib.parse
+
+import pyarrow.flight as fl
+
+from conftest import binary, http_request, wait_until
+
+TOWNS = {"guetersloh": "Gütersloh", "bielefeld": "Bielefeld", "herford": "Herford", "detmold": "Detmold",
+         "bad-salzuflen": "Bad Salzuflen"}
+DEADLINE = 120.0
+
+
+def start_demo(base, log):
+    return subprocess.Popen([str(binary()), "demo", "--base-dir", str(base)], stdout=log, stderr=subprocess.STDOUT)
+
+
+def addresses(base):
+    found = {}
+    for slug in TOWNS:
+        path = base / slug / "addresses.json"
+        if not path.exists():
+            return None
+        found[slug] = json.loads(path.read_text())
+    return found
+
+
+def federated_ids(http):
+    query = urllib.parse.urlencode({"q": "Pegelstände", "scope": "federation", "per_page": 50})
+    response = http_request("GET", f"{http}/api/v1/search?{query}", None, {}, 10)
+    if response.status != 200:
+        return set()
+    return {hit["id"] for hit in response.json()["hits"]}
+
+
+def knows_current(node, name, other):
+    status = http_request("GET", f"{node['http']}/api/v1/federation", None, {}, 10).json()
+    return any(m["name"] == name and m.get("peer_flight") == other["peer_flight"] for m in status["members"])
+
+
+def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
+    base = tmp_path / "demo"
+    expected = {f"pegel-{slug}" for slug in TOWNS}
+    for run in (1, 2):
+        with open(tmp_path / f"demo-{run}.log", "wb") as log:
+            demo = start_demo(base, log)
+            try:
+                nodes = wait_until(lambda: addresses(base), DEADLINE, "all five towns to write addresses.json")
+                for slug, node in nodes.items():
+                    wait_until(lambda node=node: federated_ids(node["http"]) >= expected, DEADLINE,
+                               f"{slug} to find every town's water levels")
+                    status = http_request("GET", f"{node['http']}/api/v1/federation", None, {}, 10).json()
+                    assert status["federation"]["name"] == "Pegelverbund OWL"
+                    admitted = sorted(m["name"] for m in status["members"] if m["status"] == "admitted")
+                    assert admitted == sorted(TOWNS.values()), admitted
+
+                # On the second run every town has new ports: Gütersloh learns Detmold's.
+                wait_until(lambda: knows_current(nodes["guetersloh"], "Detmold", nodes["detmold"]), DEADLINE,
+                           "Gütersloh to know Detmold's current member endpoint")
+                # Detmold's Werre through Gütersloh's node, as the printed snippet does it.
+                client = fl.FlightClient(nodes["guetersloh"]["flight"])
+                info = client.get_flight_info(fl.FlightDescriptor.for_path("remote", "Detmold", "pegel-detmold"))
+                table = client.do_get(info.endpoints[0].ticket).read_all()
+                assert table.num_rows == 2 * 30 * 96
+                assert set(table.column("water").to_pylist()) == {"Werre", "Berlebecke"}
+                assert "high" in table.column("state").to_pylist(), "the flood wave reaches Detmold"
+            finally:
+                demo.send_signal(signal.SIGINT)
+                assert demo.wait(timeout=60) == 0
+        text = (tmp_path / f"demo-{run}.log").read_text(errors="replace")
+        assert "pegel-detmold" in text and "Pegelverbund OWL" in text
+    # The second run found its data: still one water-level dataset per town.
+    assert not (base / "guetersloh" / "addresses.json").exists()
