@@ -112,3 +112,29 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FederationError> {
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FederationError> {
     serde_json::from_slice(bytes).map_err(|e| FederationError::Corrupt(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_only_advance_so_replays_and_stale_copies_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FederationStore::open(sled::open(dir.path()).expect("sled")).expect("store");
+        assert!(store.advance("peer/pegel", 5).expect("first"));
+        assert!(!store.advance("peer/pegel", 5).expect("replay"));
+        assert!(!store.advance("peer/pegel", 4).expect("stale"));
+        assert!(store.advance("peer/pegel", 6).expect("newer"));
+        assert!(store.advance("peer/luft", 1).expect("another entry"));
+    }
+
+    #[test]
+    fn an_invitation_is_redeemed_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FederationStore::open(sled::open(dir.path()).expect("sled")).expect("store");
+        store.issue("n1", &IssuedInvitation { invitee: None, expires: i64::MAX, redeemed_by: None }).expect("issue");
+        store.redeem("n1", "peer-a").expect("first use");
+        assert!(matches!(store.redeem("n1", "peer-b"), Err(FederationError::Invitation(_))));
+        assert!(matches!(store.redeem("unknown", "peer-b"), Err(FederationError::Invitation(_))));
+    }
+}
