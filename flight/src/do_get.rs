@@ -3,6 +3,7 @@ use std::time::Instant;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError as ArrowFlightError;
 use arrow_flight::{FlightData, Ticket};
+use futures::future::Either;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::Status;
 use urbanmesh_policy::Subject;
@@ -24,17 +25,18 @@ pub(crate) async fn do_get(
     ticket: Ticket,
 ) -> Result<impl Stream<Item = Result<FlightData, Status>> + Send + 'static, FlightError> {
     let started = Instant::now();
-    let scan = match RemoteTicket::decode(&ticket.ticket) {
-        Some(remote) => {
-            let members = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: remote.remote.clone() })?;
-            members.fetch(&remote.remote, &remote.read).await?
-        }
-        None => {
-            let request = ReadRequest::decode(&ticket.ticket)?;
-            readable(context, subject, &request)?;
-            context.store.scan(&request).await?
-        }
-    };
+    if let Some(remote) = RemoteTicket::decode(&ticket.ticket) {
+        let members = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: remote.remote.clone() })?;
+        let relayed = members.relay(&remote.remote, &remote.read).await?;
+        let bytes = metrics.bytes_sent.clone();
+        let counted = relayed.inspect_ok(move |data| {
+            bytes.inc_by((data.data_body.len() + data.data_header.len()) as u64);
+        });
+        return Ok(Either::Left(counted));
+    }
+    let request = ReadRequest::decode(&ticket.ticket)?;
+    readable(context, subject, &request)?;
+    let scan = context.store.scan(&request).await?;
     let rows = metrics.rows_sent.clone();
     let batches = scan
         .batches
@@ -68,5 +70,5 @@ pub(crate) async fn do_get(
             },
             other => Status::internal(other.to_string()),
         });
-    Ok(stream)
+    Ok(Either::Right(stream))
 }

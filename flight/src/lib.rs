@@ -26,7 +26,7 @@ pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;
 
 /// Largest message a client may send (one `DoPut` batch).
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What the Flight service reads from and writes to.
 #[derive(Clone)]

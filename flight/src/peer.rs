@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arrow_flight::FlightClient;
-use arrow_flight::Ticket;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{FlightClient, FlightData, Ticket};
 use futures::{StreamExt, TryStreamExt};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -149,16 +149,7 @@ impl PeerClient {
 
     /// Reads `request` from `peer` at its member endpoint (`grpc+tls://host:port`).
     pub async fn fetch(&self, peer: PeerId, endpoint: &str, request: &ReadRequest) -> Result<BatchStream, FlightError> {
-        let address = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest).trim_end_matches('/').to_owned();
-        let config = tls::client_config(&self.identity, peer).map_err(|e| FlightError::Peer(e.to_string()))?;
-        let connector = MemberConnector { address: address.clone(), tls: TlsConnector::from(config) };
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| FlightError::Peer(e.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_with_connector(connector)
-            .await
-            .map_err(|e| FlightError::Peer(format!("connecting to {peer} at {address}: {e}")))?;
-        let mut client = FlightClient::new(channel);
+        let mut client = FlightClient::new(self.connect(peer, endpoint).await?);
         let ticket = Ticket { ticket: request.encode().into() };
         let mut stream = client.do_get(ticket).await?;
         // The schema arrives with the first message; an empty result still has one.
@@ -171,6 +162,34 @@ impl PeerClient {
         let rest = stream.map_err(remote_error);
         let batches = futures::stream::iter(first.map(Ok)).chain(rest);
         Ok(BatchStream { schema, batches: Box::pin(batches) })
+    }
+}
+
+impl PeerClient {
+    /// The member's `DoGet` stream as it arrives, for passing on to a Flight client
+    /// without decoding and encoding it again.
+    pub async fn relay(
+        &self,
+        peer: PeerId,
+        endpoint: &str,
+        request: &ReadRequest,
+    ) -> Result<tonic::Streaming<FlightData>, FlightError> {
+        let mut client = FlightServiceClient::new(self.connect(peer, endpoint).await?)
+            .max_decoding_message_size(crate::MAX_MESSAGE_BYTES);
+        let ticket = Ticket { ticket: request.encode().into() };
+        Ok(client.do_get(ticket).await.map_err(arrow_flight::error::FlightError::from)?.into_inner())
+    }
+
+    async fn connect(&self, peer: PeerId, endpoint: &str) -> Result<tonic::transport::Channel, FlightError> {
+        let address = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest).trim_end_matches('/').to_owned();
+        let config = tls::client_config(&self.identity, peer).map_err(|e| FlightError::Peer(e.to_string()))?;
+        let connector = MemberConnector { address: address.clone(), tls: TlsConnector::from(config) };
+        tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| FlightError::Peer(e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| FlightError::Peer(format!("connecting to {peer} at {address}: {e}")))
     }
 }
 

@@ -26,9 +26,22 @@ pub struct Remote {
 
 impl Remote {
     pub async fn fetch(&self, node: &str, request: &ReadRequest) -> Result<BatchStream, FlightError> {
-        let (peer, endpoint) =
-            self.directory.locate(node).ok_or_else(|| FlightError::NotFound { id: format!("member {node}") })?;
+        let (peer, endpoint) = self.locate(node)?;
         self.client.fetch(peer, &endpoint, request).await
+    }
+
+    /// The member's Flight stream, passed on as it comes.
+    pub(crate) async fn relay(
+        &self,
+        node: &str,
+        request: &ReadRequest,
+    ) -> Result<tonic::Streaming<arrow_flight::FlightData>, FlightError> {
+        let (peer, endpoint) = self.locate(node)?;
+        self.client.relay(peer, &endpoint, request).await
+    }
+
+    fn locate(&self, node: &str) -> Result<(PeerId, String), FlightError> {
+        self.directory.locate(node).ok_or_else(|| FlightError::NotFound { id: format!("member {node}") })
     }
 }
 
