@@ -18,29 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from benchlib import OPENER, rss_mb, wait_for
+
 BIN = os.environ.get("URBANMESH_BIN", "target/release/urbanmesh")
 SIZES = [int(n) for n in os.environ.get("BENCH_FEDERATION_SIZES", "5,10,25").split(",")]
 CHANGES = int(os.environ.get("BENCH_CHANGES", "5"))
 ROWS = int(os.environ.get("BENCH_REMOTE_ROWS", "2000000"))
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def wait_for(condition, what, deadline_s=60.0):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.002)
-    raise TimeoutError(what)
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Node:

@@ -18,34 +18,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from benchlib import OPENER, rss_mb, wait_for
+
 BIN = os.environ.get("URBANMESH_BIN", "target/release/urbanmesh")
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
 BATCH = 65536
-# Loopback requests must never go through a proxy from the environment.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 SCHEMA = pa.schema([
     ("time", pa.timestamp("ms", tz="UTC")), ("station", pa.string()),
     ("value", pa.float64()), ("quality", pa.int64()),
 ])
-
-
-def wait_for(condition, what, deadline_s=60.0):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise TimeoutError(what)
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Node:
