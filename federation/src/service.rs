@@ -132,10 +132,6 @@ impl Federation {
         Ok(federation)
     }
 
-    pub fn peer_id(&self) -> &str {
-        &self.inner.me
-    }
-
     pub(crate) fn is_member(&self) -> bool {
         self.membership().is_member(&self.inner.me)
     }

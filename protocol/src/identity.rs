@@ -31,13 +31,6 @@ impl Identity {
         &self.keypair
     }
 
-    /// The 32-byte ed25519 secret, for deriving the node's TLS certificate.
-    pub fn ed25519_secret(&self) -> Option<[u8; 32]> {
-        let pair = self.keypair.clone().try_into_ed25519().ok()?;
-        let bytes = pair.to_bytes();
-        bytes[..32].try_into().ok()
-    }
-
     /// Signs `body`; anyone can verify the result knowing only our PeerId.
     pub fn sign<T: Serialize>(&self, body: &T) -> Result<Signed, ProtocolError> {
         let body = serde_json::to_string(body).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
