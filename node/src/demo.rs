@@ -83,6 +83,7 @@ const TOWNS: [Town; 5] = [
 ];
 
 pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow::Result<()> {
+    let stop = node::shutdown_signal();
     let mut nodes = Vec::with_capacity(TOWNS.len());
     for town in &TOWNS {
         let node = start_town(&args.base_dir, town, query.clone()).await?;
@@ -90,7 +91,7 @@ pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow
     }
     federate(&nodes).await?;
     print_welcome(&args.base_dir, &nodes);
-    node::shutdown_signal().await;
+    stop.await;
     for node in nodes {
         node.stop().await?;
     }

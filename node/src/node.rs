@@ -54,8 +54,9 @@ pub(crate) struct RunningNode {
 
 /// `urbanmesh run`: start, serve until SIGTERM or Ctrl-C, shut down cleanly.
 pub(crate) async fn run(args: RunArgs, query: tokio::runtime::Handle) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let node = start(&args, query).await?;
-    shutdown_signal().await;
+    stop.await;
     node.stop().await
 }
 
@@ -245,21 +246,32 @@ fn write_addresses(data_dir: &Path, addresses: &Addresses) -> anyhow::Result<()>
     Ok(())
 }
 
-pub(crate) async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not
+/// when it is first awaited, so a signal that arrives while the node starts is not lost
+/// (and does not kill the process before it could shut down cleanly).
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &'static str| match signal(kind) {
+        Ok(stream) => Some(stream),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for {name}");
+            None
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+    let (mut terminate, mut interrupt) =
+        (listen(SignalKind::terminate(), "SIGTERM"), listen(SignalKind::interrupt(), "SIGINT"));
+    async move {
+        tokio::select! {
+            () = received(terminate.as_mut()) => {}
+            () = received(interrupt.as_mut()) => {}
+        }
+    }
+}
+
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => drop(signal.recv().await),
+        None => std::future::pending::<()>().await,
     }
 }
 

@@ -29,7 +29,10 @@ def addresses(base):
 
 def federated_ids(http):
     query = urllib.parse.urlencode({"q": "Pegelstände", "scope": "federation", "per_page": 50})
-    response = http_request("GET", f"{http}/api/v1/search?{query}", None, {}, 10)
+    try:
+        response = http_request("GET", f"{http}/api/v1/search?{query}", None, {}, 10)
+    except OSError:  # still starting
+        return set()
     if response.status != 200:
         return set()
     return {hit["id"] for hit in response.json()["hits"]}
