@@ -13,7 +13,7 @@ use urbanmesh_protocol::federation::{
     Gossip, Invitation, MemberRecord, MemberStatus, Request, Response, decode_invitation, encode_invitation, topic,
 };
 use urbanmesh_protocol::membership::{Change, Membership};
-use urbanmesh_protocol::{Identity, Multiaddr, NetworkClient, NetworkEvent, PeerId, Signed};
+use urbanmesh_protocol::{Identity, Multiaddr, NetworkClient, NetworkEvent, PeerId, ProtocolError, Signed};
 
 use crate::FederationError;
 use crate::state::{FederationStore, IssuedInvitation};
@@ -66,6 +66,9 @@ pub struct MemberView {
     pub addresses: Vec<String>,
 }
 
+/// Attempts, and the pause between them, for a request whose dial failed.
+const DIAL_TRIES: u32 = 3;
+const DIAL_PAUSE: Duration = Duration::from_millis(200);
 /// How long a removal waits to tell the removed member directly.
 const TELL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -275,7 +278,7 @@ impl Federation {
             flight: profile.flight.clone(),
             peer_flight: profile.peer_flight.clone(),
         };
-        let members = match self.inner.client.request(inviter, addresses, request).await? {
+        let members = match self.request_with_retries(inviter, addresses, request).await? {
             Response::Joined { members } => members,
             Response::Refused { reason } => return Err(FederationError::Invitation(reason)),
             other => return Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
@@ -294,6 +297,26 @@ impl Federation {
             tokio::spawn(self.clone().sync_with(peer));
         }
         Ok(self.status().await)
+    }
+
+    /// A request that survives a failed dial or two (a simultaneous dial from the other
+    /// side, a listener that is just coming up).
+    async fn request_with_retries(
+        &self,
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+        request: Request,
+    ) -> Result<Response, FederationError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.inner.client.request(peer, addresses.clone(), request.clone()).await {
+                Err(ProtocolError::Unreachable { .. }) if tries < DIAL_TRIES => {
+                    tokio::time::sleep(DIAL_PAUSE).await;
+                }
+                answer => return Ok(answer?),
+            }
+        }
     }
 
     /// Removes a member (this node itself to leave) under the federation's rules.

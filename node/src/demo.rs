@@ -116,13 +116,6 @@ async fn start_town(base: &Path, town: &Town, query: tokio::runtime::Handle) -> 
 /// The first town invites the others; a second run finds them members already, on new
 /// ports, so every node dials the others' current addresses.
 async fn federate(nodes: &[RunningNode]) -> anyhow::Result<()> {
-    for node in nodes {
-        for other in nodes {
-            if !std::ptr::eq(node, other) {
-                node.federation.dial(&other.addresses.p2p).await?;
-            }
-        }
-    }
     let Some((founder, others)) = nodes.split_first() else { return Ok(()) };
     for (node, town) in others.iter().zip(&TOWNS[1..]) {
         if node.federation.status().await.federation.is_some() {
@@ -134,6 +127,11 @@ async fn federate(nodes: &[RunningNode]) -> anyhow::Result<()> {
             .await?;
         node.federation.join(&invitation).await?;
         tracing::info!(town = town.name, "joined the demo federation");
+    }
+    for node in nodes {
+        for other in nodes.iter().filter(|other| !std::ptr::eq(node, *other)) {
+            node.federation.dial(&other.addresses.p2p).await?;
+        }
     }
     Ok(())
 }

@@ -284,11 +284,12 @@ struct EventLoop {
     events: mpsc::Sender<NetworkEvent>,
     members: HashSet<PeerId>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, ProtocolError>>>,
+    topics: Vec<String>,
 }
 
 impl EventLoop {
     fn new(swarm: Swarm<Behaviour>, commands: mpsc::Receiver<Command>, events: mpsc::Sender<NetworkEvent>) -> Self {
-        Self { swarm, commands, events, members: HashSet::new(), pending: HashMap::new() }
+        Self { swarm, commands, events, members: HashSet::new(), pending: HashMap::new(), topics: Vec::new() }
     }
 
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
@@ -319,8 +320,11 @@ impl EventLoop {
                 }
             }
             Command::Subscribe(topic) => {
-                if let Err(error) = self.swarm.behaviour_mut().gossipsub.subscribe(&IdentTopic::new(topic)) {
+                if let Err(error) = self.swarm.behaviour_mut().gossipsub.subscribe(&IdentTopic::new(topic.clone())) {
                     tracing::warn!(%error, "cannot subscribe");
+                }
+                if !self.topics.contains(&topic) {
+                    self.topics.push(topic);
                 }
             }
             Command::Publish { topic, data } => {
@@ -331,6 +335,7 @@ impl EventLoop {
             }
             Command::Members(members) => {
                 let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                let welcomed = connected.iter().any(|p| members.contains(p) && !self.members.contains(p));
                 for peer in connected {
                     let gossip = &mut self.swarm.behaviour_mut().gossipsub;
                     match members.contains(&peer) {
@@ -344,6 +349,9 @@ impl EventLoop {
                     }
                 }
                 self.members = members;
+                if welcomed {
+                    self.announce_subscriptions();
+                }
             }
             Command::Dial(addresses) => {
                 for address in addresses {
@@ -435,6 +443,20 @@ impl EventLoop {
                 tracing::debug!(%peer, %error, "a peer's request failed");
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Gossipsub ignores what a blacklisted peer said about its subscriptions, and only
+    /// says ours once per connection. A peer that became a member while connected was
+    /// blacklisted until now, so both sides state their subscriptions again.
+    fn announce_subscriptions(&mut self) {
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        for topic in &self.topics {
+            let topic = IdentTopic::new(topic.clone());
+            gossip.unsubscribe(&topic);
+            if let Err(error) = gossip.subscribe(&topic) {
+                tracing::warn!(%error, "cannot subscribe again");
+            }
         }
     }
 
