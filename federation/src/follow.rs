@@ -16,7 +16,7 @@ use crate::service::{Federation, multiaddrs};
 
 /// How often a node catches up with every connected member anyway, so that a gossip
 /// message lost on the way costs at most this long.
-const REPAIR_INTERVAL: Duration = Duration::from_secs(15);
+const REPAIR_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Tries, and the pause between them, when a newly admitted member is not ready yet.
 const SYNC_TRIES: u32 = 20;
