@@ -168,6 +168,17 @@ impl Federation {
                 continue;
             }
             let Ok(connected) = self.inner.client.connected().await else { return };
+            // Members we lost (or never reached) are dialled again; the next round syncs them.
+            let unreached: Vec<Multiaddr> = self
+                .membership()
+                .admitted()
+                .filter(|m| m.record.member != self.inner.me)
+                .filter(|m| !connected.iter().any(|c| c.to_string() == m.record.member))
+                .flat_map(|m| multiaddrs(&m.record.addresses))
+                .collect();
+            if !unreached.is_empty() && self.inner.client.dial(unreached).await.is_err() {
+                return;
+            }
             for peer in connected.into_iter().map(|p| p.to_string()) {
                 if peer != self.inner.me && self.membership().is_member(&peer) {
                     // One try: the next round retries anyway.
