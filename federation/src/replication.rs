@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 use std::sync::PoisonError;
 
-use urbanmesh_catalog::{CatalogError, Origin, Replica, SharedEntry};
+use urbanmesh_catalog::{CatalogError, Replica, SharedEntry};
 use urbanmesh_protocol::federation::Announcement;
 use urbanmesh_protocol::{PeerId, ProtocolError, Signed};
 
 use crate::FederationError;
-use crate::service::Inner;
+use crate::service::{Inner, origin_of};
 
 /// The signed announcement of local dataset `id`: its entry, or its withdrawal.
 pub(crate) fn announcement(inner: &Inner, id: &str) -> Result<Signed, FederationError> {
@@ -66,7 +66,7 @@ pub(crate) async fn accept(
                 return Err(ProtocolError::Malformed("entry and announcement name different datasets".into()).into());
             }
             entry.dataset.spec.validate().map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-            let origin = Origin { peer: origin, name: member.name, http: member.http, flight: member.flight };
+            let origin = origin_of(&member);
             inner.catalog.put_replica(Replica { origin, version: announcement.version, entry }).await?;
         }
         None => {

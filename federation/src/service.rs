@@ -147,14 +147,7 @@ impl Federation {
 
     /// How a member's replicas name it, from its latest membership record.
     pub(crate) fn origin(&self, peer: &str) -> Option<Origin> {
-        let membership = self.membership();
-        let record = &membership.get(peer)?.record;
-        Some(Origin {
-            peer: peer.to_owned(),
-            name: record.name.clone(),
-            http: record.http.clone(),
-            flight: record.flight.clone(),
-        })
+        self.membership().get(peer).map(|member| origin_of(&member.record))
     }
 
     /// Whether `peer` is an admitted member right now.
@@ -497,6 +490,16 @@ pub fn join_on_next_start(db: sled::Db, text: &str) -> Result<Invitation, Federa
     let store = FederationStore::open(db)?;
     store.set_pending_join(Some(text.trim()))?;
     Ok(invitation)
+}
+
+/// How replicas name and reach the member a record is about.
+pub(crate) fn origin_of(record: &MemberRecord) -> Origin {
+    Origin {
+        peer: record.member.clone(),
+        name: record.name.clone(),
+        http: record.http.clone(),
+        flight: record.flight.clone(),
+    }
 }
 
 pub(crate) fn multiaddrs(addresses: &[String]) -> Vec<Multiaddr> {

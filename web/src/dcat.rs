@@ -66,9 +66,9 @@ async fn catalog(
             Some(Paging { page, per_page, path: format!("/catalog.{}", syntax.extension()) })
         }
     };
-    let Ok(permit) = state.downloads.clone().try_acquire_owned() else {
-        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "too many downloads at once; retry shortly")
-            .into_response();
+    let permit = match state.download_permit() {
+        Ok(permit) => permit,
+        Err(problem) => return problem.into_response(),
     };
     let body = body::written(permit, move |out| {
         let visible = |dataset: &_| state.authorizer.may_list(&subject, dataset);

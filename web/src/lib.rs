@@ -52,6 +52,18 @@ pub struct AppState {
     pub downloads: Arc<tokio::sync::Semaphore>,
 }
 
+impl AppState {
+    /// A place among the downloads running at once, or 503 when all are taken.
+    pub(crate) fn download_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+        Arc::clone(&self.downloads).try_acquire_owned().map_err(|_| {
+            Problem::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "too many downloads are running; retry in a moment",
+            )
+        })
+    }
+}
+
 /// Concurrent result downloads per node.
 pub const MAX_DOWNLOADS: usize = 64;
 

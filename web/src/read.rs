@@ -1,7 +1,6 @@
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use std::sync::Arc;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -41,9 +40,7 @@ pub(crate) async fn rows(
         tracing::info!(dataset = %request.dataset, subject = subject.label(), %reason, "read refused");
         return Err(Problem::dataset_not_found(&request.dataset));
     }
-    let permit = Arc::clone(&state.downloads).try_acquire_owned().map_err(|_| {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "too many downloads are running; retry in a moment")
-    })?;
+    let permit = state.download_permit()?;
     let scan = state.store.scan(&request).await?;
     Ok(streamed(format, scan, permit, &request.dataset))
 }
@@ -58,9 +55,7 @@ pub(crate) async fn remote_rows(
     let Query(query) = query?;
     let (format, request) = query.into_request(id)?;
     let remote = state.remote.as_ref().ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no federation"))?;
-    let permit = Arc::clone(&state.downloads).try_acquire_owned().map_err(|_| {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "too many downloads are running; retry in a moment")
-    })?;
+    let permit = state.download_permit()?;
     let scan = remote.fetch(&node, &request).await?;
     Ok(streamed(format, scan, permit, &request.dataset))
 }
