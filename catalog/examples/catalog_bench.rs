@@ -162,6 +162,7 @@ fn spec(i: usize) -> Result<DatasetSpec, serde_json::Error> {
         "temporal": {"start": format!("{year}-01-01"), "end": format!("{year}-12-31")},
         "schema": {"fields": [{"name": "time", "type": "timestamp[ms, UTC]"}, {"name": "value", "type": "float64"}]},
         "time_column": "time",
+        "policy": {"visibility": "public"},
     }))
 }
 

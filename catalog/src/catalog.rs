@@ -4,6 +4,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::{Mutex, broadcast};
 
+use urbanmesh_policy::{Policy, PolicyError};
+
 use crate::replica::{Origin, Replica, SharedEntry, replica_key};
 use crate::search::{Entry, SearchIndex, SearchRequest, SearchResults};
 use crate::{CatalogError, CatalogInfo, Dataset, DatasetSpec, Derived};
@@ -25,6 +27,8 @@ pub struct Catalog {
     writing: Arc<Mutex<()>>,
     /// Ids of local datasets whose entry changed (created, described, rows, deleted).
     changes: broadcast::Sender<String>,
+    /// Purposes a policy may require (`[policy] purposes` in the node's config).
+    purposes: Arc<Vec<String>>,
 }
 
 /// Change notices buffered per listener before it lags.
@@ -70,7 +74,18 @@ impl Catalog {
             index,
             writing: Arc::default(),
             changes,
+            purposes: Arc::default(),
         })
+    }
+
+    /// Sets the purposes policies may require.
+    pub fn with_purposes(mut self, purposes: Vec<String>) -> Self {
+        self.purposes = Arc::new(purposes);
+        self
+    }
+
+    pub fn purposes(&self) -> &[String] {
+        &self.purposes
     }
 
     pub fn info(&self) -> &CatalogInfo {
@@ -84,9 +99,7 @@ impl Catalog {
 
     /// Validates and stores a new dataset; durable when this returns.
     pub async fn create(&self, spec: DatasetSpec) -> Result<Dataset, CatalogError> {
-        spec.validate()?;
-        let now = Utc::now();
-        let dataset = Dataset { spec, tenant: self.info.municipality.clone(), created: now, modified: now };
+        let dataset = self.new_dataset(spec, Utc::now())?;
         let bytes = encode(&dataset)?;
         {
             let _writing = self.writing.lock().await;
@@ -107,16 +120,13 @@ impl Catalog {
     pub async fn create_many(&self, specs: Vec<DatasetSpec>) -> Result<Vec<Dataset>, CatalogError> {
         let mut ids = std::collections::HashSet::with_capacity(specs.len());
         for spec in &specs {
-            spec.validate()?;
-            if !ids.insert(spec.id.as_str()) {
+            if !ids.insert(spec.id.clone()) {
                 return Err(CatalogError::AlreadyExists { id: spec.id.clone() });
             }
         }
         let now = Utc::now();
-        let datasets: Vec<Dataset> = specs
-            .into_iter()
-            .map(|spec| Dataset { spec, tenant: self.info.municipality.clone(), created: now, modified: now })
-            .collect();
+        let datasets =
+            specs.into_iter().map(|spec| self.new_dataset(spec, now)).collect::<Result<Vec<_>, _>>()?;
         {
             let _writing = self.writing.lock().await;
             if let Some(taken) = datasets.iter().find(|d| self.datasets.contains_key(d.id()).unwrap_or(true)) {
@@ -141,7 +151,7 @@ impl Catalog {
 
     /// Replaces the description of a dataset; its shape (schema, time column, series key,
     /// geometry) stays as it was created. Durable when this returns.
-    pub async fn update(&self, spec: DatasetSpec) -> Result<Dataset, CatalogError> {
+    pub async fn update(&self, mut spec: DatasetSpec) -> Result<Dataset, CatalogError> {
         spec.validate()?;
         let dataset = {
             let _writing = self.writing.lock().await;
@@ -149,7 +159,11 @@ impl Catalog {
             if !current.spec.same_shape(&spec) {
                 return Err(CatalogError::ShapeChanged { id: spec.id });
             }
-            let dataset = Dataset { spec, modified: Utc::now(), ..current };
+            let policy = match spec.policy.take() {
+                Some(policy) => self.checked_policy(&spec, policy)?,
+                None => current.policy.clone(),
+            };
+            let dataset = Dataset { spec, modified: Utc::now(), policy, ..current };
             self.datasets.insert(dataset.id(), encode(&dataset)?)?;
             let generation = self.next_generation()?;
             let derived = self.derived(dataset.id())?;
@@ -159,6 +173,41 @@ impl Catalog {
         self.db.flush_async().await?;
         self.changed(dataset.id());
         Ok(dataset)
+    }
+
+    /// Replaces a dataset's usage policy; durable when this returns. Row filters must have
+    /// been checked against the rows by the caller (the store plans them).
+    pub async fn set_policy(&self, id: &str, policy: Policy) -> Result<Dataset, CatalogError> {
+        let dataset = {
+            let _writing = self.writing.lock().await;
+            let current = self.get(id)?;
+            let policy = self.checked_policy(&current.spec, policy)?;
+            let dataset = Dataset { policy, modified: Utc::now(), ..current };
+            self.datasets.insert(dataset.id(), encode(&dataset)?)?;
+            let generation = self.next_generation()?;
+            let derived = self.derived(dataset.id())?;
+            self.index.upsert(&entry(&self.info, &dataset, &derived), generation).await?;
+            dataset
+        };
+        self.db.flush_async().await?;
+        self.changed(dataset.id());
+        Ok(dataset)
+    }
+
+    fn new_dataset(&self, mut spec: DatasetSpec, now: chrono::DateTime<Utc>) -> Result<Dataset, CatalogError> {
+        spec.validate()?;
+        let policy = match spec.policy.take() {
+            Some(policy) => self.checked_policy(&spec, policy)?,
+            None => Policy::default(),
+        };
+        Ok(Dataset { spec, tenant: self.info.municipality.clone(), created: now, modified: now, policy })
+    }
+
+    fn checked_policy(&self, spec: &DatasetSpec, policy: Policy) -> Result<Policy, CatalogError> {
+        policy.validate(&spec.shape(), &self.purposes).map_err(|e| match e {
+            PolicyError::Invalid { field, reason } => CatalogError::invalid(format!("policy.{field}"), reason),
+            other => CatalogError::invalid("policy", other.to_string()),
+        })
     }
 
     pub fn get(&self, id: &str) -> Result<Dataset, CatalogError> {
@@ -240,9 +289,15 @@ impl Catalog {
         read_generation(&self.meta)
     }
 
-    /// What this node shares about a local dataset.
+    /// What this node shares about a local dataset: its description with the visible part of
+    /// its policy. A dataset its policy keeps inside the node is not shared (not found).
     pub fn shared_entry(&self, id: &str) -> Result<SharedEntry, CatalogError> {
-        Ok(SharedEntry { dataset: self.get(id)?, derived: self.derived(id)? })
+        let mut dataset = self.get(id)?;
+        if !dataset.policy.is_shared() {
+            return Err(CatalogError::NotFound { id: id.to_owned() });
+        }
+        dataset.policy = dataset.policy.shared();
+        Ok(SharedEntry { dataset, derived: self.derived(id)? })
     }
 
     /// Stores a peer's entry unless a newer or equal version is known. Returns whether
@@ -372,6 +427,7 @@ pub(crate) fn entry(info: &CatalogInfo, dataset: &Dataset, derived: &Derived) ->
         modified: derived.data_modified.map_or(dataset.modified, |data| data.max(dataset.modified)),
         temporal: declared.or(observed),
         bbox: spec.spatial.as_ref().and_then(|s| s.bbox),
+        audience: dataset.policy.audience(),
     }
 }
 
@@ -381,6 +437,7 @@ pub(crate) fn replica_entry(replica: &Replica) -> Entry {
     let mut entry = entry(&info, &replica.entry.dataset, &replica.entry.derived);
     entry.key = replica.key();
     entry.origin = Some(replica.origin.clone());
+    entry.audience = urbanmesh_policy::audience::of_replica(&replica.entry.dataset.policy);
     entry
 }
 

@@ -2,6 +2,8 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use urbanmesh_policy::{Policy, Shape};
+
 use crate::CatalogError;
 use crate::metadata::{ContactPoint, Moment, Publisher, Spatial, Temporal, check_iri, non_empty};
 use crate::schema::{FieldType, SchemaSpec};
@@ -61,6 +63,10 @@ pub struct DatasetSpec {
     /// `dcat:landingPage`; the node's portal page when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landing_page: Option<String>,
+    /// The usage policy to start with; tenant-internal when left out. Taken into the
+    /// dataset record on creation (and on update, when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +86,9 @@ pub struct Dataset {
     pub created: DateTime<Utc>,
     /// Last change of the description (rows are tracked in [`crate::Derived`]).
     pub modified: DateTime<Utc>,
+    /// Who may see and read it, and how.
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 impl Dataset {
@@ -90,12 +99,26 @@ impl Dataset {
     pub fn arrow_schema(&self) -> Result<SchemaRef, CatalogError> {
         self.spec.schema.to_arrow()
     }
+
+    /// What a policy of this dataset may refer to.
+    pub fn shape(&self) -> Shape<'_> {
+        self.spec.shape()
+    }
 }
 
 impl DatasetSpec {
     /// The licence code, with the open-data default.
     pub fn licence(&self) -> &str {
         self.licence.as_deref().map_or(DEFAULT_LICENCE, |l| LICENCES.code(l))
+    }
+
+    /// What a policy of this dataset may refer to.
+    pub fn shape(&self) -> Shape<'_> {
+        Shape {
+            columns: self.schema.fields.iter().map(|f| f.name.as_str()).collect(),
+            time_column: self.time_column.as_deref(),
+            series_key: self.series_key.as_deref(),
+        }
     }
 
     /// Whether `other` describes rows of the same shape, so that it may replace this description.

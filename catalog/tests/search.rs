@@ -15,7 +15,8 @@ fn spec(id: &str, title: &str, extra: serde_json::Value) -> DatasetSpec {
     let mut value = serde_json::json!({
         "id": id, "title": title, "description": format!("{title}: Beispieldaten"),
         "schema": {"fields": [{"name": "time", "type": "timestamp[ms, UTC]"}, {"name": "v", "type": "float64"}]},
-        "time_column": "time"
+        "time_column": "time",
+        "policy": {"visibility": "public"}
     });
     if let (Some(target), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
         target.extend(extra);
@@ -147,4 +148,28 @@ async fn query_syntax_errors_are_reported_not_thrown() {
             Ok(results) => assert!(results.total <= 3, "{q}: lenient parse"),
         }
     }
+}
+
+#[tokio::test]
+async fn hits_and_facets_count_only_what_the_caller_may_see() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = open(dir.path());
+    catalog.create(spec("offen", "Pegel offen", serde_json::json!({}))).await.expect("create");
+    let internal = serde_json::json!({"policy": {"visibility": "internal"}});
+    catalog.create(spec("intern", "Pegel intern", internal)).await.expect("create");
+    let members = serde_json::json!({"policy": {"visibility": "federation"}});
+    catalog.create(spec("verbund", "Pegel Verbund", members)).await.expect("create");
+    catalog.sync_index().await.expect("sync");
+    let public = search(&catalog, &[("q", "Pegel")]);
+    assert_eq!(ids(&public), ["offen"]);
+    assert_eq!(public.total, 1);
+    let licences: u64 = public.facets["licence"].iter().map(|f| f.count).sum();
+    assert_eq!(licences, 1, "facets count what the caller sees");
+    let map: serde_json::Map<String, serde_json::Value> = [("q".to_owned(), "Pegel".into())].into_iter().collect();
+    let mut request = SearchRequest::parse(serde_json::from_value(serde_json::Value::Object(map)).expect("params"))
+        .expect("request");
+    request.audience = Some(vec!["public".into(), "federation".into()]);
+    assert_eq!(catalog.search(&request).expect("search").total, 2, "a member sees federation entries");
+    request.audience = None;
+    assert_eq!(catalog.search(&request).expect("search").total, 3, "staff see everything");
 }

@@ -66,8 +66,12 @@ pub(crate) async fn accept(
                 return Err(ProtocolError::Malformed("entry and announcement name different datasets".into()).into());
             }
             entry.dataset.spec.validate().map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-            let origin = origin_of(&member);
-            inner.catalog.put_replica(Replica { origin, version: announcement.version, entry }).await?;
+            if entry.dataset.policy.is_for_member(&inner.me) {
+                let origin = origin_of(&member);
+                inner.catalog.put_replica(Replica { origin, version: announcement.version, entry }).await?;
+            } else {
+                inner.catalog.remove_replica(&origin, &dataset, Some(announcement.version)).await?;
+            }
         }
         None => {
             inner.catalog.remove_replica(&origin, &dataset, Some(announcement.version)).await?;

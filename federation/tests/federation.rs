@@ -51,7 +51,8 @@ async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
 fn spec(id: &str) -> DatasetSpec {
     serde_json::from_value(serde_json::json!({
         "id": id, "title": "Pegelstände", "description": "Wasserstände der Werre",
-        "schema": {"fields": [{"name": "v", "type": "float64"}]}
+        "schema": {"fields": [{"name": "v", "type": "float64"}]},
+        "policy": {"visibility": "federation"}
     }))
     .expect("spec")
 }
@@ -115,6 +116,10 @@ async fn members_replicate_and_strangers_get_nothing() {
         b.catalog.replica(&a_peer, "werre").is_ok_and(|r| r.entry.dataset.spec.title == "Pegelstände der Werre")
     })
     .await;
+    // Taken back inside the node, the entry is withdrawn from the members, rules and all.
+    let internal: urbanmesh_policy::Policy = serde_json::from_str(r#"{"visibility": "internal"}"#).expect("policy");
+    a.catalog.set_policy("werre", internal).await.expect("policy");
+    eventually("the withdrawal at b", async || b.catalog.replica(&a_peer, "werre").is_err()).await;
 
     // The founder removes b: b forgets the federation and a's entries.
     a.federation.remove(&b.identity.peer_id().to_string()).await.expect("remove");

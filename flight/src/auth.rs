@@ -1,15 +1,42 @@
-use tonic::metadata::MetadataMap;
-use urbanmesh_policy::{AdminToken, Subject};
+use tonic::Status;
+use urbanmesh_policy::{Identities, Subject};
 
-/// The caller: a member when the connection came through the members' TLS listener,
-/// else from the `authorization` metadata.
-pub(crate) fn subject<T>(token: &AdminToken, request: &tonic::Request<T>) -> Subject {
-    if let Some(member) = request.extensions().get::<crate::peer::MemberInfo>() {
-        return Subject::Member { peer: member.peer.to_string() };
-    }
-    subject_of(token, request.metadata())
+/// Flight metadata a reader states its purpose in (also accepted inside the ticket).
+pub const PURPOSE_HEADER: &str = "x-urbanmesh-purpose";
+
+/// Who calls, and why.
+pub(crate) struct Caller {
+    pub(crate) subject: Subject,
+    pub(crate) purpose: Option<String>,
 }
 
-fn subject_of(token: &AdminToken, metadata: &MetadataMap) -> Subject {
-    token.subject(metadata.get("authorization").and_then(|value| value.to_str().ok()))
+impl Caller {
+    /// The edge a read came through, for the audit log.
+    pub(crate) fn interface(&self) -> &'static str {
+        if matches!(self.subject, Subject::Member { .. }) { "peer-flight" } else { "flight" }
+    }
+
+    /// Fills the request's purpose from the metadata when the ticket states none.
+    pub(crate) fn purpose_into(&self, request: &mut urbanmesh_protocol::ReadRequest) {
+        if request.purpose.is_none() {
+            request.purpose.clone_from(&self.purpose);
+        }
+    }
+}
+
+/// The caller: a member when the connection came through the members' TLS listener,
+/// else from the `authorization` metadata (admin token or a bearer JWT).
+pub(crate) async fn caller<T>(identities: &Identities, request: &tonic::Request<T>) -> Result<Caller, Status> {
+    let metadata = request.metadata();
+    let purpose = metadata
+        .get(PURPOSE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty());
+    if let Some(member) = request.extensions().get::<crate::peer::MemberInfo>() {
+        return Ok(Caller { subject: Subject::Member { peer: member.peer.to_string() }, purpose });
+    }
+    let authorization = metadata.get("authorization").and_then(|value| value.to_str().ok());
+    let subject = identities.subject(authorization).await.map_err(|e| Status::unauthenticated(e.to_string()))?;
+    Ok(Caller { subject, purpose })
 }

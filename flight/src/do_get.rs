@@ -6,14 +6,14 @@ use arrow_flight::{FlightData, Ticket};
 use futures::future::Either;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::Status;
-use urbanmesh_policy::Subject;
+use urbanmesh_policy::Grant;
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::StoreError;
 
-use crate::get_flight_info::readable;
+use crate::auth::Caller;
 use crate::metrics::FlightMetrics;
 use crate::remote::RemoteTicket;
-use crate::{FlightContext, FlightError};
+use crate::{FlightContext, FlightError, Opened};
 
 /// Flight messages up to this size; larger batches are split by the encoder.
 const MAX_FLIGHT_DATA_BYTES: usize = 16 * 1024 * 1024;
@@ -21,22 +21,23 @@ const MAX_FLIGHT_DATA_BYTES: usize = 16 * 1024 * 1024;
 pub(crate) async fn do_get(
     context: &FlightContext,
     metrics: &FlightMetrics,
-    subject: &Subject,
+    caller: &Caller,
     ticket: Ticket,
 ) -> Result<impl Stream<Item = Result<FlightData, Status>> + Send + 'static, FlightError> {
     let started = Instant::now();
-    if let Some(remote) = RemoteTicket::decode(&ticket.ticket) {
+    if let Some(mut remote) = RemoteTicket::decode(&ticket.ticket) {
         let members = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: remote.remote.clone() })?;
-        let relayed = members.relay(&remote.remote, &remote.read).await?;
+        caller.purpose_into(&mut remote.read);
+        let relayed = members.relay(&context.gate, &caller.subject, &remote.remote, &remote.read).await?;
         let bytes = metrics.bytes_sent.clone();
         let counted = relayed.inspect_ok(move |data| {
             bytes.inc_by((data.data_body.len() + data.data_header.len()) as u64);
         });
         return Ok(Either::Left(counted));
     }
-    let request = ReadRequest::decode(&ticket.ticket)?;
-    readable(context, subject, &request)?;
-    let scan = context.store.scan(&request).await?;
+    let mut request = ReadRequest::decode(&ticket.ticket)?;
+    caller.purpose_into(&mut request);
+    let Opened { scan, grant, served } = context.gate.open(&caller.subject, &request, caller.interface()).await?;
     let rows = metrics.rows_sent.clone();
     let batches = scan
         .batches
@@ -48,12 +49,14 @@ pub(crate) async fn do_get(
     let metrics = metrics.clone();
     let mut finished = false;
     let stream = FlightDataEncoderBuilder::new()
-        .with_schema(scan.schema)
+        .with_schema(with_duties(scan.schema, &grant))
         .with_max_flight_data_size(MAX_FLIGHT_DATA_BYTES)
         .build(batches)
         .inspect(move |item| {
             if let Ok(data) = item {
-                bytes.inc_by((data.data_body.len() + data.data_header.len()) as u64);
+                let sent = (data.data_body.len() + data.data_header.len()) as u64;
+                bytes.inc_by(sent);
+                served.add(0, sent);
             }
         })
         .chain(futures::stream::poll_fn(move |_| {
@@ -71,4 +74,19 @@ pub(crate) async fn do_get(
             other => Status::internal(other.to_string()),
         });
     Ok(Either::Right(stream))
+}
+
+/// The grant's duties (attribution, licence) as schema metadata, so that they travel with
+/// the data into the reader's table.
+fn with_duties(schema: arrow::datatypes::SchemaRef, grant: &Grant) -> arrow::datatypes::SchemaRef {
+    let duties: Vec<(String, String)> = [("urbanmesh:attribution", &grant.attribution), ("urbanmesh:licence", &grant.licence)]
+        .into_iter()
+        .filter_map(|(key, value)| value.clone().map(|v| (key.to_owned(), v)))
+        .collect();
+    if duties.is_empty() {
+        return schema;
+    }
+    let mut metadata = schema.metadata().clone();
+    metadata.extend(duties);
+    std::sync::Arc::new(schema.as_ref().clone().with_metadata(metadata))
 }

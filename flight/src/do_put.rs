@@ -35,7 +35,7 @@ pub(crate) async fn do_put(
     subject: &Subject,
     input: Streaming<FlightData>,
 ) -> Result<Acks, FlightError> {
-    if !subject.is_admin() {
+    if !subject.may_edit() {
         return Err(FlightError::Unauthenticated);
     }
     let mut input = input.peekable();

@@ -15,6 +15,9 @@ pub enum FlightError {
     Descriptor { reason: String },
     #[error("dataset `{id}` not found")]
     NotFound { id: String },
+    /// The caller may see the dataset but not read it this way; the reason says why.
+    #[error("not permitted: {reason}")]
+    Forbidden { reason: String },
     #[error("writing needs the admin token as `authorization: Bearer <token>` metadata")]
     Unauthenticated,
     #[error("invalid Arrow stream: {0}")]
@@ -49,6 +52,7 @@ fn code(error: &FlightError) -> Code {
         FlightError::Catalog(_) => Code::Internal,
         FlightError::Request(_) | FlightError::Descriptor { .. } | FlightError::Stream(_) => Code::InvalidArgument,
         FlightError::NotFound { .. } => Code::NotFound,
+        FlightError::Forbidden { .. } => Code::PermissionDenied,
         FlightError::Unauthenticated => Code::Unauthenticated,
     }
 }

@@ -1,26 +1,27 @@
 //! The node's Arrow Flight service: datasets listed, described and read by descriptor or
 //! ticket, written by `DoPut`. The service only delegates, counts and maps errors; each
-//! RPC lives in its own file.
+//! RPC lives in its own file. Every read passes the [`ReadGate`], which the REST edge uses too.
 
 mod auth;
 mod do_get;
 mod do_put;
 mod error;
+mod gate;
 mod get_flight_info;
 mod metrics;
 mod peer;
 mod remote;
 mod service;
 
-use std::sync::Arc;
-
 use arrow_flight::flight_service_server::FlightServiceServer;
 use prometheus_client::registry::Registry;
 use urbanmesh_catalog::Catalog;
-use urbanmesh_policy::{AdminToken, Authorizer};
+use urbanmesh_policy::Identities;
 use urbanmesh_store::Store;
 
+pub use auth::PURPOSE_HEADER;
 pub use error::FlightError;
+pub use gate::{Opened, ReadGate};
 pub use peer::{MemberCheck, MemberInfo, MemberStream, PeerClient, member_connections};
 pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;
@@ -33,8 +34,8 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct FlightContext {
     pub catalog: Catalog,
     pub store: Store,
-    pub authorizer: Arc<dyn Authorizer>,
-    pub admin_token: AdminToken,
+    pub gate: ReadGate,
+    pub identities: Identities,
     /// Reads from other members; `None` on a node outside any federation setup.
     pub remote: Option<Remote>,
 }

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use urbanmesh_protocol::{PeerId, ReadRequest};
 use urbanmesh_store::BatchStream;
 
+use urbanmesh_policy::Subject;
+
 use crate::peer::PeerClient;
-use crate::{FlightContext, FlightError};
+use crate::{FlightContext, FlightError, ReadGate};
 
 /// Where the federation's members are: a member (by name or PeerId) to its PeerId and
 /// member Flight endpoint.
@@ -25,18 +27,30 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub async fn fetch(&self, node: &str, request: &ReadRequest) -> Result<BatchStream, FlightError> {
+    /// A member's rows, fetched as this node on behalf of `subject` (who must be allowed to
+    /// read through this node; the member's policy decides for this node).
+    pub async fn fetch(
+        &self,
+        gate: &ReadGate,
+        subject: &Subject,
+        node: &str,
+        request: &ReadRequest,
+    ) -> Result<BatchStream, FlightError> {
         let (peer, endpoint) = self.locate(node)?;
+        gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
         self.client.fetch(peer, &endpoint, request).await
     }
 
     /// The member's Flight stream, passed on as it comes.
     pub(crate) async fn relay(
         &self,
+        gate: &ReadGate,
+        subject: &Subject,
         node: &str,
         request: &ReadRequest,
     ) -> Result<tonic::Streaming<arrow_flight::FlightData>, FlightError> {
         let (peer, endpoint) = self.locate(node)?;
+        gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
         self.client.relay(peer, &endpoint, request).await
     }
 
@@ -70,6 +84,7 @@ pub(crate) fn remote_path(descriptor: &FlightDescriptor) -> Option<(String, Read
 /// Describes a remote read from the replicated catalogue entry; no network round trip.
 pub(crate) fn flight_info(
     context: &FlightContext,
+    subject: &Subject,
     node: String,
     read: ReadRequest,
     descriptor: FlightDescriptor,
@@ -77,6 +92,7 @@ pub(crate) fn flight_info(
     let remote = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: format!("member {node}") })?;
     let not_found = || FlightError::NotFound { id: format!("{node}/{}", read.dataset) };
     let (peer, _) = remote.directory.locate(&node).ok_or_else(not_found)?;
+    context.gate.may_relay(subject, &peer.to_string(), &read.dataset)?;
     let replica = context.catalog.replica(&peer.to_string(), &read.dataset).map_err(|_| not_found())?;
     let schema = replica.entry.dataset.arrow_schema()?;
     let ticket = serde_json::to_vec(&RemoteTicket { remote: node, read })

@@ -8,9 +8,9 @@ use arrow_flight::{
 };
 use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
-use urbanmesh_protocol::ReadRequest;
+use urbanmesh_catalog::Dataset;
 
-use crate::get_flight_info::{flight_info, read_request, schema};
+use crate::get_flight_info::{flight_info, read_request};
 use crate::metrics::FlightMetrics;
 use crate::remote;
 use crate::{FlightContext, FlightError, auth, do_get, do_put};
@@ -48,14 +48,12 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
 
     async fn list_flights(&self, request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
         let started = Instant::now();
-        let subject = auth::subject(&self.context.admin_token, &request);
+        let caller = auth::caller(&self.context.identities, &request).await?;
         let datasets = self.context.catalog.list().map_err(FlightError::from)?;
         let mut infos: Vec<Result<FlightInfo, Status>> = Vec::with_capacity(datasets.len());
-        for dataset in datasets.iter().filter(|d| self.context.authorizer.may_list(&subject, d)) {
-            let descriptor = FlightDescriptor::new_path(vec![dataset.id().to_owned()]);
-            let request = ReadRequest::whole(dataset.id());
+        for dataset in datasets.iter().filter(|d| self.context.gate.visible(&caller.subject, d)) {
             // A dataset deleted while listing is simply left out.
-            if let Ok(info) = flight_info(&self.context, &subject, request, descriptor).await {
+            if let Ok(info) = listed(&self.context, &caller, dataset).await {
                 infos.push(Ok(info));
             }
         }
@@ -65,15 +63,15 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
 
     async fn get_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
         let started = Instant::now();
-        let subject = auth::subject(&self.context.admin_token, &request);
+        let caller = auth::caller(&self.context.identities, &request).await?;
         let descriptor = request.into_inner();
         if let Some((node, read)) = remote::remote_path(&descriptor) {
-            let info = remote::flight_info(&self.context, node, read, descriptor)?;
+            let info = remote::flight_info(&self.context, &caller.subject, node, read, descriptor)?;
             self.metrics.observe("GetFlightInfo", started);
             return Ok(Response::new(info));
         }
         let read = read_request(&descriptor)?;
-        let info = flight_info(&self.context, &subject, read, descriptor).await?;
+        let info = flight_info(&self.context, &caller, read, descriptor).await?;
         self.metrics.observe("GetFlightInfo", started);
         Ok(Response::new(info))
     }
@@ -91,9 +89,11 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
 
     async fn get_schema(&self, request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
         let started = Instant::now();
-        let subject = auth::subject(&self.context.admin_token, &request);
+        let caller = auth::caller(&self.context.identities, &request).await?;
         let descriptor = request.into_inner();
-        let schema = schema(&self.context, &subject, &read_request(&descriptor)?).await?;
+        let mut read = read_request(&descriptor)?;
+        read.purpose.clone_from(&caller.purpose);
+        let schema = self.context.gate.schema(&caller.subject, &read, caller.interface()).await.map_err(FlightError::from)?;
         let result = SchemaResult::try_from(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()))
             .map_err(|e| Status::internal(e.to_string()))?;
         self.metrics.observe("GetSchema", started);
@@ -101,14 +101,14 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
     }
 
     async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        let subject = auth::subject(&self.context.admin_token, &request);
-        let stream = do_get::do_get(&self.context, &self.metrics, &subject, request.into_inner()).await?;
+        let caller = auth::caller(&self.context.identities, &request).await?;
+        let stream = do_get::do_get(&self.context, &self.metrics, &caller, request.into_inner()).await?;
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
-        let subject = auth::subject(&self.context.admin_token, &request);
-        let acks = do_put::do_put(&self.context, &self.metrics, &subject, request.into_inner()).await?;
+        let caller = auth::caller(&self.context.identities, &request).await?;
+        let acks = do_put::do_put(&self.context, &self.metrics, &caller.subject, request.into_inner()).await?;
         Ok(Response::new(Box::pin(acks)))
     }
 
@@ -126,4 +126,20 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
     async fn list_actions(&self, _request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
         Ok(Response::new(Box::pin(futures::stream::empty())))
     }
+}
+
+/// A visible dataset as `ListFlights` shows it: its schema for this caller and a ticket for
+/// the whole dataset.
+async fn listed(context: &FlightContext, caller: &auth::Caller, dataset: &Dataset) -> Result<FlightInfo, FlightError> {
+    let (schema, grant) = context.gate.listed_schema(&caller.subject, dataset).await?;
+    let total_records =
+        if grant.is_unrestricted() { context.store.stats(dataset.id())?.rows as i64 } else { -1 };
+    let request = urbanmesh_protocol::ReadRequest::whole(dataset.id());
+    Ok(FlightInfo::new()
+        .try_with_schema(&schema)
+        .map_err(arrow_flight::error::FlightError::from)?
+        .with_descriptor(FlightDescriptor::new_path(vec![dataset.id().to_owned()]))
+        .with_endpoint(arrow_flight::FlightEndpoint::new().with_ticket(Ticket::new(request.encode())))
+        .with_total_records(total_records)
+        .with_total_bytes(-1))
 }

@@ -9,8 +9,8 @@ use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use urbanmesh_catalog::{Catalog, CatalogInfo, DatasetSpec};
-use urbanmesh_flight::{FlightContext, MemberCheck, PeerClient, member_connections};
-use urbanmesh_policy::{AdminToken, OpenAccess};
+use urbanmesh_flight::{FlightContext, MemberCheck, PeerClient, ReadGate, member_connections};
+use urbanmesh_policy::{AdminToken, AuditLog, Identities};
 use urbanmesh_protocol::{Identity, ReadRequest};
 use urbanmesh_store::{Store, StoreConfig};
 
@@ -25,10 +25,12 @@ async fn serve(dir: &std::path::Path, identity: &Identity, is_member: MemberChec
         &mut registry,
     )
     .expect("store");
+    let audit_db = db.clone();
     let catalog = Catalog::open(db, CatalogInfo::for_municipality("Herford"), &dir.join("index")).expect("catalog");
     let spec: DatasetSpec = serde_json::from_value(serde_json::json!({
         "id": "zaehlung", "title": "Passanten", "description": "Passanten je Stunde",
-        "schema": {"fields": [{"name": "n", "type": "float64"}]}
+        "schema": {"fields": [{"name": "n", "type": "float64"}]},
+        "policy": {"visibility": "federation"}
     }))
     .expect("spec");
     let dataset = catalog.create(spec).await.expect("create");
@@ -36,13 +38,9 @@ async fn serve(dir: &std::path::Path, identity: &Identity, is_member: MemberChec
     let column: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0]));
     let batch = RecordBatch::try_new(dataset.arrow_schema().expect("schema"), vec![column]).expect("batch");
     store.append("zaehlung", batch).await.expect("append");
-    let context = FlightContext {
-        catalog,
-        store,
-        authorizer: Arc::new(OpenAccess),
-        admin_token: AdminToken::new("unused".to_owned()),
-        remote: None,
-    };
+    let gate = ReadGate::new(catalog.clone(), store.clone(), AuditLog::open(&audit_db).expect("audit log"));
+    let identities = Identities::new(AdminToken::new("unused".to_owned()), None);
+    let context = FlightContext { catalog, store, gate, identities, remote: None };
     let service = urbanmesh_flight::server(context, &mut registry);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address").to_string();

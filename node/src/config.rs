@@ -29,6 +29,77 @@ pub(crate) struct Config {
     /// How the node describes its catalogue; defaults derive from the node's name.
     #[serde(default)]
     pub(crate) catalog: CatalogSection,
+    #[serde(default)]
+    pub(crate) policy: PolicySection,
+    #[serde(default)]
+    pub(crate) audit: AuditSection,
+    /// The municipality's OpenID provider (Keycloak); without it, only the admin token
+    /// and member nodes are known subjects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) oidc: Option<OidcSection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PolicySection {
+    /// Purposes a policy may require readers to state.
+    pub(crate) purposes: Vec<String>,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        let purposes = ["urban planning", "research", "public information", "emergency management", "statistics"];
+        Self { purposes: purposes.iter().map(|p| (*p).to_owned()).collect() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AuditSection {
+    /// Access-log records older than this are removed.
+    pub(crate) retention_days: u32,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self { retention_days: 365 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OidcSection {
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) client_secret: Option<String>,
+    /// The `aud` of bearer tokens for this node; the client id when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) audience: Option<String>,
+    #[serde(default = "default_roles_claim")]
+    pub(crate) roles_claim: String,
+    /// Claim naming a person's municipality; roles count only where it equals `tenant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tenant_claim: Option<String>,
+    /// This municipality's value of `tenant_claim`; the node's name when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tenant: Option<String>,
+}
+
+fn default_roles_claim() -> String {
+    "realm_access.roles".into()
+}
+
+impl OidcSection {
+    pub(crate) fn settings(&self, node_name: &str) -> urbanmesh_policy::OidcSettings {
+        urbanmesh_policy::OidcSettings {
+            issuer: self.issuer.trim_end_matches('/').to_owned(),
+            audience: self.audience.clone().unwrap_or_else(|| self.client_id.clone()),
+            roles_claim: self.roles_claim.clone(),
+            tenant_claim: self.tenant_claim.clone(),
+            tenant: self.tenant.clone().unwrap_or_else(|| node_name.to_owned()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -157,6 +228,9 @@ impl Config {
             limits: Limits::default(),
             storage: Storage::default(),
             catalog: CatalogSection::default(),
+            policy: PolicySection::default(),
+            audit: AuditSection::default(),
+            oidc: None,
         }
     }
 

@@ -7,6 +7,7 @@ mod demo;
 mod derived;
 mod init;
 mod node;
+mod retention;
 mod runtime;
 
 use clap::Parser;

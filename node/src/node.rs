@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_federation::{Federation, Profile};
-use urbanmesh_flight::{FlightContext, MemberCheck, MemberDirectory, PeerClient, Remote, member_connections};
-use urbanmesh_policy::{AdminToken, Authorizer, OpenAccess};
+use urbanmesh_flight::{FlightContext, MemberCheck, MemberDirectory, PeerClient, ReadGate, Remote, member_connections};
+use urbanmesh_policy::{AdminToken, AuditLog, Identities, TokenVerifier};
 use urbanmesh_protocol::{Identity, Network, NetworkConfig, PeerId};
 use urbanmesh_store::{Store, StoreConfig};
 use urbanmesh_web::{AppState, HttpMetrics};
@@ -80,7 +80,8 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     store_config.segment_rows = config.storage.segment_rows;
     store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
     let store = Store::open(db.clone(), store_config, query, &mut registry)?;
-    let catalog = Catalog::open(db.clone(), config.catalog_info()?, &data_dir.join("index"))?;
+    let catalog = Catalog::open(db.clone(), config.catalog_info()?, &data_dir.join("index"))?
+        .with_purposes(config.policy.purposes.clone());
     let datasets = catalog.list()?;
     store.forget_all_but(&datasets).await?;
     for dataset in &datasets {
@@ -90,8 +91,14 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     crate::derived::refresh_all(&catalog, &store, false).await?;
     tokio::spawn(crate::derived::follow(catalog.clone(), store.clone()));
 
-    let authorizer: Arc<dyn Authorizer> = Arc::new(OpenAccess);
-    let token = AdminToken::new(admin_token.clone());
+    let audit = AuditLog::open(&db)?;
+    tokio::spawn(crate::retention::expire_audit(audit.clone(), config.audit.retention_days));
+    let gate = ReadGate::new(catalog.clone(), store.clone(), audit);
+    let verifier = match &config.oidc {
+        Some(oidc) => Some(Arc::new(TokenVerifier::new(oidc.settings(&config.node.name))?)),
+        None => None,
+    };
+    let identities = Identities::new(AdminToken::new(admin_token.clone()), verifier);
     let http_metrics = HttpMetrics::register(&mut registry);
     let identity = Identity::from_secret(read_node_key(&data_dir)?)?;
     let network_config = NetworkConfig {
@@ -128,8 +135,8 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         FlightContext {
             catalog: catalog.clone(),
             store: store.clone(),
-            authorizer: Arc::clone(&authorizer),
-            admin_token: token.clone(),
+            gate: gate.clone(),
+            identities: identities.clone(),
             remote: Some(remote.clone()),
         },
         &mut registry,
@@ -145,8 +152,8 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         remote: Some(remote),
         endpoints,
         store: store.clone(),
-        authorizer,
-        admin_token: token,
+        gate,
+        identities,
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
         max_body_bytes: config.limits.max_body_bytes,

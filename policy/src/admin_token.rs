@@ -9,6 +9,11 @@ impl AdminToken {
         Self(token.into())
     }
 
+    /// Whether `presented` is the admin token.
+    pub fn matches(&self, presented: &str) -> bool {
+        constant_time_eq(presented.as_bytes(), self.0.as_bytes())
+    }
+
     /// Identifies the caller from an `Authorization` header value, if any.
     /// Anything but the exact admin token is an anonymous caller.
     pub fn subject(&self, authorization: Option<&str>) -> Subject {

@@ -1,11 +1,24 @@
-//! Who is asking, and whether they may read: the one place where read decisions are made.
-//!
-//! Today the node knows two subjects (anonymous callers and the holder of the admin token)
-//! and reads are open to everyone; the usage-policy work fills in [`Authorizer`] with
-//! per-dataset rules without changing the edges that call it.
+//! Who is asking, what they may read, and the record of it: usage policies and their one
+//! decision point, the subjects (anonymous callers, the admin token, people from the OpenID
+//! provider, member nodes) and the audit log.
 
 mod admin_token;
-mod decision;
+pub mod audience;
+mod audit;
+mod decide;
+mod error;
+mod identities;
+mod model;
+mod oidc;
+mod subject;
+mod validate;
 
 pub use admin_token::AdminToken;
-pub use decision::{Authorizer, Decision, OpenAccess, Subject};
+pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditRecord, MAX_QUERY, Served};
+pub use decide::{Access, Decision, Denial, Grant};
+pub use error::PolicyError;
+pub use identities::Identities;
+pub use model::{Action, Aggregate, Assignee, Policy, Rule, Visibility};
+pub use oidc::{OidcSettings, TokenVerifier};
+pub use subject::{Person, STAFF_ROLES, Subject};
+pub use validate::Shape;

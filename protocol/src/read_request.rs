@@ -20,6 +20,9 @@ pub struct ReadRequest {
     pub filter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Why the data is read, where a usage policy asks (e.g. `urban planning`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +47,7 @@ impl ReadRequest {
 
     /// Whether this asks for the whole dataset, with no projection, range, filter or limit.
     pub fn is_whole(&self) -> bool {
-        *self == Self::whole(self.dataset.clone())
+        Self { purpose: None, ..self.clone() } == Self::whole(self.dataset.clone())
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, ReadRequestError> {
@@ -87,6 +90,7 @@ mod tests {
             to: Some("2026-02-01T00:00:00+01:00".parse().expect("time")),
             filter: Some("value > 100".into()),
             limit: Some(10),
+            purpose: Some("urban planning".into()),
         };
         assert_eq!(ReadRequest::decode(&request.encode()).expect("decode"), request);
     }

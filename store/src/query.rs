@@ -21,7 +21,8 @@ use urbanmesh_protocol::ReadRequest;
 
 use crate::rows::column_list;
 use crate::table::{Snapshot, Table};
-use crate::{StoreError, filter};
+use crate::{StoreError, filter, shaping};
+use urbanmesh_policy::Grant;
 
 /// Longest filter expression accepted; deeper expressions are not a query language here.
 const MAX_FILTER_LEN: usize = 4096;
@@ -41,11 +42,12 @@ pub(crate) async fn scan(
     runtime: &tokio::runtime::Handle,
     table: Arc<Table>,
     request: ReadRequest,
+    grant: Grant,
 ) -> Result<BatchStream, StoreError> {
     let (planned_tx, planned_rx) = oneshot::channel();
     let (batch_tx, batch_rx) = mpsc::channel(READ_AHEAD);
     runtime.spawn(async move {
-        let planned = plan(&ctx, &table, &request).await;
+        let planned = plan(&ctx, &table, &request, &grant).await;
         let plan = match planned {
             Ok(plan) => {
                 let _ = planned_tx.send(Ok(plan.schema()));
@@ -79,9 +81,10 @@ pub(crate) async fn check(
     runtime: &tokio::runtime::Handle,
     table: Arc<Table>,
     request: ReadRequest,
+    grant: Grant,
 ) -> Result<SchemaRef, StoreError> {
     runtime
-        .spawn(async move { plan(&ctx, &table, &request).await.map(|plan| plan.schema()) })
+        .spawn(async move { plan(&ctx, &table, &request, &grant).await.map(|plan| plan.schema()) })
         .await
         .map_err(|e| StoreError::from_join(e, "query planning"))?
 }
@@ -90,19 +93,34 @@ async fn plan(
     ctx: &SessionContext,
     table: &Table,
     request: &ReadRequest,
+    grant: &Grant,
 ) -> Result<Arc<dyn ExecutionPlan>, StoreError> {
-    let mut frame = rows(ctx, table, table.snapshot())?;
-    if request.from.is_some() || request.to.is_some() {
+    let mut frame = shaping::restrict(rows(ctx, table, table.snapshot())?, grant)?;
+    let (from, to) = match &grant.aggregate {
+        Some(aggregate) => shaping::bucket_range(aggregate, request.from, request.to),
+        None => (request.from, request.to),
+    };
+    if from.is_some() || to.is_some() {
         let time = table.time_column.as_deref().ok_or_else(|| StoreError::InvalidRequest {
             reason: format!("dataset `{}` has no time column, so `from` and `to` cannot be used", table.id),
         })?;
-        let data_type = table.schema.field_with_name(time)?.data_type().clone();
-        if let Some(from) = request.from {
+        let data_type = frame
+            .schema()
+            .field_with_unqualified_name(time)
+            .map_err(|_| StoreError::InvalidRequest {
+                reason: format!("the time column `{time}` is not released to you, so `from` and `to` cannot be used"),
+            })?
+            .data_type()
+            .clone();
+        if let Some(from) = from {
             frame = frame.filter(ident(time).gt_eq(timestamp(&data_type, from)?))?;
         }
-        if let Some(to) = request.to {
+        if let Some(to) = to {
             frame = frame.filter(ident(time).lt(timestamp(&data_type, to)?))?;
         }
+    }
+    if let Some(aggregate) = &grant.aggregate {
+        frame = shaping::aggregated(frame, table, aggregate)?;
     }
     if let Some(filter) = &request.filter {
         let predicate = parse_filter(&frame, filter)?;
@@ -111,11 +129,16 @@ async fn plan(
             .map_err(|e| StoreError::InvalidFilter { filter: filter.clone(), reason: plain(&e) })?;
     }
     if let Some(columns) = &request.columns {
-        check_columns(table, columns)?;
+        check_columns(frame.schema().as_arrow(), columns)?;
         let names: Vec<&str> = columns.iter().map(String::as_str).collect();
         frame = frame.select_columns(&names)?;
     }
-    if let Some(limit) = request.limit {
+    let cap = grant.max_rows.map(|rows| usize::try_from(rows).unwrap_or(usize::MAX));
+    let limit = match (request.limit, cap) {
+        (Some(asked), Some(cap)) => Some(asked.min(cap)),
+        (asked, cap) => asked.or(cap),
+    };
+    if let Some(limit) = limit {
         frame = frame.limit(0, Some(limit))?;
     }
     frame.create_physical_plan().await.map_err(|e| match (&request.filter, e) {
@@ -159,7 +182,7 @@ fn parse_filter(frame: &DataFrame, filter: &str) -> Result<Expr, StoreError> {
     }
 }
 
-fn check_columns(table: &Table, columns: &[String]) -> Result<(), StoreError> {
+fn check_columns(schema: &datafusion::arrow::datatypes::Schema, columns: &[String]) -> Result<(), StoreError> {
     if columns.is_empty() {
         return Err(StoreError::InvalidRequest { reason: "`columns` must name at least one column".into() });
     }
@@ -168,9 +191,9 @@ fn check_columns(table: &Table, columns: &[String]) -> Result<(), StoreError> {
         return Err(StoreError::InvalidRequest { reason: format!("column `{twice}` is named twice") });
     }
     for column in columns {
-        if table.schema.field_with_name(column).is_err() {
+        if schema.field_with_name(column).is_err() {
             return Err(StoreError::InvalidRequest {
-                reason: format!("unknown column `{column}`; the dataset has: {}", column_list(&table.schema)),
+                reason: format!("unknown column `{column}`; available: {}", column_list(schema)),
             });
         }
     }

@@ -9,6 +9,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use urbanmesh_catalog::Dataset;
+use urbanmesh_policy::Grant;
 use urbanmesh_protocol::ReadRequest;
 
 use crate::commit::{GroupCommit, Pending};
@@ -252,16 +253,17 @@ impl Store {
         Ok(StagedAppend { store: self.clone(), dataset: id.to_owned(), appended: Appended { rows, seq }, durable })
     }
 
-    /// Streams the rows `request` asks for.
-    pub async fn scan(&self, request: &ReadRequest) -> Result<BatchStream, StoreError> {
+    /// Streams the rows `request` asks for, in the shape `grant` releases them.
+    pub async fn scan(&self, request: &ReadRequest, grant: &Grant) -> Result<BatchStream, StoreError> {
         let table = self.table(&request.dataset)?;
-        query::scan(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone()).await
+        query::scan(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone(), grant.clone()).await
     }
 
-    /// The schema `request` would produce, or why it is invalid (unknown column, bad filter).
-    pub async fn check(&self, request: &ReadRequest) -> Result<SchemaRef, StoreError> {
+    /// The schema `request` would produce under `grant`, or why it is invalid (unknown
+    /// column, bad filter, a policy that cannot be applied).
+    pub async fn check(&self, request: &ReadRequest, grant: &Grant) -> Result<SchemaRef, StoreError> {
         let table = self.table(&request.dataset)?;
-        query::check(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone()).await
+        query::check(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone(), grant.clone()).await
     }
 
     pub fn schema(&self, id: &str) -> Result<SchemaRef, StoreError> {

@@ -1,5 +1,6 @@
 //! The store end to end on a real sled database and real Parquet files.
 
+use urbanmesh_policy::Grant;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,13 @@ fn dataset() -> Dataset {
             {"name": "value", "type": "float64"}]}
     }))
     .expect("spec");
-    Dataset { spec, tenant: "Test".into(), created: chrono::Utc::now(), modified: chrono::Utc::now() }
+    Dataset {
+        spec,
+        tenant: "Test".into(),
+        created: chrono::Utc::now(),
+        modified: chrono::Utc::now(),
+        policy: Default::default(),
+    }
 }
 
 /// `rows` measurements every 15 minutes from 2026-01-01, starting at `offset`.
@@ -47,7 +54,7 @@ fn open(dir: &std::path::Path, segment_rows: usize) -> Store {
 }
 
 async fn read(store: &Store, request: ReadRequest) -> Vec<RecordBatch> {
-    store.scan(&request).await.expect("scan").batches.try_collect().await.expect("batches")
+    store.scan(&request, &Grant::owner()).await.expect("scan").batches.try_collect().await.expect("batches")
 }
 
 fn rows(batches: &[RecordBatch]) -> usize {
@@ -106,6 +113,7 @@ async fn reads_apply_range_filter_projection_and_limit() {
         to: Some("2026-01-03T00:00:00Z".parse().expect("to")),
         filter: Some("station = 's0' AND value >= 100".into()),
         limit: None,
+        purpose: None,
     };
     let batches = read(&store, request.clone()).await;
     assert_eq!(batches[0].schema().fields().len(), 1);
@@ -118,18 +126,18 @@ async fn reads_apply_range_filter_projection_and_limit() {
     assert_eq!(values, expected);
     assert_eq!(rows(&read(&store, ReadRequest { limit: Some(7), ..ReadRequest::whole("pegel") }).await), 7);
 
-    let bad = store.scan(&ReadRequest { filter: Some("value >".into()), ..ReadRequest::whole("pegel") }).await;
+    let bad = store.scan(&ReadRequest { filter: Some("value >".into()), ..ReadRequest::whole("pegel") }, &Grant::owner()).await;
     assert!(matches!(bad, Err(StoreError::InvalidFilter { .. })));
-    let bad = store.scan(&ReadRequest { filter: Some("nope = 1".into()), ..ReadRequest::whole("pegel") }).await;
+    let bad = store.scan(&ReadRequest { filter: Some("nope = 1".into()), ..ReadRequest::whole("pegel") }, &Grant::owner()).await;
     assert!(matches!(bad, Err(StoreError::InvalidFilter { .. })));
     let costly = ReadRequest { filter: Some("repeat(station, 100000000) = 'x'".into()), ..ReadRequest::whole("pegel") };
-    let refusal = store.scan(&costly).await.err().map(|e| e.to_string()).unwrap_or_default();
+    let refusal = store.scan(&costly, &Grant::owner()).await.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refusal.contains("not allowed in a filter"), "{refusal}");
     let cheap = ReadRequest { filter: Some("lower(station) IN ('s0', 's1')".into()), ..ReadRequest::whole("pegel") };
     assert_eq!(rows(&read(&store, cheap).await), 667);
-    let bad = store.scan(&ReadRequest { columns: Some(vec!["nope".into()]), ..ReadRequest::whole("pegel") }).await;
+    let bad = store.scan(&ReadRequest { columns: Some(vec!["nope".into()]), ..ReadRequest::whole("pegel") }, &Grant::owner()).await;
     assert!(matches!(bad, Err(StoreError::InvalidRequest { .. })));
-    assert!(matches!(store.scan(&ReadRequest::whole("other")).await, Err(StoreError::UnknownTable { .. })));
+    assert!(matches!(store.scan(&ReadRequest::whole("other"), &Grant::owner()).await, Err(StoreError::UnknownTable { .. })));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,4 +151,68 @@ async fn deleting_a_table_removes_its_rows_and_files() {
     assert!(!dir.path().join("segments/pegel").exists());
     store.attach(&dataset).expect("attach again");
     assert_eq!(store.stats("pegel").expect("stats").rows, 0);
+}
+
+async fn read_granted(store: &Store, request: ReadRequest, grant: &Grant) -> Vec<RecordBatch> {
+    store.scan(&request, grant).await.expect("scan").batches.try_collect().await.expect("batches")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_filter_mask_project_and_cap_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dataset = dataset();
+    let store = open(dir.path(), 500);
+    store.append("pegel", batch(&dataset, 0, 960)).await.expect("append");
+    let whole = ReadRequest::whole("pegel");
+
+    let filtered = Grant { row_filter: Some("value < 10".into()), ..Grant::owner() };
+    assert_eq!(rows(&read_granted(&store, whole.clone(), &filtered).await), 10);
+
+    let masked = Grant { masked: vec!["station".into()], ..Grant::owner() };
+    let batches = read_granted(&store, whole.clone(), &masked).await;
+    assert_eq!(rows(&batches), 960);
+    assert!(batches.iter().all(|b| b.column_by_name("station").expect("station").null_count() == b.num_rows()));
+    // A reader's filter sees the masked column as nulls, so it cannot probe the values.
+    let probe = ReadRequest { filter: Some("station = 's0'".into()), ..whole.clone() };
+    assert_eq!(rows(&read_granted(&store, probe, &masked).await), 0);
+
+    let projected = Grant { columns: Some(vec!["time".into(), "value".into()]), max_rows: Some(5), ..Grant::owner() };
+    let batches = read_granted(&store, whole.clone(), &projected).await;
+    assert_eq!(rows(&batches), 5);
+    assert_eq!(batches[0].schema().fields().len(), 2);
+    let hidden = ReadRequest { columns: Some(vec!["station".into()]), ..whole.clone() };
+    assert!(store.scan(&hidden, &projected).await.is_err(), "a column the grant withholds cannot be asked for");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_only_never_releases_a_group_below_k() {
+    use datafusion::arrow::array::{Array, Int64Array};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dataset = dataset();
+    let store = open(dir.path(), 500);
+    store.append("pegel", batch(&dataset, 0, 960)).await.expect("append");
+    let aggregate = urbanmesh_policy::Aggregate {
+        bucket: "1h".into(),
+        min_group: 2,
+        by: Some(vec!["station".into()]),
+        weight: None,
+    };
+    let grant = Grant { aggregate: Some(aggregate), ..Grant::owner() };
+    let batches = read_granted(&store, ReadRequest::whole("pegel"), &grant).await;
+    // Four rows an hour over three stations: per hour one station has two rows, two have one.
+    let mut expected = std::collections::HashMap::<(i64, i64), i64>::new();
+    for i in 0..960i64 {
+        *expected.entry((i / 4, i % 3)).or_default() += 1;
+    }
+    let released: i64 = expected.values().filter(|n| **n >= 2).sum();
+    let mut seen = 0;
+    for batch in &batches {
+        let records = batch.column_by_name("records").expect("records");
+        let records = records.as_any().downcast_ref::<Int64Array>().expect("int64");
+        assert!(records.iter().all(|n| n.is_some_and(|n| n >= 2)), "a group below k was released");
+        seen += records.values().iter().sum::<i64>();
+        assert!(batch.column_by_name("value").is_some(), "measures keep their column names");
+    }
+    assert_eq!(seen, released);
+    assert_eq!(rows(&batches), 240, "one group an hour reaches k");
 }

@@ -22,6 +22,8 @@ from typing import Any, Iterable
 
 import pytest
 
+from oidc import OidcProvider
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO / "target" / "debug" / "urbanmesh"
 STARTUP_DEADLINE = 30.0
@@ -497,8 +499,16 @@ class Node:
 # ---- fixtures -------------------------------------------------------------------------
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "without_binary: the test needs no urbanmesh binary (e.g. only the OIDC provider)"
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _require_binary():
+def _require_binary(request):
+    if all(item.get_closest_marker("without_binary") for item in request.session.items):
+        return
     path = binary()
     if not path.exists():
         pytest.exit(
@@ -853,6 +863,19 @@ def federation_factory(tmp_path):
     yield make
     for federation in made:
         federation.close()
+
+
+# ---- OpenID Connect -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory) -> OidcProvider:
+    """A real OpenID Connect provider (tests/oidc/provider.mjs, npm `oidc-provider`) on a
+    loopback port, one for the whole session; see tests/integration/oidc.py."""
+    provider = OidcProvider(tmp_path_factory.mktemp("oidc") / "provider.log")
+    provider.start()
+    yield provider
+    provider.close()
 
 
 def by_key(rows: Iterable[dict], *keys: str) -> list[dict]:

@@ -5,9 +5,10 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use urbanmesh_catalog::{Dataset, DatasetSpec, Derived};
+use urbanmesh_policy::Subject;
 
 use crate::AppState;
-use crate::auth::{Admin, Caller};
+use crate::auth::{Caller, Editor};
 use crate::problem::Problem;
 
 /// A dataset record as the API shows it, with what the store knows about its rows.
@@ -21,7 +22,11 @@ pub(crate) struct DatasetView {
     segments: usize,
 }
 
-fn view(state: &AppState, dataset: Dataset) -> Result<DatasetView, Problem> {
+/// The record as `subject` may see it: the rules of the policy only for staff.
+pub(crate) fn view(state: &AppState, subject: &Subject, mut dataset: Dataset) -> Result<DatasetView, Problem> {
+    if !subject.is_staff() {
+        dataset.policy = dataset.policy.shared();
+    }
     let stats = state.store.stats(dataset.id())?;
     let derived = Derived { rows: stats.rows, ..state.catalog.derived(dataset.id())? };
     Ok(DatasetView { dataset, derived, segments: stats.segments })
@@ -29,35 +34,50 @@ fn view(state: &AppState, dataset: Dataset) -> Result<DatasetView, Problem> {
 
 pub(crate) async fn create(
     State(state): State<AppState>,
-    _admin: Admin,
+    Editor(subject): Editor,
     spec: Result<Json<DatasetSpec>, JsonRejection>,
 ) -> Result<impl IntoResponse, Problem> {
     let Json(spec) = spec?;
+    if spec.policy.is_some() && !subject.is_admin() {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "setting a policy needs the admin token or the `admin` role"));
+    }
     let dataset = state.catalog.create(spec).await?;
-    if let Err(error) = state.store.create(&dataset).await {
-        // Without its table the record would describe nothing; take it back.
+    let stored = match state.store.create(&dataset).await {
+        Ok(()) => crate::policy::check_row_filters(&state, &dataset).await,
+        Err(error) => Err(error.into()),
+    };
+    if let Err(problem) = stored {
+        // Without its table (or with a policy that cannot apply) the record is taken back.
+        state.store.delete(dataset.id()).await.ok();
         state.catalog.delete(dataset.id()).await?;
-        return Err(error.into());
+        return Err(problem);
     }
     let location = format!("/api/v1/datasets/{}", dataset.id());
     tracing::info!(dataset = %dataset.id(), "dataset created");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, dataset)?)))
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, &subject, dataset)?)))
 }
 
 /// `PUT /api/v1/datasets/{id}`: replaces the description; the shape of the rows stays.
 pub(crate) async fn update(
     State(state): State<AppState>,
-    _admin: Admin,
+    Editor(subject): Editor,
     Path(id): Path<String>,
     spec: Result<Json<DatasetSpec>, JsonRejection>,
 ) -> Result<Json<DatasetView>, Problem> {
     let Json(spec) = spec?;
+    if spec.policy.is_some() && !subject.is_admin() {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "setting a policy needs the admin token or the `admin` role"));
+    }
     if spec.id != id {
         return Err(Problem::bad_request(format!("the body describes `{}`, but the path names `{id}`", spec.id)));
     }
+    if let Some(policy) = &spec.policy {
+        let current = state.catalog.get(&id)?;
+        crate::policy::check_row_filters(&state, &Dataset { policy: policy.clone(), ..current }).await?;
+    }
     let dataset = state.catalog.update(spec).await?;
     tracing::info!(dataset = %id, "dataset description updated");
-    Ok(Json(view(&state, dataset)?))
+    Ok(Json(view(&state, &subject, dataset)?))
 }
 
 pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<impl IntoResponse, Problem> {
@@ -65,9 +85,9 @@ pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller)
         .catalog
         .list()?
         .into_iter()
-        .filter(|dataset| state.authorizer.may_list(&subject, dataset))
+        .filter(|dataset| state.gate.visible(&subject, dataset))
         // A dataset being deleted has lost its rows already; it is no longer listed.
-        .filter_map(|dataset| view(&state, dataset).ok())
+        .filter_map(|dataset| view(&state, &subject, dataset).ok())
         .collect::<Vec<_>>();
     Ok(Json(serde_json::json!({ "datasets": datasets })))
 }
@@ -78,15 +98,15 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
     let dataset = state.catalog.get(&id)?;
-    if !state.authorizer.may_list(&subject, &dataset) {
+    if !state.gate.visible(&subject, &dataset) {
         return Err(Problem::dataset_not_found(&id));
     }
-    Ok(Json(view(&state, dataset)?))
+    Ok(Json(view(&state, &subject, dataset)?))
 }
 
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    _admin: Admin,
+    _editor: Editor,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     // Rows first: a crash in between leaves an empty dataset, never orphaned rows that a

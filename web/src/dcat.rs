@@ -71,7 +71,7 @@ async fn catalog(
         Err(problem) => return problem.into_response(),
     };
     let body = body::written(permit, move |out| {
-        let visible = |dataset: &_| state.authorizer.may_list(&subject, dataset);
+        let visible = |dataset: &_| state.gate.visible(&subject, dataset);
         dcat::write_catalog(&state.catalog, &state.endpoints, syntax, paging.as_ref(), &visible, out)
             .map(drop)
             .map_err(std::io::Error::other)
@@ -99,7 +99,7 @@ pub(crate) async fn dataset(
         None => (file.clone(), negotiate(&headers)?),
     };
     let record = state.catalog.get(&id)?;
-    if !state.authorizer.may_list(&subject, &record) {
+    if !state.gate.visible(&subject, &record) {
         return Err(Problem::dataset_not_found(&id));
     }
     let catalog = state.catalog.clone();

@@ -8,7 +8,7 @@ use serde::Serialize;
 use urbanmesh_store::decode::{self, Format};
 
 use crate::AppState;
-use crate::auth::Admin;
+use crate::auth::Editor;
 use crate::problem::Problem;
 
 #[derive(Serialize)]
@@ -21,7 +21,7 @@ pub(crate) struct Stored {
 /// `POST /datasets/{id}/rows` with JSON, NDJSON or CSV.
 pub(crate) async fn rows(
     State(state): State<AppState>,
-    _admin: Admin,
+    _editor: Editor,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -40,7 +40,7 @@ pub(crate) async fn rows(
 /// `POST /datasets/{id}/upload`, multipart with one `.csv` or `.xlsx` file.
 pub(crate) async fn upload(
     State(state): State<AppState>,
-    _admin: Admin,
+    _editor: Editor,
     Path(id): Path<String>,
     mut multipart: Multipart,
 ) -> Result<Json<Stored>, Problem> {

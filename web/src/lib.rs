@@ -2,6 +2,7 @@
 //! Handlers translate HTTP to calls on the catalogue, store and policy crates and back;
 //! the rules live in those crates.
 
+mod audit;
 mod auth;
 mod body;
 mod datasets;
@@ -11,6 +12,7 @@ mod federation;
 mod ingest;
 mod metrics;
 mod ops;
+mod policy;
 mod problem;
 mod read;
 mod search;
@@ -23,7 +25,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use urbanmesh_catalog::{Catalog, Endpoints};
-use urbanmesh_policy::{AdminToken, Authorizer};
+use urbanmesh_policy::Identities;
 use urbanmesh_store::Store;
 
 pub use metrics::HttpMetrics;
@@ -39,8 +41,10 @@ pub struct AppState {
     pub federation: urbanmesh_federation::Federation,
     /// Reads from other members over their mutual-TLS Flight.
     pub remote: Option<urbanmesh_flight::Remote>,
-    pub authorizer: Arc<dyn Authorizer>,
-    pub admin_token: AdminToken,
+    /// Every read of a dataset passes here (policy, shaping, audit).
+    pub gate: urbanmesh_flight::ReadGate,
+    /// Who a request's credentials name.
+    pub identities: Identities,
     /// Set once every listener is up; cleared when shutdown begins.
     pub ready: Arc<AtomicBool>,
     /// Rendered by `/metrics`; registration is finished before the router is built.
@@ -75,6 +79,9 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/datasets/{id}", get(datasets::get).put(datasets::update).delete(datasets::delete))
         .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
         .route("/datasets/{id}/upload", post(ingest::upload))
+        .route("/datasets/{id}/policy", get(policy::get).put(policy::put))
+        .route("/audit", get(audit::query))
+        .route("/me", get(policy::me))
         .route("/search", get(search::search))
         .route("/federation", get(federation::status))
         .route("/federation/invitations", post(federation::invite))

@@ -53,8 +53,10 @@ impl Problem {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the node failed to handle the request; see its log")
     }
 
-    pub(crate) fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "this endpoint needs the admin token as `Authorization: Bearer <token>`")
+    /// A 400 that names the field at fault.
+    pub(crate) fn invalid_field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let field = field.into();
+        Self { field: Some(field.clone()), ..Self::bad_request(format!("`{field}` {}", reason.into())) }
     }
 
     pub(crate) fn dataset_not_found(id: &str) -> Self {
@@ -130,10 +132,16 @@ impl From<urbanmesh_flight::FlightError> for Problem {
             urbanmesh_flight::FlightError::NotFound { id } => {
                 Self::new(StatusCode::NOT_FOUND, format!("`{id}` not found"))
             }
+            urbanmesh_flight::FlightError::Forbidden { reason } => {
+                Self::new(StatusCode::FORBIDDEN, format!("not permitted: {reason}"))
+            }
+            urbanmesh_flight::FlightError::Store(e) => e.into(),
+            urbanmesh_flight::FlightError::Catalog(e) => e.into(),
             urbanmesh_flight::FlightError::Peer(reason) => Self::new(StatusCode::BAD_GATEWAY, reason),
             urbanmesh_flight::FlightError::Stream(arrow_flight::error::FlightError::Tonic(status)) => {
                 let code = match status.code() {
                     tonic::Code::NotFound => StatusCode::NOT_FOUND,
+                    tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
                     tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
                     _ => StatusCode::BAD_GATEWAY,
                 };

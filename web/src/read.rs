@@ -6,7 +6,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use urbanmesh_policy::Decision;
+use futures::StreamExt;
+use urbanmesh_flight::Opened;
+use urbanmesh_policy::{Grant, Served};
 use urbanmesh_protocol::ReadRequest;
 
 use crate::AppState;
@@ -24,6 +26,8 @@ pub(crate) struct RowsQuery {
     filter: Option<String>,
     limit: Option<usize>,
     format: Option<String>,
+    /// Why the rows are read, where the dataset's policy asks.
+    purpose: Option<String>,
 }
 
 /// `GET /datasets/{id}/rows`: streamed as JSON, NDJSON, CSV or Parquet.
@@ -35,20 +39,27 @@ pub(crate) async fn rows(
 ) -> Result<Response, Problem> {
     let Query(query) = query?;
     let (format, request) = query.into_request(id)?;
-    let dataset = state.catalog.get(&request.dataset)?;
-    if let Decision::Deny { reason } = state.authorizer.decide_read(&subject, &dataset, &request) {
-        tracing::info!(dataset = %request.dataset, subject = subject.label(), %reason, "read refused");
-        return Err(Problem::dataset_not_found(&request.dataset));
-    }
     let permit = state.download_permit()?;
-    let scan = state.store.scan(&request).await?;
-    Ok(streamed(format, scan, permit, &request.dataset))
+    let Opened { scan, grant, served } = state.gate.open(&subject, &request, "rest").await?;
+    let mut response = streamed(format, scan, permit, &request.dataset, Some(served));
+    duties(&mut response, &grant);
+    Ok(response)
+}
+
+/// The grant's duties as response headers: the attribution text and the licence.
+fn duties(response: &mut Response, grant: &Grant) {
+    for (name, value) in [("x-urbanmesh-attribution", &grant.attribution), ("x-urbanmesh-licence", &grant.licence)] {
+        if let Some(value) = value.as_deref().and_then(|v| header::HeaderValue::from_str(v).ok()) {
+            response.headers_mut().insert(name, value);
+        }
+    }
 }
 
 /// `GET /federation/{node}/datasets/{id}/rows`: another member's rows, fetched through
 /// this node over the members' mutual-TLS Flight; the origin's policy decides.
 pub(crate) async fn remote_rows(
     State(state): State<AppState>,
+    Caller(subject): Caller,
     Path((node, id)): Path<(String, String)>,
     query: Result<Query<RowsQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
@@ -56,8 +67,8 @@ pub(crate) async fn remote_rows(
     let (format, request) = query.into_request(id)?;
     let remote = state.remote.as_ref().ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no federation"))?;
     let permit = state.download_permit()?;
-    let scan = remote.fetch(&node, &request).await?;
-    Ok(streamed(format, scan, permit, &request.dataset))
+    let scan = remote.fetch(&state.gate, &subject, &node, &request).await?;
+    Ok(streamed(format, scan, permit, &request.dataset, None))
 }
 
 impl RowsQuery {
@@ -70,6 +81,7 @@ impl RowsQuery {
             to: self.to.as_deref().map(|t| timestamp("to", t)).transpose()?,
             filter: self.filter.filter(|f| !f.trim().is_empty()),
             limit: self.limit,
+            purpose: self.purpose.filter(|p| !p.trim().is_empty()),
         };
         request.validate()?;
         Ok((format, request))
@@ -81,8 +93,14 @@ fn streamed(
     scan: urbanmesh_store::BatchStream,
     permit: tokio::sync::OwnedSemaphorePermit,
     dataset: &str,
+    served: Option<std::sync::Arc<Served>>,
 ) -> Response {
-    let mut response = Body::from_stream(encode::stream(format, scan, permit)).into_response();
+    let body = encode::stream(format, scan, permit).inspect(move |chunk| {
+        if let (Some(served), Ok(bytes)) = (&served, chunk) {
+            served.add(0, bytes.len() as u64);
+        }
+    });
+    let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(format.media_type()));
     if let Some(extension) = format.download_extension() {

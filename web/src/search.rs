@@ -53,7 +53,8 @@ pub(crate) async fn search(
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResponse>, Problem> {
     let Query(params) = params?;
-    let request = SearchRequest::parse(params)?;
+    let mut request = SearchRequest::parse(params)?;
+    request.audience = subject.audience();
     let catalog = state.catalog.clone();
     let (request, results) = tokio::task::spawn_blocking(move || {
         let results = catalog.search(&request);
@@ -85,9 +86,10 @@ pub(crate) async fn search(
         }
         // A hit deleted since the search ran is left out.
         let Ok(dataset) = state.catalog.get(&hit.id) else { continue };
-        if !state.authorizer.may_list(&subject, &dataset) {
+        if !state.gate.visible(&subject, &dataset) {
             continue;
         }
+        let dataset = if subject.is_staff() { dataset } else { Dataset { policy: dataset.policy.shared(), ..dataset } };
         let derived = state.catalog.derived(&hit.id)?;
         let api = format!("/api/v1/datasets/{}", hit.id);
         hits.push(SearchHit {

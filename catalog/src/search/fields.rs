@@ -50,6 +50,7 @@ pub(crate) struct Fields {
     pub(crate) south: Field,
     pub(crate) east: Field,
     pub(crate) north: Field,
+    pub(crate) audience: Field,
 }
 
 impl Fields {
@@ -66,6 +67,7 @@ impl Fields {
         builder.add_text_field("key", STRING | STORED);
         builder.add_text_field("dataset", STORED);
         builder.add_text_field("origin", STRING | STORED);
+        builder.add_text_field("audience", STRING);
         builder.add_text_field("title", german(true));
         builder.add_text_field("description", german(true));
         builder.add_text_field("keywords", german(false));
@@ -107,6 +109,7 @@ impl Fields {
             south: field("south")?,
             east: field("east")?,
             north: field("north")?,
+            audience: field("audience")?,
         })
     }
 
@@ -115,6 +118,9 @@ impl Fields {
         doc.add_text(self.key, &entry.key);
         doc.add_text(self.dataset, &entry.id);
         doc.add_text(self.origin, entry.origin.as_ref().map_or(LOCAL, |o| o.peer.as_str()));
+        for token in &entry.audience {
+            doc.add_text(self.audience, token);
+        }
         doc.add_text(self.title, &entry.title);
         doc.add_text(self.description, &entry.description);
         doc.add_text(self.trigrams, folded(&entry.title));

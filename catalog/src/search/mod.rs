@@ -48,6 +48,8 @@ pub struct Entry {
     pub modified: DateTime<Utc>,
     pub temporal: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub bbox: Option<[f64; 4]>,
+    /// Who may see the entry besides the municipality's staff (audience tokens).
+    pub audience: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -36,6 +36,16 @@ pub(crate) fn build(
         let local = Term::from_field_text(fields.origin, LOCAL);
         clauses.push((Occur::Must, Box::new(TermQuery::new(local, IndexRecordOption::Basic))));
     }
+    if let Some(tokens) = &request.audience {
+        let any: Vec<(Occur, Box<dyn Query>)> = tokens
+            .iter()
+            .map(|token| {
+                let term = Term::from_field_text(fields.audience, token);
+                (Occur::Should, Box::new(TermQuery::new(term, IndexRecordOption::Basic)) as Box<dyn Query>)
+            })
+            .collect();
+        clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+    }
     for (dimension, values) in &request.filters {
         let any: Vec<(Occur, Box<dyn Query>)> = values
             .iter()

@@ -60,6 +60,9 @@ pub struct SearchRequest {
     pub to: Option<DateTime<Utc>>,
     pub sort: Sort,
     pub scope: Scope,
+    /// Audience tokens the caller matches (see `urbanmesh_policy::audience`); hits must
+    /// carry one of them. `None` sees everything (the municipality's staff).
+    pub audience: Option<Vec<String>>,
     /// 1-based.
     pub page: usize,
     pub per_page: usize,
@@ -137,12 +140,17 @@ impl SearchRequest {
                 format!("paging reaches {MAX_DEPTH} hits deep; narrow the search with a query or filters"),
             ));
         }
-        Ok(Self { query, filters, bbox, from, to, sort, scope, page, per_page })
+        // Callers narrow or widen this to what the subject may see; by default only what is public.
+        let audience = Some(vec![urbanmesh_policy::audience::PUBLIC.to_owned()]);
+        Ok(Self { query, filters, bbox, from, to, sort, scope, audience, page, per_page })
     }
 
     /// Identifies the set of hits, whatever the page and order.
     pub(crate) fn result_key(&self) -> String {
-        format!("{:?}|{:?}|{:?}|{:?}|{:?}|{:?}", self.query, self.filters, self.bbox, self.from, self.to, self.scope)
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.query, self.filters, self.bbox, self.from, self.to, self.scope, self.audience
+        )
     }
 
     pub(crate) fn offset(&self) -> usize {

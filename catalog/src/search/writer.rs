@@ -68,7 +68,7 @@ fn run(mut writer: IndexWriter, reader: &IndexReader, fields: Fields, mut queue:
 }
 
 /// Bumped whenever fields or analyzers change, so that older indexes are rebuilt.
-const INDEX_VERSION: u32 = 2;
+const INDEX_VERSION: u32 = 3;
 
 /// What a commit records: the index layout and the catalogue generation it reflects.
 pub(crate) fn payload(generation: u64) -> String {

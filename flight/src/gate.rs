@@ -1,0 +1,145 @@
+//! Where every read of a dataset passes, whichever edge it came through (REST, Flight,
+//! members, views): the dataset's policy decides, the store plans the read in the shape
+//! granted, and the audit log records it, allowed or refused.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use chrono::Utc;
+use futures::StreamExt;
+use urbanmesh_catalog::{Catalog, CatalogError, Dataset};
+use urbanmesh_policy::{Access, AuditEntry, AuditLog, AuditRecord, Decision, Grant, Served, Subject, audience};
+use urbanmesh_protocol::ReadRequest;
+use urbanmesh_store::{BatchStream, Store};
+
+use crate::FlightError;
+
+#[derive(Clone)]
+pub struct ReadGate {
+    catalog: Catalog,
+    store: Store,
+    audit: AuditLog,
+}
+
+/// An allowed read: its rows, the grant it runs under (for the duties), and the counter
+/// the edge adds the bytes it sends to.
+pub struct Opened {
+    pub scan: BatchStream,
+    pub grant: Grant,
+    pub served: Arc<Served>,
+}
+
+impl ReadGate {
+    pub fn new(catalog: Catalog, store: Store, audit: AuditLog) -> Self {
+        Self { catalog, store, audit }
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Whether the subject may know the dataset exists (listings, search, DCAT).
+    pub fn visible(&self, subject: &Subject, dataset: &Dataset) -> bool {
+        dataset.policy.visible_to(subject)
+    }
+
+    /// The dataset and the grant for this read, or a refusal: "not found" where the subject
+    /// may not see the dataset, "forbidden" with the reason where it may. Refusals are audited.
+    pub fn decide(
+        &self,
+        subject: &Subject,
+        request: &ReadRequest,
+        interface: &str,
+    ) -> Result<(Dataset, Grant), FlightError> {
+        let not_found = || FlightError::NotFound { id: request.dataset.clone() };
+        let dataset = match self.catalog.get(&request.dataset) {
+            Ok(dataset) => dataset,
+            Err(CatalogError::NotFound { .. }) => return Err(not_found()),
+            Err(other) => return Err(other.into()),
+        };
+        match judge(subject, &dataset, request) {
+            Decision::Permit(grant) => Ok((dataset, grant)),
+            Decision::Deny(denial) => {
+                tracing::info!(dataset = %request.dataset, subject = %subject.label(), reason = %denial.reason, "read refused");
+                self.record(record(subject, request, interface, "deny", denial.reason.clone()));
+                Err(if denial.hidden { not_found() } else { FlightError::Forbidden { reason: denial.reason } })
+            }
+        }
+    }
+
+    /// Opens an allowed read. Its audit record is written when the stream ends or is dropped,
+    /// with the rows it delivered and the bytes the edge reported.
+    pub async fn open(&self, subject: &Subject, request: &ReadRequest, interface: &str) -> Result<Opened, FlightError> {
+        let (_, grant) = self.decide(subject, request, interface)?;
+        let scan = self.store.scan(request, &grant).await?;
+        let entry = AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
+        let served = entry.served();
+        let counter = entry.served();
+        let batches = scan
+            .batches
+            .map(move |batch| {
+                let _open = &entry;
+                if let Ok(batch) = &batch {
+                    counter.add(batch.num_rows() as u64, 0);
+                }
+                batch
+            })
+            .boxed();
+        Ok(Opened { scan: BatchStream { schema: scan.schema, batches }, grant, served })
+    }
+
+    /// The schema a read would produce for this subject, without reading.
+    pub async fn schema(&self, subject: &Subject, request: &ReadRequest, interface: &str) -> Result<SchemaRef, FlightError> {
+        let (_, grant) = self.decide(subject, request, interface)?;
+        if request.is_whole() && grant.is_unrestricted() {
+            return Ok(self.store.schema(&request.dataset)?);
+        }
+        Ok(self.store.check(request, &grant).await?)
+    }
+
+    /// The schema a listing shows for a visible dataset: what a plain read would produce,
+    /// or the stored schema where reading needs more (a purpose). Nothing is audited.
+    pub async fn listed_schema(&self, subject: &Subject, dataset: &Dataset) -> Result<(SchemaRef, Grant), FlightError> {
+        let request = ReadRequest::whole(dataset.id());
+        match judge(subject, dataset, &request) {
+            Decision::Permit(grant) if grant.is_unrestricted() => Ok((self.store.schema(dataset.id())?, grant)),
+            Decision::Permit(grant) => Ok((self.store.check(&request, &grant).await?, grant)),
+            Decision::Deny(_) => Ok((dataset.arrow_schema()?, Grant { max_rows: Some(0), ..Grant::owner() })),
+        }
+    }
+
+    /// Whether the subject may read another member's dataset through this node: public
+    /// entries for anyone, the rest for this municipality's staff. The member's own policy
+    /// then decides for this node.
+    pub fn may_relay(&self, subject: &Subject, peer: &str, dataset: &str) -> Result<(), FlightError> {
+        let not_found = || FlightError::NotFound { id: format!("{peer}/{dataset}") };
+        let replica = self.catalog.replica(peer, dataset).map_err(|_| not_found())?;
+        let public = !audience::of_replica(&replica.entry.dataset.policy).is_empty();
+        if public || subject.is_staff() { Ok(()) } else { Err(not_found()) }
+    }
+
+    fn record(&self, record: AuditRecord) {
+        if let Err(error) = self.audit.append(&record) {
+            tracing::error!(%error, dataset = %record.dataset, "audit record lost");
+        }
+    }
+}
+
+fn judge(subject: &Subject, dataset: &Dataset, request: &ReadRequest) -> Decision {
+    let access = Access { purpose: request.purpose.as_deref(), now: Utc::now() };
+    dataset.policy.decide(subject, &access)
+}
+
+fn record(subject: &Subject, request: &ReadRequest, interface: &str, decision: &str, reason: String) -> AuditRecord {
+    AuditRecord {
+        at: Utc::now(),
+        subject: subject.label(),
+        dataset: request.dataset.clone(),
+        purpose: request.purpose.clone(),
+        decision: decision.to_owned(),
+        reason,
+        rows: 0,
+        bytes: 0,
+        interface: interface.to_owned(),
+    }
+}

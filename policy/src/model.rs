@@ -1,0 +1,186 @@
+//! The usage policy of one dataset, as its owner writes it (`PUT /api/v1/datasets/{id}/policy`).
+//!
+//! Typed and closed: every field is known, unknown fields are refused, so a rule can never be
+//! dropped silently on the way in (the risk of expanding ODRL JSON-LD).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Who may find the dataset in listings, search and the DCAT export.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Everyone, including anonymous callers and harvesters.
+    Public,
+    /// The members of this node's federation (and the people of this municipality).
+    Federation,
+    /// The named member nodes (PeerIds).
+    Peers(Vec<String>),
+    /// The people of this municipality only: nothing leaves the node.
+    #[default]
+    Internal,
+}
+
+/// Whom a rule grants something.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignee {
+    Anyone,
+    /// Every member node of the federation.
+    Federation,
+    /// The named member nodes (PeerIds).
+    Peers(Vec<String>),
+    /// People holding one of these roles at this municipality's OpenID provider.
+    Roles(Vec<String>),
+}
+
+/// What a rule permits; reading is the only action so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    #[default]
+    Read,
+}
+
+/// Rows released only as time buckets, each over at least `min_group` rows (or, with
+/// `weight`, over a sum of at least `min_group` of that column, e.g. counted people).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// Bucket width: `15m`, `1h`, `1d`.
+    pub bucket: String,
+    pub min_group: u64,
+    /// Grouping columns besides the bucket; the dataset's series key when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
+}
+
+/// One permission: an assignee may read, under constraints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub assignee: Assignee,
+    #[serde(default)]
+    pub action: Action,
+    /// The request must state one of these purposes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Only these columns are released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// These columns are released as nulls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked: Vec<String>,
+    /// Only rows matching this SQL predicate are released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_filter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<Aggregate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+}
+
+/// A dataset's usage policy. `{"visibility": "public"}` alone is complete: everyone it is
+/// visible to may read. With rules, only the rules grant reads; the first rule whose
+/// assignee, validity and purpose fit the request applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub visibility: Visibility,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// Duty: the attribution text readers must show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
+    /// Duty: the licence (a dcat-ap.de licence code) the data is used under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
+}
+
+impl Policy {
+    /// Whether anything of the dataset leaves the node (it is announced to the federation).
+    pub fn is_shared(&self) -> bool {
+        self.visibility != Visibility::Internal
+            || self.rules.iter().any(|rule| matches!(rule.assignee, Assignee::Federation | Assignee::Peers(_)))
+    }
+
+    /// Whether a member that received the shared entry should keep it: entries visible to
+    /// named members only are dropped by the others.
+    pub fn is_for_member(&self, peer: &str) -> bool {
+        match &self.visibility {
+            Visibility::Peers(peers) => peers.iter().any(|p| p == peer),
+            _ => true,
+        }
+    }
+
+    /// What other members learn of the policy: visibility and duties, not the rules.
+    pub fn shared(&self) -> Self {
+        Self {
+            visibility: self.visibility.clone(),
+            rules: Vec::new(),
+            attribution: self.attribution.clone(),
+            licence: self.licence.clone(),
+        }
+    }
+
+    /// The rules in force: the written ones, or the one the visibility implies.
+    pub(crate) fn effective_rules(&self) -> std::borrow::Cow<'_, [Rule]> {
+        if !self.rules.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.rules);
+        }
+        let assignee = match &self.visibility {
+            Visibility::Public => Assignee::Anyone,
+            Visibility::Federation => Assignee::Federation,
+            Visibility::Peers(peers) => Assignee::Peers(peers.clone()),
+            Visibility::Internal => return std::borrow::Cow::Owned(Vec::new()),
+        };
+        std::borrow::Cow::Owned(vec![Rule::open(assignee)])
+    }
+}
+
+impl Rule {
+    /// Read without constraints.
+    pub fn open(assignee: Assignee) -> Self {
+        Self {
+            assignee,
+            action: Action::Read,
+            purposes: Vec::new(),
+            valid_from: None,
+            valid_until: None,
+            columns: None,
+            masked: Vec::new(),
+            row_filter: None,
+            aggregate: None,
+            max_rows: None,
+        }
+    }
+}
+
+impl Aggregate {
+    /// The bucket width in seconds, if `bucket` is a valid width.
+    pub fn bucket_seconds(&self) -> Option<i64> {
+        parse_width(&self.bucket)
+    }
+}
+
+/// `15m`, `1h`, `1d`, `30s` → seconds.
+pub(crate) fn parse_width(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok().filter(|n| *n > 0)?;
+    let unit = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(unit).filter(|s| *s <= 366 * 86_400)
+}

@@ -1,0 +1,83 @@
+//! `GET/PUT /api/v1/datasets/{id}/policy` and `GET /api/v1/me`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use serde::Serialize;
+use urbanmesh_catalog::Dataset;
+use urbanmesh_policy::{Grant, Policy, Subject};
+use urbanmesh_protocol::ReadRequest;
+
+use crate::AppState;
+use crate::auth::{Admin, Caller};
+use crate::problem::Problem;
+
+#[derive(Serialize)]
+pub(crate) struct PolicyView {
+    dataset: String,
+    #[serde(flatten)]
+    policy: Policy,
+    /// The purposes this node's policies may require.
+    purposes: Vec<String>,
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<PolicyView>, Problem> {
+    let dataset = state.catalog.get(&id)?;
+    Ok(Json(PolicyView { dataset: id, policy: dataset.policy, purposes: state.catalog.purposes().to_vec() }))
+}
+
+/// Replaces the policy. `{"visibility": "public"}` alone is a complete policy.
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    Admin(subject): Admin,
+    Path(id): Path<String>,
+    policy: Result<Json<Policy>, JsonRejection>,
+) -> Result<Json<PolicyView>, Problem> {
+    let Json(policy) = policy?;
+    let current = state.catalog.get(&id)?;
+    check_row_filters(&state, &Dataset { policy: policy.clone(), ..current }).await?;
+    let dataset = state.catalog.set_policy(&id, policy).await?;
+    tracing::info!(dataset = %id, by = %subject.label(), visibility = ?dataset.policy.visibility, "policy set");
+    Ok(Json(PolicyView { dataset: id, policy: dataset.policy, purposes: state.catalog.purposes().to_vec() }))
+}
+
+/// Plans every rule of the dataset's policy against its rows, so that a row filter or
+/// aggregation that cannot apply is refused when it is written, not when it is read.
+pub(crate) async fn check_row_filters(state: &AppState, dataset: &Dataset) -> Result<(), Problem> {
+    let request = ReadRequest::whole(dataset.id());
+    for (i, rule) in dataset.policy.rules.iter().enumerate() {
+        if rule.row_filter.is_none() && rule.aggregate.is_none() {
+            continue;
+        }
+        let grant = Grant {
+            row_filter: rule.row_filter.clone(),
+            masked: rule.masked.clone(),
+            columns: rule.columns.clone(),
+            aggregate: rule.aggregate.clone(),
+            ..Grant::owner()
+        };
+        if let Err(error) = state.store.check(&request, &grant).await {
+            let field = if rule.row_filter.is_some() { "row_filter" } else { "aggregate" };
+            return Err(Problem::invalid_field(format!("policy.rules[{i}].{field}"), error.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Who the node takes the caller for.
+pub(crate) async fn me(Caller(subject): Caller) -> Json<Me> {
+    Json(Me { staff: subject.is_staff(), admin: subject.is_admin(), editor: subject.may_edit(), subject })
+}
+
+#[derive(Serialize)]
+pub(crate) struct Me {
+    #[serde(flatten)]
+    subject: Subject,
+    staff: bool,
+    editor: bool,
+    admin: bool,
+}
