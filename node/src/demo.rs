@@ -172,7 +172,8 @@ async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()
         "spatial": {"level": "municipality", "bbox": [west - 0.02, south - 0.02, east + 0.02, north + 0.02]},
         "accrual_periodicity": "15MIN",
         "licence": "dl-by-de/2.0",
-        "attribution": format!("Stadt {}, Pegeldaten (Beispieldaten)", town.name)
+        "attribution": format!("Stadt {}, Pegeldaten (Beispieldaten)", town.name),
+        "policy": {"visibility": "public", "attribution": format!("Stadt {}", town.name), "licence": "dl-by-de/2.0"}
     }))?;
     let dataset = node.catalog.create(spec).await?;
     node.store.create(&dataset).await?;

@@ -129,6 +129,8 @@ def pegel_spec(dataset_id: str = "pegel-guetersloh", **overrides) -> dict:
         "schema": json.loads(json.dumps(PEGEL_SCHEMA)),
         "time_column": "time",
         "series_key": "station",
+        # Readable by everyone, as the tests of reading expect; new datasets are otherwise internal.
+        "policy": {"visibility": "public"},
     }
     spec.update(overrides)
     return spec

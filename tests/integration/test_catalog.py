@@ -405,6 +405,7 @@ def catalog_node(node):
             "title": "Abfallkalender",
             "description": "Abholtermine der Müllabfuhr nach Bezirk und Abfallart",
             "schema": {"fields": [{"name": "tag", "type": "date32"}, {"name": "art", "type": "utf8"}]},
+            "policy": {"visibility": "public"},
         }
     )
     node.create_dataset(

@@ -64,7 +64,8 @@ def test_delete_then_recreate_starts_empty(node):
     assert node.delete("/api/v1/datasets/ds-recreate").status == 204
     other = {"fields": [{"name": "n", "type": "int64"}]}
     response = create(
-        node, {"id": "ds-recreate", "title": "Zähler", "description": "Zählerstände, ganzzahlig", "schema": other}
+        node, {"id": "ds-recreate", "title": "Zähler", "description": "Zählerstände, ganzzahlig", "schema": other,
+               "policy": {"visibility": "public"}}
     )
     assert response.status == 201, response
     assert response.json()["rows"] == 0

@@ -34,6 +34,7 @@ CRASH_SPEC = {
         ]
     },
     "time_column": "time",
+    "policy": {"visibility": "public"},
     "series_key": "writer",
 }
 
@@ -190,7 +191,7 @@ def test_clean_restart_keeps_data_readable_over_flight(node):
     node.create_dataset(pegel_spec("pegel"))
     node.create_dataset(
         {"id": "leer", "title": "Leer", "description": "Ein Datensatz ohne Zeilen",
-         "schema": {"fields": [{"name": "x", "type": "int64"}]}}
+         "schema": {"fields": [{"name": "x", "type": "int64"}]}, "policy": {"visibility": "public"}}
     )
     rows = [
         {"time": START_MS + i * 900_000, "station": ["Dalke", "Lutter"][i % 2], "value": 90 + i / 4,

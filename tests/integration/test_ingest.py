@@ -238,6 +238,7 @@ def test_xlsx_date_cell_into_date32(node):
             "description": "Abholtermine der Müllabfuhr nach Abfallart",
             "schema": {"fields": [{"name": "day", "type": "date32"}, {"name": "kind", "type": "utf8"},
                                   {"name": "ok", "type": "bool"}]},
+            "policy": {"visibility": "public"},
         }
     )
     content = xlsx_bytes(
