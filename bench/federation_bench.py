@@ -78,7 +78,7 @@ def propagation(nodes, rounds):
     for r in range(rounds):
         title = f"Messreihe {len(nodes)}-{r} {time.monotonic_ns()}"
         spec = {"id": f"bench-{r}", "title": title, "description": "Benchmark",
-                "schema": {"fields": [{"name": "v", "type": "float64"}]}}
+                "schema": {"fields": [{"name": "v", "type": "float64"}]}, "policy": {"visibility": "federation"}}
         started = time.monotonic()
         nodes[0].call("POST", "/api/v1/datasets", spec)
         pending = set(range(1, len(nodes)))
@@ -97,7 +97,8 @@ def remote_throughput(nodes):
         "id": "series", "title": "Series", "description": "Synthetic series", "time_column": "time",
         "series_key": "station", "schema": {"fields": [{"name": "time", "type": "timestamp[ms, UTC]"},
                                                         {"name": "station", "type": "utf8"},
-                                                        {"name": "value", "type": "float64"}]}})
+                                                        {"name": "value", "type": "float64"}]},
+        "policy": {"visibility": "public"}})
     rng = np.random.default_rng(7)
     table = pa.table({
         "time": pa.array(np.arange(ROWS, dtype=np.int64) * 60_000 + 1_767_225_600_000, pa.timestamp("ms", tz="UTC")),

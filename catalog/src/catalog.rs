@@ -203,6 +203,11 @@ impl Catalog {
         Ok(Dataset { spec, tenant: self.info.municipality.clone(), created: now, modified: now, policy })
     }
 
+    /// Checks a policy for a dataset without storing it; returns it with defaults filled in.
+    pub fn validate_policy(&self, id: &str, policy: Policy) -> Result<Policy, CatalogError> {
+        self.checked_policy(&self.get(id)?.spec, policy)
+    }
+
     fn checked_policy(&self, spec: &DatasetSpec, policy: Policy) -> Result<Policy, CatalogError> {
         policy.validate(&spec.shape(), &self.purposes).map_err(|e| match e {
             PolicyError::Invalid { field, reason } => CatalogError::invalid(format!("policy.{field}"), reason),

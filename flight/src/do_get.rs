@@ -37,7 +37,7 @@ pub(crate) async fn do_get(
     }
     let mut request = ReadRequest::decode(&ticket.ticket)?;
     caller.purpose_into(&mut request);
-    let Opened { scan, grant, served } = context.gate.open(&caller.subject, &request, caller.interface()).await?;
+    let Opened { scan, grant, audit } = context.gate.open(&caller.subject, &request, caller.interface()).await?;
     let rows = metrics.rows_sent.clone();
     let batches = scan
         .batches
@@ -56,7 +56,7 @@ pub(crate) async fn do_get(
             if let Ok(data) = item {
                 let sent = (data.data_body.len() + data.data_header.len()) as u64;
                 bytes.inc_by(sent);
-                served.add(0, sent);
+                audit.served().add(0, sent);
             }
         })
         .chain(futures::stream::poll_fn(move |_| {
@@ -76,10 +76,14 @@ pub(crate) async fn do_get(
     Ok(Either::Right(stream))
 }
 
+/// Schema metadata keys of the duties.
+pub const ATTRIBUTION_KEY: &str = "urbanmesh:attribution";
+pub const LICENCE_KEY: &str = "urbanmesh:licence";
+
 /// The grant's duties (attribution, licence) as schema metadata, so that they travel with
 /// the data into the reader's table.
 fn with_duties(schema: arrow::datatypes::SchemaRef, grant: &Grant) -> arrow::datatypes::SchemaRef {
-    let duties: Vec<(String, String)> = [("urbanmesh:attribution", &grant.attribution), ("urbanmesh:licence", &grant.licence)]
+    let duties: Vec<(String, String)> = [(ATTRIBUTION_KEY, &grant.attribution), (LICENCE_KEY, &grant.licence)]
         .into_iter()
         .filter_map(|(key, value)| value.clone().map(|v| (key.to_owned(), v)))
         .collect();

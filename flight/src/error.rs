@@ -50,6 +50,8 @@ fn code(error: &FlightError) -> Code {
         FlightError::Catalog(CatalogError::InvalidDataset { .. }) => Code::InvalidArgument,
         FlightError::Catalog(CatalogError::AlreadyExists { .. }) => Code::AlreadyExists,
         FlightError::Catalog(_) => Code::Internal,
+        // A member's refusal is passed on as the member said it.
+        FlightError::Stream(arrow_flight::error::FlightError::Tonic(status)) => status.code(),
         FlightError::Request(_) | FlightError::Descriptor { .. } | FlightError::Stream(_) => Code::InvalidArgument,
         FlightError::NotFound { .. } => Code::NotFound,
         FlightError::Forbidden { .. } => Code::PermissionDenied,

@@ -2,13 +2,11 @@
 //! members, views): the dataset's policy decides, the store plans the read in the shape
 //! granted, and the audit log records it, allowed or refused.
 
-use std::sync::Arc;
-
 use arrow::datatypes::SchemaRef;
 use chrono::Utc;
 use futures::StreamExt;
 use urbanmesh_catalog::{Catalog, CatalogError, Dataset};
-use urbanmesh_policy::{Access, AuditEntry, AuditLog, AuditRecord, Decision, Grant, Served, Subject, audience};
+use urbanmesh_policy::{Access, AuditEntry, AuditLog, AuditRecord, Decision, Grant, Subject, audience};
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::{BatchStream, Store};
 
@@ -21,12 +19,12 @@ pub struct ReadGate {
     audit: AuditLog,
 }
 
-/// An allowed read: its rows, the grant it runs under (for the duties), and the counter
-/// the edge adds the bytes it sends to.
+/// An allowed read: its rows, the grant it runs under (for the duties), and its audit
+/// entry, which the edge adds the bytes it sends to and keeps until its response ends.
 pub struct Opened {
     pub scan: BatchStream,
     pub grant: Grant,
-    pub served: Arc<Served>,
+    pub audit: AuditEntry,
 }
 
 impl ReadGate {
@@ -72,20 +70,17 @@ impl ReadGate {
     pub async fn open(&self, subject: &Subject, request: &ReadRequest, interface: &str) -> Result<Opened, FlightError> {
         let (_, grant) = self.decide(subject, request, interface)?;
         let scan = self.store.scan(request, &grant).await?;
-        let entry = AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
-        let served = entry.served();
-        let counter = entry.served();
+        let audit = AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
+        let counter = audit.served();
         let batches = scan
             .batches
-            .map(move |batch| {
-                let _open = &entry;
-                if let Ok(batch) = &batch {
+            .inspect(move |batch| {
+                if let Ok(batch) = batch {
                     counter.add(batch.num_rows() as u64, 0);
                 }
-                batch
             })
             .boxed();
-        Ok(Opened { scan: BatchStream { schema: scan.schema, batches }, grant, served })
+        Ok(Opened { scan: BatchStream { schema: scan.schema, batches }, grant, audit })
     }
 
     /// The schema a read would produce for this subject, without reading.

@@ -20,6 +20,7 @@ use urbanmesh_policy::Identities;
 use urbanmesh_store::Store;
 
 pub use auth::PURPOSE_HEADER;
+pub use do_get::{ATTRIBUTION_KEY, LICENCE_KEY};
 pub use error::FlightError;
 pub use gate::{Opened, ReadGate};
 pub use peer::{MemberCheck, MemberInfo, MemberStream, PeerClient, member_connections};

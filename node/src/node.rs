@@ -16,6 +16,7 @@ use urbanmesh_flight::{FlightContext, MemberCheck, MemberDirectory, PeerClient, 
 use urbanmesh_policy::{AdminToken, AuditLog, Identities, TokenVerifier};
 use urbanmesh_protocol::{Identity, Network, NetworkConfig, PeerId};
 use urbanmesh_store::{Store, StoreConfig};
+use urbanmesh_web::login::Login;
 use urbanmesh_web::{AppState, HttpMetrics};
 
 use crate::cli::RunArgs;
@@ -98,7 +99,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         Some(oidc) => Some(Arc::new(TokenVerifier::new(oidc.settings(&config.node.name))?)),
         None => None,
     };
-    let identities = Identities::new(AdminToken::new(admin_token.clone()), verifier);
+    let identities = Identities::new(AdminToken::new(admin_token.clone()), verifier.clone());
     let http_metrics = HttpMetrics::register(&mut registry);
     let identity = Identity::from_secret(read_node_key(&data_dir)?)?;
     let network_config = NetworkConfig {
@@ -146,7 +147,15 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let members_only: MemberCheck = Arc::new(move |peer| admits.admits(peer));
     let member_connections = member_connections(peer_flight_listener, &identity, members_only)?;
     let ready = Arc::new(AtomicBool::new(false));
+    let login = match (&config.oidc, verifier) {
+        (Some(oidc), Some(verifier)) => Some(Arc::new(
+            Login::new(oidc.issuer.clone(), oidc.client_id.clone(), oidc.client_secret.clone(), endpoints.http.clone(), verifier)
+                .map_err(|e| anyhow::anyhow!("OpenID login: {e}"))?,
+        )),
+        _ => None,
+    };
     let state = AppState {
+        login,
         catalog: catalog.clone(),
         federation: federation.clone(),
         remote: Some(remote),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub enum Visibility {
     /// Everyone, including anonymous callers and harvesters.
     Public,
-    /// The members of this node's federation (and the people of this municipality).
+    /// The member nodes of this node's federation (and, as always, this municipality's staff).
     Federation,
     /// The named member nodes (PeerIds).
     Peers(Vec<String>),

@@ -96,7 +96,12 @@ fn validate_rule(path: &str, rule: &mut Rule, shape: &Shape<'_>, purposes: &[Str
         by.retain(|c| !rule.masked.contains(c));
         check_columns(&format!("{path}.by"), by, shape)?;
         if let Some(weight) = &aggregate.weight {
-            check_columns(&format!("{path}.weight"), std::slice::from_ref(weight), shape)?;
+            if !shape.columns.contains(&weight.as_str()) {
+                return Err(PolicyError::invalid(
+                    format!("{path}.weight"),
+                    format!("unknown column `{weight}`; the dataset has: {}", shape.columns.join(", ")),
+                ));
+            }
         }
     }
     Ok(())

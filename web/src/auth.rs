@@ -24,6 +24,17 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if let (None, Some(login)) = (authorization, &state.login) {
+            if let Some((_, session)) = crate::session::of_request(&parts.headers, &login.sessions) {
+                if !crate::session::csrf_ok(parts, &session) {
+                    return Err(Problem::new(
+                        StatusCode::FORBIDDEN,
+                        format!("changes made with a session need its CSRF token in `{}`", crate::session::CSRF_HEADER),
+                    ));
+                }
+                return Ok(Self(Subject::Person(session.person)));
+            }
+        }
         let subject = state.identities.subject(authorization).await.map_err(|e| {
             Problem::new(StatusCode::UNAUTHORIZED, e.to_string())
         })?;

@@ -73,7 +73,8 @@ pub(crate) async fn update(
     }
     if let Some(policy) = &spec.policy {
         let current = state.catalog.get(&id)?;
-        crate::policy::check_row_filters(&state, &Dataset { policy: policy.clone(), ..current }).await?;
+        let policy = state.catalog.validate_policy(&id, policy.clone())?;
+        crate::policy::check_row_filters(&state, &Dataset { policy, ..current }).await?;
     }
     let dataset = state.catalog.update(spec).await?;
     tracing::info!(dataset = %id, "dataset description updated");

@@ -10,12 +10,14 @@ mod dcat;
 mod encode;
 mod federation;
 mod ingest;
+pub mod login;
 mod metrics;
 mod ops;
 mod policy;
 mod problem;
 mod read;
 mod search;
+mod session;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub gate: urbanmesh_flight::ReadGate,
     /// Who a request's credentials name.
     pub identities: Identities,
+    /// Workspace login at the OpenID provider; `None` without `[oidc]`.
+    pub login: Option<Arc<login::Login>>,
     /// Set once every listener is up; cleared when shutdown begins.
     pub ready: Arc<AtomicBool>,
     /// Rendered by `/metrics`; registration is finished before the router is built.
@@ -96,6 +100,9 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/catalog.jsonld", get(dcat::catalog_jsonld))
         .route("/catalog.rdf", get(dcat::catalog_rdfxml))
         .route("/datasets/{file}", get(dcat::dataset))
+        .route("/auth/login", get(login::login))
+        .route("/auth/callback", get(login::callback))
+        .route("/auth/logout", post(login::logout))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

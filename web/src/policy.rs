@@ -37,7 +37,8 @@ pub(crate) async fn put(
     Path(id): Path<String>,
     policy: Result<Json<Policy>, JsonRejection>,
 ) -> Result<Json<PolicyView>, Problem> {
-    let Json(policy) = policy?;
+    let Json(policy) = policy.map_err(|e| Problem::from(e).within("policy"))?;
+    let policy = state.catalog.validate_policy(&id, policy)?;
     let current = state.catalog.get(&id)?;
     check_row_filters(&state, &Dataset { policy: policy.clone(), ..current }).await?;
     let dataset = state.catalog.set_policy(&id, policy).await?;
@@ -68,9 +69,14 @@ pub(crate) async fn check_row_filters(state: &AppState, dataset: &Dataset) -> Re
     Ok(())
 }
 
-/// Who the node takes the caller for.
-pub(crate) async fn me(Caller(subject): Caller) -> Json<Me> {
-    Json(Me { staff: subject.is_staff(), admin: subject.is_admin(), editor: subject.may_edit(), subject })
+/// Who the node takes the caller for; with a session, also its CSRF token for changes.
+pub(crate) async fn me(State(state): State<AppState>, headers: axum::http::HeaderMap, Caller(subject): Caller) -> Json<Me> {
+    let csrf = state
+        .login
+        .as_ref()
+        .and_then(|login| crate::session::of_request(&headers, &login.sessions))
+        .map(|(_, session)| session.csrf);
+    Json(Me { staff: subject.is_staff(), admin: subject.is_admin(), editor: subject.may_edit(), csrf, subject })
 }
 
 #[derive(Serialize)]
@@ -80,4 +86,6 @@ pub(crate) struct Me {
     staff: bool,
     editor: bool,
     admin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf: Option<String>,
 }

@@ -129,9 +129,7 @@ impl From<FederationError> for Problem {
 impl From<urbanmesh_flight::FlightError> for Problem {
     fn from(error: urbanmesh_flight::FlightError) -> Self {
         match error {
-            urbanmesh_flight::FlightError::NotFound { id } => {
-                Self::new(StatusCode::NOT_FOUND, format!("`{id}` not found"))
-            }
+            e @ urbanmesh_flight::FlightError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, e.to_string()),
             urbanmesh_flight::FlightError::Forbidden { reason } => {
                 Self::new(StatusCode::FORBIDDEN, format!("not permitted: {reason}"))
             }
@@ -162,8 +160,37 @@ impl From<ReadRequestError> for Problem {
 }
 
 impl From<JsonRejection> for Problem {
+    /// A body that does not fit the type (a misspelt or unknown field, a wrong value) is a
+    /// 400 naming the field, like every other invalid input.
     fn from(rejection: JsonRejection) -> Self {
-        Self::new(rejection.status(), rejection.body_text())
+        let detail = rejection.body_text();
+        match rejection {
+            JsonRejection::JsonDataError(_) => Self { field: field_of(&detail), ..Self::bad_request(detail) },
+            other => Self::new(other.status(), detail),
+        }
+    }
+}
+
+/// The field serde names in a data error: `rules[0].purpose` from
+/// "…target type: rules[0].purpose: unknown field `purpose`, expected …".
+fn field_of(detail: &str) -> Option<String> {
+    let message = detail.split_once("target type: ").map_or(detail, |(_, m)| m);
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    match message.split_once(": ") {
+        Some((path, _)) if !path.contains(' ') => Some(path.to_owned()),
+        _ => named,
+    }
+}
+
+impl Problem {
+    /// The same problem with its field placed under `prefix` (`policy` for a policy body).
+    pub(crate) fn within(mut self, prefix: &str) -> Self {
+        self.field = Some(self.field.map_or_else(|| prefix.to_owned(), |f| format!("{prefix}.{f}")));
+        self
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use futures::StreamExt;
 use urbanmesh_flight::Opened;
-use urbanmesh_policy::{Grant, Served};
+use urbanmesh_policy::AuditEntry;
 use urbanmesh_protocol::ReadRequest;
 
 use crate::AppState;
@@ -40,20 +40,23 @@ pub(crate) async fn rows(
     let Query(query) = query?;
     let (format, request) = query.into_request(id)?;
     let permit = state.download_permit()?;
-    let Opened { scan, grant, served } = state.gate.open(&subject, &request, "rest").await?;
-    let mut response = streamed(format, scan, permit, &request.dataset, Some(served));
-    duties(&mut response, &grant);
+    let Opened { scan, grant, audit } = state.gate.open(&subject, &request, "rest").await?;
+    let mut response = streamed(format, scan, permit, &request.dataset, Some(audit));
+    duties(&mut response, grant.attribution.as_deref(), grant.licence.as_deref());
     Ok(response)
 }
 
-/// The grant's duties as response headers: the attribution text and the licence.
-fn duties(response: &mut Response, grant: &Grant) {
-    for (name, value) in [("x-urbanmesh-attribution", &grant.attribution), ("x-urbanmesh-licence", &grant.licence)] {
-        if let Some(value) = value.as_deref().and_then(|v| header::HeaderValue::from_str(v).ok()) {
+/// The duties (attribution text, licence) as response headers.
+fn duties(response: &mut Response, attribution: Option<&str>, licence: Option<&str>) {
+    for (name, value) in [(ATTRIBUTION_HEADER, attribution), (LICENCE_HEADER, licence)] {
+        if let Some(value) = value.and_then(|v| header::HeaderValue::from_str(v).ok()) {
             response.headers_mut().insert(name, value);
         }
     }
 }
+
+const ATTRIBUTION_HEADER: &str = "x-urbanmesh-attribution";
+const LICENCE_HEADER: &str = "x-urbanmesh-licence";
 
 /// `GET /federation/{node}/datasets/{id}/rows`: another member's rows, fetched through
 /// this node over the members' mutual-TLS Flight; the origin's policy decides.
@@ -68,7 +71,12 @@ pub(crate) async fn remote_rows(
     let remote = state.remote.as_ref().ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no federation"))?;
     let permit = state.download_permit()?;
     let scan = remote.fetch(&state.gate, &subject, &node, &request).await?;
-    Ok(streamed(format, scan, permit, &request.dataset, None))
+    // The member's duties travel in the schema's metadata.
+    let metadata = scan.schema.metadata().clone();
+    let mut response = streamed(format, scan, permit, &request.dataset, None);
+    let duty = |key: &str| metadata.get(key).map(String::as_str);
+    duties(&mut response, duty(urbanmesh_flight::ATTRIBUTION_KEY), duty(urbanmesh_flight::LICENCE_KEY));
+    Ok(response)
 }
 
 impl RowsQuery {
@@ -93,11 +101,12 @@ fn streamed(
     scan: urbanmesh_store::BatchStream,
     permit: tokio::sync::OwnedSemaphorePermit,
     dataset: &str,
-    served: Option<std::sync::Arc<Served>>,
+    audit: Option<AuditEntry>,
 ) -> Response {
+    // The audit entry lives as long as the body, so it is written once the last byte is out.
     let body = encode::stream(format, scan, permit).inspect(move |chunk| {
-        if let (Some(served), Ok(bytes)) = (&served, chunk) {
-            served.add(0, bytes.len() as u64);
+        if let (Some(audit), Ok(bytes)) = (&audit, chunk) {
+            audit.served().add(0, bytes.len() as u64);
         }
     });
     let mut response = Body::from_stream(body).into_response();

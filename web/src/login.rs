@@ -1,0 +1,272 @@
+//! Login for the workspace at the municipality's OpenID provider: authorization code with
+//! PKCE (`openidconnect`), then a session cookie. `GET /auth/login?next=/admin`,
+//! `GET /auth/callback`, `POST /auth/logout`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+use urbanmesh_policy::TokenVerifier;
+
+use crate::AppState;
+use crate::problem::Problem;
+use crate::session::{self, Sessions};
+
+const LOGIN_COOKIE: &str = "urbanmesh_login";
+const PENDING_LIFETIME: Duration = Duration::from_secs(600);
+const MAX_PENDING: usize = 1000;
+
+type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
+/// The workspace's relying party: where the provider is and who is signing in.
+pub struct Login {
+    issuer: String,
+    client_id: String,
+    client_secret: Option<String>,
+    /// This node's public base URL; the callback is `{base}/auth/callback`.
+    base: String,
+    verifier: Arc<TokenVerifier>,
+    http: openidconnect::reqwest::Client,
+    provider: OnceCell<CoreProviderMetadata>,
+    /// The provider's `end_session_endpoint`, where logout continues (RP-initiated logout).
+    end_session: OnceCell<Option<String>>,
+    pending: Mutex<HashMap<String, Pending>>,
+    pub(crate) sessions: Sessions,
+}
+
+struct Pending {
+    verifier: PkceCodeVerifier,
+    nonce: Nonce,
+    next: String,
+    created: Instant,
+}
+
+impl Login {
+    pub fn new(
+        issuer: String,
+        client_id: String,
+        client_secret: Option<String>,
+        base: String,
+        verifier: Arc<TokenVerifier>,
+    ) -> Result<Self, String> {
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            issuer,
+            client_id,
+            client_secret,
+            base: base.trim_end_matches('/').to_owned(),
+            verifier,
+            http,
+            provider: OnceCell::new(),
+            end_session: OnceCell::new(),
+            pending: Mutex::default(),
+            sessions: Sessions::default(),
+        })
+    }
+
+    fn secure(&self) -> bool {
+        self.base.starts_with("https://")
+    }
+
+    async fn client(&self) -> Result<Client, Problem> {
+        let metadata = self
+            .provider
+            .get_or_try_init(|| async {
+                let issuer = IssuerUrl::new(self.issuer.clone()).map_err(|e| e.to_string())?;
+                CoreProviderMetadata::discover_async(issuer, &self.http).await.map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, format!("the OpenID provider is not reachable: {e}")))?;
+        let redirect = RedirectUrl::new(format!("{}/auth/callback", self.base))
+            .map_err(|e| Problem::internal(format!("callback URL: {e}")))?;
+        Ok(CoreClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(self.client_id.clone()),
+            self.client_secret.clone().map(ClientSecret::new),
+        )
+        .set_redirect_uri(redirect))
+    }
+
+    async fn end_session(&self) -> Option<String> {
+        self.end_session
+            .get_or_init(|| async {
+                let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
+                let discovery: serde_json::Value = self.http.get(url).send().await.ok()?.json().await.ok()?;
+                discovery.get("end_session_endpoint")?.as_str().map(str::to_owned)
+            })
+            .await
+            .clone()
+    }
+
+    fn remember(&self, state: String, pending: Pending) {
+        let mut all = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|_, p| p.created.elapsed() < PENDING_LIFETIME);
+        if all.len() >= MAX_PENDING {
+            if let Some(oldest) = all.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| k.clone()) {
+                all.remove(&oldest);
+            }
+        }
+        all.insert(state, pending);
+    }
+
+    fn take(&self, state: &str) -> Option<Pending> {
+        let mut all = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        all.remove(state).filter(|p| p.created.elapsed() < PENDING_LIFETIME)
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+/// Sends the browser to the provider, with PKCE, a state bound to a cookie, and a nonce.
+pub(crate) async fn login(State(state): State<AppState>, Query(query): Query<LoginQuery>) -> Result<Response, Problem> {
+    let login = configured(&state)?;
+    let client = login.client().await?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let next = local_path(query.next.as_deref());
+    login.remember(csrf.secret().clone(), Pending { verifier, nonce, next, created: Instant::now() });
+    let cookie = session::set_cookie(LOGIN_COOKIE, csrf.secret(), Some(PENDING_LIFETIME), login.secure());
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(url.as_str())).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Back from the provider: checks state and nonce, redeems the code with the PKCE verifier,
+/// verifies the tokens and starts the session.
+pub(crate) async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Result<Response, Problem> {
+    let login = configured(&state)?;
+    if let Some(error) = query.error {
+        let detail = query.error_description.unwrap_or_default();
+        return Err(Problem::new(StatusCode::UNAUTHORIZED, format!("the provider refused the login: {error} {detail}")));
+    }
+    let (Some(code), Some(returned)) = (query.code, query.state) else {
+        return Err(Problem::bad_request("the callback needs `code` and `state`"));
+    };
+    let bound = session::cookie(&headers, LOGIN_COOKIE).is_some_and(|c| session::constant_time_eq(&c, &returned));
+    let pending = login.take(&returned).filter(|_| bound).ok_or_else(|| {
+        Problem::new(StatusCode::BAD_REQUEST, "unknown or expired login; start again at /auth/login")
+    })?;
+    let client = login.client().await?;
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| Problem::internal(format!("token endpoint: {e}")))?
+        .set_pkce_verifier(pending.verifier)
+        .request_async(&login.http)
+        .await
+        .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, format!("the code was not accepted: {e}")))?;
+    let id_token = tokens.id_token().ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "no ID token"))?;
+    id_token
+        .claims(&client.id_token_verifier(), &pending.nonce)
+        .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, format!("ID token refused: {e}")))?;
+    let person = login
+        .verifier
+        .verify(tokens.access_token().secret())
+        .await
+        .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    tracing::info!(person = %person.id, roles = ?person.roles, "signed in");
+    let id = login
+        .sessions
+        .start(person, Some(id_token.to_string()))
+        .map_err(|e| Problem::internal(format!("random source: {e}")))?;
+    let secure = login.secure();
+    let mut response = Redirect::to(&pending.next).into_response();
+    let headers = response.headers_mut();
+    for cookie in [
+        session::set_cookie(session::SESSION_COOKIE, &id, Some(session::lifetime()), secure),
+        session::set_cookie(LOGIN_COOKIE, "", Some(Duration::ZERO), secure),
+    ] {
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LogoutForm {
+    csrf: String,
+}
+
+/// Ends the session (the form carries its CSRF token) and the provider's session.
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, Problem> {
+    let login = configured(&state)?;
+    let Some((id, session)) = session::of_request(&headers, &login.sessions) else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    if !session::constant_time_eq(&form.csrf, &session.csrf) {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "the logout form's CSRF token does not match the session"));
+    }
+    login.sessions.end(&id);
+    let target = match (login.end_session().await, &session.id_token) {
+        (Some(end), Some(hint)) => Some(end)
+            .map(|end| {
+                let back = format!("{}/", login.base);
+                format!(
+                    "{end}?id_token_hint={}&post_logout_redirect_uri={}&client_id={}",
+                    urlencode(hint),
+                    urlencode(&back),
+                    urlencode(&login.client_id)
+                )
+            })
+            .unwrap_or_else(|| "/".into()),
+        _ => "/".into(),
+    };
+    let cookie = session::set_cookie(session::SESSION_COOKIE, "", Some(Duration::ZERO), login.secure());
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&target)).into_response())
+}
+
+fn configured(state: &AppState) -> Result<&Login, Problem> {
+    state.login.as_deref().ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no OpenID provider is configured"))
+}
+
+/// Only paths on this node, so that the login cannot be turned into an open redirect.
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

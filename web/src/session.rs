@@ -1,0 +1,110 @@
+//! Signed-in people of the workspace: server-side sessions behind an HttpOnly, SameSite
+//! cookie, each with its CSRF token for state-changing requests.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use urbanmesh_policy::Person;
+
+pub(crate) const SESSION_COOKIE: &str = "urbanmesh_session";
+/// Header (or form field `csrf`) that state-changing requests made with the session carry.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+const LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// Most sessions held; the oldest go first.
+const MAX_SESSIONS: usize = 10_000;
+
+#[derive(Clone)]
+pub(crate) struct Session {
+    pub(crate) person: Person,
+    pub(crate) csrf: String,
+    /// Sent to the provider at logout (`id_token_hint`).
+    pub(crate) id_token: Option<String>,
+    created: Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct Sessions {
+    by_id: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Starts a session; returns its id (the cookie value).
+    pub(crate) fn start(&self, person: Person, id_token: Option<String>) -> Result<String, getrandom::Error> {
+        let id = random_token()?;
+        let session = Session { person, csrf: random_token()?, id_token, created: Instant::now() };
+        let mut sessions = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.retain(|_, s| s.created.elapsed() < LIFETIME);
+        if sessions.len() >= MAX_SESSIONS {
+            if let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.created).map(|(id, _)| id.clone()) {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(id.clone(), session);
+        Ok(id)
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Session> {
+        let sessions = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.get(id).filter(|s| s.created.elapsed() < LIFETIME).cloned()
+    }
+
+    pub(crate) fn end(&self, id: &str) -> Option<Session> {
+        self.by_id.lock().unwrap_or_else(PoisonError::into_inner).remove(id)
+    }
+}
+
+/// The session a request's cookie names, if any.
+pub(crate) fn of_request(headers: &HeaderMap, sessions: &Sessions) -> Option<(String, Session)> {
+    let id = cookie(headers, SESSION_COOKIE)?;
+    sessions.get(&id).map(|session| (id, session))
+}
+
+/// Whether a request made with the session may go ahead: reads always, changes only with
+/// the session's CSRF token in the header.
+pub(crate) fn csrf_ok(parts: &Parts, session: &Session) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|t| constant_time_eq(t, &session.csrf))
+}
+
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure when the node is served over https.
+pub(crate) fn set_cookie(name: &str, value: &str, max_age: Option<Duration>, secure: bool) -> String {
+    let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={}", age.as_secs()));
+    }
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    cookie
+}
+
+pub(crate) fn lifetime() -> Duration {
+    LIFETIME
+}
+
+/// 32 random bytes, hex.
+pub(crate) fn random_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
