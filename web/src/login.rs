@@ -173,8 +173,9 @@ pub(crate) async fn callback(
     let (Some(code), Some(returned)) = (query.code, query.state) else {
         return Err(Problem::bad_request("the callback needs `code` and `state`"));
     };
+    // Only the browser that started the login may finish it (or cancel it).
     let bound = session::cookie(&headers, LOGIN_COOKIE).is_some_and(|c| session::constant_time_eq(&c, &returned));
-    let pending = login.take(&returned).filter(|_| bound).ok_or_else(|| {
+    let pending = bound.then(|| login.take(&returned)).flatten().ok_or_else(|| {
         Problem::new(StatusCode::BAD_REQUEST, "unknown or expired login; start again at /auth/login")
     })?;
     let client = login.client().await?;

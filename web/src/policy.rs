@@ -71,9 +71,12 @@ pub(crate) async fn check_row_filters(state: &AppState, dataset: &Dataset) -> Re
 
 /// Who the node takes the caller for; with a session, also its CSRF token for changes.
 pub(crate) async fn me(State(state): State<AppState>, headers: axum::http::HeaderMap, Caller(subject): Caller) -> Json<Me> {
+    // A bearer token decides who the caller is; the session's token only goes with the session.
+    let by_session = !headers.contains_key(axum::http::header::AUTHORIZATION);
     let csrf = state
         .login
         .as_ref()
+        .filter(|_| by_session)
         .and_then(|login| crate::session::of_request(&headers, &login.sessions))
         .map(|(_, session)| session.csrf);
     Json(Me { staff: subject.is_staff(), admin: subject.is_admin(), editor: subject.may_edit(), csrf, subject })
