@@ -153,3 +153,47 @@ fn find(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
 fn claim_path<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(claims, |value, part| value.get(part))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(tenant_claim: Option<&str>) -> TokenVerifier {
+        TokenVerifier::new(OidcSettings {
+            issuer: "http://127.0.0.1:1".into(),
+            audience: "urbanmesh".into(),
+            roles_claim: "realm_access.roles".into(),
+            tenant_claim: tenant_claim.map(str::to_owned),
+            tenant: "herford".into(),
+        })
+        .expect("verifier")
+    }
+
+    #[test]
+    fn roles_come_from_the_configured_claim_and_count_only_at_home() {
+        let claims = serde_json::json!({
+            "sub": "u1", "preferred_username": "anna", "tenant": "herford",
+            "realm_access": {"roles": ["admin", 7, "viewer"]}
+        });
+        let person = verifier(Some("tenant")).person(&claims);
+        assert_eq!((person.id.as_str(), person.name.as_deref(), person.home), ("u1", Some("anna"), true));
+        assert_eq!(person.roles, ["admin", "viewer"]);
+        let elsewhere = serde_json::json!({"sub": "u2", "tenant": "bielefeld", "realm_access": {"roles": ["admin"]}});
+        let person = verifier(Some("tenant")).person(&elsewhere);
+        assert!(!person.home && person.roles.is_empty());
+        let unclaimed = verifier(Some("tenant")).person(&serde_json::json!({"sub": "u3", "realm_access": {"roles": ["admin"]}}));
+        assert!(!unclaimed.home, "a token without the tenant claim is not from this municipality");
+        assert!(verifier(None).person(&elsewhere).home, "without a tenant claim configured, the provider is the tenant's");
+    }
+
+    #[tokio::test]
+    async fn symmetric_and_unsigned_tokens_are_refused_before_any_key_lookup() {
+        let verifier = verifier(None);
+        // {"alg":"HS256","typ":"JWT"} . {"sub":"x"} . signature
+        let hs256 = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2ln";
+        assert!(matches!(verifier.verify(hs256).await, Err(PolicyError::Token(m)) if m.contains("symmetric")));
+        // {"alg":"none"}
+        let none = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
+        assert!(matches!(verifier.verify(none).await, Err(PolicyError::Token(m)) if m.contains("malformed header")));
+    }
+}
