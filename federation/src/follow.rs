@@ -236,12 +236,10 @@ impl Federation {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            if !self.is_member() {
-                continue;
-            }
             for id in ids {
-                match replication::announcement(&self.inner, &id) {
-                    Ok(signed) => self.gossip(&Gossip::Announcement(signed)).await,
+                match replication::change(&self.inner, &id) {
+                    Ok(Some(signed)) => self.gossip(&Gossip::Announcement(signed)).await,
+                    Ok(None) => {}
                     Err(error) => tracing::warn!(dataset = %id, %error, "not announced"),
                 }
             }

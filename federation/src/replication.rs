@@ -24,9 +24,34 @@ pub(crate) fn announcement(inner: &Inner, id: &str) -> Result<Signed, Federation
     Ok(inner.identity.sign(&announcement)?)
 }
 
-/// Announcements of every entry this node shares, for a member catching up.
+/// Announcements of every entry this node shares, for a member catching up. Datasets kept
+/// inside the node are not mentioned at all: a member drops what the list no longer holds.
 pub(crate) fn own_announcements(inner: &Inner) -> Result<Vec<Signed>, FederationError> {
-    inner.catalog.iter().map(|dataset| announcement(inner, dataset?.id())).collect()
+    let mut announcements = Vec::new();
+    for dataset in inner.catalog.iter() {
+        let dataset = dataset?;
+        if dataset.policy.is_shared() {
+            announcements.push(announcement(inner, dataset.id())?);
+        }
+    }
+    Ok(announcements)
+}
+
+/// What the federation hears of a change to a local dataset: its entry while it is shared,
+/// one withdrawal when it stops being shared or is deleted, nothing for internal datasets.
+pub(crate) fn change(inner: &Inner, id: &str) -> Result<Option<Signed>, FederationError> {
+    let shared = match inner.catalog.get(id) {
+        Ok(dataset) => dataset.policy.is_shared(),
+        Err(CatalogError::NotFound { .. }) => false,
+        Err(error) => return Err(error.into()),
+    };
+    // Tracked even outside a federation, so that a later withdrawal is announced once there
+    // are members to tell.
+    let tell = inner.store.mark_shared(id, shared)?;
+    if !tell || federation_id(inner).is_err() {
+        return Ok(None);
+    }
+    announcement(inner, id).map(Some)
 }
 
 /// Verifies an announcement and applies it to the replicas. Returns the dataset it is
@@ -60,8 +85,10 @@ pub(crate) async fn accept(
     }
     match announcement.entry {
         Some(value) => {
-            let entry: SharedEntry =
+            let mut entry: SharedEntry =
                 serde_json::from_value(value).map_err(|e| ProtocolError::Malformed(format!("entry: {e}")))?;
+            // Only the shared part of a member's policy is kept, whatever the member sent.
+            entry.dataset.policy = entry.dataset.policy.shared();
             if entry.dataset.id() != dataset {
                 return Err(ProtocolError::Malformed("entry and announcement name different datasets".into()).into());
             }

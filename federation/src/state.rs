@@ -14,6 +14,8 @@ pub(crate) struct FederationStore {
     members: sled::Tree,
     invitations: sled::Tree,
     versions: sled::Tree,
+    /// Ids of local datasets the federation was last told are shared.
+    announced: sled::Tree,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +35,7 @@ impl FederationStore {
             members: db.open_tree("federation_members")?,
             invitations: db.open_tree("federation_invitations")?,
             versions: db.open_tree("federation_versions")?,
+            announced: db.open_tree("federation_announced")?,
             db,
         })
     }
@@ -91,11 +94,23 @@ impl FederationStore {
         Ok(())
     }
 
+    /// Records whether a local dataset is now shared; returns whether the federation must
+    /// hear of the change (it is shared, or it was and no longer is).
+    pub(crate) fn mark_shared(&self, id: &str, shared: bool) -> Result<bool, FederationError> {
+        if shared {
+            self.announced.insert(id, &[])?;
+            Ok(true)
+        } else {
+            Ok(self.announced.remove(id)?.is_some())
+        }
+    }
+
     /// Forgets the federation entirely (this node left).
     pub(crate) fn clear(&self) -> Result<(), FederationError> {
         self.members.clear()?;
         self.invitations.clear()?;
         self.versions.clear()?;
+        self.announced.clear()?;
         Ok(())
     }
 

@@ -29,9 +29,12 @@ pub(crate) async fn do_get(
         let members = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: remote.remote.clone() })?;
         caller.purpose_into(&mut remote.read);
         let relayed = members.relay(&context.gate, &caller.subject, &remote.remote, &remote.read).await?;
+        let audit = context.gate.relay_entry(&caller.subject, &remote.remote, &remote.read);
         let bytes = metrics.bytes_sent.clone();
         let counted = relayed.inspect_ok(move |data| {
-            bytes.inc_by((data.data_body.len() + data.data_header.len()) as u64);
+            let sent = (data.data_body.len() + data.data_header.len()) as u64;
+            bytes.inc_by(sent);
+            audit.served().add(0, sent);
         });
         return Ok(Either::Left(counted));
     }

@@ -55,7 +55,9 @@ impl ReadGate {
             Err(CatalogError::NotFound { .. }) => return Err(not_found()),
             Err(other) => return Err(other.into()),
         };
-        match judge(subject, &dataset, request) {
+        let public = Subject::Anonymous;
+        let deciding_for = if request.for_public { &public } else { subject };
+        match judge(deciding_for, &dataset, request) {
             Decision::Permit(grant) => Ok((dataset, grant)),
             Decision::Deny(denial) => {
                 tracing::info!(dataset = %request.dataset, subject = %subject.label(), reason = %denial.reason, "read refused");
@@ -113,6 +115,13 @@ impl ReadGate {
         if public || subject.is_staff() { Ok(()) } else { Err(not_found()) }
     }
 
+    /// The audit entry of a read this node relays from a member (`dataset` is `member/id`);
+    /// the member keeps its own record of what it served.
+    pub fn relay_entry(&self, subject: &Subject, node: &str, request: &ReadRequest) -> AuditEntry {
+        let relayed = ReadRequest { dataset: format!("{node}/{}", request.dataset), ..request.clone() };
+        AuditEntry::new(self.audit.clone(), record(subject, &relayed, "relay", "permit", format!("relayed from {node}")))
+    }
+
     fn record(&self, record: AuditRecord) {
         if let Err(error) = self.audit.append(&record) {
             tracing::error!(%error, dataset = %record.dataset, "audit record lost");
@@ -126,9 +135,10 @@ fn judge(subject: &Subject, dataset: &Dataset, request: &ReadRequest) -> Decisio
 }
 
 fn record(subject: &Subject, request: &ReadRequest, interface: &str, decision: &str, reason: String) -> AuditRecord {
+    let label = subject.label();
     AuditRecord {
         at: Utc::now(),
-        subject: subject.label(),
+        subject: if request.for_public { format!("{label} for the public") } else { label },
         dataset: request.dataset.clone(),
         purpose: request.purpose.clone(),
         decision: decision.to_owned(),

@@ -38,7 +38,7 @@ impl Remote {
     ) -> Result<BatchStream, FlightError> {
         let (peer, endpoint) = self.locate(node)?;
         gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
-        self.client.fetch(peer, &endpoint, request).await
+        self.client.fetch(peer, &endpoint, &on_behalf(subject, request)).await
     }
 
     /// The member's Flight stream, passed on as it comes.
@@ -51,12 +51,18 @@ impl Remote {
     ) -> Result<tonic::Streaming<arrow_flight::FlightData>, FlightError> {
         let (peer, endpoint) = self.locate(node)?;
         gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
-        self.client.relay(peer, &endpoint, request).await
+        self.client.relay(peer, &endpoint, &on_behalf(subject, request)).await
     }
 
     fn locate(&self, node: &str) -> Result<(PeerId, String), FlightError> {
         self.directory.locate(node).ok_or_else(|| FlightError::NotFound { id: format!("member {node}") })
     }
+}
+
+/// The read as the member receives it: for this node's staff as this node, for anyone else
+/// as for the public, so that a relay never lends this node's grants to its callers.
+fn on_behalf(subject: &Subject, request: &ReadRequest) -> ReadRequest {
+    ReadRequest { for_public: request.for_public || !subject.is_staff(), ..request.clone() }
 }
 
 /// The ticket of a remote read.

@@ -92,7 +92,7 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         let caller = auth::caller(&self.context.identities, &request).await?;
         let descriptor = request.into_inner();
         let mut read = read_request(&descriptor)?;
-        read.purpose.clone_from(&caller.purpose);
+        caller.purpose_into(&mut read);
         let schema = self.context.gate.schema(&caller.subject, &read, caller.interface()).await.map_err(FlightError::from)?;
         let result = SchemaResult::try_from(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()))
             .map_err(|e| Status::internal(e.to_string()))?;

@@ -95,6 +95,12 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let audit = AuditLog::open(&db)?;
     tokio::spawn(crate::retention::expire_audit(audit.clone(), config.audit.retention_days));
     let gate = ReadGate::new(catalog.clone(), store.clone(), audit);
+    if config.oidc.as_ref().is_some_and(|oidc| oidc.tenant_claim.is_none()) {
+        tracing::warn!(
+            "[oidc] has no tenant_claim: every person of the provider counts as staff of this municipality \
+             by their roles; set tenant_claim if the realm is shared with other municipalities"
+        );
+    }
     let verifier = match &config.oidc {
         Some(oidc) => Some(Arc::new(TokenVerifier::new(oidc.settings(&config.node.name))?)),
         None => None,

@@ -119,10 +119,32 @@ impl Policy {
         }
     }
 
-    /// What other members learn of the policy: visibility and duties, not the rules.
+    /// What other members learn of the policy: who may see it among the members (the
+    /// visibility, widened by the members the rules name) and the duties, not the rules.
     pub fn shared(&self) -> Self {
+        let named = |visibility: &Visibility| match visibility {
+            Visibility::Peers(peers) => peers.clone(),
+            _ => Vec::new(),
+        };
+        let mut peers = named(&self.visibility);
+        let mut federation = matches!(self.visibility, Visibility::Federation);
+        for rule in &self.rules {
+            match &rule.assignee {
+                Assignee::Federation | Assignee::Anyone => federation = true,
+                Assignee::Peers(named) => peers.extend(named.iter().cloned()),
+                Assignee::Roles(_) => {}
+            }
+        }
+        peers.sort();
+        peers.dedup();
+        let visibility = match &self.visibility {
+            Visibility::Public => Visibility::Public,
+            _ if federation => Visibility::Federation,
+            _ if !peers.is_empty() => Visibility::Peers(peers),
+            other => other.clone(),
+        };
         Self {
-            visibility: self.visibility.clone(),
+            visibility,
             rules: Vec::new(),
             attribution: self.attribution.clone(),
             licence: self.licence.clone(),

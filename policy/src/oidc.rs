@@ -114,14 +114,16 @@ impl TokenVerifier {
         }
         let mut keys = self.keys.write().await;
         let recently = keys.fetched.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL);
-        if !recently || keys.set.is_none() {
-            keys.set = Some(self.fetch_keys().await?);
+        if !recently {
+            // Failures count as a fetch too, so a provider that is down is asked at most
+            // once per interval, not once per request.
             keys.fetched = Some(Instant::now());
+            keys.set = Some(self.fetch_keys().await?);
         }
-        keys.set
-            .as_ref()
-            .and_then(|set| find(set, kid, alg))
-            .ok_or_else(|| PolicyError::Token("signed with a key the provider does not publish".into()))
+        let Some(set) = keys.set.as_ref() else {
+            return Err(PolicyError::Provider("the provider's keys could not be fetched; retrying shortly".into()));
+        };
+        find(set, kid, alg).ok_or_else(|| PolicyError::Token("signed with a key the provider does not publish".into()))
     }
 
     async fn fetch_keys(&self) -> Result<JwkSet, PolicyError> {

@@ -23,6 +23,10 @@ pub struct ReadRequest {
     /// Why the data is read, where a usage policy asks (e.g. `urban planning`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// Set by a member relaying the read for someone who is not its staff: the origin then
+    /// decides as for an anonymous caller, not for the member.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_public: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +51,7 @@ impl ReadRequest {
 
     /// Whether this asks for the whole dataset, with no projection, range, filter or limit.
     pub fn is_whole(&self) -> bool {
-        Self { purpose: None, ..self.clone() } == Self::whole(self.dataset.clone())
+        Self { purpose: None, for_public: false, ..self.clone() } == Self::whole(self.dataset.clone())
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, ReadRequestError> {
@@ -91,6 +95,7 @@ mod tests {
             filter: Some("value > 100".into()),
             limit: Some(10),
             purpose: Some("urban planning".into()),
+            for_public: true,
         };
         assert_eq!(ReadRequest::decode(&request.encode()).expect("decode"), request);
     }

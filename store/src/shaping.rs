@@ -92,7 +92,7 @@ pub(crate) fn bucket_range(
     };
     let ceil = |t: chrono::DateTime<chrono::Utc>| {
         let floored = floor(t);
-        if floored == t { t } else { floored + chrono::Duration::seconds(width) }
+        if floored == t { t } else { floored.checked_add_signed(chrono::Duration::seconds(width)).unwrap_or(t) }
     };
     (from.map(floor), to.map(ceil))
 }

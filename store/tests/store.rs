@@ -114,6 +114,7 @@ async fn reads_apply_range_filter_projection_and_limit() {
         filter: Some("station = 's0' AND value >= 100".into()),
         limit: None,
         purpose: None,
+        for_public: false,
     };
     let batches = read(&store, request.clone()).await;
     assert_eq!(batches[0].schema().fields().len(), 1);

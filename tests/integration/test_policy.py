@@ -1090,7 +1090,10 @@ def test_matrix_members_list_and_find_what_is_shared_with_them(world, subject):
 
 def test_relays_serve_anonymous_callers_public_entries_only(world):
     herford, partner = world.herford, world.members["partner"]
-    tally = {k: AuditTally(herford, partner.label, f"m-{k}") for k in ("public", "purpose", "federation")}
+    # Relayed for someone who is not Bielefeld's staff, Herford decides as for the public and
+    # says so in its log; Bielefeld's own grants are not lent to its callers.
+    public_label = f"{partner.label} for the public"
+    tally = {k: AuditTally(herford, public_label, f"m-{k}") for k in ("public", "purpose", "federation")}
     tally["public"].permit("peer-flight", MATRIX_ROWS)
     tally["purpose"].deny("peer-flight", "no purpose was stated")  # m-federation: Herford is not asked
     node = partner.node
@@ -1390,3 +1393,41 @@ def test_valid_policy_is_stored_with_defaults_filled_in(validated):
     assert stored["rules"][0]["aggregate"]["by"] == ["station"]  # the series key
     assert stored["purposes"] == PURPOSES
     assert put_policy(node, "v-policy", VALID_POLICY).status == 200
+
+
+def test_a_relay_never_lends_the_relaying_nodes_grants_to_its_callers(world):
+    """Herford grants Bielefeld raw rows for urban planning and everyone else hourly
+    aggregates. Bielefeld's staff get the raw rows through Bielefeld; an anonymous caller at
+    Bielefeld, stating the same purpose, gets what the public gets at Herford: aggregates.
+    Both nodes log the read."""
+    herford, bielefeld = world.herford, world.bielefeld
+    policy = {"visibility": "public", "rules": [
+        {"assignee": {"peers": [bielefeld.peer_id]}, "purposes": ["urban planning"]},
+        {"assignee": "anyone", "aggregate": {"bucket": "1h", "min_group": 1}}]}
+    spec = pegel_spec("m-lend", title=f"{MATRIX_MARK} lend", policy=policy)
+    herford.create_dataset(spec)
+    assert herford.post_rows("m-lend", MATRIX_CSV, "text/csv").status == 200
+    wait_until(lambda: bielefeld.get(remote_path("Herford", "m-lend"), query={"format": "json"}).status == 200,
+               30, "m-lend replicated to Bielefeld")
+    query = {"format": "json", "purpose": "urban planning"}
+    staff = bielefeld.get(remote_path("Herford", "m-lend"), query=query, auth=True)
+    assert staff.status == 200 and len(staff.json()) == MATRIX_ROWS, staff
+    assert "records" not in staff.json()[0], staff.json()[0]
+    public = bielefeld.get(remote_path("Herford", "m-lend"), query=query)
+    assert public.status == 200, public
+    rows = public.json()
+    assert rows and all("records" in row for row in rows), rows
+    assert sum(row["records"] for row in rows) == MATRIX_ROWS
+
+    def logged(node, dataset, subject):
+        response = node.get("/api/v1/audit", query={"dataset": dataset, "subject": subject}, auth=True)
+        assert response.status == 200, response
+        return response.json()["records"]
+
+    at_herford = wait_until(lambda: logged(herford, "m-lend", f"peer:{bielefeld.peer_id} for the public"),
+                            10, "Herford's record of the public relay")
+    assert at_herford[-1]["decision"] == "permit" and at_herford[-1]["rows"] == len(rows), at_herford
+    at_bielefeld = wait_until(lambda: logged(bielefeld, "Herford/m-lend", "anonymous"), 10,
+                              "Bielefeld's record of the relay")
+    assert at_bielefeld[-1]["interface"] == "relay" and at_bielefeld[-1]["rows"] == len(rows), at_bielefeld
+    assert at_bielefeld[-1]["bytes"] > 0, at_bielefeld

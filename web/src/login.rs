@@ -257,8 +257,9 @@ fn configured(state: &AppState) -> Result<&Login, Problem> {
 
 /// Only paths on this node, so that the login cannot be turned into an open redirect.
 fn local_path(next: Option<&str>) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._~-%?=&+,;:@".contains(c);
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && path.chars().all(plain) => path.to_owned(),
         _ => "/".to_owned(),
     }
 }

@@ -71,9 +71,22 @@ pub(crate) async fn remote_rows(
     let remote = state.remote.as_ref().ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no federation"))?;
     let permit = state.download_permit()?;
     let scan = remote.fetch(&state.gate, &subject, &node, &request).await?;
+    let audit = state.gate.relay_entry(&subject, &node, &request);
+    let counter = audit.served();
+    let scan = urbanmesh_store::BatchStream {
+        schema: scan.schema,
+        batches: scan
+            .batches
+            .inspect(move |batch| {
+                if let Ok(batch) = batch {
+                    counter.add(batch.num_rows() as u64, 0);
+                }
+            })
+            .boxed(),
+    };
     // The member's duties travel in the schema's metadata.
     let metadata = scan.schema.metadata().clone();
-    let mut response = streamed(format, scan, permit, &request.dataset, None);
+    let mut response = streamed(format, scan, permit, &request.dataset, Some(audit));
     let duty = |key: &str| metadata.get(key).map(String::as_str);
     duties(&mut response, duty(urbanmesh_flight::ATTRIBUTION_KEY), duty(urbanmesh_flight::LICENCE_KEY));
     Ok(response)
@@ -90,6 +103,7 @@ impl RowsQuery {
             filter: self.filter.filter(|f| !f.trim().is_empty()),
             limit: self.limit,
             purpose: self.purpose.filter(|p| !p.trim().is_empty()),
+            for_public: false,
         };
         request.validate()?;
         Ok((format, request))
