@@ -43,6 +43,25 @@ def knows_current(node, name, other):
     return any(m["name"] == name and m.get("peer_flight") == other["peer_flight"] for m in status["members"])
 
 
+def check_town_centre(base, guetersloh):
+    """Herford's pedestrian counts reach Gütersloh's staff as hourly sums over at least ten
+    people, without the sensors' serials; Gütersloh's anonymous visitors do not see them."""
+    path = "/api/v1/federation/Herford/datasets/passanten-herford/rows?format=json"
+    token = (base / "guetersloh" / "admin.token").read_text().strip()
+    staff = {"Authorization": f"Bearer {token}"}
+    response = wait_until(lambda: (r := http_request("GET", guetersloh["http"] + path, None, staff, 30)).status == 200
+                          and r, DEADLINE, "Herford's counts through Gütersloh")
+    rows = response.json()
+    assert rows and all(row["count"] >= 10 and row["records"] >= 1 for row in rows), rows[:3]
+    assert all(row.get("sensor_serial") is None for row in rows), rows[:3]
+    assert len(rows) < 30 * 24 * 3, "quiet night hours are left out"
+    anonymous = http_request("GET", guetersloh["http"] + path, None, {}, 30)
+    assert anonymous.status == 404, anonymous
+    weather = http_request("GET", guetersloh["http"] + "/api/v1/federation/Herford/datasets/wetter-herford/rows?format=json",
+                           None, {}, 30)
+    assert weather.status == 200 and len(weather.json()) == 30 * 24, weather
+
+
 def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
     base = tmp_path / "demo"
     expected = {f"pegel-{slug}" for slug in TOWNS}
@@ -69,6 +88,7 @@ def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
                 assert table.num_rows == 2 * 30 * 96
                 assert set(table.column("water").to_pylist()) == {"Werre", "Berlebecke"}
                 assert "high" in table.column("state").to_pylist(), "the flood wave reaches Detmold"
+                check_town_centre(base, nodes["guetersloh"])
             finally:
                 demo.send_signal(signal.SIGINT)
                 assert demo.wait(timeout=60) == 0

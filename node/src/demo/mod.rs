@@ -2,7 +2,9 @@
 //! water-level stations, joined into one federation by invitations, on this machine.
 //! The data is deterministic: a month of 15-minute levels with a daily rhythm, a seasonal
 //! drift and a flood wave on the Werre that reaches Detmold, Bad Salzuflen and Herford
-//! one after another.
+//! one after another. Herford also has its town centre's weather and pedestrian counts.
+
+mod town_centre;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -110,6 +112,9 @@ async fn start_town(base: &Path, town: &Town, query: tokio::runtime::Handle) -> 
     if node.catalog.get(&dataset).is_err() {
         load_water_levels(&node, town).await?;
     }
+    if town.slug == "herford" {
+        town_centre::load(&node).await?;
+    }
     Ok(node)
 }
 
@@ -202,6 +207,12 @@ fn print_welcome(base: &Path, nodes: &[RunningNode]) {
     println!(
         "\nOr as CSV: curl '{}/api/v1/federation/Detmold/datasets/pegel-detmold/rows?format=csv&filter=state%20%3D%20%27high%27'",
         last.addresses.http
+    );
+    println!(
+        "\nHerford shares its pedestrian counts ({}) with the members only as hourly sums over at least \
+         ten people; its weather ({}) is public.",
+        town_centre::PEDESTRIANS,
+        town_centre::WEATHER
     );
     println!("Admin token of Gütersloh: {}", base.join("guetersloh").join(TOKEN_FILE).display());
     println!("\nPress Ctrl-C to stop all five nodes.");
