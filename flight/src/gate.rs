@@ -36,6 +36,12 @@ impl ReadGate {
         &self.audit
     }
 
+    /// Whether a plain read by the subject returns the rows as stored, so that their count
+    /// and extent tell nothing the subject could not read anyway.
+    pub fn reads_whole(&self, subject: &Subject, dataset: &Dataset) -> bool {
+        matches!(judge(subject, dataset, &ReadRequest::whole(dataset.id())), Decision::Permit(grant) if grant.is_unrestricted())
+    }
+
     /// Whether the subject may know the dataset exists (listings, search, DCAT).
     pub fn visible(&self, subject: &Subject, dataset: &Dataset) -> bool {
         dataset.policy.visible_to(subject)

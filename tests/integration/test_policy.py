@@ -1431,3 +1431,17 @@ def test_a_relay_never_lends_the_relaying_nodes_grants_to_its_callers(world):
                               "Bielefeld's record of the relay")
     assert at_bielefeld[-1]["interface"] == "relay" and at_bielefeld[-1]["rows"] == len(rows), at_bielefeld
     assert at_bielefeld[-1]["bytes"] > 0, at_bielefeld
+
+
+def test_row_counts_are_shown_only_to_those_who_may_read_the_rows_as_stored(world):
+    herford = world.herford
+    public = herford.get("/api/v1/datasets/m-public").json()
+    assert public["rows"] == MATRIX_ROWS and "segments" in public, public
+    # Reading m-purpose needs a purpose: its total would say what a refused read holds.
+    purpose = herford.get("/api/v1/datasets/m-purpose").json()
+    assert "rows" not in purpose and "segments" not in purpose and "last" not in purpose, purpose
+    staff = herford.get("/api/v1/datasets/m-purpose", auth=True).json()
+    assert staff["rows"] == MATRIX_ROWS, staff
+    hits = herford.get("/api/v1/search", query={"q": MATRIX_MARK, "per_page": "50"}).json()["hits"]
+    by_id = {hit["id"]: hit for hit in hits}
+    assert by_id["m-public"]["rows"] == MATRIX_ROWS and "rows" not in by_id["m-purpose"], by_id

@@ -27,8 +27,9 @@ pub(crate) struct SearchResponse {
 struct SearchHit {
     #[serde(flatten)]
     dataset: Dataset,
-    #[serde(flatten)]
-    derived: Derived,
+    /// Absent where the caller may not read the rows as stored (see `datasets::view`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    derived: Option<Derived>,
     #[serde(skip_serializing_if = "Option::is_none")]
     score: Option<f32>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -77,7 +78,7 @@ pub(crate) async fn search(
                     dcat: format!("{base}/datasets/{}.ttl", hit.id),
                 },
                 dataset: replica.entry.dataset,
-                derived: replica.entry.derived,
+                derived: Some(replica.entry.derived),
                 score: hit.score,
                 highlights: hit.highlights,
                 origin: Some(replica.origin),
@@ -89,8 +90,9 @@ pub(crate) async fn search(
         if !state.gate.visible(&subject, &dataset) {
             continue;
         }
-        let dataset = if subject.is_staff() { dataset } else { Dataset { policy: dataset.policy.shared(), ..dataset } };
         let derived = state.catalog.derived(&hit.id)?;
+        let derived = state.gate.reads_whole(&subject, &dataset).then_some(derived);
+        let dataset = if subject.is_staff() { dataset } else { Dataset { policy: dataset.policy.shared(), ..dataset } };
         let api = format!("/api/v1/datasets/{}", hit.id);
         hits.push(SearchHit {
             links: Links { rows: format!("{api}/rows"), this: api, dcat: format!("/datasets/{}.ttl", hit.id) },
