@@ -82,4 +82,7 @@ pub(crate) struct DemoArgs {
     /// Where the demo keeps its nodes' data (`BASE/<town>/`); a second run reuses it.
     #[arg(long, default_value = "urbanmesh-demo")]
     pub(crate) base_dir: PathBuf,
+    /// How many of the five towns to start (Gütersloh, Bielefeld, Herford, Detmold, Bad Salzuflen).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub(crate) nodes: u8,
 }

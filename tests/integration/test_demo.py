@@ -17,9 +17,9 @@ def start_demo(base, log):
     return subprocess.Popen([str(binary()), "demo", "--base-dir", str(base)], stdout=log, stderr=subprocess.STDOUT)
 
 
-def addresses(base):
+def addresses(base, slugs=tuple(TOWNS)):
     found = {}
-    for slug in TOWNS:
+    for slug in slugs:
         path = base / slug / "addresses.json"
         if not path.exists():
             return None
@@ -96,3 +96,23 @@ def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
         assert "pegel-detmold" in text and "Pegelverbund OWL" in text
     # The second run found its data: still one water-level dataset per town.
     assert not (base / "guetersloh" / "addresses.json").exists()
+
+
+def test_demo_starts_as_many_towns_as_asked(tmp_path):
+    base = tmp_path / "demo"
+    with open(tmp_path / "demo.log", "wb") as log:
+        demo = subprocess.Popen([str(binary()), "demo", "--base-dir", str(base), "--nodes", "2"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            nodes = wait_until(lambda: addresses(base, ("guetersloh", "bielefeld")), DEADLINE, "two towns to write addresses.json")
+            wait_until(lambda: federated_ids(nodes["guetersloh"]["http"]) >= {"pegel-guetersloh", "pegel-bielefeld"},
+                       DEADLINE, "Gütersloh to find Bielefeld's water levels")
+        finally:
+            demo.send_signal(signal.SIGINT)
+            assert demo.wait(timeout=60) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["bielefeld", "guetersloh"]
+    text = (tmp_path / "demo.log").read_text(errors="replace")
+    assert "of 2 towns" in text and "pegel-bielefeld" in text, text[-2000:]
+    refused = subprocess.run([str(binary()), "demo", "--base-dir", str(base), "--nodes", "6"], capture_output=True)
+    assert refused.returncode != 0 and b"--nodes" in refused.stderr
+

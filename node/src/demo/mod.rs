@@ -86,8 +86,9 @@ const TOWNS: [Town; 5] = [
 
 pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow::Result<()> {
     let stop = node::shutdown_signal();
-    let mut nodes = Vec::with_capacity(TOWNS.len());
-    for town in &TOWNS {
+    let towns = &TOWNS[..usize::from(args.nodes).min(TOWNS.len())];
+    let mut nodes = Vec::with_capacity(towns.len());
+    for town in towns {
         let node = start_town(&args.base_dir, town, query.clone()).await?;
         nodes.push(node);
     }
@@ -189,33 +190,48 @@ async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()
 }
 
 fn print_welcome(base: &Path, nodes: &[RunningNode]) {
-    println!("\nUrban Mesh demo — the federation \"Pegelverbund OWL\" of five towns on this machine:\n");
-    for (node, town) in nodes.iter().zip(&TOWNS) {
+    let towns = &TOWNS[..nodes.len()];
+    println!("\nUrban Mesh demo — the federation \"Pegelverbund OWL\" of {} towns on this machine:\n", nodes.len());
+    for (node, town) in nodes.iter().zip(towns) {
         println!("  {:<14} {}/api/v1/datasets   Flight {}", town.name, node.addresses.http, node.addresses.flight);
     }
-    let (first, last) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let first = &nodes[0];
+    // Detmold, where the flood starts, when it runs; else the last town.
+    let home = &towns[0];
+    let away = towns.iter().find(|t| t.slug == "detmold").unwrap_or(&towns[towns.len() - 1]);
     println!("\nEach data directory ({}/<town>/) holds addresses.json and admin.token.", base.display());
-    println!("\nSearch every town's catalogue from Gütersloh:\n");
+    println!("\nSearch every town's catalogue from {}:\n", home.name);
     println!("  curl '{}/api/v1/search?q=Pegelstände&scope=federation'", first.addresses.http);
-    println!("\nRead Detmold's Werre levels through Gütersloh's node with pyarrow:\n");
+    let descriptor = if nodes.len() > 1 {
+        println!("\nRead {}'s water levels through {}'s node with pyarrow:\n", away.name, home.name);
+        format!("\"remote\", \"{}\", \"{}\"", away.name, dataset_id(away))
+    } else {
+        println!("\nRead {}'s water levels with pyarrow:\n", home.name);
+        format!("\"{}\"", dataset_id(home))
+    };
     println!("  import pyarrow.flight as fl");
     println!("  client = fl.FlightClient(\"{}\")", first.addresses.flight);
-    println!(
-        "  info = client.get_flight_info(fl.FlightDescriptor.for_path(\"remote\", \"Detmold\", \"pegel-detmold\"))"
-    );
+    println!("  info = client.get_flight_info(fl.FlightDescriptor.for_path({descriptor}))");
     println!("  df = client.do_get(info.endpoints[0].ticket).read_pandas()");
-    println!(
-        "\nOr as CSV: curl '{}/api/v1/federation/Detmold/datasets/pegel-detmold/rows?format=csv&filter=state%20%3D%20%27high%27'",
-        last.addresses.http
-    );
-    println!(
-        "\nHerford shares its pedestrian counts ({}) with the members only as hourly sums over at least \
-         ten people; its weather ({}) is public.",
-        town_centre::PEDESTRIANS,
-        town_centre::WEATHER
-    );
-    println!("Admin token of Gütersloh: {}", base.join("guetersloh").join(TOKEN_FILE).display());
-    println!("\nPress Ctrl-C to stop all five nodes.");
+    if nodes.len() > 1 {
+        println!(
+            "\nOr as CSV from {}'s node: curl '{}/api/v1/federation/{}/datasets/{}/rows?format=csv&filter=state%20%3D%20%27high%27'",
+            home.name,
+            first.addresses.http,
+            away.name,
+            dataset_id(away)
+        );
+    }
+    if towns.iter().any(|t| t.slug == "herford") {
+        println!(
+            "\nHerford shares its pedestrian counts ({}) with the members only as hourly sums over at least \
+             ten people; its weather ({}) is public.",
+            town_centre::PEDESTRIANS,
+            town_centre::WEATHER
+        );
+    }
+    println!("Admin token of {}: {}", home.name, base.join(home.slug).join(TOKEN_FILE).display());
+    println!("\nPress Ctrl-C to stop all {} nodes.", nodes.len());
 }
 
 /// A month of levels ending now: a seasonal drift, a daily rhythm, some noise, and a flood
