@@ -125,8 +125,7 @@ impl Catalog {
             }
         }
         let now = Utc::now();
-        let datasets =
-            specs.into_iter().map(|spec| self.new_dataset(spec, now)).collect::<Result<Vec<_>, _>>()?;
+        let datasets = specs.into_iter().map(|spec| self.new_dataset(spec, now)).collect::<Result<Vec<_>, _>>()?;
         {
             let _writing = self.writing.lock().await;
             if let Some(taken) = datasets.iter().find(|d| self.datasets.contains_key(d.id()).unwrap_or(true)) {

@@ -166,8 +166,8 @@ async fn hits_and_facets_count_only_what_the_caller_may_see() {
     let licences: u64 = public.facets["licence"].iter().map(|f| f.count).sum();
     assert_eq!(licences, 1, "facets count what the caller sees");
     let map: serde_json::Map<String, serde_json::Value> = [("q".to_owned(), "Pegel".into())].into_iter().collect();
-    let mut request = SearchRequest::parse(serde_json::from_value(serde_json::Value::Object(map)).expect("params"))
-        .expect("request");
+    let mut request =
+        SearchRequest::parse(serde_json::from_value(serde_json::Value::Object(map)).expect("params")).expect("request");
     request.audience = Some(vec!["public".into(), "federation".into()]);
     assert_eq!(catalog.search(&request).expect("search").total, 2, "a member sees federation entries");
     request.audience = None;

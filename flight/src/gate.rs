@@ -78,7 +78,8 @@ impl ReadGate {
     pub async fn open(&self, subject: &Subject, request: &ReadRequest, interface: &str) -> Result<Opened, FlightError> {
         let (_, grant) = self.decide(subject, request, interface)?;
         let scan = self.store.scan(request, &grant).await?;
-        let audit = AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
+        let audit =
+            AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
         let counter = audit.served();
         let batches = scan
             .batches
@@ -92,7 +93,12 @@ impl ReadGate {
     }
 
     /// The schema a read would produce for this subject, without reading.
-    pub async fn schema(&self, subject: &Subject, request: &ReadRequest, interface: &str) -> Result<SchemaRef, FlightError> {
+    pub async fn schema(
+        &self,
+        subject: &Subject,
+        request: &ReadRequest,
+        interface: &str,
+    ) -> Result<SchemaRef, FlightError> {
         let (_, grant) = self.decide(subject, request, interface)?;
         if request.is_whole() && grant.is_unrestricted() {
             return Ok(self.store.schema(&request.dataset)?);
@@ -125,7 +131,10 @@ impl ReadGate {
     /// the member keeps its own record of what it served.
     pub fn relay_entry(&self, subject: &Subject, node: &str, request: &ReadRequest) -> AuditEntry {
         let relayed = ReadRequest { dataset: format!("{node}/{}", request.dataset), ..request.clone() };
-        AuditEntry::new(self.audit.clone(), record(subject, &relayed, "relay", "permit", format!("relayed from {node}")))
+        AuditEntry::new(
+            self.audit.clone(),
+            record(subject, &relayed, "relay", "permit", format!("relayed from {node}")),
+        )
     }
 
     fn record(&self, record: AuditRecord) {

@@ -93,7 +93,8 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         let descriptor = request.into_inner();
         let mut read = read_request(&descriptor)?;
         caller.purpose_into(&mut read);
-        let schema = self.context.gate.schema(&caller.subject, &read, caller.interface()).await.map_err(FlightError::from)?;
+        let schema =
+            self.context.gate.schema(&caller.subject, &read, caller.interface()).await.map_err(FlightError::from)?;
         let result = SchemaResult::try_from(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()))
             .map_err(|e| Status::internal(e.to_string()))?;
         self.metrics.observe("GetSchema", started);
@@ -132,8 +133,7 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
 /// the whole dataset.
 async fn listed(context: &FlightContext, caller: &auth::Caller, dataset: &Dataset) -> Result<FlightInfo, FlightError> {
     let (schema, grant) = context.gate.listed_schema(&caller.subject, dataset).await?;
-    let total_records =
-        if grant.is_unrestricted() { context.store.stats(dataset.id())?.rows as i64 } else { -1 };
+    let total_records = if grant.is_unrestricted() { context.store.stats(dataset.id())?.rows as i64 } else { -1 };
     let request = urbanmesh_protocol::ReadRequest::whole(dataset.id());
     Ok(FlightInfo::new()
         .try_with_schema(&schema)

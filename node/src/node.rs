@@ -155,8 +155,14 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let ready = Arc::new(AtomicBool::new(false));
     let login = match (&config.oidc, verifier) {
         (Some(oidc), Some(verifier)) => Some(Arc::new(
-            Login::new(oidc.issuer.clone(), oidc.client_id.clone(), oidc.client_secret.clone(), endpoints.http.clone(), verifier)
-                .map_err(|e| anyhow::anyhow!("OpenID login: {e}"))?,
+            Login::new(
+                oidc.issuer.clone(),
+                oidc.client_id.clone(),
+                oidc.client_secret.clone(),
+                endpoints.http.clone(),
+                verifier,
+            )
+            .map_err(|e| anyhow::anyhow!("OpenID login: {e}"))?,
         )),
         _ => None,
     };

@@ -83,7 +83,11 @@ impl Policy {
     /// reads under the first rule whose assignee, validity window and purpose fit.
     pub fn decide(&self, subject: &Subject, access: &Access<'_>) -> Decision {
         if subject.is_staff() {
-            return Decision::Permit(Grant { attribution: self.attribution.clone(), licence: self.licence.clone(), ..Grant::owner() });
+            return Decision::Permit(Grant {
+                attribution: self.attribution.clone(),
+                licence: self.licence.clone(),
+                ..Grant::owner()
+            });
         }
         if !self.visible_to(subject) {
             return deny(format!("not visible to {}", subject.label()), true);
@@ -111,7 +115,8 @@ impl Policy {
         if !purposes.is_empty() {
             purposes.sort_unstable();
             purposes.dedup();
-            let stated = access.purpose.map_or("no purpose was stated".to_owned(), |p| format!("`{p}` is not one of them"));
+            let stated =
+                access.purpose.map_or("no purpose was stated".to_owned(), |p| format!("`{p}` is not one of them"));
             refusals.insert(0, format!("reading requires a purpose, one of: {} ({stated})", purposes.join(", ")));
         }
         if refusals.is_empty() {
@@ -183,7 +188,8 @@ mod tests {
         assert_eq!(grant.rule, Some(0));
         assert!(grant.is_unrestricted());
         assert_eq!(grant.attribution.as_deref(), Some("Stadt Herford"));
-        let later = herford().decide(&partner, &Access { purpose: Some("urban planning"), now: at("2027-01-01T00:00:00Z") });
+        let later =
+            herford().decide(&partner, &Access { purpose: Some("urban planning"), now: at("2027-01-01T00:00:00Z") });
         let Decision::Permit(grant) = later else { panic!("denied") };
         assert_eq!(grant.rule, Some(1), "after the end only the aggregate rule applies");
     }
@@ -237,7 +243,9 @@ mod tests {
         assert!(matches!(decide(&federation, &Subject::Anonymous, None), Decision::Deny(d) if d.hidden));
         let internal = Policy::default();
         assert!(!internal.is_shared());
-        assert!(matches!(decide(&internal, &Subject::Member { peer: OTHER.into() }, None), Decision::Deny(d) if d.hidden));
+        assert!(
+            matches!(decide(&internal, &Subject::Member { peer: OTHER.into() }, None), Decision::Deny(d) if d.hidden)
+        );
         assert!(matches!(decide(&internal, &person(&["editor"], true), None), Decision::Permit(_)));
     }
 

@@ -34,7 +34,9 @@ impl Identities {
         }
         match &self.verifier {
             Some(verifier) if token.contains('.') => Ok(Subject::Person(verifier.verify(token).await?)),
-            _ => Err(PolicyError::Token("not the admin token, and not a token of the configured OpenID provider".into())),
+            _ => {
+                Err(PolicyError::Token("not the admin token, and not a token of the configured OpenID provider".into()))
+            }
         }
     }
 }

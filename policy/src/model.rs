@@ -143,12 +143,7 @@ impl Policy {
             _ if !peers.is_empty() => Visibility::Peers(peers),
             other => other.clone(),
         };
-        Self {
-            visibility,
-            rules: Vec::new(),
-            attribution: self.attribution.clone(),
-            licence: self.licence.clone(),
-        }
+        Self { visibility, rules: Vec::new(), attribution: self.attribution.clone(), licence: self.licence.clone() }
     }
 
     /// The rules in force: the written ones, or the one the visibility implies.

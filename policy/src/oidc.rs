@@ -79,9 +79,7 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        let claims = decode::<Value>(token, &key, &validation)
-            .map_err(|e| PolicyError::Token(e.to_string()))?
-            .claims;
+        let claims = decode::<Value>(token, &key, &validation).map_err(|e| PolicyError::Token(e.to_string()))?.claims;
         Ok(self.person(&claims))
     }
 
@@ -140,7 +138,16 @@ impl TokenVerifier {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, PolicyError> {
         let failed = |e: reqwest::Error| PolicyError::Provider(format!("{url}: {e}"));
-        self.http.get(url).send().await.map_err(failed)?.error_for_status().map_err(failed)?.json().await.map_err(failed)
+        self.http
+            .get(url)
+            .send()
+            .await
+            .map_err(failed)?
+            .error_for_status()
+            .map_err(failed)?
+            .json()
+            .await
+            .map_err(failed)
     }
 }
 
@@ -183,9 +190,13 @@ mod tests {
         let elsewhere = serde_json::json!({"sub": "u2", "tenant": "bielefeld", "realm_access": {"roles": ["admin"]}});
         let person = verifier(Some("tenant")).person(&elsewhere);
         assert!(!person.home && person.roles.is_empty());
-        let unclaimed = verifier(Some("tenant")).person(&serde_json::json!({"sub": "u3", "realm_access": {"roles": ["admin"]}}));
+        let unclaimed =
+            verifier(Some("tenant")).person(&serde_json::json!({"sub": "u3", "realm_access": {"roles": ["admin"]}}));
         assert!(!unclaimed.home, "a token without the tenant claim is not from this municipality");
-        assert!(verifier(None).person(&elsewhere).home, "without a tenant claim configured, the provider is the tenant's");
+        assert!(
+            verifier(None).person(&elsewhere).home,
+            "without a tenant claim configured, the provider is the tenant's"
+        );
     }
 
     #[tokio::test]

@@ -13,7 +13,9 @@ pub enum Subject {
     /// A person signed in at an OpenID provider the node trusts.
     Person(Person),
     /// Another member of the federation, authenticated by mutual TLS (its PeerId).
-    Member { peer: String },
+    Member {
+        peer: String,
+    },
 }
 
 /// A person, from a verified token of the node's OpenID provider.

@@ -1,7 +1,7 @@
 //! Checks a policy against the dataset it is for, before it is stored. Errors name the field.
 
 use crate::model::parse_width;
-use crate::{Assignee, PolicyError, Policy, Rule, Visibility};
+use crate::{Assignee, Policy, PolicyError, Rule, Visibility};
 
 /// What a policy may refer to in its dataset.
 #[derive(Debug, Clone)]
@@ -44,7 +44,10 @@ fn validate_rule(path: &str, rule: &mut Rule, shape: &Shape<'_>, purposes: &[Str
         Assignee::Peers(peers) => check_peers(&format!("{path}.assignee.peers"), peers)?,
         Assignee::Roles(roles) => {
             if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
-                return Err(PolicyError::invalid(format!("{path}.assignee.roles"), "name at least one role, none empty"));
+                return Err(PolicyError::invalid(
+                    format!("{path}.assignee.roles"),
+                    "name at least one role, none empty",
+                ));
             }
         }
         Assignee::Anyone | Assignee::Federation => {}
@@ -89,7 +92,8 @@ fn validate_rule(path: &str, rule: &mut Rule, shape: &Shape<'_>, purposes: &[Str
         let Some(time) = shape.time_column else {
             return Err(PolicyError::invalid(path, "the dataset has no time column to bucket by"));
         };
-        if rule.columns.as_ref().is_some_and(|c| !c.iter().any(|c| c == time)) || rule.masked.iter().any(|c| c == time) {
+        if rule.columns.as_ref().is_some_and(|c| !c.iter().any(|c| c == time)) || rule.masked.iter().any(|c| c == time)
+        {
             return Err(PolicyError::invalid(path, format!("the time column `{time}` must be released")));
         }
         let by = aggregate.by.get_or_insert_with(|| shape.series_key.map(|k| vec![k.to_owned()]).unwrap_or_default());

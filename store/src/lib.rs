@@ -30,6 +30,6 @@ mod wal;
 pub use error::StoreError;
 pub use extent::TimeExtent;
 pub use query::BatchStream;
-pub use shaping::RECORDS;
 pub use rows::RowError;
+pub use shaping::RECORDS;
 pub use store::{Appended, StagedAppend, Store, StoreConfig, TableStats};

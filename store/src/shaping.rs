@@ -35,9 +35,10 @@ pub(crate) fn restrict(mut frame: DataFrame, grant: &Grant) -> Result<DataFrame,
 /// columns summed, floating-point ones averaged, with the count of rows behind each bucket.
 /// Buckets over fewer than `min_group` rows (or a smaller sum of `weight`) are left out.
 pub(crate) fn aggregated(frame: DataFrame, table: &Table, aggregate: &Aggregate) -> Result<DataFrame, StoreError> {
-    let time = table.time_column.as_deref().ok_or_else(|| StoreError::InvalidRequest {
-        reason: "aggregate-only release needs a time column".into(),
-    })?;
+    let time = table
+        .time_column
+        .as_deref()
+        .ok_or_else(|| StoreError::InvalidRequest { reason: "aggregate-only release needs a time column".into() })?;
     let width = aggregate
         .bucket_seconds()
         .ok_or_else(|| StoreError::InvalidRequest { reason: format!("bad bucket width `{}`", aggregate.bucket) })?;
@@ -54,8 +55,14 @@ pub(crate) fn aggregated(frame: DataFrame, table: &Table, aggregate: &Aggregate)
             continue;
         }
         match field.data_type() {
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8
-            | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => {
                 measures.push(sum(ident(name.as_str())).alias(name));
             }
             DataType::Float16 | DataType::Float32 | DataType::Float64 => {
@@ -73,8 +80,10 @@ pub(crate) fn aggregated(frame: DataFrame, table: &Table, aggregate: &Aggregate)
     order.extend(by.iter().map(|c| ident(c.as_str()).sort(true, false)));
     Ok(frame
         .aggregate(groups, measures)?
-        .filter(Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(size), DataType::Float64))
-            .gt_eq(Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(threshold), DataType::Float64))))?
+        .filter(
+            Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(size), DataType::Float64))
+                .gt_eq(Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(threshold), DataType::Float64))),
+        )?
         .sort(order)?)
 }
 

@@ -1,8 +1,8 @@
 //! The store end to end on a real sled database and real Parquet files.
 
-use urbanmesh_policy::Grant;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use urbanmesh_policy::Grant;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -127,18 +127,27 @@ async fn reads_apply_range_filter_projection_and_limit() {
     assert_eq!(values, expected);
     assert_eq!(rows(&read(&store, ReadRequest { limit: Some(7), ..ReadRequest::whole("pegel") }).await), 7);
 
-    let bad = store.scan(&ReadRequest { filter: Some("value >".into()), ..ReadRequest::whole("pegel") }, &Grant::owner()).await;
+    let bad = store
+        .scan(&ReadRequest { filter: Some("value >".into()), ..ReadRequest::whole("pegel") }, &Grant::owner())
+        .await;
     assert!(matches!(bad, Err(StoreError::InvalidFilter { .. })));
-    let bad = store.scan(&ReadRequest { filter: Some("nope = 1".into()), ..ReadRequest::whole("pegel") }, &Grant::owner()).await;
+    let bad = store
+        .scan(&ReadRequest { filter: Some("nope = 1".into()), ..ReadRequest::whole("pegel") }, &Grant::owner())
+        .await;
     assert!(matches!(bad, Err(StoreError::InvalidFilter { .. })));
     let costly = ReadRequest { filter: Some("repeat(station, 100000000) = 'x'".into()), ..ReadRequest::whole("pegel") };
     let refusal = store.scan(&costly, &Grant::owner()).await.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refusal.contains("not allowed in a filter"), "{refusal}");
     let cheap = ReadRequest { filter: Some("lower(station) IN ('s0', 's1')".into()), ..ReadRequest::whole("pegel") };
     assert_eq!(rows(&read(&store, cheap).await), 667);
-    let bad = store.scan(&ReadRequest { columns: Some(vec!["nope".into()]), ..ReadRequest::whole("pegel") }, &Grant::owner()).await;
+    let bad = store
+        .scan(&ReadRequest { columns: Some(vec!["nope".into()]), ..ReadRequest::whole("pegel") }, &Grant::owner())
+        .await;
     assert!(matches!(bad, Err(StoreError::InvalidRequest { .. })));
-    assert!(matches!(store.scan(&ReadRequest::whole("other"), &Grant::owner()).await, Err(StoreError::UnknownTable { .. })));
+    assert!(matches!(
+        store.scan(&ReadRequest::whole("other"), &Grant::owner()).await,
+        Err(StoreError::UnknownTable { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,11 @@ def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
                 assert table.num_rows == 2 * 30 * 96
                 assert set(table.column("water").to_pylist()) == {"Werre", "Berlebecke"}
                 assert "high" in table.column("state").to_pylist(), "the flood wave reaches Detmold"
+                # Shaped like PEGELONLINE's stations and measurements.
+                for column in ("uuid", "number", "shortname", "longname", "km", "agency", "lon", "lat", "value",
+                               "gauge_zero"):
+                    assert column in table.column_names, (column, table.column_names)
+                assert len(set(table.column("uuid").to_pylist())) == 2
                 check_town_centre(base, nodes["guetersloh"])
             finally:
                 demo.send_signal(signal.SIGINT)

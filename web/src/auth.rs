@@ -35,9 +35,11 @@ impl FromRequestParts<AppState> for Caller {
                 return Ok(Self(Subject::Person(session.person)));
             }
         }
-        let subject = state.identities.subject(authorization).await.map_err(|e| {
-            Problem::new(StatusCode::UNAUTHORIZED, e.to_string())
-        })?;
+        let subject = state
+            .identities
+            .subject(authorization)
+            .await
+            .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
         Ok(Self(subject))
     }
 }
@@ -74,6 +76,8 @@ fn refusal(subject: &Subject, needs: &str) -> Problem {
             StatusCode::UNAUTHORIZED,
             format!("this endpoint needs {needs}, as `Authorization: Bearer <token>`"),
         ),
-        other => Problem::new(StatusCode::FORBIDDEN, format!("this endpoint needs {needs}; {} lacks it", other.label())),
+        other => {
+            Problem::new(StatusCode::FORBIDDEN, format!("this endpoint needs {needs}; {} lacks it", other.label()))
+        }
     }
 }

@@ -33,11 +33,7 @@ pub(crate) fn view(state: &AppState, subject: &Subject, mut dataset: Dataset) ->
     }
     let stats = state.store.stats(dataset.id())?;
     let derived = Derived { rows: stats.rows, ..state.catalog.derived(dataset.id())? };
-    Ok(DatasetView {
-        dataset,
-        derived: whole.then_some(derived),
-        segments: whole.then_some(stats.segments),
-    })
+    Ok(DatasetView { dataset, derived: whole.then_some(derived), segments: whole.then_some(stats.segments) })
 }
 
 pub(crate) async fn create(

@@ -26,7 +26,8 @@ const LOGIN_COOKIE: &str = "urbanmesh_login";
 const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 const MAX_PENDING: usize = 1000;
 
-type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type Client =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 /// The workspace's relying party: where the provider is and who is signing in.
 pub struct Login {
@@ -168,16 +169,20 @@ pub(crate) async fn callback(
     let login = configured(&state)?;
     if let Some(error) = query.error {
         let detail = query.error_description.unwrap_or_default();
-        return Err(Problem::new(StatusCode::UNAUTHORIZED, format!("the provider refused the login: {error} {detail}")));
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            format!("the provider refused the login: {error} {detail}"),
+        ));
     }
     let (Some(code), Some(returned)) = (query.code, query.state) else {
         return Err(Problem::bad_request("the callback needs `code` and `state`"));
     };
     // Only the browser that started the login may finish it (or cancel it).
     let bound = session::cookie(&headers, LOGIN_COOKIE).is_some_and(|c| session::constant_time_eq(&c, &returned));
-    let pending = bound.then(|| login.take(&returned)).flatten().ok_or_else(|| {
-        Problem::new(StatusCode::BAD_REQUEST, "unknown or expired login; start again at /auth/login")
-    })?;
+    let pending = bound
+        .then(|| login.take(&returned))
+        .flatten()
+        .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "unknown or expired login; start again at /auth/login"))?;
     let client = login.client().await?;
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))

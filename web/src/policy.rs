@@ -70,7 +70,11 @@ pub(crate) async fn check_row_filters(state: &AppState, dataset: &Dataset) -> Re
 }
 
 /// Who the node takes the caller for; with a session, also its CSRF token for changes.
-pub(crate) async fn me(State(state): State<AppState>, headers: axum::http::HeaderMap, Caller(subject): Caller) -> Json<Me> {
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Caller(subject): Caller,
+) -> Json<Me> {
     // A bearer token decides who the caller is; the session's token only goes with the session.
     let by_session = !headers.contains_key(axum::http::header::AUTHORIZATION);
     let csrf = state

@@ -24,8 +24,21 @@ use crate::node::{self, RunningNode};
 const STEP_MINUTES: i64 = 15;
 const DAYS: i64 = 30;
 
-/// A gauging station: name, water, longitude, latitude, mean level in cm, flood delay in hours.
-type Station = (&'static str, &'static str, f64, f64, f64, f64);
+/// A gauging station, described as PEGELONLINE describes its stations.
+struct Station {
+    name: &'static str,
+    water: &'static str,
+    lon: f64,
+    lat: f64,
+    /// Mean water level above gauge zero.
+    mean_cm: f64,
+    /// Hours the Werre's flood wave needs from Detmold to here.
+    delay_hours: f64,
+    /// River kilometre.
+    km: f64,
+    /// Gauge zero in metres above NHN.
+    gauge_zero: f64,
+}
 
 struct Town {
     slug: &'static str,
@@ -41,9 +54,36 @@ const TOWNS: [Town; 5] = [
         name: "Gütersloh",
         ars: "057540008008",
         stations: &[
-            ("Gütersloh Dalke", "Dalke", 8.3833, 51.9062, 84.0, 30.0),
-            ("Avenwedde Ölbach", "Ölbach", 8.4291, 51.9317, 61.0, 33.0),
-            ("Isselhorst Lutter", "Lutter", 8.4112, 51.9688, 118.0, 37.0),
+            Station {
+                name: "Gütersloh Dalke",
+                water: "Dalke",
+                lon: 8.3833,
+                lat: 51.9062,
+                mean_cm: 84.0,
+                delay_hours: 30.0,
+                km: 12.4,
+                gauge_zero: 72.31,
+            },
+            Station {
+                name: "Avenwedde Ölbach",
+                water: "Ölbach",
+                lon: 8.4291,
+                lat: 51.9317,
+                mean_cm: 61.0,
+                delay_hours: 33.0,
+                km: 8.9,
+                gauge_zero: 75.02,
+            },
+            Station {
+                name: "Isselhorst Lutter",
+                water: "Lutter",
+                lon: 8.4112,
+                lat: 51.9688,
+                mean_cm: 118.0,
+                delay_hours: 37.0,
+                km: 21.7,
+                gauge_zero: 81.45,
+            },
         ],
     },
     Town {
@@ -51,8 +91,26 @@ const TOWNS: [Town; 5] = [
         name: "Bielefeld",
         ars: "057110000000",
         stations: &[
-            ("Bielefeld Johannisbach", "Johannisbach", 8.5326, 52.0476, 52.0, 28.0),
-            ("Brake Aa", "Aa", 8.5968, 52.0735, 70.0, 30.0),
+            Station {
+                name: "Bielefeld Johannisbach",
+                water: "Johannisbach",
+                lon: 8.5326,
+                lat: 52.0476,
+                mean_cm: 52.0,
+                delay_hours: 28.0,
+                km: 6.3,
+                gauge_zero: 104.18,
+            },
+            Station {
+                name: "Brake Aa",
+                water: "Aa",
+                lon: 8.5968,
+                lat: 52.0735,
+                mean_cm: 70.0,
+                delay_hours: 30.0,
+                km: 17.2,
+                gauge_zero: 78.66,
+            },
         ],
     },
     Town {
@@ -60,8 +118,26 @@ const TOWNS: [Town; 5] = [
         name: "Herford",
         ars: "057580012012",
         stations: &[
-            ("Herford Werre", "Werre", 8.6782, 52.1128, 140.0, 16.0),
-            ("Herford Aa", "Aa", 8.6612, 52.1204, 80.0, 20.0),
+            Station {
+                name: "Herford Werre",
+                water: "Werre",
+                lon: 8.6782,
+                lat: 52.1128,
+                mean_cm: 140.0,
+                delay_hours: 16.0,
+                km: 17.9,
+                gauge_zero: 56.12,
+            },
+            Station {
+                name: "Herford Aa",
+                water: "Aa",
+                lon: 8.6612,
+                lat: 52.1204,
+                mean_cm: 80.0,
+                delay_hours: 20.0,
+                km: 2.1,
+                gauge_zero: 58.4,
+            },
         ],
     },
     Town {
@@ -69,8 +145,26 @@ const TOWNS: [Town; 5] = [
         name: "Detmold",
         ars: "057660020020",
         stations: &[
-            ("Detmold Werre", "Werre", 8.8837, 51.9385, 95.0, 0.0),
-            ("Berlebeck Berlebecke", "Berlebecke", 8.8541, 51.9122, 40.0, 1.0),
+            Station {
+                name: "Detmold Werre",
+                water: "Werre",
+                lon: 8.8837,
+                lat: 51.9385,
+                mean_cm: 95.0,
+                delay_hours: 0.0,
+                km: 62.5,
+                gauge_zero: 126.73,
+            },
+            Station {
+                name: "Berlebeck Berlebecke",
+                water: "Berlebecke",
+                lon: 8.8541,
+                lat: 51.9122,
+                mean_cm: 40.0,
+                delay_hours: 1.0,
+                km: 3.4,
+                gauge_zero: 158.2,
+            },
         ],
     },
     Town {
@@ -78,8 +172,26 @@ const TOWNS: [Town; 5] = [
         name: "Bad Salzuflen",
         ars: "057660008008",
         stations: &[
-            ("Bad Salzuflen Werre", "Werre", 8.7473, 52.0862, 120.0, 8.0),
-            ("Bad Salzuflen Salze", "Salze", 8.7380, 52.0822, 45.0, 6.0),
+            Station {
+                name: "Bad Salzuflen Werre",
+                water: "Werre",
+                lon: 8.7473,
+                lat: 52.0862,
+                mean_cm: 120.0,
+                delay_hours: 8.0,
+                km: 34.8,
+                gauge_zero: 70.95,
+            },
+            Station {
+                name: "Bad Salzuflen Salze",
+                water: "Salze",
+                lon: 8.7380,
+                lat: 52.0822,
+                mean_cm: 45.0,
+                delay_hours: 6.0,
+                km: 1.6,
+                gauge_zero: 72.37,
+            },
         ],
     },
 ];
@@ -147,9 +259,9 @@ fn dataset_id(town: &Town) -> String {
 }
 
 async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()> {
-    let waters: Vec<&str> = town.stations.iter().map(|s| s.1).collect();
+    let waters: Vec<&str> = town.stations.iter().map(|s| s.water).collect();
     let (west, south, east, north) = town.stations.iter().fold((180.0f64, 90.0f64, -180.0f64, -90.0f64), |b, s| {
-        (b.0.min(s.2), b.1.min(s.3), b.2.max(s.2), b.3.max(s.3))
+        (b.0.min(s.lon), b.1.min(s.lat), b.2.max(s.lon), b.3.max(s.lat))
     });
     let mut keywords = vec!["Pegel", "Wasserstand", "Hochwasser"];
     keywords.extend(waters.iter().copied());
@@ -161,15 +273,21 @@ async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()
         ),
         "schema": {"fields": [
             {"name": "time", "type": "timestamp[ms, UTC]"},
-            {"name": "station", "type": "utf8"},
+            {"name": "uuid", "type": "utf8", "description": "station uuid"},
+            {"name": "number", "type": "utf8", "description": "station number"},
+            {"name": "shortname", "type": "utf8"},
+            {"name": "longname", "type": "utf8"},
             {"name": "water", "type": "utf8"},
-            {"name": "value", "type": "float64", "unit": "cm"},
-            {"name": "state", "type": "utf8", "description": "low, normal or high"},
+            {"name": "km", "type": "float64", "description": "river kilometre"},
+            {"name": "agency", "type": "utf8"},
             {"name": "lon", "type": "float64"},
-            {"name": "lat", "type": "float64"}
+            {"name": "lat", "type": "float64"},
+            {"name": "value", "type": "float64", "unit": "cm", "description": "water level above gauge zero"},
+            {"name": "state", "type": "utf8", "description": "low, normal or high"},
+            {"name": "gauge_zero", "type": "float64", "unit": "m", "description": "gauge zero above NHN"}
         ]},
         "time_column": "time",
-        "series_key": "station",
+        "series_key": "uuid",
         "geometry": {"lon": "lon", "lat": "lat"},
         "keywords": keywords,
         "themes": ["ENVI"],
@@ -183,7 +301,7 @@ async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()
     }))?;
     let dataset = node.catalog.create(spec).await?;
     node.store.create(&dataset).await?;
-    let batch = water_levels(dataset.arrow_schema()?, town.stations)?;
+    let batch = water_levels(dataset.arrow_schema()?, town)?;
     let appended = node.store.append(dataset.id(), batch).await?;
     tracing::info!(town = town.name, rows = appended.rows, "loaded the demo's water levels");
     Ok(())
@@ -236,48 +354,104 @@ fn print_welcome(base: &Path, nodes: &[RunningNode]) {
 
 /// A month of levels ending now: a seasonal drift, a daily rhythm, some noise, and a flood
 /// wave ten days ago that reaches each station after its delay. Deterministic in time.
-fn water_levels(schema: arrow::datatypes::SchemaRef, stations: &[Station]) -> anyhow::Result<RecordBatch> {
+fn water_levels(schema: arrow::datatypes::SchemaRef, town: &Town) -> anyhow::Result<RecordBatch> {
     let step = TimeDelta::minutes(STEP_MINUTES);
     let end = Utc::now().duration_trunc(step)?;
     let start = end - TimeDelta::days(DAYS);
     let flood_peak = (end - TimeDelta::days(10)).timestamp_millis() as f64;
     let steps = DAYS * 24 * 60 / STEP_MINUTES;
-    let (mut time, mut station, mut water, mut value, mut state, mut lon, mut lat) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for &(name, river, x, y, mean, delay_hours) in stations {
+    let agency = format!("Stadt {}, Umweltamt", town.name);
+    let mut rows = Rows::default();
+    for station in town.stations {
+        let (uuid, number) = (station_uuid(station.name), station_number(station.name));
+        let shortname = station.name.to_uppercase();
         for i in 0..steps {
             let at = (start + step * i as i32).timestamp_millis();
             let hours = at as f64 / 3.6e6;
             let seasonal = 8.0 * (hours / (24.0 * 17.0)).sin();
             let daily = 2.5 * (hours / 24.0 * std::f64::consts::TAU).sin();
             let noise = ((at / 900_000).wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0 - 0.5;
-            let since_peak_hours = (at as f64 - flood_peak) / 3.6e6 - delay_hours;
-            let amplitude = if river == "Werre" { 95.0 } else { 15.0 };
+            let since_peak_hours = (at as f64 - flood_peak) / 3.6e6 - station.delay_hours;
+            let amplitude = if station.water == "Werre" { 95.0 } else { 15.0 };
             let flood = amplitude * (-(since_peak_hours / 18.0).powi(2)).exp();
+            let mean = station.mean_cm;
             let level = ((mean + seasonal + daily + noise + flood) * 10.0).round() / 10.0;
-            time.push(at);
-            station.push(name);
-            water.push(river);
-            value.push(level);
-            state.push(if level > mean + 40.0 {
+            rows.time.push(at);
+            rows.uuid.push(uuid.clone());
+            rows.number.push(number.clone());
+            rows.shortname.push(shortname.clone());
+            rows.longname.push(station.name);
+            rows.water.push(station.water);
+            rows.km.push(station.km);
+            rows.agency.push(agency.clone());
+            rows.lon.push(station.lon);
+            rows.lat.push(station.lat);
+            rows.value.push(level);
+            rows.state.push(if level > mean + 40.0 {
                 "high"
             } else if level < mean - 10.0 {
                 "low"
             } else {
                 "normal"
             });
-            lon.push(x);
-            lat.push(y);
+            rows.gauge_zero.push(station.gauge_zero);
         }
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(TimestampMillisecondArray::from(time).with_timezone("UTC")),
-        Arc::new(StringArray::from(station)),
-        Arc::new(StringArray::from(water)),
-        Arc::new(Float64Array::from(value)),
-        Arc::new(StringArray::from(state)),
-        Arc::new(Float64Array::from(lon)),
-        Arc::new(Float64Array::from(lat)),
+        Arc::new(TimestampMillisecondArray::from(rows.time).with_timezone("UTC")),
+        Arc::new(StringArray::from(rows.uuid)),
+        Arc::new(StringArray::from(rows.number)),
+        Arc::new(StringArray::from(rows.shortname)),
+        Arc::new(StringArray::from(rows.longname)),
+        Arc::new(StringArray::from(rows.water)),
+        Arc::new(Float64Array::from(rows.km)),
+        Arc::new(StringArray::from(rows.agency)),
+        Arc::new(Float64Array::from(rows.lon)),
+        Arc::new(Float64Array::from(rows.lat)),
+        Arc::new(Float64Array::from(rows.value)),
+        Arc::new(StringArray::from(rows.state)),
+        Arc::new(Float64Array::from(rows.gauge_zero)),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// The columns of the water levels, as they are built.
+#[derive(Default)]
+struct Rows {
+    time: Vec<i64>,
+    uuid: Vec<String>,
+    number: Vec<String>,
+    shortname: Vec<String>,
+    longname: Vec<&'static str>,
+    water: Vec<&'static str>,
+    km: Vec<f64>,
+    agency: Vec<String>,
+    lon: Vec<f64>,
+    lat: Vec<f64>,
+    value: Vec<f64>,
+    state: Vec<&'static str>,
+    gauge_zero: Vec<f64>,
+}
+
+/// A stable UUID-shaped id from the station's name (FNV-1a, spread over 128 bits).
+fn station_uuid(name: &str) -> String {
+    let a = fnv(name, 0xcbf2_9ce4_8422_2325);
+    let b = fnv(name, 0x8422_2325_cbf2_9ce4);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0xfff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// A seven-digit station number from the station's name.
+fn station_number(name: &str) -> String {
+    format!("{:07}", fnv(name, 0xcbf2_9ce4_8422_2325) % 10_000_000)
+}
+
+fn fnv(text: &str, seed: u64) -> u64 {
+    text.bytes().fold(seed, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }

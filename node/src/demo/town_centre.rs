@@ -95,7 +95,8 @@ fn weather(hours: &[i64]) -> Vec<(f64, f64)> {
         .map(|&at| {
             let hour_of_day = (at / 3_600_000).rem_euclid(24) as f64;
             let day = at / 86_400_000;
-            let temperature = 6.0 + 4.0 * ((hour_of_day - 9.0) / 24.0 * std::f64::consts::TAU).sin()
+            let temperature = 6.0
+                + 4.0 * ((hour_of_day - 9.0) / 24.0 * std::f64::consts::TAU).sin()
                 + ((day.wrapping_mul(48_271) % 7) as f64 - 3.0);
             let rainy_day = day.wrapping_mul(16_807) % 3 == 0;
             let shower = rainy_day && (at / 3_600_000).wrapping_mul(2_654_435_761) % 4 == 0;
@@ -107,7 +108,11 @@ fn weather(hours: &[i64]) -> Vec<(f64, f64)> {
 
 /// Visitors per street and hour: busy shop hours, quiet nights (often under ten people),
 /// fewer on Sundays and in the rain.
-fn pedestrians(schema: arrow::datatypes::SchemaRef, hours: &[i64], weather: &[(f64, f64)]) -> anyhow::Result<RecordBatch> {
+fn pedestrians(
+    schema: arrow::datatypes::SchemaRef,
+    hours: &[i64],
+    weather: &[(f64, f64)],
+) -> anyhow::Result<RecordBatch> {
     let (mut time, mut street, mut serial, mut count) = (vec![], vec![], vec![], vec![]);
     for (&at, &(_, rain)) in hours.iter().zip(weather) {
         let moment = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
