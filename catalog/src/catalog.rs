@@ -163,10 +163,7 @@ impl Catalog {
                 None => current.policy.clone(),
             };
             let dataset = Dataset { spec, modified: Utc::now(), policy, ..current };
-            self.datasets.insert(dataset.id(), encode(&dataset)?)?;
-            let generation = self.next_generation()?;
-            let derived = self.derived(dataset.id())?;
-            self.index.upsert(&entry(&self.info, &dataset, &derived), generation).await?;
+            self.replace(&dataset).await?;
             dataset
         };
         self.db.flush_async().await?;
@@ -182,15 +179,21 @@ impl Catalog {
             let current = self.get(id)?;
             let policy = self.checked_policy(&current.spec, policy)?;
             let dataset = Dataset { policy, modified: Utc::now(), ..current };
-            self.datasets.insert(dataset.id(), encode(&dataset)?)?;
-            let generation = self.next_generation()?;
-            let derived = self.derived(dataset.id())?;
-            self.index.upsert(&entry(&self.info, &dataset, &derived), generation).await?;
+            self.replace(&dataset).await?;
             dataset
         };
         self.db.flush_async().await?;
         self.changed(dataset.id());
         Ok(dataset)
+    }
+
+    /// Stores a changed record and its index entry; the caller holds `writing`, flushes and
+    /// announces the change.
+    async fn replace(&self, dataset: &Dataset) -> Result<(), CatalogError> {
+        self.datasets.insert(dataset.id(), encode(dataset)?)?;
+        let generation = self.next_generation()?;
+        let derived = self.derived(dataset.id())?;
+        self.index.upsert(&entry(&self.info, dataset, &derived), generation).await
     }
 
     fn new_dataset(&self, mut spec: DatasetSpec, now: chrono::DateTime<Utc>) -> Result<Dataset, CatalogError> {

@@ -673,13 +673,13 @@ def _der_length(length: int) -> bytes:
     return bytes([0x80 | len(raw)]) + raw
 
 
-def _der(tag: int, content: bytes) -> bytes:
+def der(tag: int, content: bytes) -> bytes:
     return bytes([tag]) + _der_length(len(content)) + content
 
 
 def _der_uint(value: int) -> bytes:
     raw = value.to_bytes((value.bit_length() + 8) // 8, "big")  # a leading 0 keeps it positive
-    return _der(0x02, raw)
+    return der(0x02, raw)
 
 
 def public_key_pem(jwk: dict) -> str:
@@ -687,9 +687,9 @@ def public_key_pem(jwk: dict) -> str:
     `openssl rsa -pubout` writes it (64-column lines, final newline)."""
     n = int.from_bytes(b64url_decode(jwk["n"]), "big")
     e = int.from_bytes(b64url_decode(jwk["e"]), "big")
-    rsa_public_key = _der(0x30, _der_uint(n) + _der_uint(e))
-    algorithm = _der(0x30, _der(0x06, bytes.fromhex("2a864886f70d010101")) + b"\x05\x00")
-    spki = _der(0x30, algorithm + _der(0x03, b"\x00" + rsa_public_key))
+    rsa_public_key = der(0x30, _der_uint(n) + _der_uint(e))
+    algorithm = der(0x30, der(0x06, bytes.fromhex("2a864886f70d010101")) + b"\x05\x00")
+    spki = der(0x30, algorithm + der(0x03, b"\x00" + rsa_public_key))
     body = base64.b64encode(spki).decode()
     lines = [body[i:i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"

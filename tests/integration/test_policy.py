@@ -42,7 +42,7 @@ import pytest
 from rdflib import RDF, Graph, Namespace
 
 from conftest import Federation, Node, Response, pegel_spec, wait_until
-from oidc import forge_alg_none, forge_hmac_with_public_key, jwt_payload, tamper_payload
+from oidc import der, forge_alg_none, forge_hmac_with_public_key, jwt_payload, tamper_payload
 
 UTC = dt.timezone.utc
 TENANT = "herford"
@@ -57,17 +57,6 @@ DCAT = Namespace("http://www.w3.org/ns/dcat#")
 
 
 # ---- mutual TLS as a member (or as a node that is not one) ------------------------------------
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    return bytes([tag]) + _der_length(len(content)) + content
 
 
 def libp2p_certificate(node_key: bytes, workdir: Path) -> tuple[Path, Path]:
@@ -93,7 +82,7 @@ def libp2p_certificate(node_key: bytes, workdir: Path) -> tuple[Path, Path]:
     message.write_bytes(b"libp2p-tls-handshake:" + spki)
     signature = openssl("pkeyutl", "-sign", "-inkey", str(host), "-rawin", "-in", str(message))
     # SignedKey ::= SEQUENCE { publicKey OCTET STRING (protobuf: Ed25519, 32 bytes), signature OCTET STRING }
-    signed_key = _der(0x30, _der(0x04, bytes.fromhex("08011220") + public) + _der(0x04, signature))
+    signed_key = der(0x30, der(0x04, bytes.fromhex("08011220") + public) + der(0x04, signature))
     config = workdir / "req.cnf"
     config.write_text(
         "[req]\ndistinguished_name = dn\nprompt = no\nx509_extensions = ext\n[dn]\nCN = urbanmesh-test\n"

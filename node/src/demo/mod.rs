@@ -299,12 +299,18 @@ async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()
         "attribution": format!("Stadt {}, Pegeldaten (Beispieldaten)", town.name),
         "policy": {"visibility": "public", "attribution": format!("Stadt {}", town.name), "licence": "dl-by-de/2.0"}
     }))?;
-    let dataset = node.catalog.create(spec).await?;
-    node.store.create(&dataset).await?;
+    let dataset = create(node, spec).await?;
     let batch = water_levels(dataset.arrow_schema()?, town)?;
     let appended = node.store.append(dataset.id(), batch).await?;
     tracing::info!(town = town.name, rows = appended.rows, "loaded the demo's water levels");
     Ok(())
+}
+
+/// Describes a dataset and makes its table.
+async fn create(node: &RunningNode, spec: DatasetSpec) -> anyhow::Result<urbanmesh_catalog::Dataset> {
+    let dataset = node.catalog.create(spec).await?;
+    node.store.create(&dataset).await?;
+    Ok(dataset)
 }
 
 fn print_welcome(base: &Path, nodes: &[RunningNode]) {

@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{Datelike, DurationRound, TimeDelta, Timelike, Utc};
 use urbanmesh_catalog::DatasetSpec;
 
+use super::create;
 use crate::node::RunningNode;
 
 const DAYS: i64 = 30;
@@ -39,8 +40,7 @@ pub(super) async fn load(node: &RunningNode) -> anyhow::Result<()> {
             "accrual_periodicity": "HOURLY",
             "policy": {"visibility": "public", "attribution": "Stadt Herford", "licence": "dl-by-de/2.0"}
         }))?;
-        let dataset = node.catalog.create(spec).await?;
-        node.store.create(&dataset).await?;
+        let dataset = create(node, spec).await?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(TimestampMillisecondArray::from(hours.clone()).with_timezone("UTC")),
             Arc::new(Float64Array::from(weather.iter().map(|w| w.0).collect::<Vec<_>>())),
@@ -70,8 +70,7 @@ pub(super) async fn load(node: &RunningNode) -> anyhow::Result<()> {
                 "attribution": "Stadt Herford"
             }
         }))?;
-        let dataset = node.catalog.create(spec).await?;
-        node.store.create(&dataset).await?;
+        let dataset = create(node, spec).await?;
         node.store.append(PEDESTRIANS, pedestrians(dataset.arrow_schema()?, &hours, &weather)?).await?;
     }
     Ok(())
