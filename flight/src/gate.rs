@@ -98,12 +98,14 @@ impl ReadGate {
         subject: &Subject,
         request: &ReadRequest,
         interface: &str,
-    ) -> Result<SchemaRef, FlightError> {
+    ) -> Result<(SchemaRef, Grant), FlightError> {
         let (_, grant) = self.decide(subject, request, interface)?;
-        if request.is_whole() && grant.is_unrestricted() {
-            return Ok(self.store.schema(&request.dataset)?);
-        }
-        Ok(self.store.check(request, &grant).await?)
+        let schema = if request.is_whole() && grant.is_unrestricted() {
+            self.store.schema(&request.dataset)?
+        } else {
+            self.store.check(request, &grant).await?
+        };
+        Ok((schema, grant))
     }
 
     /// The schema a listing shows for a visible dataset: what a plain read would produce,

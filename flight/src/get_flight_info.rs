@@ -28,8 +28,7 @@ pub(crate) async fn flight_info(
     descriptor: FlightDescriptor,
 ) -> Result<FlightInfo, FlightError> {
     caller.purpose_into(&mut request);
-    let schema = context.gate.schema(&caller.subject, &request, caller.interface()).await?;
-    let (_, grant) = context.gate.decide(&caller.subject, &request, caller.interface())?;
+    let (schema, grant) = context.gate.schema(&caller.subject, &request, caller.interface()).await?;
     let total_records = if request.is_whole() && grant.is_unrestricted() {
         context.store.stats(&request.dataset)?.rows as i64
     } else {

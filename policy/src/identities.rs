@@ -40,3 +40,19 @@ impl Identities {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_exact_bearer_token_is_admin_and_other_credentials_are_refused() {
+        let identities = Identities::new(AdminToken::new("s3cret"), None);
+        assert_eq!(identities.subject(Some("Bearer s3cret")).await.ok(), Some(Subject::Admin));
+        assert_eq!(identities.subject(Some("bearer s3cret ")).await.ok(), Some(Subject::Admin));
+        assert_eq!(identities.subject(None).await.ok(), Some(Subject::Anonymous));
+        for refused in ["Bearer s3cre", "Basic s3cret", "s3cret"] {
+            assert!(identities.subject(Some(refused)).await.is_err(), "{refused}");
+        }
+    }
+}

@@ -13,7 +13,7 @@ mod oidc;
 mod subject;
 mod validate;
 
-pub use admin_token::AdminToken;
+pub use admin_token::{AdminToken, constant_time_eq};
 pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditRecord, MAX_QUERY, Served};
 pub use decide::{Access, Decision, Denial, Grant};
 pub use error::PolicyError;

@@ -16,7 +16,7 @@ use openidconnect::{
 };
 use serde::Deserialize;
 use tokio::sync::OnceCell;
-use urbanmesh_policy::TokenVerifier;
+use urbanmesh_policy::{TokenVerifier, constant_time_eq};
 
 use crate::AppState;
 use crate::problem::Problem;
@@ -178,7 +178,8 @@ pub(crate) async fn callback(
         return Err(Problem::bad_request("the callback needs `code` and `state`"));
     };
     // Only the browser that started the login may finish it (or cancel it).
-    let bound = session::cookie(&headers, LOGIN_COOKIE).is_some_and(|c| session::constant_time_eq(&c, &returned));
+    let bound =
+        session::cookie(&headers, LOGIN_COOKIE).is_some_and(|c| constant_time_eq(c.as_bytes(), returned.as_bytes()));
     let pending = bound
         .then(|| login.take(&returned))
         .flatten()
@@ -234,7 +235,7 @@ pub(crate) async fn logout(
     let Some((id, session)) = session::of_request(&headers, &login.sessions) else {
         return Ok(Redirect::to("/").into_response());
     };
-    if !session::constant_time_eq(&form.csrf, &session.csrf) {
+    if !constant_time_eq(form.csrf.as_bytes(), session.csrf.as_bytes()) {
         return Err(Problem::new(StatusCode::FORBIDDEN, "the logout form's CSRF token does not match the session"));
     }
     login.sessions.end(&id);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use urbanmesh_policy::Person;
+use urbanmesh_policy::{Person, constant_time_eq};
 
 pub(crate) const SESSION_COOKIE: &str = "urbanmesh_session";
 /// Header (or form field `csrf`) that state-changing requests made with the session carry.
@@ -68,11 +68,11 @@ pub(crate) fn csrf_ok(parts: &Parts, session: &Session) -> bool {
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }
-    parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|t| constant_time_eq(t, &session.csrf))
-}
-
-pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), session.csrf.as_bytes()))
 }
 
 pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
