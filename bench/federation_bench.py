@@ -5,72 +5,20 @@
 - Memory per connected peer.
 Usage: bench/run (or URBANMESH_BIN=target/release/urbanmesh .venv/bin/python bench/federation_bench.py)
 """
-import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from benchlib import OPENER, rss_mb, wait_for
+from benchlib import Node, federation, rss_mb, wait_for
 
-BIN = os.environ.get("URBANMESH_BIN", "target/release/urbanmesh")
 SIZES = [int(n) for n in os.environ.get("BENCH_FEDERATION_SIZES", "5,10,25").split(",")]
 CHANGES = int(os.environ.get("BENCH_CHANGES", "5"))
 ROWS = int(os.environ.get("BENCH_REMOTE_ROWS", "2000000"))
-
-
-class Node:
-    def __init__(self, root, name):
-        self.name = name
-        self.dir = os.path.join(root, name)
-        subprocess.run([BIN, "init", "--data-dir", self.dir, "--name", name], check=True, stdout=subprocess.DEVNULL)
-        self.token = open(os.path.join(self.dir, "admin.token")).read().strip()
-        self.log = open(os.path.join(self.dir, "node.log"), "ab")
-        self.proc = subprocess.Popen([BIN, "run", "--data-dir", self.dir, "--http", "127.0.0.1:0",
-                                      "--flight", "127.0.0.1:0"], stderr=self.log)
-        path = os.path.join(self.dir, "addresses.json")
-        wait_for(lambda: os.path.exists(path), "addresses.json")
-        self.addresses = json.load(open(path))
-        self.http = self.addresses["http"]
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.http + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        with OPENER.open(request, timeout=30) as response:
-            text = response.read()
-            return json.loads(text) if text else None
-
-    def found(self, title):
-        query = urllib.parse.urlencode({"q": f'"{title}"', "scope": "federation"})
-        return self.call("GET", f"/api/v1/search?{query}")["total"] > 0
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
-def federation(root, n):
-    nodes = [Node(root, f"Stadt-{i:02d}") for i in range(n)]
-    for node in nodes[1:]:
-        invitation = nodes[0].call("POST", "/api/v1/federation/invitations", {"name": node.name})["invitation"]
-        node.call("POST", "/api/v1/federation/join", {"invitation": invitation})
-
-    def converged():
-        for node in nodes:
-            members = node.call("GET", "/api/v1/federation")["members"]
-            if sum(1 for m in members if m["status"] == "admitted" and m["connected"]) < n:
-                return False
-        return True
-    wait_for(converged, f"{n} nodes converge", 120)
-    return nodes
 
 
 def propagation(nodes, rounds):

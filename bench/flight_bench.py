@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from benchlib import OPENER, rss_mb, wait_for
+from benchlib import OPENER, report, rss_mb, wait_for
 
 BIN = os.environ.get("URBANMESH_BIN", "target/release/urbanmesh")
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
@@ -102,15 +102,6 @@ def timed(fn, repeat=REPEAT):
         result = fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times), min(times), result
-
-
-def report(name, value, unit, reference=None, target=None):
-    line = f"{name:<58} {value:>12,.1f} {unit}"
-    if reference is not None:
-        line += f"   reference {reference:>12,.1f} {unit}   ratio {value / reference:5.2f}x"
-    if target is not None:
-        line += f"   target {target}"
-    print(line, flush=True)
 
 
 def main():

@@ -8,6 +8,7 @@ use urbanmesh_policy::{Policy, PolicyError};
 
 use crate::replica::{Origin, Replica, SharedEntry, replica_key};
 use crate::search::{Entry, SearchIndex, SearchRequest, SearchResults};
+use crate::view::ViewRecords;
 use crate::{CatalogError, CatalogInfo, Dataset, DatasetSpec, Derived};
 
 /// The distribution formats every dataset offers (EU file-type codes).
@@ -29,6 +30,7 @@ pub struct Catalog {
     changes: broadcast::Sender<String>,
     /// Purposes a policy may require (`[policy] purposes` in the node's config).
     purposes: Arc<Vec<String>>,
+    views: ViewRecords,
 }
 
 /// Change notices buffered per listener before it lags.
@@ -64,17 +66,20 @@ impl Catalog {
         };
         let index = SearchIndex::open(index_dir, generation, entries)?;
         let (changes, _) = broadcast::channel(CHANGES);
+        let info = Arc::new(info);
+        let views = ViewRecords::open(db.clone(), Arc::clone(&info))?;
         Ok(Self {
             db,
             datasets,
             derived,
             replicas,
             meta,
-            info: Arc::new(info),
+            info,
             index,
             writing: Arc::default(),
             changes,
             purposes: Arc::default(),
+            views,
         })
     }
 
@@ -86,6 +91,11 @@ impl Catalog {
 
     pub fn purposes(&self) -> &[String] {
         &self.purposes
+    }
+
+    /// This node's regional view definitions.
+    pub fn views(&self) -> &ViewRecords {
+        &self.views
     }
 
     pub fn info(&self) -> &CatalogInfo {
@@ -339,6 +349,17 @@ impl Catalog {
         let generation = self.next_generation()?;
         self.index.remove(&key, generation).await?;
         Ok(true)
+    }
+
+    /// Every entry replicated from any member.
+    pub fn replicas(&self) -> Result<Vec<Replica>, CatalogError> {
+        self.replicas
+            .iter()
+            .map(|item| {
+                let (key, bytes) = item?;
+                decode_replica(&String::from_utf8_lossy(&key), &bytes)
+            })
+            .collect()
     }
 
     /// Every entry replicated from `peer`.

@@ -235,7 +235,7 @@ impl DatasetSpec {
     }
 }
 
-fn is_dataset_id(id: &str) -> bool {
+pub(crate) fn is_dataset_id(id: &str) -> bool {
     let mut chars = id.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && id.len() <= 64

@@ -13,6 +13,7 @@ mod metadata;
 mod replica;
 mod schema;
 pub mod search;
+pub mod view;
 pub mod vocab;
 
 pub use catalog::{Catalog, FORMATS};

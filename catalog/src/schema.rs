@@ -154,7 +154,7 @@ impl SchemaSpec {
     }
 }
 
-fn is_column_name(name: &str) -> bool {
+pub(crate) fn is_column_name(name: &str) -> bool {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     first_ok && name.len() < 64 && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')

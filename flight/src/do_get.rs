@@ -5,15 +5,20 @@ use arrow_flight::error::FlightError as ArrowFlightError;
 use arrow_flight::{FlightData, Ticket};
 use futures::future::Either;
 use futures::{Stream, StreamExt, TryStreamExt};
+use std::sync::Arc;
 use tonic::Status;
-use urbanmesh_policy::Grant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use urbanmesh_policy::{AuditEntry, Grant};
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::StoreError;
 
 use crate::auth::Caller;
 use crate::metrics::FlightMetrics;
 use crate::remote::RemoteTicket;
-use crate::{FlightContext, FlightError, Opened};
+use crate::view::ViewTicket;
+use crate::{FlightContext, FlightError, Opened, ViewRead};
 
 /// Flight messages up to this size; larger batches are split by the encoder.
 const MAX_FLIGHT_DATA_BYTES: usize = 16 * 1024 * 1024;
@@ -38,21 +43,38 @@ pub(crate) async fn do_get(
         });
         return Ok(Either::Left(counted));
     }
+    if let Some(ticket) = ViewTicket::decode(&ticket.ticket) {
+        let ViewRead { view, assembled, audit } =
+            context.views.read(&caller.subject, &ticket.view, caller.interface()).await?;
+        let duties = Grant { attribution: view.policy.attribution, licence: view.policy.licence, ..Grant::owner() };
+        let schema = with_duties(Arc::clone(&assembled.schema), &duties);
+        let batches = futures::stream::iter(assembled.batches.clone().into_iter().map(Ok));
+        return Ok(Either::Right(Either::Left(encoded(schema, batches, metrics, audit, started))));
+    }
     let mut request = ReadRequest::decode(&ticket.ticket)?;
     caller.purpose_into(&mut request);
     let Opened { scan, grant, audit } = context.gate.open(&caller.subject, &request, caller.interface()).await?;
+    let batches = scan.batches.map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
+    Ok(Either::Right(Either::Right(encoded(with_duties(scan.schema, &grant), batches, metrics, audit, started))))
+}
+
+/// The rows as Flight messages, counted in the metrics and the read's audit entry.
+fn encoded(
+    schema: SchemaRef,
+    batches: impl Stream<Item = Result<RecordBatch, ArrowFlightError>> + Send + 'static,
+    metrics: &FlightMetrics,
+    audit: AuditEntry,
+    started: Instant,
+) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static {
     let rows = metrics.rows_sent.clone();
-    let batches = scan
-        .batches
-        .inspect_ok(move |batch| {
-            rows.inc_by(batch.num_rows() as u64);
-        })
-        .map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
+    let batches = batches.inspect_ok(move |batch| {
+        rows.inc_by(batch.num_rows() as u64);
+    });
     let bytes = metrics.bytes_sent.clone();
     let metrics = metrics.clone();
     let mut finished = false;
-    let stream = FlightDataEncoderBuilder::new()
-        .with_schema(with_duties(scan.schema, &grant))
+    FlightDataEncoderBuilder::new()
+        .with_schema(schema)
         .with_max_flight_data_size(MAX_FLIGHT_DATA_BYTES)
         .build(batches)
         .inspect(move |item| {
@@ -75,8 +97,7 @@ pub(crate) async fn do_get(
                 Err(other) => Status::internal(other.to_string()),
             },
             other => Status::internal(other.to_string()),
-        });
-    Ok(Either::Right(stream))
+        })
 }
 
 /// Schema metadata keys of the duties.
@@ -85,7 +106,7 @@ pub const LICENCE_KEY: &str = "urbanmesh:licence";
 
 /// The grant's duties (attribution, licence) as schema metadata, so that they travel with
 /// the data into the reader's table.
-fn with_duties(schema: arrow::datatypes::SchemaRef, grant: &Grant) -> arrow::datatypes::SchemaRef {
+fn with_duties(schema: SchemaRef, grant: &Grant) -> SchemaRef {
     let duties: Vec<(String, String)> = [(ATTRIBUTION_KEY, &grant.attribution), (LICENCE_KEY, &grant.licence)]
         .into_iter()
         .filter_map(|(key, value)| value.clone().map(|v| (key.to_owned(), v)))
@@ -95,5 +116,5 @@ fn with_duties(schema: arrow::datatypes::SchemaRef, grant: &Grant) -> arrow::dat
     }
     let mut metadata = schema.metadata().clone();
     metadata.extend(duties);
-    std::sync::Arc::new(schema.as_ref().clone().with_metadata(metadata))
+    Arc::new(schema.as_ref().clone().with_metadata(metadata))
 }

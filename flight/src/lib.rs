@@ -12,6 +12,7 @@ mod metrics;
 mod peer;
 mod remote;
 mod service;
+mod view;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use prometheus_client::registry::Registry;
@@ -26,6 +27,7 @@ pub use gate::{Opened, ReadGate};
 pub use peer::{MemberCheck, MemberInfo, MemberStream, PeerClient, member_connections};
 pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;
+pub use view::{Assembled, Freshness, SourceStatus, ViewRead, Views};
 
 /// Largest message a client may send (one `DoPut` batch).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -39,6 +41,8 @@ pub struct FlightContext {
     pub identities: Identities,
     /// Reads from other members; `None` on a node outside any federation setup.
     pub remote: Option<Remote>,
+    /// Regional views, served at `["views", id]`.
+    pub views: Views,
 }
 
 /// The tonic service, ready to be added to a server.

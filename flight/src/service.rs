@@ -12,8 +12,8 @@ use urbanmesh_catalog::Dataset;
 
 use crate::get_flight_info::{flight_info, read_request};
 use crate::metrics::FlightMetrics;
-use crate::remote;
 use crate::{FlightContext, FlightError, auth, do_get, do_put};
+use crate::{remote, view};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -57,6 +57,9 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
                 infos.push(Ok(info));
             }
         }
+        for view in self.context.views.list(&caller.subject)? {
+            infos.push(Ok(view::flight_info(&view)?));
+        }
         self.metrics.observe("ListFlights", started);
         Ok(Response::new(Box::pin(futures::stream::iter(infos))))
     }
@@ -65,6 +68,11 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         let started = Instant::now();
         let caller = auth::caller(&self.context.identities, &request).await?;
         let descriptor = request.into_inner();
+        if let Some(id) = view::view_path(&descriptor) {
+            let info = view::flight_info(&self.context.views.get(&caller.subject, &id)?)?;
+            self.metrics.observe("GetFlightInfo", started);
+            return Ok(Response::new(info));
+        }
         if let Some((node, read)) = remote::remote_path(&descriptor) {
             let info = remote::flight_info(&self.context, &caller.subject, node, read, descriptor)?;
             self.metrics.observe("GetFlightInfo", started);
@@ -91,6 +99,12 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
         let started = Instant::now();
         let caller = auth::caller(&self.context.identities, &request).await?;
         let descriptor = request.into_inner();
+        if let Some(id) = view::view_path(&descriptor) {
+            let info = view::flight_info(&self.context.views.get(&caller.subject, &id)?)?;
+            let result = SchemaResult { schema: info.schema };
+            self.metrics.observe("GetSchema", started);
+            return Ok(Response::new(result));
+        }
         let mut read = read_request(&descriptor)?;
         caller.purpose_into(&mut read);
         let (schema, _) =

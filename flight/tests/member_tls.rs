@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use urbanmesh_catalog::{Catalog, CatalogInfo, DatasetSpec};
-use urbanmesh_flight::{FlightContext, MemberCheck, PeerClient, ReadGate, member_connections};
+use urbanmesh_flight::{FlightContext, MemberCheck, PeerClient, ReadGate, Views, member_connections};
 use urbanmesh_policy::{AdminToken, AuditLog, Identities};
 use urbanmesh_protocol::{Identity, ReadRequest};
 use urbanmesh_store::{Store, StoreConfig};
@@ -40,7 +40,8 @@ async fn serve(dir: &std::path::Path, identity: &Identity, is_member: MemberChec
     store.append("zaehlung", batch).await.expect("append");
     let gate = ReadGate::new(catalog.clone(), store.clone(), AuditLog::open(&audit_db).expect("audit log"));
     let identities = Identities::new(AdminToken::new("unused".to_owned()), None);
-    let context = FlightContext { catalog, store, gate, identities, remote: None };
+    let views = Views::new(catalog.clone(), gate.clone(), None, identity.peer_id().to_string());
+    let context = FlightContext { catalog, store, gate, identities, remote: None, views };
     let service = urbanmesh_flight::server(context, &mut registry);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address").to_string();

@@ -12,7 +12,9 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_federation::{Federation, Profile};
-use urbanmesh_flight::{FlightContext, MemberCheck, MemberDirectory, PeerClient, ReadGate, Remote, member_connections};
+use urbanmesh_flight::{
+    FlightContext, MemberCheck, MemberDirectory, PeerClient, ReadGate, Remote, Views, member_connections,
+};
 use urbanmesh_policy::{AdminToken, AuditLog, Identities, TokenVerifier};
 use urbanmesh_protocol::{Identity, Network, NetworkConfig, PeerId};
 use urbanmesh_store::{Store, StoreConfig};
@@ -138,6 +140,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         Federation::start(db.clone(), identity.clone(), catalog.clone(), network.client(), network_events, profile)
             .await?;
     let remote = Remote { client: PeerClient::new(identity.clone()), directory: Arc::new(Members(federation.clone())) };
+    let views = Views::new(catalog.clone(), gate.clone(), Some(remote.clone()), network.peer_id.to_string());
     let flight = urbanmesh_flight::server(
         FlightContext {
             catalog: catalog.clone(),
@@ -145,6 +148,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
             gate: gate.clone(),
             identities: identities.clone(),
             remote: Some(remote.clone()),
+            views: views.clone(),
         },
         &mut registry,
     );
@@ -171,6 +175,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         catalog: catalog.clone(),
         federation: federation.clone(),
         remote: Some(remote),
+        views,
         endpoints,
         store: store.clone(),
         gate,

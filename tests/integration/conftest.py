@@ -7,6 +7,7 @@ through the standard library only; Arrow Flight through ``pyarrow.flight``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -867,6 +868,16 @@ def federation_factory(tmp_path):
         federation.close()
 
 
+@pytest.fixture(scope="module")
+def owl(tmp_path_factory):
+    """Five towns in one federation, formed in a chain (Bielefeld invited by Gütersloh,
+    Herford by Bielefeld, …), one per test module, for tests that add datasets (and views
+    or outsiders) but keep the membership as it is."""
+    federation = Federation.form(tmp_path_factory.mktemp("owl"), 5, chained=True, name="OWL")
+    yield federation
+    federation.close()
+
+
 # ---- OpenID Connect -------------------------------------------------------------------
 
 
@@ -882,3 +893,87 @@ def oidc_provider(tmp_path_factory) -> OidcProvider:
 
 def by_key(rows: Iterable[dict], *keys: str) -> list[dict]:
     return sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+
+
+# ---- reading, refusals, the audit log and DCAT: helpers shared by several test files ---------
+
+
+def parse_time(value) -> dt.datetime:
+    """A time as the API writes it (RFC 3339 with `Z` or an offset, up to nanoseconds), or a
+    datetime as pyarrow returns it, as an aware datetime in UTC."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc)
+    value = value.replace("Z", "+00:00")
+    if "." in value:  # fromisoformat takes at most six fractional digits
+        head, rest = value.split(".", 1)
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        value = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    return dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
+
+
+def federated_ids(node: Node, origin: str, headers: dict | None = None, q: str | None = None) -> set[str]:
+    """The ids of `origin`'s entries in `node`'s federated search (as the caller `headers` say)."""
+    query = {k: v for k, v in {"scope": "federation", "per_page": 100, "q": q}.items() if v is not None}
+    response = node.get("/api/v1/search", query=query, headers=headers)
+    assert response.status == 200, response
+    return {hit["id"] for hit in response.json()["hits"] if (hit.get("origin") or {}).get("name") == origin}
+
+
+def flight_outcome(call):
+    """(result, None) or (None, the Flight error)."""
+    import pyarrow as pa
+
+    try:
+        return call(), None
+    except pa.ArrowException as error:
+        return None, error
+
+
+def flight_message(error: Exception) -> str:
+    """The server's message of a Flight error, without gRPC's debug context."""
+    text = str(error)
+    match = re.search(r"with message: (.*?)(?:\. gRPC client debug context|\. Client context|$)", text, re.S)
+    return match.group(1) if match else text
+
+
+def assert_like_absent(hidden: Response, absent: Response, hidden_id: str, absent_id: str, what: str) -> None:
+    """A refused dataset (or view) is answered exactly like an absent one: same status, same
+    problem with the id substituted."""
+    assert absent.status == 404, f"{what}: the absent `{absent_id}` answered {absent!r}"
+    assert hidden.status == absent.status, f"{what}: hidden `{hidden_id}` answered {hidden!r}, absent {absent!r}"
+    hidden_doc, absent_doc = hidden.problem(), absent.problem()
+    assert json.loads(json.dumps(hidden_doc).replace(hidden_id, absent_id)) == absent_doc, (
+        f"{what}: hidden {hidden_doc} differs from absent {absent_doc}")
+
+
+def assert_flight_like_absent(hidden: Exception | None, absent: Exception | None, hidden_id: str, absent_id: str,
+                              what: str) -> None:
+    import pyarrow as pa
+
+    assert isinstance(absent, pa.ArrowKeyError), f"{what}: absent `{absent_id}`: {absent!r}"
+    assert type(hidden) is type(absent), f"{what}: hidden `{hidden_id}` raised {hidden!r}, absent {absent!r}"
+    assert flight_message(hidden).replace(hidden_id, absent_id) == flight_message(absent), (
+        f"{what}: {flight_message(hidden)!r} vs {flight_message(absent)!r}")
+
+
+def audit_records(node: Node, **query) -> list[dict]:
+    """`node`'s access log (read with its admin token), filtered by `query`."""
+    response = node.get("/api/v1/audit", query={"limit": 10000, **query}, auth=True)
+    assert response.status == 200, response
+    page = response.json()
+    assert page["truncated"] is False, "more than 10000 audit records in a test"
+    return page["records"]
+
+
+def dcat_subjects(response: Response) -> set[str]:
+    """The IRIs of the dcat:Dataset resources in a Turtle catalogue export."""
+    from rdflib import RDF, Graph, Namespace
+
+    assert response.status == 200, response
+    graph = Graph().parse(data=response.body, format="turtle")
+    return {str(s) for s in graph.subjects(RDF.type, Namespace("http://www.w3.org/ns/dcat#").Dataset)}
+
+
+def dcat_ids(response: Response) -> set[str]:
+    """The ids (last path segment) of the dcat:Dataset resources in a Turtle catalogue export."""
+    return {iri.rsplit("/", 1)[-1] for iri in dcat_subjects(response)}

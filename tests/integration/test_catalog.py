@@ -21,7 +21,7 @@ import pytest
 from rdflib import RDF, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCTERMS, FOAF
 
-from conftest import REPO, pegel_spec, wait_until
+from conftest import REPO, parse_time, pegel_spec, wait_until
 
 CONFORMANCE = Path(os.environ.get("URBANMESH_CONFORMANCE", str(REPO.parent / "shared" / "conformance")))
 
@@ -99,16 +99,6 @@ def json_body(obj) -> bytes:
 
 def put(node, spec: dict, auth: bool = True, dataset_id: str | None = None):
     return node.request("PUT", f"/api/v1/datasets/{dataset_id or spec['id']}", json_body(spec), JSON, auth=auth)
-
-
-def parse_time(value: str) -> dt.datetime:
-    """An RFC 3339 time as the API writes it (nanoseconds, `Z`)."""
-    value = value.replace("Z", "+00:00")
-    if "." in value:  # fromisoformat takes at most six fractional digits
-        head, rest = value.split(".", 1)
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        value = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
-    return dt.datetime.fromisoformat(value)
 
 
 def validate(path: Path, fmt: str | None = None) -> str:

@@ -134,19 +134,6 @@ def connected_to(node: Node, peer: str):
     return condition
 
 
-# ---- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def owl(tmp_path_factory):
-    """Five towns in one federation, formed in a chain (Bielefeld invited by Gütersloh,
-    Herford by Bielefeld, …), for tests that add datasets and outsiders but keep the
-    membership as it is."""
-    federation = Federation.form(tmp_path_factory.mktemp("owl"), 5, chained=True, name="OWL")
-    yield federation
-    federation.close()
-
-
 # ---- forming and replication ------------------------------------------------------------------
 
 

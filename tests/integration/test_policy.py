@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import selectors
 import socket
 import ssl
@@ -39,9 +38,22 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
-from rdflib import RDF, Graph, Namespace
 
-from conftest import Federation, Node, Response, pegel_spec, wait_until
+from conftest import (
+    Federation,
+    Node,
+    Response,
+    assert_flight_like_absent,
+    assert_like_absent,
+    audit_records,
+    dcat_ids,
+    federated_ids,
+    flight_message,
+    flight_outcome,
+    parse_time,
+    pegel_spec,
+    wait_until,
+)
 from oidc import der, forge_alg_none, forge_hmac_with_public_key, jwt_payload, tamper_payload
 
 UTC = dt.timezone.utc
@@ -53,7 +65,6 @@ REPLICATION_DEADLINE = 30.0
 AUDIT_DEADLINE = 10.0
 ABSENT = "gibt-es-nicht"
 MATRIX_MARK = "Matrixprobe"
-DCAT = Namespace("http://www.w3.org/ns/dcat#")
 
 
 # ---- mutual TLS as a member (or as a node that is not one) ------------------------------------
@@ -338,12 +349,6 @@ def expected_aggregate(rows: list[dict], start: dt.datetime | None = None,
         if sum(counts) >= K and (start is None or bucket >= start) and (end is None or bucket < end))
 
 
-def parse_time(value) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(UTC)
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def raw_tuples(rows) -> list[tuple]:
     return sorted((parse_time(r["time"]), r["zone"], r["sensor_serial"], r["count"]) for r in rows)
 
@@ -381,41 +386,8 @@ def ticket(dataset: str, **extra) -> fl.Ticket:
     return fl.Ticket(json.dumps({"dataset": dataset, **extra}).encode())
 
 
-def flight_outcome(call):
-    """(result, None) or (None, the Flight error)."""
-    try:
-        return call(), None
-    except pa.ArrowException as error:
-        return None, error
-
-
-def flight_message(error: Exception) -> str:
-    """The server's message of a Flight error, without gRPC's debug context."""
-    text = str(error)
-    match = re.search(r"with message: (.*?)(?:\. gRPC client debug context|\. Client context|$)", text, re.S)
-    return match.group(1) if match else text
-
-
 def detail(response: Response) -> str:
     return response.problem()["detail"]
-
-
-def assert_like_absent(hidden: Response, absent: Response, hidden_id: str, absent_id: str, what: str) -> None:
-    """A refused dataset is answered exactly like an absent one: same status, same problem
-    with the id substituted."""
-    assert absent.status == 404, f"{what}: the absent `{absent_id}` answered {absent!r}"
-    assert hidden.status == absent.status, f"{what}: hidden `{hidden_id}` answered {hidden!r}, absent {absent!r}"
-    hidden_doc, absent_doc = hidden.problem(), absent.problem()
-    assert json.loads(json.dumps(hidden_doc).replace(hidden_id, absent_id)) == absent_doc, (
-        f"{what}: hidden {hidden_doc} differs from absent {absent_doc}")
-
-
-def assert_flight_like_absent(hidden: Exception | None, absent: Exception | None, hidden_id: str, absent_id: str,
-                              what: str) -> None:
-    assert isinstance(absent, pa.ArrowKeyError), f"{what}: absent `{absent_id}`: {absent!r}"
-    assert type(hidden) is type(absent), f"{what}: hidden `{hidden_id}` raised {hidden!r}, absent {absent!r}"
-    assert flight_message(hidden).replace(hidden_id, absent_id) == flight_message(absent), (
-        f"{what}: {flight_message(hidden)!r} vs {flight_message(absent)!r}")
 
 
 def put_policy(node: Node, dataset: str, policy, headers: dict | None = None) -> Response:
@@ -431,14 +403,6 @@ def get_policy(node: Node, dataset: str) -> dict:
 
 
 # ---- the audit log ------------------------------------------------------------------------
-
-
-def audit_records(node: Node, **query) -> list[dict]:
-    response = node.get("/api/v1/audit", query={"limit": 10000, **query}, auth=True)
-    assert response.status == 200, response
-    page = response.json()
-    assert page["truncated"] is False, "more than 10000 audit records in a test"
-    return page["records"]
 
 
 class AuditTally:
@@ -507,13 +471,6 @@ MATRIX_CASES_DONE: set[tuple] = set()
 def start_all(nodes: list[Node]) -> None:
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         list(pool.map(lambda n: n.start(), nodes))
-
-
-def federated_ids(node: Node, origin: str, headers: dict | None = None, q: str | None = None) -> set[str]:
-    query = {k: v for k, v in {"scope": "federation", "per_page": 100, "q": q}.items() if v is not None}
-    response = node.get("/api/v1/search", query=query, headers=headers)
-    assert response.status == 200, response
-    return {hit["id"] for hit in response.json()["hits"] if (hit.get("origin") or {}).get("name") == origin}
 
 
 @pytest.fixture(scope="module")
@@ -1013,12 +970,6 @@ def test_matrix_member_nodes(world, subject, kind):
 
 def matrix_ids(ids) -> set[str]:
     return {i for i in ids if i.startswith("m-")}
-
-
-def dcat_ids(response: Response) -> set[str]:
-    assert response.status == 200, response
-    graph = Graph().parse(data=response.body, format="turtle")
-    return {str(s).rsplit("/", 1)[-1] for s in graph.subjects(RDF.type, DCAT.Dataset)}
 
 
 @pytest.mark.parametrize("subject", PEOPLE)

@@ -18,6 +18,7 @@ mod problem;
 mod read;
 mod search;
 mod session;
+mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub federation: urbanmesh_federation::Federation,
     /// Reads from other members over their mutual-TLS Flight.
     pub remote: Option<urbanmesh_flight::Remote>,
+    /// Regional views and their cached assemblies.
+    pub views: urbanmesh_flight::Views,
     /// Every read of a dataset passes here (policy, shaping, audit).
     pub gate: urbanmesh_flight::ReadGate,
     /// Who a request's credentials name.
@@ -84,6 +87,10 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
         .route("/datasets/{id}/upload", post(ingest::upload))
         .route("/datasets/{id}/policy", get(policy::get).put(policy::put))
+        .route("/views", get(views::list).post(views::create))
+        .route("/views/{id}", get(views::get).put(views::update).delete(views::delete))
+        .route("/views/{id}/rows", get(views::rows))
+        .route("/views/{id}/status", get(views::status))
         .route("/audit", get(audit::query))
         .route("/me", get(policy::me))
         .route("/search", get(search::search))

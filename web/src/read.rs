@@ -47,7 +47,7 @@ pub(crate) async fn rows(
 }
 
 /// The duties (attribution text, licence) as response headers.
-fn duties(response: &mut Response, attribution: Option<&str>, licence: Option<&str>) {
+pub(crate) fn duties(response: &mut Response, attribution: Option<&str>, licence: Option<&str>) {
     for (name, value) in [(ATTRIBUTION_HEADER, attribution), (LICENCE_HEADER, licence)] {
         if let Some(value) = value.and_then(|v| header::HeaderValue::from_str(v).ok()) {
             response.headers_mut().insert(name, value);
@@ -110,7 +110,7 @@ impl RowsQuery {
     }
 }
 
-fn streamed(
+pub(crate) fn streamed(
     format: OutputFormat,
     scan: urbanmesh_store::BatchStream,
     permit: tokio::sync::OwnedSemaphorePermit,

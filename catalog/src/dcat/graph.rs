@@ -17,6 +17,29 @@ use crate::vocab::{
 };
 use crate::{CatalogError, CatalogInfo, Dataset, Derived, Endpoints};
 
+/// Where an entry of the catalogue lives: datasets hold rows, views assemble them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Collection {
+    Datasets,
+    Views,
+}
+
+impl Collection {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Datasets => "datasets",
+            Self::Views => "views",
+        }
+    }
+
+    fn descriptor(self, id: &str) -> String {
+        match self {
+            Self::Datasets => format!("[\"{id}\"]"),
+            Self::Views => format!("[\"views\", \"{id}\"]"),
+        }
+    }
+}
+
 pub(crate) struct Graph<'a> {
     info: &'a CatalogInfo,
     endpoints: &'a Endpoints,
@@ -121,12 +144,13 @@ impl<'a> Graph<'a> {
         out: &mut impl Sink,
         dataset: &Dataset,
         derived: &Derived,
+        collection: Collection,
         in_catalog: bool,
     ) -> Result<(), CatalogError> {
         let spec = &dataset.spec;
-        let base = &self.endpoints.http;
         let id = dataset.id();
-        let subject_node = node(format!("{base}/datasets/{id}"));
+        let page = format!("{}/{}/{id}", self.endpoints.http, collection.path());
+        let subject_node = node(page.clone());
         let subject = subject_node.as_ref();
         let mut later = Vec::new();
         if in_catalog {
@@ -150,7 +174,7 @@ impl<'a> Graph<'a> {
             Some(own) => {
                 let agent = match &own.uri {
                     Some(uri) => iri(uri)?,
-                    None => node(format!("{base}/datasets/{id}#publisher")),
+                    None => node(format!("{page}#publisher")),
                 };
                 link(out, subject, dct::PUBLISHER, agent.as_ref())?;
                 publisher(&mut later, agent.as_ref(), own)?;
@@ -158,7 +182,7 @@ impl<'a> Graph<'a> {
             None => link(out, subject, dct::PUBLISHER, self.publisher.as_ref())?,
         }
         if let Some(contact) = spec.contact_point.as_ref().or(self.info.contact_point.as_ref()) {
-            let card = node(format!("{base}/datasets/{id}#contact"));
+            let card = node(format!("{page}#contact"));
             link(out, subject, dcat::CONTACT_POINT, card.as_ref())?;
             contact_point(&mut later, card.as_ref(), contact)?;
         }
@@ -184,7 +208,7 @@ impl<'a> Graph<'a> {
         if let Some(language) = LANGUAGES.iri(&self.info.language) {
             link(out, subject, dct::LANGUAGE, iri(&language)?.as_ref())?;
         }
-        self.distributions(out, &mut later, subject, dataset, modified)?;
+        self.distributions(out, &mut later, subject, dataset, collection, modified)?;
         for triple in &later {
             out.emit(triple.as_ref())?;
         }
@@ -197,11 +221,14 @@ impl<'a> Graph<'a> {
         later: &mut Vec<Triple>,
         subject: NamedNodeRef<'_>,
         dataset: &Dataset,
+        collection: Collection,
         modified: DateTime<Utc>,
     ) -> Result<(), CatalogError> {
         let spec = &dataset.spec;
         let base = &self.endpoints.http;
         let id = dataset.id();
+        let page = subject.as_str();
+        let path = collection.path();
         let licence =
             iri(&LICENCES.iri(spec.licence()).unwrap_or_else(|| format!("{}{}", LICENCES.base, spec.licence())))?;
         let attribution = match (&spec.attribution, licence_requires_attribution(spec.licence())) {
@@ -215,9 +242,9 @@ impl<'a> Graph<'a> {
                 "JSON" => ("json", "JSON", "application/json"),
                 _ => ("parquet", "Apache Parquet", "application/vnd.apache.parquet"),
             };
-            let distribution = node(format!("{base}/datasets/{id}#{extension}"));
+            let distribution = node(format!("{page}#{extension}"));
             let distribution = distribution.as_ref();
-            let url = iri(&format!("{base}/api/v1/datasets/{id}/rows?format={extension}"))?;
+            let url = iri(&format!("{base}/api/v1/{path}/{id}/rows?format={extension}"))?;
             link(out, subject, dcat::DISTRIBUTION, distribution)?;
             link(later, distribution, rdf::TYPE, dcat::DISTRIBUTION_CLASS)?;
             self.text(later, distribution, dct::TITLE, &format!("{} ({label})", spec.title))?;
@@ -228,7 +255,7 @@ impl<'a> Graph<'a> {
             self.licensed(later, distribution, licence.as_ref(), attribution.as_deref())?;
             moment(later, distribution, dct::MODIFIED, Moment::DateTime(modified))?;
         }
-        let flight = node(format!("{base}/datasets/{id}#flight"));
+        let flight = node(format!("{page}#flight"));
         let flight = flight.as_ref();
         link(out, subject, dcat::DISTRIBUTION, flight)?;
         link(later, flight, rdf::TYPE, dcat::DISTRIBUTION_CLASS)?;
@@ -237,7 +264,7 @@ impl<'a> Graph<'a> {
             later,
             flight,
             dct::DESCRIPTION,
-            &format!("Flight-Deskriptor [\"{id}\"] am Endpunkt {}", self.endpoints.flight),
+            &format!("Flight-Deskriptor {} am Endpunkt {}", collection.descriptor(id), self.endpoints.flight),
         )?;
         link(later, flight, dcat::ACCESS_URL, iri(&self.endpoints.flight)?.as_ref())?;
         link(later, flight, dcat::ACCESS_SERVICE, self.service.as_ref())?;
@@ -282,7 +309,7 @@ impl<'a> Graph<'a> {
             link(out, subject, dcatde::POLITICAL_GEOCODING_LEVEL_URI, iri(&level)?.as_ref())?;
         }
         if let Some([west, south, east, north]) = spatial.bbox {
-            let area = node(format!("{}/datasets/{}#spatial", self.endpoints.http, dataset.id()));
+            let area = node(format!("{}#spatial", subject.as_str()));
             let area = area.as_ref();
             link(out, subject, dct::SPATIAL, area)?;
             link(later, area, rdf::TYPE, dct::LOCATION)?;
@@ -311,7 +338,7 @@ impl<'a> Graph<'a> {
                 None => return Ok(()),
             },
         };
-        let period = node(format!("{}/datasets/{}#temporal", self.endpoints.http, dataset.id()));
+        let period = node(format!("{}#temporal", subject.as_str()));
         let period = period.as_ref();
         link(out, subject, dct::TEMPORAL, period)?;
         link(later, period, rdf::TYPE, dct::PERIOD_OF_TIME)?;

@@ -9,8 +9,8 @@ use std::io::Write;
 
 use oxrdfio::{RdfSerializer, WriterQuadSerializer};
 
-use crate::{Catalog, CatalogError, Dataset, Endpoints};
-use graph::Graph;
+use crate::{Catalog, CatalogError, Dataset, Derived, Endpoints};
+use graph::{Collection, Graph};
 pub use syntax::RdfSyntax;
 
 /// A page of the catalogue, announced with Hydra paging as ckanext-dcat does.
@@ -26,7 +26,8 @@ pub struct Paging {
 /// Largest page of a paged export.
 pub const MAX_EXPORT_PAGE: usize = 1000;
 
-/// Writes the node's catalogue: every dataset `visible` admits, or one page of them.
+/// Writes the node's catalogue: every dataset and view `visible` admits (a view as the
+/// dataset it describes), or one page of them.
 pub fn write_catalog<W: Write>(
     catalog: &Catalog,
     endpoints: &Endpoints,
@@ -38,18 +39,28 @@ pub fn write_catalog<W: Write>(
     let mut writer = serializer(syntax, out)?;
     let graph = Graph::new(catalog.info(), endpoints);
     graph.catalog(&mut writer)?;
-    let admitted = || catalog.iter().filter(|d| d.as_ref().map_or(true, visible));
-    let datasets: Box<dyn Iterator<Item = _>> = match paging {
+    let admitted = || {
+        let datasets = catalog.iter().map(|d| d.map(|d| (d, Collection::Datasets)));
+        let views = catalog.views().list().map_or_else(
+            |e| vec![Err(e)],
+            |views| views.iter().map(|v| Ok((v.described(), Collection::Views))).collect(),
+        );
+        datasets.chain(views).filter(|entry| entry.as_ref().map_or(true, |(d, _)| visible(d)))
+    };
+    let entries: Box<dyn Iterator<Item = _>> = match paging {
         Some(paging) => {
             graph.paging(&mut writer, paging, admitted().count())?;
             Box::new(admitted().skip((paging.page - 1) * paging.per_page).take(paging.per_page))
         }
         None => Box::new(admitted()),
     };
-    for dataset in datasets {
-        let dataset = dataset?;
-        let derived = catalog.derived(dataset.id())?;
-        graph.dataset(&mut writer, &dataset, &derived, true)?;
+    for entry in entries {
+        let (dataset, collection) = entry?;
+        let derived = match collection {
+            Collection::Datasets => catalog.derived(dataset.id())?,
+            Collection::Views => Derived::default(),
+        };
+        graph.dataset(&mut writer, &dataset, &derived, collection, true)?;
     }
     Ok(writer.finish()?)
 }
@@ -67,7 +78,7 @@ pub fn write_dataset<W: Write>(
     let mut writer = serializer(syntax, out)?;
     let graph = Graph::new(catalog.info(), endpoints);
     graph.agents(&mut writer)?;
-    graph.dataset(&mut writer, &dataset, &derived, false)?;
+    graph.dataset(&mut writer, &dataset, &derived, Collection::Datasets, false)?;
     Ok(writer.finish()?)
 }
 

@@ -1,0 +1,423 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use urbanmesh_policy::Policy;
+
+use super::duration::parse_duration;
+use crate::dataset::is_dataset_id;
+use crate::metadata::non_empty;
+use crate::schema::{FieldType, SchemaSpec, is_column_name};
+use crate::vocab::THEMES;
+use crate::{CatalogError, Dataset, DatasetSpec, FieldSpec};
+
+/// The provenance columns every view adds to its target schema.
+pub const SOURCE_NODE: &str = "source_node";
+pub const SOURCE_DATASET: &str = "source_dataset";
+
+/// A regional view as its owner defines it (`POST /api/v1/views`); see
+/// `docs/decisions/008-regional-views.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSpec {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Which datasets of the federation are sources.
+    pub select: Selector,
+    /// The target schema every source is mapped to.
+    pub schema: SchemaSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_key: Option<String>,
+    /// Target column → source column, for every source.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnSource>,
+    /// `"<municipality>/<dataset>"` → target column → source column, for one source.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, BTreeMap<String, ColumnSource>>,
+    /// Only rows of the last `window` (e.g. `7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<ViewAggregate>,
+    /// How long an assembled result is reused; `0s` assembles on every read.
+    #[serde(default = "default_refresh")]
+    pub refresh: String,
+    /// How long any one source may take.
+    #[serde(default = "default_deadline")]
+    pub deadline: String,
+    /// `dcat:keyword` of the view itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    /// `dcat:theme` of the view itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub themes: Vec<String>,
+    /// Visibility and duties; tenant-internal when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+}
+
+fn default_refresh() -> String {
+    "1m".into()
+}
+
+fn default_deadline() -> String {
+    "2s".into()
+}
+
+/// Datasets match when every criterion given matches one of its values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub themes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conforms_to: Vec<String>,
+}
+
+/// Where a target column comes from: a source column, optionally with the unit its values
+/// are in where the source schema does not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnSource {
+    Column(String),
+    Converted {
+        column: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unit: Option<String>,
+    },
+}
+
+impl ColumnSource {
+    pub fn column(&self) -> &str {
+        match self {
+            Self::Column(column) | Self::Converted { column, .. } => column,
+        }
+    }
+
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            Self::Column(_) => None,
+            Self::Converted { unit, .. } => unit.as_deref(),
+        }
+    }
+}
+
+/// Time buckets per group, e.g. hourly maximum per station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewAggregate {
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by: Vec<String>,
+    /// Column → function.
+    pub values: BTreeMap<String, AggregateFunction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregateFunction {
+    Min,
+    Max,
+    Avg,
+    Sum,
+    Count,
+}
+
+/// A stored view: the owner's definition plus what the node adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    #[serde(flatten)]
+    pub spec: ViewSpec,
+    pub tenant: String,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+impl Selector {
+    pub fn is_empty(&self) -> bool {
+        self.themes.is_empty() && self.keywords.is_empty() && self.conforms_to.is_empty()
+    }
+
+    pub fn matches(&self, dataset: &DatasetSpec) -> bool {
+        let any = |wanted: &[String], has: &[String], same: fn(&str, &str) -> bool| {
+            wanted.is_empty() || wanted.iter().any(|w| has.iter().any(|h| same(w, h)))
+        };
+        !self.is_empty()
+            && any(&self.themes, &dataset.themes, |a, b| a.eq_ignore_ascii_case(b))
+            && any(&self.keywords, &dataset.keywords, |a, b| a.trim().to_lowercase() == b.trim().to_lowercase())
+            && any(&self.conforms_to, &dataset.conforms_to, |a, b| a == b)
+    }
+}
+
+impl ViewSpec {
+    /// The source column and stated unit of a target column for the source
+    /// `<municipality>/<dataset>`.
+    pub fn source_of<'a>(&'a self, source: &str, target: &'a str) -> (&'a str, Option<&'a str>) {
+        let mapped = self.sources.get(source).and_then(|m| m.get(target)).or_else(|| self.columns.get(target));
+        mapped.map_or((target, None), |m| (m.column(), m.unit()))
+    }
+
+    pub fn refresh(&self) -> Duration {
+        parse_duration(&self.refresh).unwrap_or(Duration::from_secs(60))
+    }
+
+    pub fn deadline(&self) -> Duration {
+        parse_duration(&self.deadline).unwrap_or(Duration::from_secs(2))
+    }
+
+    pub fn window(&self) -> Option<Duration> {
+        self.window.as_deref().and_then(parse_duration)
+    }
+
+    pub fn bucket(&self) -> Option<Duration> {
+        self.aggregate.as_ref().and_then(|a| parse_duration(&a.bucket))
+    }
+
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        if !is_dataset_id(&self.id) {
+            return Err(CatalogError::invalid(
+                "id",
+                format!("`{}` is not a valid view id: use 1-64 lower-case letters, digits, `-` and `_`", self.id),
+            ));
+        }
+        non_empty("title", &self.title)?;
+        non_empty("description", &self.description)?;
+        self.validate_select()?;
+        self.schema.validate()?;
+        for reserved in [SOURCE_NODE, SOURCE_DATASET] {
+            if self.schema.field(reserved).is_some() {
+                return Err(CatalogError::invalid(
+                    "schema.fields",
+                    format!("`{reserved}` is added by the view itself"),
+                ));
+            }
+        }
+        if let Some(time) = &self.time_column {
+            self.expect_column("time_column", time, |t| t.is_timestamp(), "a timestamp")?;
+        }
+        if let Some(key) = &self.series_key {
+            self.expect_column("series_key", key, |_| true, "")?;
+        }
+        self.validate_mapping("columns", &self.columns)?;
+        for (source, mapping) in &self.sources {
+            if source.split_once('/').is_none_or(|(node, dataset)| node.is_empty() || dataset.is_empty()) {
+                return Err(CatalogError::invalid(
+                    format!("sources.{source}"),
+                    "name a source as `<municipality>/<dataset>`",
+                ));
+            }
+            self.validate_mapping(&format!("sources.{source}"), mapping)?;
+        }
+        for (field, text, zero_ok) in [
+            ("refresh", Some(&self.refresh), true),
+            ("deadline", Some(&self.deadline), false),
+            ("window", self.window.as_ref(), false),
+        ] {
+            if let Some(text) = text {
+                duration(field, text, zero_ok)?;
+            }
+        }
+        if self.deadline() > Duration::from_secs(60) {
+            return Err(CatalogError::invalid("deadline", "must be at most 60s"));
+        }
+        if self.window.is_some() && self.time_column.is_none() {
+            return Err(CatalogError::invalid("window", "needs a `time_column`"));
+        }
+        if let Some(aggregate) = &self.aggregate {
+            self.validate_aggregate(aggregate)?;
+        }
+        for (i, theme) in self.themes.iter().enumerate() {
+            THEMES.check(&format!("themes[{i}]"), theme)?;
+        }
+        for (i, keyword) in self.keywords.iter().enumerate() {
+            non_empty(&format!("keywords[{i}]"), keyword)?;
+        }
+        Ok(())
+    }
+
+    fn validate_select(&self) -> Result<(), CatalogError> {
+        if self.select.is_empty() {
+            return Err(CatalogError::invalid("select", "name at least one theme, keyword or conforms_to"));
+        }
+        for (i, theme) in self.select.themes.iter().enumerate() {
+            THEMES.check(&format!("select.themes[{i}]"), theme)?;
+        }
+        for (i, keyword) in self.select.keywords.iter().enumerate() {
+            non_empty(&format!("select.keywords[{i}]"), keyword)?;
+        }
+        for (i, standard) in self.select.conforms_to.iter().enumerate() {
+            crate::metadata::check_iri(&format!("select.conforms_to[{i}]"), standard)?;
+        }
+        Ok(())
+    }
+
+    fn validate_mapping(&self, path: &str, mapping: &BTreeMap<String, ColumnSource>) -> Result<(), CatalogError> {
+        for (target, source) in mapping {
+            if self.schema.field(target).is_none() {
+                return Err(CatalogError::invalid(
+                    format!("{path}.{target}"),
+                    format!("`{target}` is not a column of the view's schema"),
+                ));
+            }
+            if !is_column_name(source.column()) {
+                return Err(CatalogError::invalid(
+                    format!("{path}.{target}"),
+                    format!("`{}` is not a valid column name", source.column()),
+                ));
+            }
+            if let Some(unit) = source.unit() {
+                non_empty(&format!("{path}.{target}.unit"), unit)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_aggregate(&self, aggregate: &ViewAggregate) -> Result<(), CatalogError> {
+        let time = self
+            .time_column
+            .as_deref()
+            .ok_or_else(|| CatalogError::invalid("aggregate", "needs a `time_column` to bucket"))?;
+        if parse_duration(&aggregate.bucket).is_none_or(|b| b < Duration::from_secs(1)) {
+            return Err(CatalogError::invalid(
+                "aggregate.bucket",
+                format!("`{}` is not a bucket width such as 15m, 1h or 1d", aggregate.bucket),
+            ));
+        }
+        for (i, column) in aggregate.by.iter().enumerate() {
+            if self.schema.field(column).is_none() || column == time {
+                return Err(CatalogError::invalid(
+                    format!("aggregate.by[{i}]"),
+                    format!("`{column}` is not a non-time column of the view's schema"),
+                ));
+            }
+        }
+        if aggregate.values.is_empty() {
+            return Err(CatalogError::invalid("aggregate.values", "name at least one column and its function"));
+        }
+        for (column, function) in &aggregate.values {
+            let path = format!("aggregate.values.{column}");
+            if column == time || aggregate.by.contains(column) {
+                return Err(CatalogError::invalid(path, "is the time column or a grouping column"));
+            }
+            let numeric = |t: FieldType| matches!(t, FieldType::Int64 | FieldType::Float64);
+            match function {
+                AggregateFunction::Avg | AggregateFunction::Sum => {
+                    self.expect_column(&path, column, numeric, "int64 or float64")?
+                }
+                _ => self.expect_column(&path, column, |_| true, "")?,
+            }
+        }
+        Ok(())
+    }
+
+    fn expect_column(
+        &self,
+        field: &str,
+        column: &str,
+        accepts: impl Fn(FieldType) -> bool,
+        wanted: &str,
+    ) -> Result<(), CatalogError> {
+        let spec = self
+            .schema
+            .field(column)
+            .ok_or_else(|| CatalogError::invalid(field, format!("`{column}` is not a column of the view's schema")))?;
+        let found = spec.field_type()?;
+        if !accepts(found) {
+            return Err(CatalogError::invalid(field, format!("column `{column}` is {found}, but must be {wanted}")));
+        }
+        Ok(())
+    }
+
+    /// The columns of the assembled result: the target columns (after aggregation the
+    /// time bucket, the groups and the values), then the provenance columns. Target columns
+    /// are nullable there whatever the definition says: a source's policy may mask any of
+    /// them (`nullable` in the definition says a source may lack the column).
+    pub fn result_fields(&self) -> Vec<FieldSpec> {
+        let mut fields: Vec<FieldSpec> = match (&self.aggregate, &self.time_column) {
+            (Some(aggregate), Some(time)) => self
+                .schema
+                .fields
+                .iter()
+                .filter(|f| &f.name == time || aggregate.by.contains(&f.name) || aggregate.values.contains_key(&f.name))
+                .map(|f| match aggregate.values.get(&f.name) {
+                    Some(AggregateFunction::Count) => {
+                        FieldSpec { type_name: "int64".into(), unit: None, nullable: false, ..f.clone() }
+                    }
+                    Some(AggregateFunction::Avg) => {
+                        FieldSpec { type_name: "float64".into(), nullable: true, ..f.clone() }
+                    }
+                    Some(_) => FieldSpec { nullable: true, ..f.clone() },
+                    None => f.clone(),
+                })
+                .collect(),
+            _ => self.schema.fields.clone(),
+        };
+        for field in &mut fields {
+            field.nullable = true;
+        }
+        for name in [SOURCE_NODE, SOURCE_DATASET] {
+            fields.push(FieldSpec {
+                name: name.into(),
+                type_name: "utf8".into(),
+                unit: None,
+                description: None,
+                nullable: false,
+            });
+        }
+        fields
+    }
+}
+
+fn duration(field: &str, text: &str, zero_ok: bool) -> Result<Duration, CatalogError> {
+    parse_duration(text).filter(|d| zero_ok || !d.is_zero()).ok_or_else(|| {
+        CatalogError::invalid(field, format!("`{text}` is not a duration such as 500ms, 2s, 15m, 1h or 7d"))
+    })
+}
+
+impl View {
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// The view described as a dataset, for the DCAT export.
+    pub fn described(&self) -> Dataset {
+        let spec = &self.spec;
+        Dataset {
+            spec: DatasetSpec {
+                id: spec.id.clone(),
+                title: spec.title.clone(),
+                description: spec.description.clone(),
+                schema: SchemaSpec { fields: spec.result_fields() },
+                time_column: spec.time_column.clone(),
+                series_key: spec.series_key.clone(),
+                geometry: None,
+                keywords: spec.keywords.clone(),
+                themes: spec.themes.clone(),
+                publisher: None,
+                contact_point: None,
+                spatial: None,
+                temporal: None,
+                accrual_periodicity: None,
+                licence: self.policy.licence.clone().filter(|l| crate::vocab::LICENCES.check("licence", l).is_ok()),
+                attribution: self.policy.attribution.clone(),
+                conforms_to: Vec::new(),
+                issued: None,
+                landing_page: None,
+                policy: None,
+            },
+            tenant: self.tenant.clone(),
+            created: self.created,
+            modified: self.modified,
+            policy: self.policy.clone(),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! One source's rows in the view's target schema: columns mapped, units converted,
+//! types cast, provenance added.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, SchemaRef};
+use urbanmesh_catalog::DatasetSpec;
+use urbanmesh_catalog::view::{Conversion, ViewSpec};
+
+/// How each target column is made from a source's columns; built once per source.
+pub(crate) struct Mapping {
+    target: SchemaRef,
+    columns: Vec<ColumnPlan>,
+}
+
+enum ColumnPlan {
+    /// The source column's position, and the unit conversion to apply.
+    From { name: String, conversion: Conversion },
+    /// The source has no such column and the target allows nulls.
+    Null,
+}
+
+impl Mapping {
+    /// Plans the mapping from the source's declared schema (units) and the schema its rows
+    /// actually arrive in (after its policy); `Err` says why the source does not fit.
+    pub(crate) fn plan(
+        view: &ViewSpec,
+        key: &str,
+        declared: &DatasetSpec,
+        arrived: &SchemaRef,
+        target: SchemaRef,
+    ) -> Result<Self, String> {
+        let mut columns = Vec::with_capacity(view.schema.fields.len());
+        for field in &view.schema.fields {
+            let (column, stated_unit) = view.source_of(key, &field.name);
+            let Ok(source) = arrived.field_with_name(column) else {
+                if field.nullable {
+                    columns.push(ColumnPlan::Null);
+                    continue;
+                }
+                return Err(format!("has no column `{column}` for `{}`", field.name));
+            };
+            let wanted = target.field_with_name(&field.name).map_err(|e| e.to_string())?.data_type();
+            if !castable(source.data_type(), wanted) {
+                return Err(format!(
+                    "column `{column}` is {}, which does not convert to {wanted} for `{}`",
+                    source.data_type(),
+                    field.name
+                ));
+            }
+            let source_unit = stated_unit.or_else(|| declared.schema.field(column).and_then(|f| f.unit.as_deref()));
+            let conversion = match (source_unit, field.unit.as_deref()) {
+                (Some(from), Some(to)) => Conversion::between(from, to).ok_or_else(|| {
+                    format!("column `{column}` is in {from}, which does not convert to {to} for `{}`", field.name)
+                })?,
+                _ => Conversion::IDENTITY,
+            };
+            if !conversion.is_identity() && !is_numeric(wanted) {
+                return Err(format!("`{}` is not numeric, so {column}'s unit cannot be converted", field.name));
+            }
+            columns.push(ColumnPlan::From { name: column.to_owned(), conversion });
+        }
+        Ok(Self { target, columns })
+    }
+
+    /// The batch in the target schema followed by the provenance columns.
+    pub(crate) fn apply(
+        &self,
+        batch: &RecordBatch,
+        node: &str,
+        dataset: &str,
+        out: &SchemaRef,
+    ) -> Result<RecordBatch, String> {
+        let rows = batch.num_rows();
+        let strict = CastOptions { safe: false, ..Default::default() };
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
+        for (plan, field) in self.columns.iter().zip(self.target.fields()) {
+            let array = match plan {
+                ColumnPlan::Null => new_null_array(field.data_type(), rows),
+                ColumnPlan::From { name, conversion } => {
+                    let source = batch.column_by_name(name).ok_or_else(|| format!("column `{name}` disappeared"))?;
+                    let array = if conversion.is_identity() {
+                        Arc::clone(source)
+                    } else {
+                        let floats =
+                            cast_with_options(source, &DataType::Float64, &strict).map_err(|e| e.to_string())?;
+                        let floats = floats.as_any().downcast_ref::<Float64Array>().ok_or("not float64")?;
+                        let converted: Float64Array = floats.unary(|v| v.mul_add(conversion.scale, conversion.offset));
+                        Arc::new(converted) as ArrayRef
+                    };
+                    cast_with_options(&array, field.data_type(), &strict)
+                        .map_err(|e| format!("column `{name}` for `{}`: {e}", field.name()))?
+                }
+            };
+            arrays.push(array);
+        }
+        arrays.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(node, rows))));
+        arrays.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(dataset, rows))));
+        RecordBatch::try_new(Arc::clone(out), arrays).map_err(|e| e.to_string())
+    }
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    t.is_integer() || t.is_floating()
+}
+
+/// Conversions a view makes: numbers to numbers, timestamps to timestamps, anything to text.
+fn castable(from: &DataType, to: &DataType) -> bool {
+    from == to
+        || (is_numeric(from) && is_numeric(to))
+        || (matches!(from, DataType::Timestamp(..)) && matches!(to, DataType::Timestamp(..)))
+        || matches!(to, DataType::Utf8 | DataType::LargeUtf8)
+}

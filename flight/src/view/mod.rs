@@ -1,0 +1,141 @@
+//! Regional views: assembled on demand from the matching datasets of the federation,
+//! each source read under its own policy, cached for the view's refresh interval.
+//! See `docs/decisions/008-regional-views.md`.
+
+mod aggregate;
+mod assembly;
+mod conform;
+mod serve;
+mod source;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::Utc;
+use urbanmesh_catalog::view::View;
+use urbanmesh_catalog::{Catalog, CatalogError};
+use urbanmesh_policy::{AuditEntry, AuditRecord, Subject};
+
+pub use assembly::{Assembled, Freshness, SourceStatus};
+
+use crate::{FlightError, ReadGate, Remote};
+use assembly::{Assembler, GoodRows};
+pub(crate) use serve::{ViewTicket, flight_info, view_path};
+
+/// The views of this node and their cached assemblies.
+#[derive(Clone)]
+pub struct Views {
+    catalog: Catalog,
+    gate: ReadGate,
+    remote: Option<Remote>,
+    /// This node's PeerId: as which non-public views read local sources.
+    own_peer: String,
+    states: Arc<Mutex<HashMap<String, Arc<ViewState>>>>,
+}
+
+/// A permitted read of a view: its definition (for the duties), its rows, and the audit
+/// entry the edge keeps until its response ends.
+pub struct ViewRead {
+    pub view: View,
+    pub assembled: Arc<Assembled>,
+    pub audit: AuditEntry,
+}
+
+/// One view's latest assembly and its sources' last good rows.
+#[derive(Default)]
+struct ViewState {
+    /// One assembly at a time per view; callers meanwhile wait for its result.
+    assembling: tokio::sync::Mutex<()>,
+    latest: Mutex<Option<Arc<Assembled>>>,
+    good: Mutex<GoodRows>,
+}
+
+impl Views {
+    pub fn new(catalog: Catalog, gate: ReadGate, remote: Option<Remote>, own_peer: String) -> Self {
+        Self { catalog, gate, remote, own_peer, states: Arc::default() }
+    }
+
+    /// The view, if the subject may see it; "not found" otherwise, as for a missing one.
+    pub fn get(&self, subject: &Subject, id: &str) -> Result<View, FlightError> {
+        let not_found = || FlightError::NotFound { id: format!("views/{id}") };
+        match self.catalog.views().get(id) {
+            Ok(view) if view.policy.visible_to(subject) => Ok(view),
+            Ok(_) | Err(CatalogError::NotFound { .. }) => Err(not_found()),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Every view the subject may see.
+    pub fn list(&self, subject: &Subject) -> Result<Vec<View>, FlightError> {
+        Ok(self.catalog.views().list()?.into_iter().filter(|v| v.policy.visible_to(subject)).collect())
+    }
+
+    /// The view's rows for the subject: the cached assembly while it is younger than the
+    /// view's refresh interval, a new one otherwise. Audited as dataset `views/<id>`; the
+    /// edge adds the bytes it sends and keeps the entry until its response ends.
+    pub async fn read(&self, subject: &Subject, id: &str, interface: &str) -> Result<ViewRead, FlightError> {
+        let view = self.get(subject, id)?;
+        let assembled = self.assembled(&view).await?;
+        let audit = AuditEntry::new(
+            self.gate.audit().clone(),
+            AuditRecord {
+                at: Utc::now(),
+                subject: subject.label(),
+                dataset: format!("views/{id}"),
+                purpose: None,
+                decision: "permit".into(),
+                reason: "view".into(),
+                rows: 0,
+                bytes: 0,
+                interface: interface.to_owned(),
+            },
+        );
+        audit.served().add(assembled.rows() as u64, 0);
+        Ok(ViewRead { view, assembled, audit })
+    }
+
+    /// How the view's sources fared in its latest assembly (assembling when due).
+    pub async fn status(&self, subject: &Subject, id: &str) -> Result<Arc<Assembled>, FlightError> {
+        let view = self.get(subject, id)?;
+        self.assembled(&view).await
+    }
+
+    /// Forgets a deleted or changed view's cached rows.
+    pub fn forget(&self, id: &str) {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+
+    async fn assembled(&self, view: &View) -> Result<Arc<Assembled>, FlightError> {
+        let state = Arc::clone(
+            self.states.lock().unwrap_or_else(PoisonError::into_inner).entry(view.id().to_owned()).or_default(),
+        );
+        let current = |state: &ViewState| {
+            let latest = state.latest.lock().unwrap_or_else(PoisonError::into_inner);
+            latest.as_ref().filter(|a| is_current(a, view)).cloned()
+        };
+        if let Some(assembled) = current(&state) {
+            return Ok(assembled);
+        }
+        let _assembling = state.assembling.lock().await;
+        // Whoever held the lock may have just assembled it.
+        if let Some(assembled) = current(&state) {
+            return Ok(assembled);
+        }
+        let assembler = Assembler {
+            catalog: &self.catalog,
+            gate: &self.gate,
+            remote: self.remote.as_ref(),
+            own_peer: &self.own_peer,
+        };
+        let assembled = Arc::new(assembler.assemble(view, &state.good).await?);
+        tracing::debug!(view = %view.id(), rows = assembled.rows(), took_ms = assembled.took_ms, "view assembled");
+        *state.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&assembled));
+        Ok(assembled)
+    }
+}
+
+/// Whether an assembly still answers for the view: same definition, within `refresh`.
+fn is_current(assembled: &Assembled, view: &View) -> bool {
+    let refresh = chrono::Duration::from_std(view.spec.refresh()).unwrap_or(chrono::Duration::zero());
+    assembled.definition == view.modified && !refresh.is_zero() && Utc::now() - assembled.assembled_at < refresh
+}
