@@ -11,6 +11,8 @@ from conftest import binary, http_request, wait_until
 TOWNS = {"guetersloh": "Gütersloh", "bielefeld": "Bielefeld", "herford": "Herford", "detmold": "Detmold",
          "bad-salzuflen": "Bad Salzuflen"}
 DEADLINE = 120.0
+# Stations per town, as the demo defines them.
+STATIONS = {"guetersloh": 3, "bielefeld": 2, "herford": 2, "detmold": 2, "bad-salzuflen": 2}
 
 
 def start_demo(base, log):
@@ -62,6 +64,30 @@ def check_town_centre(base, guetersloh):
     assert weather.status == 200 and len(weather.json()) == 30 * 24, weather
 
 
+def view_status(node):
+    response = http_request("GET", f"{node['http']}/api/v1/views/pegel-owl/status", None, {}, 30)
+    assert response.status == 200, response
+    return response.json()
+
+
+def check_regional_view(node, what):
+    """Pegelstände OWL answers on the node with every town's stations of the last week, fresh."""
+    towns = sorted(TOWNS.values())
+    status = wait_until(lambda: (s := view_status(node)) and sorted(src["node"] for src in s["sources"]
+                                                                     if src["status"] == "fresh") == towns and s,
+                        DEADLINE, f"{what} to have every town fresh")
+    assert all(src["rows"] > 0 for src in status["sources"]), status
+    client = fl.FlightClient(node["flight"])
+    info = client.get_flight_info(fl.FlightDescriptor.for_path("views", "pegel-owl"))
+    table = client.do_get(info.endpoints[0].ticket).read_all()
+    assert sorted(set(table.column("source_node").to_pylist())) == towns
+    assert table.num_rows == sum(src["rows"] for src in status["sources"])
+    stations = sum(STATIONS.values())
+    assert len(set(table.column("uuid").to_pylist())) == stations
+    # Seven days of 15-minute steps per station, give or take the steps at the window's edges.
+    assert abs(table.num_rows - stations * 7 * 96) <= stations * 2, table.num_rows
+
+
 def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
     base = tmp_path / "demo"
     expected = {f"pegel-{slug}" for slug in TOWNS}
@@ -94,6 +120,8 @@ def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
                     assert column in table.column_names, (column, table.column_names)
                 assert len(set(table.column("uuid").to_pylist())) == 2
                 check_town_centre(base, nodes["guetersloh"])
+                for slug, node in nodes.items():
+                    check_regional_view(node, f"{slug}'s Pegelstände OWL")
             finally:
                 demo.send_signal(signal.SIGINT)
                 assert demo.wait(timeout=60) == 0

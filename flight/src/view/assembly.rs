@@ -28,6 +28,8 @@ pub struct Assembled {
     pub took_ms: u64,
     /// The definition it was assembled from.
     pub(crate) definition: DateTime<Utc>,
+    /// The catalogue's generation when it started: a new source or new rows make it old.
+    pub(crate) generation: u64,
 }
 
 impl Assembled {
@@ -91,6 +93,7 @@ impl Assembler<'_> {
         good: &std::sync::Mutex<GoodRows>,
     ) -> Result<Assembled, FlightError> {
         let started = Instant::now();
+        let generation = self.catalog.generation()?;
         let reader = Reader::of(view, self.own_peer);
         let sources = source::matching(self.catalog, self.gate, view, &reader)?;
         let schema = view.described().arrow_schema()?;
@@ -149,6 +152,7 @@ impl Assembler<'_> {
             assembled_at: now,
             took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             definition: view.modified,
+            generation,
         })
     }
 }

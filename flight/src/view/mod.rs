@@ -109,9 +109,10 @@ impl Views {
         let state = Arc::clone(
             self.states.lock().unwrap_or_else(PoisonError::into_inner).entry(view.id().to_owned()).or_default(),
         );
+        let generation = self.catalog.generation()?;
         let current = |state: &ViewState| {
-            let latest = state.latest.lock().unwrap_or_else(PoisonError::into_inner);
-            latest.as_ref().filter(|a| is_current(a, view)).cloned()
+            let latest = state.latest.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            latest.filter(|a| self.is_current(a, view, generation))
         };
         if let Some(assembled) = current(&state) {
             return Ok(assembled);
@@ -132,10 +133,27 @@ impl Views {
         *state.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&assembled));
         Ok(assembled)
     }
-}
 
-/// Whether an assembly still answers for the view: same definition, within `refresh`.
-fn is_current(assembled: &Assembled, view: &View) -> bool {
-    let refresh = chrono::Duration::from_std(view.spec.refresh()).unwrap_or(chrono::Duration::zero());
-    assembled.definition == view.modified && !refresh.is_zero() && Utc::now() - assembled.assembled_at < refresh
+    /// Whether an assembly still answers for the view: same definition, within `refresh`,
+    /// and the same sources (a source that appeared or left makes it old at once; new rows
+    /// show with the next refresh).
+    fn is_current(&self, assembled: &Assembled, view: &View, generation: u64) -> bool {
+        let refresh = chrono::Duration::from_std(view.spec.refresh()).unwrap_or(chrono::Duration::zero());
+        if assembled.definition != view.modified || refresh.is_zero() || Utc::now() - assembled.assembled_at >= refresh
+        {
+            return false;
+        }
+        if assembled.generation == generation {
+            return true;
+        }
+        let reader = source::Reader::of(view, &self.own_peer);
+        source::matching(&self.catalog, &self.gate, view, &reader).is_ok_and(|sources| {
+            let mut now: Vec<(&str, &str)> = sources.iter().map(|s| (s.node.as_str(), s.dataset.as_str())).collect();
+            let mut then: Vec<(&str, &str)> =
+                assembled.sources.iter().map(|s| (s.node.as_str(), s.dataset.as_str())).collect();
+            now.sort_unstable();
+            then.sort_unstable();
+            now == then
+        })
+    }
 }

@@ -4,6 +4,7 @@
 //! drift and a flood wave on the Werre that reaches Detmold, Bad Salzuflen and Herford
 //! one after another. Herford also has its town centre's weather and pedestrian counts.
 
+mod pegel_owl;
 mod town_centre;
 
 use std::net::SocketAddr;
@@ -228,6 +229,7 @@ async fn start_town(base: &Path, town: &Town, query: tokio::runtime::Handle) -> 
     if town.slug == "herford" {
         town_centre::load(&node).await?;
     }
+    pegel_owl::define(&node).await?;
     Ok(node)
 }
 
@@ -354,6 +356,13 @@ fn print_welcome(base: &Path, nodes: &[RunningNode]) {
             town_centre::WEATHER
         );
     }
+    println!(
+        "\nThe regional view \"Pegelstände OWL\", assembled live from every town (stop one and its stations \
+         turn stale):\n\n  curl '{http}/api/v1/views/{view}/rows?format=csv'\n  curl '{http}/api/v1/views/{view}/status'\n  \
+         client.do_get(client.get_flight_info(fl.FlightDescriptor.for_path(\"views\", \"{view}\")).endpoints[0].ticket).read_pandas()\n",
+        http = first.addresses.http,
+        view = pegel_owl::VIEW
+    );
     println!("Admin token of {}: {}", home.name, base.join(home.slug).join(TOKEN_FILE).display());
     println!("\nPress Ctrl-C to stop all {} nodes.", nodes.len());
 }
