@@ -67,7 +67,7 @@ impl Catalog {
         let index = SearchIndex::open(index_dir, generation, entries)?;
         let (changes, _) = broadcast::channel(CHANGES);
         let info = Arc::new(info);
-        let views = ViewRecords::open(db.clone(), Arc::clone(&info))?;
+        let views = ViewRecords::open(db.clone(), datasets.clone(), Arc::clone(&info), changes.clone())?;
         Ok(Self {
             db,
             datasets,
@@ -113,6 +113,7 @@ impl Catalog {
         let bytes = encode(&dataset)?;
         {
             let _writing = self.writing.lock().await;
+            self.views.refuse_taken(dataset.id())?;
             let swapped = self.datasets.compare_and_swap(dataset.id(), None::<&[u8]>, Some(bytes))?;
             if swapped.is_err() {
                 return Err(CatalogError::AlreadyExists { id: dataset.id().to_owned() });
@@ -138,6 +139,9 @@ impl Catalog {
         let datasets = specs.into_iter().map(|spec| self.new_dataset(spec, now)).collect::<Result<Vec<_>, _>>()?;
         {
             let _writing = self.writing.lock().await;
+            for dataset in &datasets {
+                self.views.refuse_taken(dataset.id())?;
+            }
             if let Some(taken) = datasets.iter().find(|d| self.datasets.contains_key(d.id()).unwrap_or(true)) {
                 return Err(CatalogError::AlreadyExists { id: taken.id().to_owned() });
             }
@@ -306,15 +310,19 @@ impl Catalog {
         read_generation(&self.meta)
     }
 
-    /// What this node shares about a local dataset: its description with the visible part of
-    /// its policy. A dataset its policy keeps inside the node is not shared (not found).
+    /// What this node shares about a local dataset or view: its description with the visible
+    /// part of its policy. What its policy keeps inside the node is not shared (not found).
     pub fn shared_entry(&self, id: &str) -> Result<SharedEntry, CatalogError> {
-        let mut dataset = self.get(id)?;
+        let (mut dataset, derived, view) = match self.get(id) {
+            Ok(dataset) => (dataset, self.derived(id)?, false),
+            Err(CatalogError::NotFound { .. }) => (self.views.get(id)?.described(), Derived::default(), true),
+            Err(error) => return Err(error),
+        };
         if !dataset.policy.is_shared() {
             return Err(CatalogError::NotFound { id: id.to_owned() });
         }
         dataset.policy = dataset.policy.shared();
-        Ok(SharedEntry { dataset, derived: self.derived(id)? })
+        Ok(SharedEntry { dataset, derived, view })
     }
 
     /// Stores a peer's entry unless a newer or equal version is known. Returns whether

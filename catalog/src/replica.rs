@@ -22,6 +22,9 @@ pub struct Origin {
 pub struct SharedEntry {
     pub dataset: Dataset,
     pub derived: Derived,
+    /// A regional view, assembled at its origin when read; never a source of other views.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub view: bool,
 }
 
 /// A peer's catalogue entry as this node keeps it: verified, versioned, searchable.

@@ -34,15 +34,24 @@ pub(crate) fn own_announcements(inner: &Inner) -> Result<Vec<Signed>, Federation
             announcements.push(announcement(inner, dataset.id())?);
         }
     }
+    for view in inner.catalog.views().list()? {
+        if view.policy.is_shared() {
+            announcements.push(announcement(inner, view.id())?);
+        }
+    }
     Ok(announcements)
 }
 
-/// What the federation hears of a change to a local dataset: its entry while it is shared,
-/// one withdrawal when it stops being shared or is deleted, nothing for internal datasets.
+/// What the federation hears of a change to a local dataset or view: its entry while it is
+/// shared, one withdrawal when it stops being shared or is deleted, nothing for internal ones.
 pub(crate) fn change(inner: &Inner, id: &str) -> Result<Option<Signed>, FederationError> {
     let shared = match inner.catalog.get(id) {
         Ok(dataset) => dataset.policy.is_shared(),
-        Err(CatalogError::NotFound { .. }) => false,
+        Err(CatalogError::NotFound { .. }) => match inner.catalog.views().get(id) {
+            Ok(view) => view.policy.is_shared(),
+            Err(CatalogError::NotFound { .. }) => false,
+            Err(error) => return Err(error.into()),
+        },
         Err(error) => return Err(error.into()),
     };
     // Tracked even outside a federation, so that a later withdrawal is announced once there

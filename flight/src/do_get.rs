@@ -44,18 +44,30 @@ pub(crate) async fn do_get(
         return Ok(Either::Left(counted));
     }
     if let Some(ticket) = ViewTicket::decode(&ticket.ticket) {
-        let ViewRead { view, assembled, audit } =
-            context.views.read(&caller.subject, &ticket.view, caller.interface()).await?;
-        let duties = Grant { attribution: view.policy.attribution, licence: view.policy.licence, ..Grant::owner() };
-        let schema = with_duties(Arc::clone(&assembled.schema), &duties);
-        let batches = futures::stream::iter(assembled.batches.clone().into_iter().map(Ok));
-        return Ok(Either::Right(Either::Left(encoded(schema, batches, metrics, audit, started))));
+        let read = context.views.read(&caller.subject, &ticket.view, caller.interface()).await?;
+        return Ok(Either::Right(Either::Left(view_rows(read, metrics, started))));
     }
     let mut request = ReadRequest::decode(&ticket.ticket)?;
     caller.purpose_into(&mut request);
+    if let Some(read) = context.views.read_named(&caller.subject, &request, caller.interface()).await? {
+        return Ok(Either::Right(Either::Left(view_rows(read, metrics, started))));
+    }
     let Opened { scan, grant, audit } = context.gate.open(&caller.subject, &request, caller.interface()).await?;
     let batches = scan.batches.map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
     Ok(Either::Right(Either::Right(encoded(with_duties(scan.schema, &grant), batches, metrics, audit, started))))
+}
+
+/// A view's assembled rows, with its duties in the schema.
+fn view_rows(
+    read: ViewRead,
+    metrics: &FlightMetrics,
+    started: Instant,
+) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static {
+    let ViewRead { view, assembled, audit } = read;
+    let duties = Grant { attribution: view.policy.attribution, licence: view.policy.licence, ..Grant::owner() };
+    let schema = with_duties(Arc::clone(&assembled.schema), &duties);
+    let batches = futures::stream::iter(assembled.batches.clone().into_iter().map(Ok));
+    encoded(schema, batches, metrics, audit, started)
 }
 
 /// The rows as Flight messages, counted in the metrics and the read's audit entry.

@@ -1062,3 +1062,59 @@ def test_views_are_in_the_dcat_export_for_those_who_may_see_them(crud_sources):
     # The distributions lead to the view's rows.
     for url in downloads:
         assert node.get(url[len(node.http):]).status == 200, url
+
+
+# ---- sharing ------------------------------------------------------------------------------
+
+SHARED = "sharedviewtest"
+
+
+def remote_flight_view(node: Node, origin: str, view_id: str) -> pa.Table:
+    """A member's view read through `node` (its staff) as ["remote", origin, id]."""
+    client = fl.FlightClient(node.flight)
+    try:
+        call = options(node)
+        info = client.get_flight_info(fl.FlightDescriptor.for_path("remote", origin, view_id), call)
+        return client.do_get(info.endpoints[0].ticket, call).read_all()
+    finally:
+        client.close()
+
+
+def test_a_shared_view_reaches_the_members_like_a_dataset(owl):
+    host, member = owl.node("Gütersloh"), owl.node("Herford")
+    rows = add_source(host, source_spec("shared-source", SHARED, host), readings(["S1", "S2"]))
+    create_view(host, view_spec("shared-federation", SHARED, policy={"visibility": "federation"}))
+    create_view(host, view_spec("shared-internal", SHARED, policy=None))
+    staff = member.auth_headers()
+    wait_until(lambda: "shared-federation" in federated_ids(member, host.name, staff), REPLICATION_DEADLINE,
+               "Herford to learn Gütersloh's federation view")
+    assert "shared-internal" not in federated_ids(member, host.name, staff), "internal views are never announced"
+
+    # Herford's staff read it through Herford's node, over Flight and REST, as Gütersloh assembles it.
+    table = remote_flight_view(member, host.name, "shared-federation")
+    assert table.column_names == RESULT_COLUMNS
+    assert by_source(table.to_pylist()) == {(host.name, "shared-source"): expected_rows(rows)}
+    path = f"/api/v1/federation/{urllib.parse.quote(host.name)}/datasets/shared-federation/rows"
+    rest = member.get(path, query={"format": "json"}, auth=True)
+    assert rest.status == 200 and len(rest.json()) == len(rows), rest
+    # Its anonymous visitors do not (a federation-only entry); a view is read whole.
+    assert member.get(path, query={"format": "json"}).status == 404
+    narrowed = member.get(path, query={"format": "json", "limit": "1"}, auth=True)
+    assert narrowed.status == 400 and "whole" in narrowed.text, narrowed
+
+    # A member's own view never takes a shared view for a source (no views of views).
+    create_view(member, view_spec("shared-on-member", SHARED, policy=None))
+    status = view_status(member, "shared-on-member", auth=True)
+    assert {(s["node"], s["dataset"]) for s in status["sources"]} == {(host.name, "shared-source")}, status
+
+    # Kept inside again, it is withdrawn from the members.
+    response = put_view(host, view_spec("shared-federation", SHARED, policy={"visibility": "internal"}))
+    assert response.status == 200, response
+    wait_until(lambda: "shared-federation" not in federated_ids(member, host.name, staff), REPLICATION_DEADLINE,
+               "Herford to forget the withdrawn view")
+
+    # Views and datasets share one namespace: members name both `<node>/<id>`.
+    taken = host.post_json("/api/v1/views", view_spec("shared-source", SHARED))
+    assert taken.status == 409, taken
+    spec = source_spec("shared-internal", SHARED, host)
+    assert host.request("POST", "/api/v1/datasets", json.dumps(spec).encode(), JSON, auth=True).status == 409

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, broadcast};
 use urbanmesh_policy::{Policy, PolicyError, Shape};
 
 use super::{View, ViewSpec};
@@ -12,14 +12,36 @@ use crate::{CatalogError, CatalogInfo};
 pub struct ViewRecords {
     db: sled::Db,
     tree: sled::Tree,
+    /// The datasets' tree: views and datasets share one namespace, since members read
+    /// both by `<node>/<id>`.
+    datasets: sled::Tree,
     info: Arc<CatalogInfo>,
     writing: Arc<Mutex<()>>,
+    /// The catalogue's change notices, which federation replication follows.
+    changes: broadcast::Sender<String>,
 }
 
 impl ViewRecords {
-    pub(crate) fn open(db: sled::Db, info: Arc<CatalogInfo>) -> Result<Self, CatalogError> {
+    pub(crate) fn open(
+        db: sled::Db,
+        datasets: sled::Tree,
+        info: Arc<CatalogInfo>,
+        changes: broadcast::Sender<String>,
+    ) -> Result<Self, CatalogError> {
         let tree = db.open_tree("views")?;
-        Ok(Self { db, tree, info, writing: Arc::default() })
+        Ok(Self { db, tree, datasets, info, writing: Arc::default(), changes })
+    }
+
+    /// Refuses `id` for a new dataset when a view has it.
+    pub(crate) fn refuse_taken(&self, id: &str) -> Result<(), CatalogError> {
+        if self.tree.contains_key(id)? {
+            return Err(CatalogError::AlreadyExists { id: format!("{id} (a view)") });
+        }
+        Ok(())
+    }
+
+    fn changed(&self, id: &str) {
+        let _ = self.changes.send(id.to_owned());
     }
 
     /// Validates and stores a new view; durable when this returns.
@@ -28,12 +50,16 @@ impl ViewRecords {
         let view = self.checked(spec, now, now)?;
         {
             let _writing = self.writing.lock().await;
+            if self.datasets.contains_key(view.id())? {
+                return Err(CatalogError::AlreadyExists { id: format!("{} (a dataset)", view.id()) });
+            }
             let swapped = self.tree.compare_and_swap(view.id(), None::<&[u8]>, Some(encode(&view)?))?;
             if swapped.is_err() {
                 return Err(CatalogError::AlreadyExists { id: view.id().to_owned() });
             }
         }
         self.db.flush_async().await?;
+        self.changed(view.id());
         Ok(view)
     }
 
@@ -51,6 +77,7 @@ impl ViewRecords {
             view
         };
         self.db.flush_async().await?;
+        self.changed(view.id());
         Ok(view)
     }
 
@@ -77,6 +104,7 @@ impl ViewRecords {
             self.tree.remove(id)?.ok_or_else(|| CatalogError::NotFound { id: id.to_owned() })?
         };
         self.db.flush_async().await?;
+        self.changed(id);
         decode(id, &bytes)
     }
 

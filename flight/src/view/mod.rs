@@ -15,6 +15,7 @@ use chrono::Utc;
 use urbanmesh_catalog::view::View;
 use urbanmesh_catalog::{Catalog, CatalogError};
 use urbanmesh_policy::{AuditEntry, AuditRecord, Subject};
+use urbanmesh_protocol::ReadRequest;
 
 pub use assembly::{Assembled, Freshness, SourceStatus};
 
@@ -92,6 +93,27 @@ impl Views {
         );
         audit.served().add(assembled.rows() as u64, 0);
         Ok(ViewRead { view, assembled, audit })
+    }
+
+    /// A dataset read that names a view instead (members read a shared view as
+    /// `["remote", node, id]`): the view's rows, read whole. `None` when it names no view.
+    pub async fn read_named(
+        &self,
+        subject: &Subject,
+        request: &ReadRequest,
+        interface: &str,
+    ) -> Result<Option<ViewRead>, FlightError> {
+        if self.catalog.get(&request.dataset).is_ok() || self.catalog.views().get(&request.dataset).is_err() {
+            return Ok(None);
+        }
+        if !request.is_whole() {
+            return Err(FlightError::Descriptor {
+                reason: format!("`{}` is a view, read whole: no columns, range, filter or limit", request.dataset),
+            });
+        }
+        let public = Subject::Anonymous;
+        let reader = if request.for_public { &public } else { subject };
+        self.read(reader, &request.dataset, interface).await.map(Some)
     }
 
     /// How the view's sources fared in its latest assembly (assembling when due).

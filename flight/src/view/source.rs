@@ -78,7 +78,8 @@ pub(crate) fn matching(
     for replica in catalog.replicas()? {
         let dataset = &replica.entry.dataset;
         let readable = !reader.public || !audience::of_replica(&dataset.policy).is_empty();
-        if select.matches(&dataset.spec) && readable {
+        // A member's view is assembled from sources this view finds itself.
+        if select.matches(&dataset.spec) && readable && !replica.entry.view {
             sources.push(Source {
                 node: replica.origin.name.clone(),
                 dataset: dataset.id().to_owned(),
