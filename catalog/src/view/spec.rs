@@ -421,3 +421,93 @@ impl View {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> ViewSpec {
+        let mut value = serde_json::json!({
+            "id": "pegel-owl", "title": "Pegelstände OWL", "description": "Alle Pegel",
+            "select": {"themes": ["ENVI"], "keywords": ["Pegel"]},
+            "schema": {"fields": [
+                {"name": "time", "type": "timestamp[ms, UTC]"},
+                {"name": "station", "type": "utf8"},
+                {"name": "value", "type": "float64", "unit": "cm"}]},
+            "time_column": "time", "series_key": "station"
+        });
+        if let (Some(base), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+            base.extend(extra);
+        }
+        serde_json::from_value(value).expect("a view definition")
+    }
+
+    fn dataset(keywords: &[&str], themes: &[&str]) -> DatasetSpec {
+        serde_json::from_value(serde_json::json!({
+            "id": "pegel", "title": "Pegel", "description": "Pegel",
+            "schema": {"fields": [{"name": "time", "type": "timestamp[ms, UTC]"}]},
+            "keywords": keywords, "themes": themes
+        }))
+        .expect("a dataset")
+    }
+
+    fn refused(extra: serde_json::Value) -> String {
+        match spec(extra).validate() {
+            Err(CatalogError::InvalidDataset { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_selector_needs_every_criterion_given_and_any_of_its_values() {
+        let select = spec(serde_json::json!({})).select;
+        assert!(select.matches(&dataset(&["PEGEL", "Werre"], &["ENVI"])), "keywords ignore case");
+        assert!(!select.matches(&dataset(&["Pegel"], &["TRAN"])), "the theme must match too");
+        assert!(!select.matches(&dataset(&["Wetter"], &["ENVI"])));
+        assert!(!Selector::default().matches(&dataset(&["Pegel"], &["ENVI"])), "an empty selector matches nothing");
+    }
+
+    #[test]
+    fn a_source_mapping_overrides_the_common_one_which_overrides_the_name() {
+        let view = spec(serde_json::json!({
+            "columns": {"station": "shortname"},
+            "sources": {"Bielefeld/pegel": {"value": {"column": "w", "unit": "m"}, "station": "name"}}
+        }));
+        view.validate().expect("valid");
+        assert_eq!(view.source_of("Bielefeld/pegel", "value"), ("w", Some("m")));
+        assert_eq!(view.source_of("Bielefeld/pegel", "station"), ("name", None));
+        assert_eq!(view.source_of("Herford/pegel", "station"), ("shortname", None));
+        assert_eq!(view.source_of("Herford/pegel", "time"), ("time", None));
+    }
+
+    #[test]
+    fn refusals_name_the_field_at_fault() {
+        assert_eq!(refused(serde_json::json!({"select": {}})), "select");
+        assert_eq!(refused(serde_json::json!({"columns": {"nope": "x"}})), "columns.nope");
+        assert_eq!(refused(serde_json::json!({"sources": {"no-slash": {}}})), "sources.no-slash");
+        assert_eq!(refused(serde_json::json!({"window": "a week"})), "window");
+        assert_eq!(refused(serde_json::json!({"deadline": "0s"})), "deadline");
+        assert_eq!(refused(serde_json::json!({"deadline": "2m"})), "deadline");
+        assert_eq!(
+            refused(serde_json::json!({"aggregate": {"bucket": "1h", "values": {"station": "avg"}}})),
+            "aggregate.values.station"
+        );
+        assert_eq!(refused(serde_json::json!({"aggregate": {"bucket": "1h", "values": {}}})), "aggregate.values");
+        assert_eq!(
+            refused(
+                serde_json::json!({"schema": {"fields": [{"name": "source_node", "type": "utf8"}]}, "time_column": null, "series_key": null})
+            ),
+            "schema.fields"
+        );
+    }
+
+    #[test]
+    fn an_aggregating_view_answers_the_bucket_the_groups_and_the_values() {
+        let view =
+            spec(serde_json::json!({"aggregate": {"bucket": "1h", "by": ["station"], "values": {"value": "max"}}}));
+        view.validate().expect("valid");
+        let names: Vec<String> = view.result_fields().into_iter().map(|f| f.name).collect();
+        assert_eq!(names, ["time", "station", "value", SOURCE_NODE, SOURCE_DATASET]);
+        assert_eq!(view.bucket(), Some(Duration::from_secs(3600)));
+    }
+}

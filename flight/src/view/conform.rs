@@ -113,3 +113,82 @@ fn castable(from: &DataType, to: &DataType) -> bool {
         || (matches!(from, DataType::Timestamp(..)) && matches!(to, DataType::Timestamp(..)))
         || matches!(to, DataType::Utf8 | DataType::LargeUtf8)
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, Float64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use urbanmesh_catalog::view::ColumnSource;
+
+    use super::*;
+
+    fn view() -> ViewSpec {
+        serde_json::from_value(serde_json::json!({
+            "id": "v", "title": "V", "description": "V", "select": {"keywords": ["Pegel"]},
+            "schema": {"fields": [
+                {"name": "station", "type": "utf8"},
+                {"name": "value", "type": "float64", "unit": "cm"},
+                {"name": "quality", "type": "int64", "nullable": true}]},
+            "columns": {"station": "name"}
+        }))
+        .expect("view")
+    }
+
+    fn declared(unit: &str, value_type: &str) -> DatasetSpec {
+        serde_json::from_value(serde_json::json!({
+            "id": "pegel", "title": "P", "description": "P",
+            "schema": {"fields": [{"name": "name", "type": "utf8"}, {"name": "w", "type": value_type, "unit": unit}]}
+        }))
+        .expect("dataset")
+    }
+
+    fn arrived(value: DataType) -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false), Field::new("w", value, true)]))
+    }
+
+    fn out(view: &ViewSpec) -> (SchemaRef, SchemaRef) {
+        let target = view.schema.to_arrow().expect("target");
+        let mut fields: Vec<Field> = target.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        fields.push(Field::new("source_node", DataType::Utf8, false));
+        fields.push(Field::new("source_dataset", DataType::Utf8, false));
+        (target, Arc::new(Schema::new(fields)))
+    }
+
+    #[test]
+    fn maps_columns_converts_units_and_adds_provenance() {
+        let mut view = view();
+        view.sources.insert("Bielefeld/pegel".into(), [("value".to_owned(), ColumnSource::Column("w".into()))].into());
+        let (target, out_schema) = out(&view);
+        let schema = arrived(DataType::Float64);
+        let mapping =
+            Mapping::plan(&view, "Bielefeld/pegel", &declared("m", "float64"), &schema, target).expect("fits");
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(StringArray::from(vec!["A", "B"])), Arc::new(Float64Array::from(vec![1.25, 0.5]))],
+        )
+        .expect("batch");
+        let mapped = mapping.apply(&batch, "Bielefeld", "pegel", &out_schema).expect("applied");
+        let values = mapped.column(1).as_any().downcast_ref::<Float64Array>().expect("float64");
+        assert_eq!(values.values(), &[125.0, 50.0]);
+        assert_eq!(mapped.column(2).null_count(), 2, "a missing nullable column is null");
+        let node = mapped.column(3).as_any().downcast_ref::<StringArray>().expect("utf8");
+        assert_eq!(node.value(1), "Bielefeld");
+    }
+
+    #[test]
+    fn refuses_what_does_not_convert() {
+        let mut view = view();
+        view.columns.insert("value".into(), ColumnSource::Column("w".into()));
+        let (target, _) = out(&view);
+        let text = Mapping::plan(&view, "X/pegel", &declared("cm", "utf8"), &arrived(DataType::Utf8), target.clone());
+        assert!(text.err().is_some_and(|e| e.contains("does not convert")));
+        let celsius = Mapping::plan(&view, "X/pegel", &declared("°C", "float64"), &arrived(DataType::Float64), target);
+        assert!(celsius.err().is_some_and(|e| e.contains("°C")));
+        let mut missing = self::view();
+        missing.columns.clear();
+        let (target, _) = out(&missing);
+        let absent =
+            Mapping::plan(&missing, "X/pegel", &declared("cm", "float64"), &arrived(DataType::Float64), target);
+        assert!(absent.err().is_some_and(|e| e.contains("no column `station`")));
+    }
+}
