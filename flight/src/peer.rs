@@ -3,10 +3,11 @@
 //! Certificates come from the node keys (see `urbanmesh_protocol::tls`), so both ends of a
 //! connection are bound to PeerIds.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::http::Uri;
+use tonic::transport::Channel;
 use urbanmesh_protocol::{Identity, PeerId, ReadRequest, tls};
 use urbanmesh_store::{BatchStream, StoreError};
 
@@ -134,24 +136,29 @@ impl AsyncWrite for MemberStream {
     }
 }
 
-/// Fetches rows from members over mutual TLS, as this node.
+/// Fetches rows from members over mutual TLS, as this node. Connections are kept and
+/// shared by later reads (HTTP/2 multiplexes them), so a view over many members pays for
+/// the TLS handshakes once; a connection that fails is dropped and dialled afresh.
 #[derive(Clone)]
 pub struct PeerClient {
     identity: Identity,
+    channels: Arc<std::sync::Mutex<HashMap<(PeerId, String), Channel>>>,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Member endpoints kept connected at once; beyond, all are dropped and dialled anew.
+const MAX_CHANNELS: usize = 1024;
 
 impl PeerClient {
     pub fn new(identity: Identity) -> Self {
-        Self { identity }
+        Self { identity, channels: Arc::default() }
     }
 
     /// Reads `request` from `peer` at its member endpoint (`grpc+tls://host:port`).
     pub async fn fetch(&self, peer: PeerId, endpoint: &str, request: &ReadRequest) -> Result<BatchStream, FlightError> {
-        let mut client = FlightClient::new(self.connect(peer, endpoint).await?);
+        let mut client = FlightClient::new(self.channel(peer, endpoint).await?);
         let ticket = Ticket { ticket: request.encode().into() };
-        let mut stream = client.do_get(ticket).await?;
+        let mut stream = client.do_get(ticket).await.inspect_err(|e| self.drop_broken(peer, endpoint, e))?;
         // The schema arrives with the first message; an empty result still has one.
         let first = stream.try_next().await?;
         let schema = match (&first, stream.schema()) {
@@ -174,13 +181,42 @@ impl PeerClient {
         endpoint: &str,
         request: &ReadRequest,
     ) -> Result<tonic::Streaming<FlightData>, FlightError> {
-        let mut client = FlightServiceClient::new(self.connect(peer, endpoint).await?)
+        let mut client = FlightServiceClient::new(self.channel(peer, endpoint).await?)
             .max_decoding_message_size(crate::MAX_MESSAGE_BYTES);
         let ticket = Ticket { ticket: request.encode().into() };
-        Ok(client.do_get(ticket).await.map_err(arrow_flight::error::FlightError::from)?.into_inner())
+        let answer = client.do_get(ticket).await.map_err(arrow_flight::error::FlightError::from);
+        Ok(answer.inspect_err(|e| self.drop_broken(peer, endpoint, e))?.into_inner())
     }
 
-    async fn connect(&self, peer: PeerId, endpoint: &str) -> Result<tonic::transport::Channel, FlightError> {
+    /// The kept connection to the member's endpoint, or a new one.
+    async fn channel(&self, peer: PeerId, endpoint: &str) -> Result<Channel, FlightError> {
+        let key = (peer, endpoint.to_owned());
+        if let Some(channel) = self.channels.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(channel.clone());
+        }
+        let channel = self.connect(peer, endpoint).await?;
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if channels.len() >= MAX_CHANNELS {
+            channels.clear();
+        }
+        channels.insert(key, channel.clone());
+        Ok(channel)
+    }
+
+    /// Forgets the connection when the call failed for want of it, not by the member's answer.
+    fn drop_broken(&self, peer: PeerId, endpoint: &str, error: &arrow_flight::error::FlightError) {
+        let broken = match error {
+            arrow_flight::error::FlightError::Tonic(status) => {
+                matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled)
+            }
+            _ => true,
+        };
+        if broken {
+            self.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&(peer, endpoint.to_owned()));
+        }
+    }
+
+    async fn connect(&self, peer: PeerId, endpoint: &str) -> Result<Channel, FlightError> {
         let address = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest).trim_end_matches('/').to_owned();
         let config = tls::client_config(&self.identity, peer).map_err(|e| FlightError::Peer(e.to_string()))?;
         let connector = MemberConnector { address: address.clone(), tls: TlsConnector::from(config) };
