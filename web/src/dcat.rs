@@ -1,9 +1,10 @@
 //! The DCAT-AP.de export: `/catalog.ttl|.jsonld|.rdf`, `/catalog` by `Accept`, and one
-//! dataset at `/datasets/{id}.ttl|.jsonld|.rdf` (or `/datasets/{id}` by `Accept`).
+//! dataset at `/datasets/{id}.ttl|.jsonld|.rdf` (or `/datasets/{id}` by `Accept`; a
+//! browser gets the dataset's portal page there).
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use urbanmesh_catalog::dcat::{self, MAX_EXPORT_PAGE, Paging, RdfSyntax};
@@ -11,6 +12,7 @@ use urbanmesh_catalog::dcat::{self, MAX_EXPORT_PAGE, Paging, RdfSyntax};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body;
+use crate::portal::{self, lang::Chosen, layout::Frame};
 use crate::problem::Problem;
 
 #[derive(Debug, Deserialize)]
@@ -85,7 +87,13 @@ pub(crate) async fn dataset(
     Caller(subject): Caller,
     Path(file): Path<String>,
     headers: HeaderMap,
+    chosen: Chosen,
+    uri: Uri,
 ) -> Result<Response, Problem> {
+    if !file.contains('.') && portal::wants_html(&headers) {
+        let frame = Frame { chosen, uri: &uri, site: &state.catalog.info().title };
+        return Ok(portal::dataset::page(&state, &subject, &frame, &file).await);
+    }
     let (id, syntax) = match file.rsplit_once('.') {
         Some((id, extension)) => (
             id.to_owned(),

@@ -14,6 +14,7 @@ pub mod login;
 mod metrics;
 mod ops;
 mod policy;
+mod portal;
 mod problem;
 mod read;
 mod search;
@@ -107,12 +108,14 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/catalog.jsonld", get(dcat::catalog_jsonld))
         .route("/catalog.rdf", get(dcat::catalog_rdfxml))
         .route("/datasets/{file}", get(dcat::dataset))
+        .merge(portal::routes())
         .route("/auth/login", get(login::login))
         .route("/auth/callback", get(login::callback))
         .route("/auth/logout", post(login::logout))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .fallback(portal::not_found)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(http_metrics, metrics::observe))
         .with_state(state)

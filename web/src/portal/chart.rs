@@ -1,0 +1,136 @@
+//! Time-series charts and station maps as inline SVG, drawn on the server; hover values
+//! come from `<title>` elements.
+
+use chrono::{DateTime, Utc};
+use maud::{Markup, html};
+
+use super::rows::Series;
+
+/// Distinct colours with at least 4.5:1 contrast on white.
+const PALETTE: [&str; 8] = ["#0b5cad", "#b3261e", "#1f6f3f", "#7a3e9d", "#8a5a00", "#006d77", "#a0306e", "#3c4a5c"];
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 260.0;
+const LEFT: f64 = 56.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 28.0;
+/// Points per series that carry a hover value.
+const MARKED: usize = 48;
+
+pub(crate) fn colour(index: usize) -> &'static str {
+    PALETTE[index % PALETTE.len()]
+}
+
+/// Which colour each series has, as a list under the chart.
+pub(crate) fn legend(series: &[Series]) -> Markup {
+    html! {
+        @if series.len() > 1 {
+            ul.legend {
+                @for (i, one) in series.iter().enumerate() {
+                    li { span class=(format!("swatch c{}", i % PALETTE.len())) aria-hidden="true" { "■" } " " (one.name) }
+                }
+            }
+        }
+    }
+}
+
+/// A line per series over their common time span.
+pub(crate) fn chart(series: &[Series], label: &str, unit: Option<&str>) -> Markup {
+    let points = series.iter().flat_map(|s| s.points.iter());
+    let (mut t0, mut t1, mut v0, mut v1) = (i64::MAX, i64::MIN, f64::INFINITY, f64::NEG_INFINITY);
+    for (t, v) in points {
+        (t0, t1, v0, v1) = (t0.min(*t), t1.max(*t), v0.min(*v), v1.max(*v));
+    }
+    if t0 > t1 {
+        return html! {};
+    }
+    let pad = ((v1 - v0) * 0.05).max(0.5);
+    let (v0, v1) = (v0 - pad, v1 + pad);
+    let x = |t: i64| LEFT + (t - t0) as f64 / ((t1 - t0).max(1) as f64) * (WIDTH - LEFT - RIGHT);
+    let y = |v: f64| TOP + (v1 - v) / (v1 - v0) * (HEIGHT - TOP - BOTTOM);
+    let unit = unit.map(|u| format!(" {u}")).unwrap_or_default();
+    html! {
+        svg.chart role="img" aria-label=(label) viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) xmlns="http://www.w3.org/2000/svg" {
+            line x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(HEIGHT - BOTTOM) stroke="#c9ced6" {}
+            line x1=(LEFT) y1=(HEIGHT - BOTTOM) x2=(WIDTH - RIGHT) y2=(HEIGHT - BOTTOM) stroke="#c9ced6" {}
+            text x="4" y=(TOP + 10.0) { (format!("{:.1}{unit}", v1)) }
+            text x="4" y=(HEIGHT - BOTTOM) { (format!("{:.1}{unit}", v0)) }
+            text x=(LEFT) y=(HEIGHT - 8.0) { (moment(t0)) }
+            text x=(WIDTH - RIGHT) y=(HEIGHT - 8.0) text-anchor="end" { (moment(t1)) }
+            @for (i, one) in series.iter().enumerate() {
+                g class=(format!("c{}", i % PALETTE.len())) {
+                    title { (one.name) }
+                    polyline stroke=(colour(i)) points=(polyline(&one.points, &x, &y)) {}
+                    @for (t, v) in marked(&one.points) {
+                        circle cx=(format!("{:.1}", x(t))) cy=(format!("{:.1}", y(v))) r="2.5" fill=(colour(i)) {
+                            title { (one.name) ": " (format!("{v:.1}{unit}")) ", " (moment(t)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn polyline(points: &[(i64, f64)], x: &impl Fn(i64) -> f64, y: &impl Fn(f64) -> f64) -> String {
+    let mut text = String::with_capacity(points.len() * 12);
+    for (t, v) in points {
+        text.push_str(&format!("{:.1},{:.1} ", x(*t), y(*v)));
+    }
+    text
+}
+
+/// At most [`MARKED`] evenly spread points, the latest always among them.
+fn marked(points: &[(i64, f64)]) -> impl Iterator<Item = (i64, f64)> + '_ {
+    let step = points.len().div_ceil(MARKED).max(1);
+    let last = points.len().saturating_sub(1);
+    points.iter().enumerate().filter(move |(i, _)| (last - i) % step == 0).map(|(_, p)| *p)
+}
+
+pub(crate) fn moment(millis: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(millis).map_or_else(String::new, |t| t.format("%d.%m.%Y %H:%M").to_string())
+}
+
+/// A place on a map: its name, coordinates, state and what hovering shows.
+pub(crate) struct Spot {
+    pub(crate) name: String,
+    pub(crate) lon: f64,
+    pub(crate) lat: f64,
+    pub(crate) state: String,
+    pub(crate) detail: String,
+}
+
+/// The spots on a plain equirectangular map (no tiles: nothing is loaded from elsewhere).
+pub(crate) fn map(spots: &[Spot], label: &str) -> Markup {
+    const W: f64 = 480.0;
+    const H: f64 = 360.0;
+    const MARGIN: f64 = 24.0;
+    let (mut w, mut s, mut e, mut n) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for spot in spots {
+        (w, s, e, n) = (w.min(spot.lon), s.min(spot.lat), e.max(spot.lon), n.max(spot.lat));
+    }
+    let squeeze = ((s + n) / 2.0).to_radians().cos().max(0.1);
+    let span = ((e - w) * squeeze).max(n - s).max(0.01);
+    let scale = (W.min(H) - 2.0 * MARGIN) / span;
+    let x = |lon: f64| W / 2.0 + (lon - (w + e) / 2.0) * squeeze * scale;
+    let y = |lat: f64| H / 2.0 - (lat - (s + n) / 2.0) * scale;
+    html! {
+        svg.map role="img" aria-label=(label) viewBox=(format!("0 0 {W} {H}")) xmlns="http://www.w3.org/2000/svg" {
+            rect x="0" y="0" width=(W) height=(H) fill="#eef2f6" {}
+            @for spot in spots {
+                circle class=(spot.state) data-state=(spot.state) cx=(format!("{:.1}", x(spot.lon))) cy=(format!("{:.1}", y(spot.lat))) r="8" {
+                    title { (spot.name) ": " (spot.detail) }
+                }
+                text x=(format!("{:.1}", x(spot.lon) + 11.0)) y=(format!("{:.1}", y(spot.lat) + 4.0)) { (spot.name) }
+            }
+        }
+    }
+}
+
+/// `low`, `normal` or `high`, else `unknown`.
+pub(crate) fn state_class(state: Option<&str>) -> String {
+    match state {
+        Some(s @ ("low" | "normal" | "high")) => s.to_owned(),
+        _ => "unknown".to_owned(),
+    }
+}

@@ -1,0 +1,189 @@
+//! A dataset's page: description, metadata, latest values, chart, map, preview, downloads.
+
+use arrow::array::RecordBatch;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::TimeDelta;
+use futures::TryStreamExt;
+use maud::{Markup, html};
+use urbanmesh_catalog::Dataset;
+use urbanmesh_catalog::vocab::THEMES;
+use urbanmesh_policy::Subject;
+use urbanmesh_protocol::ReadRequest;
+
+use super::chart::{Spot, chart, legend, map, moment, state_class};
+use super::layout::{Frame, not_found};
+use super::rows::{Columns, Series};
+use super::words::{Words, words};
+use crate::AppState;
+
+/// How much of a dataset its page draws: the last week of its rows.
+const SHOWN: TimeDelta = TimeDelta::days(7);
+const PREVIEW_ROWS: usize = 20;
+
+pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>, id: &str) -> Response {
+    let dataset = match state.catalog.get(id) {
+        Ok(dataset) if state.gate.visible(subject, &dataset) => dataset,
+        _ => return not_found(frame),
+    };
+    let w = words(frame.chosen.lang);
+    let rows = latest_rows(state, subject, &dataset).await;
+    let main = html! {
+        h1 { (dataset.spec.title) }
+        p #description { (dataset.spec.description) }
+        (metadata(state, &dataset, w))
+        @match &rows {
+            Some(batches) => (data_sections(&dataset, batches, w)),
+            None => p { (w.not_readable) },
+        }
+        (downloads(&format!("/api/v1/datasets/{id}/rows"), id, w))
+        section {
+            h2 { (w.python) }
+            pre #pyarrow { code { (snippet(&state.endpoints.flight, &format!("\"{id}\""))) } }
+        }
+        p { a #dcat href=(format!("/datasets/{id}.ttl")) { (w.dcat) } }
+    };
+    frame.page(StatusCode::OK, &dataset.spec.title, main)
+}
+
+/// The last week of rows the visitor may read, or `None` when reading is refused.
+async fn latest_rows(state: &AppState, subject: &Subject, dataset: &Dataset) -> Option<Vec<RecordBatch>> {
+    let last = state.catalog.derived(dataset.id()).ok().and_then(|d| d.last);
+    let from = last.filter(|_| dataset.spec.time_column.is_some()).map(|l| l - SHOWN);
+    let request = ReadRequest { dataset: dataset.id().to_owned(), from, ..ReadRequest::default() };
+    let opened = state.gate.open(subject, &request, "portal").await.ok()?;
+    opened.scan.batches.try_collect().await.ok()
+}
+
+fn metadata(state: &AppState, dataset: &Dataset, w: &Words) -> Markup {
+    let spec = &dataset.spec;
+    let info = state.catalog.info();
+    let publisher = spec.publisher.as_ref().map_or(info.publisher.name.as_str(), |p| p.name.as_str());
+    let attribution = dataset.policy.attribution.as_deref().or(spec.attribution.as_deref());
+    let derived = state.catalog.derived(dataset.id()).unwrap_or_default();
+    html! {
+        section {
+            h2 { (w.metadata) }
+            dl #metadata {
+                dt { (w.publisher) } dd { (publisher) }
+                dt { (w.licence) } dd { (spec.licence()) }
+                @if let Some(attribution) = attribution { dt { (w.attribution) } dd { (attribution) } }
+                @if !spec.themes.is_empty() {
+                    dt { (w.themes) } dd { (spec.themes.iter().map(|t| w.theme(THEMES.code(t))).collect::<Vec<_>>().join(", ")) }
+                }
+                @if !spec.keywords.is_empty() { dt { (w.keywords) } dd { (spec.keywords.join(", ")) } }
+                @if let (Some(first), Some(last)) = (derived.first, derived.last) {
+                    dt { (w.period) } dd { (moment(first.timestamp_millis())) " – " (moment(last.timestamp_millis())) }
+                }
+                @if let Some(frequency) = &spec.accrual_periodicity { dt { (w.frequency) } dd { (frequency) } }
+            }
+        }
+    }
+}
+
+fn data_sections(dataset: &Dataset, batches: &[RecordBatch], w: &Words) -> Markup {
+    let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        return html! { p { (w.no_rows) } };
+    };
+    let spec = &dataset.spec;
+    let columns = Columns::pick(&schema, spec.time_column.as_deref(), spec.series_key.as_deref());
+    let series = columns.as_ref().map(|c| c.series(batches)).unwrap_or_default();
+    let unit = columns.as_ref().and_then(|c| spec.schema.field(&c.value)).and_then(|f| f.unit.as_deref());
+    let (header, preview) = match &columns {
+        Some(columns) => columns.preview(batches, PREVIEW_ROWS),
+        None => (Vec::new(), Vec::new()),
+    };
+    html! {
+        @if !series.is_empty() {
+            (latest_values(&series, unit, w))
+            section {
+                h2 { (w.chart) }
+                (chart(&series, w.chart_label, unit))
+                (legend(&series))
+            }
+            @let spots = spots(&series, unit);
+            @if !spots.is_empty() {
+                section { h2 { (w.map) } (map(&spots, w.map_label)) }
+            }
+        }
+        @if !preview.is_empty() {
+            section {
+                h2 { (w.preview) }
+                div.scroll {
+                    table #preview {
+                        thead { tr { @for name in &header { th scope="col" { (name) } } } }
+                        tbody { @for row in &preview { tr { @for cell in row { td { (cell) } } } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn latest_values(series: &[Series], unit: Option<&str>, w: &Words) -> Markup {
+    let unit = unit.map(|u| format!(" {u}")).unwrap_or_default();
+    html! {
+        section #latest {
+            h2 { (w.latest) }
+            table {
+                thead { tr { th scope="col" { (w.series) } th scope="col" { (w.time) } th scope="col" { (w.value) } th scope="col" { (w.state) } } }
+                tbody {
+                    @for one in series {
+                        @if let Some((at, value)) = one.latest() {
+                            tr data-series=(one.name) {
+                                th scope="row" { (one.name) }
+                                td { (moment(at)) }
+                                td.value { (format!("{value:.1}{unit}")) }
+                                td { (one.state.as_deref().unwrap_or("–")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn spots(series: &[Series], unit: Option<&str>) -> Vec<Spot> {
+    let unit = unit.map(|u| format!(" {u}")).unwrap_or_default();
+    series
+        .iter()
+        .filter_map(|one| {
+            let (lon, lat) = one.position?;
+            let (at, value) = one.latest()?;
+            let state = state_class(one.state.as_deref());
+            let detail = format!("{value:.1}{unit}, {}, {state}", moment(at));
+            Some(Spot { name: one.name.clone(), lon, lat, state, detail })
+        })
+        .collect()
+}
+
+pub(crate) fn downloads(rows: &str, name: &str, w: &Words) -> Markup {
+    html! {
+        section {
+            h2 { (w.downloads) }
+            ul #downloads.plain {
+                @for (format, label) in [("csv", "CSV"), ("json", "JSON"), ("parquet", "Parquet")] {
+                    li { a href=(format!("{rows}?format={format}")) download=(format!("{name}.{format}")) type=(media(format)) { (label) } }
+                }
+            }
+        }
+    }
+}
+
+fn media(format: &str) -> &'static str {
+    match format {
+        "csv" => "text/csv",
+        "json" => "application/json",
+        _ => "application/vnd.apache.parquet",
+    }
+}
+
+/// Reading it with pyarrow's Flight client.
+pub(crate) fn snippet(flight: &str, path: &str) -> String {
+    format!(
+        "import pyarrow.flight as fl\nclient = fl.FlightClient(\"{flight}\")\n\
+         info = client.get_flight_info(fl.FlightDescriptor.for_path({path}))\n\
+         df = client.do_get(info.endpoints[0].ticket).read_pandas()"
+    )
+}

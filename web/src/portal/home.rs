@@ -1,0 +1,49 @@
+//! The portal's home: search, the regional views, the newest datasets.
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use maud::html;
+
+use super::lang::Chosen;
+use super::layout::Frame;
+use super::search::search_form;
+use super::words::words;
+use crate::AppState;
+use crate::auth::Caller;
+
+const NEWEST: usize = 12;
+
+pub(crate) async fn page(State(state): State<AppState>, Caller(subject): Caller, chosen: Chosen, uri: Uri) -> Response {
+    let info = state.catalog.info();
+    let frame = Frame { chosen, uri: &uri, site: &info.title };
+    let w = words(chosen.lang);
+    let views = state.views.list(&subject).unwrap_or_default();
+    let mut datasets: Vec<_> =
+        state.catalog.iter().filter_map(Result::ok).filter(|d| state.gate.visible(&subject, d)).collect();
+    datasets.sort_by(|a, b| b.modified.cmp(&a.modified));
+    let main = html! {
+        h1 { (info.title) }
+        p { (info.description) }
+        (search_form(w, None, false))
+        section #views {
+            h2 { (w.views) }
+            @if views.is_empty() { p { (w.no_views) } }
+            ul.plain {
+                @for view in &views {
+                    li { a href=(format!("/views/{}", view.id())) { (view.spec.title) } " – " (view.spec.description) }
+                }
+            }
+        }
+        section #datasets {
+            h2 { (w.newest) }
+            @if datasets.is_empty() { p { (w.no_datasets) } }
+            ul.plain {
+                @for dataset in datasets.iter().take(NEWEST) {
+                    li { a href=(format!("/datasets/{}", dataset.id())) { (dataset.spec.title) } }
+                }
+            }
+        }
+    };
+    frame.page(StatusCode::OK, &info.title, main)
+}

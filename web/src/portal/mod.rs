@@ -1,0 +1,46 @@
+//! The public portal (decision 009): server-rendered, accessible pages without scripts.
+//! Every row shown passes the `ReadGate` as the visitor.
+
+mod assets;
+mod chart;
+pub(crate) mod dataset;
+mod home;
+pub(crate) mod lang;
+pub(crate) mod layout;
+mod rows;
+mod search;
+mod view;
+mod words;
+
+use axum::Router;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::AppState;
+use crate::auth::Caller;
+use lang::Chosen;
+use layout::Frame;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home::page))
+        .route("/search", get(search::page))
+        .route("/views/{id}", get(view::page))
+        .route("/assets/portal.css", get(assets::css))
+}
+
+/// Whether the client asks for a page rather than data (a browser's `Accept`).
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// Anything else outside the API: the portal's "not found" page.
+pub(crate) async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    _caller: Caller,
+    chosen: Chosen,
+    uri: Uri,
+) -> Response {
+    layout::not_found(&Frame { chosen, uri: &uri, site: &state.catalog.info().title })
+}

@@ -1,0 +1,95 @@
+//! A regional view's dashboard: every station on a map coloured by state, a chart per
+//! station, and how each source town fared.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use maud::html;
+use urbanmesh_flight::{Freshness, ViewRead};
+
+use super::chart::{chart, map};
+use super::dataset::{downloads, latest_values, snippet, spots};
+use super::lang::Chosen;
+use super::layout::{Frame, not_found};
+use super::rows::Columns;
+use super::words::words;
+use crate::AppState;
+use crate::auth::Caller;
+
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    Caller(subject): Caller,
+    chosen: Chosen,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let frame = Frame { chosen, uri: &uri, site: &state.catalog.info().title };
+    let Ok(ViewRead { view, assembled, audit: _audit }) = state.views.read(&subject, &id, "portal").await else {
+        return not_found(&frame);
+    };
+    let w = words(chosen.lang);
+    let spec = &view.spec;
+    let columns = Columns::pick(&assembled.schema, spec.time_column.as_deref(), spec.series_key.as_deref());
+    let series = columns.as_ref().map(|c| c.series(&assembled.batches)).unwrap_or_default();
+    let unit = columns.as_ref().and_then(|c| spec.schema.field(&c.value)).and_then(|f| f.unit.as_deref());
+    let spots = spots(&series, unit);
+    let main = html! {
+        h1 { (spec.title) }
+        p #description { (spec.description) }
+        @if !spots.is_empty() {
+            section {
+                h2 { (w.map) }
+                (map(&spots, &format!("{} ({})", w.map_label, w.legend)))
+            }
+        }
+        @if series.is_empty() { p { (w.no_rows) } } @else { (latest_values(&series, unit, w)) }
+        section {
+            h2 { (w.stations) }
+            div #stations {
+                @for one in &series {
+                    figure {
+                        (chart(std::slice::from_ref(one), &format!("{}: {}", w.chart_label, one.name), unit))
+                        figcaption { (one.name) }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { (w.sources) }
+            div.scroll {
+                table #sources {
+                    thead { tr {
+                        th scope="col" { (w.town) } th scope="col" { (w.dataset) } th scope="col" { (w.status) }
+                        th scope="col" { (w.rows) } th scope="col" { (w.age) }
+                    } }
+                    tbody {
+                        @for source in &assembled.sources {
+                            tr data-status=(freshness(source.status)) {
+                                th scope="row" { (source.node) }
+                                td { (source.dataset) }
+                                td { (freshness(source.status)) @if let Some(error) = &source.error { " – " (error) } }
+                                td { (source.rows) }
+                                td { @if let Some(age) = source.age_seconds { (age) " s" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (downloads(&format!("/api/v1/views/{id}/rows"), &id, w))
+        section {
+            h2 { (w.python) }
+            pre #pyarrow { code { (snippet(&state.endpoints.flight, &format!("\"views\", \"{id}\""))) } }
+        }
+    };
+    frame.page(StatusCode::OK, &spec.title, main)
+}
+
+fn freshness(status: Freshness) -> &'static str {
+    match status {
+        Freshness::Fresh => "fresh",
+        Freshness::Stale => "stale",
+        Freshness::Unavailable => "unavailable",
+        Freshness::Mismatched => "mismatched",
+    }
+}
