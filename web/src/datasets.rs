@@ -45,9 +45,16 @@ pub(crate) async fn create(
     if spec.policy.is_some() && !subject.is_admin() {
         return Err(Problem::new(StatusCode::FORBIDDEN, "setting a policy needs the admin token or the `admin` role"));
     }
+    let dataset = publish(&state, spec).await?;
+    let location = format!("/api/v1/datasets/{}", dataset.id());
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, &subject, dataset)?)))
+}
+
+/// Describes a new dataset and makes its table, or neither.
+pub(crate) async fn publish(state: &AppState, spec: DatasetSpec) -> Result<Dataset, Problem> {
     let dataset = state.catalog.create(spec).await?;
     let stored = match state.store.create(&dataset).await {
-        Ok(()) => crate::policy::check_row_filters(&state, &dataset).await,
+        Ok(()) => crate::policy::check_row_filters(state, &dataset).await,
         Err(error) => Err(error.into()),
     };
     if let Err(problem) = stored {
@@ -56,9 +63,8 @@ pub(crate) async fn create(
         state.catalog.delete(dataset.id()).await?;
         return Err(problem);
     }
-    let location = format!("/api/v1/datasets/{}", dataset.id());
     tracing::info!(dataset = %dataset.id(), "dataset created");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, &subject, dataset)?)))
+    Ok(dataset)
 }
 
 /// `PUT /api/v1/datasets/{id}`: replaces the description; the shape of the rows stays.

@@ -14,7 +14,7 @@ use crate::problem::Problem;
 #[derive(Serialize)]
 pub(crate) struct Stored {
     dataset: String,
-    rows: usize,
+    pub(crate) rows: usize,
     seq: u64,
 }
 
@@ -66,7 +66,7 @@ pub(crate) async fn upload(
 const INLINE_DECODE_BYTES: usize = 16 * 1024;
 
 /// Decodes (off the async threads when the body is large), then appends durably.
-async fn store(state: &AppState, id: String, format: Format, body: Bytes) -> Result<Json<Stored>, Problem> {
+pub(crate) async fn store(state: &AppState, id: String, format: Format, body: Bytes) -> Result<Json<Stored>, Problem> {
     let schema = state.store.schema(&id)?;
     let batch = if body.len() <= INLINE_DECODE_BYTES {
         decode::decode(format, schema, &body)?

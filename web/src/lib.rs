@@ -20,6 +20,7 @@ mod read;
 mod search;
 mod session;
 mod views;
+mod workspace;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -109,6 +110,7 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/catalog.rdf", get(dcat::catalog_rdfxml))
         .route("/datasets/{file}", get(dcat::dataset))
         .merge(portal::routes())
+        .merge(workspace::routes())
         .route("/auth/login", get(login::login))
         .route("/auth/callback", get(login::callback))
         .route("/auth/logout", post(login::logout))

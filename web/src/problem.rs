@@ -59,6 +59,19 @@ impl Problem {
         Self { field: Some(field.clone()), ..Self::bad_request(format!("`{field}` {}", reason.into())) }
     }
 
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    pub(crate) fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The rows at fault, for a rejected batch.
+    pub(crate) fn errors(&self) -> &[RowError] {
+        &self.errors
+    }
+
     pub(crate) fn dataset_not_found(id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("dataset `{id}` not found"))
     }

@@ -30,6 +30,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/assets/portal.css", get(assets::css))
 }
 
+/// The German name of an EU data theme.
+pub(crate) fn theme_name(code: &str) -> &str {
+    words::words(lang::Lang::De).theme(code)
+}
+
 /// Whether the client asks for a page rather than data (a browser's `Accept`).
 pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))

@@ -1,0 +1,160 @@
+//! The staff workspace at `/admin`: datasets, uploads, policies, federation, views and the
+//! access log, as server-rendered forms. Signed-in staff only (the session of `/auth/login`);
+//! every form carries the session's CSRF token. German only.
+
+mod audit;
+mod datasets;
+mod federation;
+mod policy;
+mod summary;
+mod views;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use urbanmesh_policy::{Subject, constant_time_eq};
+
+use crate::AppState;
+use crate::portal::lang::{Chosen, Lang};
+use crate::portal::layout::Frame;
+use crate::session;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(datasets::list))
+        .route("/admin/datasets/new", get(datasets::new_form).post(datasets::create))
+        .route("/admin/datasets/{id}", get(datasets::edit).post(datasets::update))
+        .route("/admin/datasets/{id}/upload", post(datasets::upload))
+        .route("/admin/datasets/{id}/policy", get(policy::edit).post(policy::save))
+        .route("/admin/federation", get(federation::page))
+        .route("/admin/federation/invite", post(federation::invite))
+        .route("/admin/federation/remove", post(federation::remove))
+        .route("/admin/views", get(views::list))
+        .route("/admin/views/save", post(views::save))
+        .route("/admin/audit", get(audit::page_view))
+}
+
+/// A signed-in member of staff, with the session's CSRF token for the forms.
+pub(crate) struct Staff {
+    pub(crate) subject: Subject,
+    pub(crate) csrf: String,
+    pub(crate) name: String,
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(login) = &state.login else {
+            return Err(message(
+                state,
+                &parts.uri,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Arbeitsbereich nicht eingerichtet",
+                "Dieser Knoten hat keinen Anmeldedienst ([oidc] in config.toml).",
+            ));
+        };
+        match session::of_request(&parts.headers, &login.sessions) {
+            Some((_, session)) => {
+                let name = session.person.name.clone().unwrap_or_else(|| session.person.id.clone());
+                let subject = Subject::Person(session.person);
+                if !subject.is_staff() {
+                    return Err(message(
+                        state,
+                        &parts.uri,
+                        StatusCode::FORBIDDEN,
+                        "Kein Zugang",
+                        "Der Arbeitsbereich ist für die Beschäftigten der Kommune (Rolle viewer, editor oder admin).",
+                    ));
+                }
+                Ok(Self { subject, csrf: session.csrf, name })
+            }
+            None => {
+                let next = parts.uri.path_and_query().map_or("/admin", |p| p.as_str());
+                let next: String = url_escape(next);
+                Err(Redirect::to(&format!("/auth/login?next={next}")).into_response())
+            }
+        }
+    }
+}
+
+impl Staff {
+    /// Refuses a form without the session's CSRF token.
+    pub(crate) fn check(&self, token: &str) -> Result<(), StatusCode> {
+        if constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) { Ok(()) } else { Err(StatusCode::FORBIDDEN) }
+    }
+
+    pub(crate) fn csrf_field(&self) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.csrf); }
+    }
+}
+
+/// A workspace page: the portal's frame with the workspace's navigation.
+pub(crate) fn page(state: &AppState, staff: &Staff, uri: &Uri, title: &str, main: Markup) -> Response {
+    page_with(state, staff, uri, StatusCode::OK, title, main)
+}
+
+pub(crate) fn page_with(
+    state: &AppState,
+    staff: &Staff,
+    uri: &Uri,
+    status: StatusCode,
+    title: &str,
+    main: Markup,
+) -> Response {
+    let frame = Frame { chosen: Chosen { lang: Lang::De, switched: false }, uri, site: &state.catalog.info().title };
+    frame.page(
+        status,
+        title,
+        html! {
+            nav.workspace aria-label="Arbeitsbereich" {
+                a href="/admin" { "Datensätze" } " · "
+                a href="/admin/datasets/new" { "Neuer Datensatz" } " · "
+                a href="/admin/views" { "Ansichten" } " · "
+                a href="/admin/federation" { "Verbund" } " · "
+                a href="/admin/audit" { "Zugriffsprotokoll" } " · "
+                span { (staff.name) }
+                form.inline method="post" action="/auth/logout" {
+                    (staff.csrf_field())
+                    button type="submit" { "Abmelden" }
+                }
+            }
+            (main)
+        },
+    )
+}
+
+/// The portal's "not found" page.
+pub(crate) fn not_found(state: &AppState, uri: &Uri) -> Response {
+    crate::portal::layout::not_found(&Frame {
+        chosen: Chosen { lang: Lang::De, switched: false },
+        uri,
+        site: &state.catalog.info().title,
+    })
+}
+
+fn message(state: &AppState, uri: &Uri, status: StatusCode, title: &str, text: &str) -> Response {
+    let frame = Frame { chosen: Chosen { lang: Lang::De, switched: false }, uri, site: &state.catalog.info().title };
+    frame.page(status, title, html! { h1 { (title) } p { (text) } })
+}
+
+/// A refused form: the page again with the reason, naming the field where there is one.
+pub(crate) fn problem_text(problem: &crate::Problem) -> String {
+    match problem.field() {
+        Some(field) if !problem.detail().contains(field) => format!("{field}: {}", problem.detail()),
+        _ => problem.detail().to_owned(),
+    }
+}
+
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
