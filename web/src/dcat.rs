@@ -94,18 +94,7 @@ pub(crate) async fn dataset(
         let frame = Frame { chosen, uri: &uri, site: &state.catalog.info().title };
         return Ok(portal::dataset::page(&state, &subject, &frame, &file).await);
     }
-    let (id, syntax) = match file.rsplit_once('.') {
-        Some((id, extension)) => (
-            id.to_owned(),
-            RdfSyntax::from_extension(extension).ok_or_else(|| {
-                Problem::new(
-                    StatusCode::NOT_FOUND,
-                    format!("no export format `.{extension}`; use .ttl, .jsonld or .rdf"),
-                )
-            })?,
-        ),
-        None => (file.clone(), negotiate(&headers)?),
-    };
+    let (id, syntax) = rdf_file(&file, &headers)?;
     let record = state.catalog.get(&id)?;
     if !state.gate.visible(&subject, &record) {
         return Err(Problem::dataset_not_found(&id));
@@ -116,6 +105,46 @@ pub(crate) async fn dataset(
         .await
         .map_err(|e| Problem::internal(e.to_string()))??;
     Ok(rdf_response(syntax, Body::from(bytes)))
+}
+
+/// `/views/{file}`: the view's dashboard for browsers, its DCAT description otherwise
+/// (`pegel-owl.ttl`, `.jsonld`, `.rdf`, or by `Accept`).
+pub(crate) async fn view(
+    State(state): State<AppState>,
+    Caller(subject): Caller,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+    chosen: Chosen,
+    uri: Uri,
+) -> Result<Response, Problem> {
+    if !file.contains('.') && portal::wants_html(&headers) {
+        let frame = Frame { chosen, uri: &uri, site: &state.catalog.info().title };
+        return Ok(portal::view::page(&state, &subject, &frame, &file).await);
+    }
+    let (id, syntax) = rdf_file(&file, &headers)?;
+    state.views.get(&subject, &id)?;
+    let catalog = state.catalog.clone();
+    let endpoints = state.endpoints.clone();
+    let bytes = tokio::task::spawn_blocking(move || dcat::write_view(&catalog, &endpoints, syntax, &id, Vec::new()))
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))??;
+    Ok(rdf_response(syntax, Body::from(bytes)))
+}
+
+/// The id and RDF syntax a file name asks for: by its extension, else by `Accept`.
+fn rdf_file(file: &str, headers: &HeaderMap) -> Result<(String, RdfSyntax), Problem> {
+    match file.rsplit_once('.') {
+        Some((id, extension)) => Ok((
+            id.to_owned(),
+            RdfSyntax::from_extension(extension).ok_or_else(|| {
+                Problem::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no export format `.{extension}`; use .ttl, .jsonld or .rdf"),
+                )
+            })?,
+        )),
+        None => Ok((file.to_owned(), negotiate(headers)?)),
+    }
 }
 
 fn negotiate(headers: &HeaderMap) -> Result<RdfSyntax, Problem> {

@@ -109,6 +109,7 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/catalog.jsonld", get(dcat::catalog_jsonld))
         .route("/catalog.rdf", get(dcat::catalog_rdfxml))
         .route("/datasets/{file}", get(dcat::dataset))
+        .route("/views/{file}", get(dcat::view))
         .merge(portal::routes())
         .merge(workspace::routes())
         .route("/auth/login", get(login::login))

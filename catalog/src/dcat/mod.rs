@@ -82,6 +82,22 @@ pub fn write_dataset<W: Write>(
     Ok(writer.finish()?)
 }
 
+/// Writes one view, described as the dataset it assembles.
+pub fn write_view<W: Write>(
+    catalog: &Catalog,
+    endpoints: &Endpoints,
+    syntax: RdfSyntax,
+    id: &str,
+    out: W,
+) -> Result<W, CatalogError> {
+    let view = catalog.views().get(id)?.described();
+    let mut writer = serializer(syntax, out)?;
+    let graph = Graph::new(catalog.info(), endpoints);
+    graph.agents(&mut writer)?;
+    graph.dataset(&mut writer, &view, &Derived::default(), Collection::Views, false)?;
+    Ok(writer.finish()?)
+}
+
 fn serializer<W: Write>(syntax: RdfSyntax, out: W) -> Result<WriterQuadSerializer<W>, CatalogError> {
     let mut serializer = RdfSerializer::from_format(syntax.format());
     for (prefix, iri) in vocabulary::PREFIXES {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use arrow::compute::cast;
+use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -144,6 +144,10 @@ impl Assembler<'_> {
             };
             statuses.push(status);
         }
+        drop(good);
+        // One table of few large batches: sources arrive in many small ones, and every batch
+        // costs a message when the view is sent.
+        let batches = coalesce(&schema, batches)?;
         Ok(Assembled {
             view: view.id().to_owned(),
             schema,
@@ -206,6 +210,28 @@ async fn shape(
     };
     rows.iter().filter(|b| b.num_rows() > 0).map(|batch| fit(batch, schema)).collect()
 }
+
+/// Batches of up to [`COALESCED_ROWS`] rows.
+fn coalesce(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, FlightError> {
+    let mut merged = Vec::new();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut rows = 0;
+    for batch in batches {
+        rows += batch.num_rows();
+        pending.push(batch);
+        if rows >= COALESCED_ROWS {
+            merged.push(concat_batches(schema, &pending).map_err(arrow_flight::error::FlightError::Arrow)?);
+            pending.clear();
+            rows = 0;
+        }
+    }
+    if !pending.is_empty() {
+        merged.push(concat_batches(schema, &pending).map_err(arrow_flight::error::FlightError::Arrow)?);
+    }
+    Ok(merged)
+}
+
+const COALESCED_ROWS: usize = 128 * 1024;
 
 /// The target schema, nullable throughout, with the provenance columns.
 fn conformed_schema(spec: &urbanmesh_catalog::view::ViewSpec) -> Result<SchemaRef, String> {

@@ -125,7 +125,7 @@ pub(crate) fn latest_values(series: &[Series], unit: Option<&str>, w: &Words) ->
     html! {
         section #latest {
             h2 { (w.latest) }
-            table {
+            div.scroll { table {
                 thead { tr { th scope="col" { (w.series) } th scope="col" { (w.time) } th scope="col" { (w.value) } th scope="col" { (w.state) } } }
                 tbody {
                     @for one in series {
@@ -139,7 +139,7 @@ pub(crate) fn latest_values(series: &[Series], unit: Option<&str>, w: &Words) ->
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }

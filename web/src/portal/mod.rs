@@ -9,7 +9,7 @@ pub(crate) mod lang;
 pub(crate) mod layout;
 mod rows;
 mod search;
-mod view;
+pub(crate) mod view;
 mod words;
 
 use axum::Router;
@@ -26,7 +26,6 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::page))
         .route("/search", get(search::page))
-        .route("/views/{id}", get(view::page))
         .route("/assets/portal.css", get(assets::css))
 }
 

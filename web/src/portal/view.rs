@@ -1,33 +1,25 @@
 //! A regional view's dashboard: every station on a map coloured by state, a chart per
 //! station, and how each source town fared.
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 use urbanmesh_flight::{Freshness, ViewRead};
 
 use super::chart::{chart, map};
 use super::dataset::{downloads, latest_values, snippet, spots};
-use super::lang::Chosen;
 use super::layout::{Frame, not_found};
 use super::rows::Columns;
 use super::words::words;
-use crate::AppState;
-use crate::auth::Caller;
+use urbanmesh_policy::Subject;
 
-pub(crate) async fn page(
-    State(state): State<AppState>,
-    Caller(subject): Caller,
-    chosen: Chosen,
-    uri: Uri,
-    Path(id): Path<String>,
-) -> Response {
-    let frame = Frame { chosen, uri: &uri, site: &state.catalog.info().title };
-    let Ok(ViewRead { view, assembled, audit: _audit }) = state.views.read(&subject, &id, "portal").await else {
-        return not_found(&frame);
+use crate::AppState;
+
+pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>, id: &str) -> Response {
+    let Ok(ViewRead { view, assembled, audit: _audit }) = state.views.read(subject, id, "portal").await else {
+        return not_found(frame);
     };
-    let w = words(chosen.lang);
+    let w = words(frame.chosen.lang);
     let spec = &view.spec;
     let columns = Columns::pick(&assembled.schema, spec.time_column.as_deref(), spec.series_key.as_deref());
     let series = columns.as_ref().map(|c| c.series(&assembled.batches)).unwrap_or_default();
@@ -76,7 +68,7 @@ pub(crate) async fn page(
                 }
             }
         }
-        (downloads(&format!("/api/v1/views/{id}/rows"), &id, w))
+        (downloads(&format!("/api/v1/views/{id}/rows"), id, w))
         section {
             h2 { (w.python) }
             pre #pyarrow { code { (snippet(&state.endpoints.flight, &format!("\"views\", \"{id}\""))) } }
