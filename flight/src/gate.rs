@@ -92,6 +92,23 @@ impl ReadGate {
         Ok(Opened { scan: BatchStream { schema: scan.schema, batches }, grant, audit })
     }
 
+    /// Records a read answered again from what an earlier, identical read produced (a
+    /// portal page made for the same catalogue state): the policy decides anew, and the
+    /// access log gets the record the read would have written.
+    pub fn served_again(
+        &self,
+        subject: &Subject,
+        request: &ReadRequest,
+        interface: &str,
+        rows: u64,
+    ) -> Result<(), FlightError> {
+        let (_, grant) = self.decide(subject, request, interface)?;
+        let entry =
+            AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
+        entry.served().add(rows, 0);
+        Ok(())
+    }
+
     /// The schema a read would produce for this subject, without reading.
     pub async fn schema(
         &self,

@@ -171,6 +171,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         _ => None,
     };
     let state = AppState {
+        pages: Arc::default(),
         login,
         catalog: catalog.clone(),
         federation: federation.clone(),

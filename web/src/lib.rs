@@ -34,6 +34,7 @@ use urbanmesh_policy::Identities;
 use urbanmesh_store::Store;
 
 pub use metrics::HttpMetrics;
+pub use portal::PageCache;
 pub use problem::Problem;
 
 /// Everything the handlers need, shared by all requests.
@@ -52,6 +53,8 @@ pub struct AppState {
     pub gate: urbanmesh_flight::ReadGate,
     /// Who a request's credentials name.
     pub identities: Identities,
+    /// Portal pages rendered for anonymous visitors.
+    pub pages: Arc<portal::PageCache>,
     /// Workspace login at the OpenID provider; `None` without `[oidc]`.
     pub login: Option<Arc<login::Login>>,
     /// Set once every listener is up; cleared when shutdown begins.

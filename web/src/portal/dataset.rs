@@ -11,6 +11,7 @@ use urbanmesh_catalog::vocab::THEMES;
 use urbanmesh_policy::Subject;
 use urbanmesh_protocol::ReadRequest;
 
+use super::cache::{self, Page};
 use super::chart::{Spot, chart, legend, map, moment, state_class};
 use super::layout::{Frame, not_found};
 use super::rows::{Columns, Series};
@@ -27,7 +28,16 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
         _ => return not_found(frame),
     };
     let w = words(frame.chosen.lang);
-    let rows = latest_rows(state, subject, &dataset).await;
+    let request = latest_request(state, &dataset);
+    let key = cache::key(subject, frame, state.catalog.generation().unwrap_or_default());
+    if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
+        // Served again, but a read all the same: the policy decides and the log records it.
+        if page.rows == 0 || state.gate.served_again(subject, &request, "portal", page.rows).is_ok() {
+            return frame.respond(page.status, page.body);
+        }
+    }
+    let rows = latest_rows(state, subject, &request).await;
+    let shown = rows.as_ref().map_or(0, |b| b.iter().map(|b| b.num_rows() as u64).sum());
     let main = html! {
         h1 { (dataset.spec.title) }
         p #description { (dataset.spec.description) }
@@ -43,15 +53,23 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
         }
         p { a #dcat href=(format!("/datasets/{id}.ttl")) { (w.dcat) } }
     };
-    frame.page(StatusCode::OK, &dataset.spec.title, main)
+    let body: bytes::Bytes = frame.html(&dataset.spec.title, main).into();
+    if let Some(key) = key {
+        state.pages.put(key, Page { status: StatusCode::OK, body: body.clone(), rows: shown });
+    }
+    frame.respond(StatusCode::OK, body)
 }
 
-/// The last week of rows the visitor may read, or `None` when reading is refused.
-async fn latest_rows(state: &AppState, subject: &Subject, dataset: &Dataset) -> Option<Vec<RecordBatch>> {
+/// The read behind the page: the last week of the dataset's rows.
+fn latest_request(state: &AppState, dataset: &Dataset) -> ReadRequest {
     let last = state.catalog.derived(dataset.id()).ok().and_then(|d| d.last);
     let from = last.filter(|_| dataset.spec.time_column.is_some()).map(|l| l - SHOWN);
-    let request = ReadRequest { dataset: dataset.id().to_owned(), from, ..ReadRequest::default() };
-    let opened = state.gate.open(subject, &request, "portal").await.ok()?;
+    ReadRequest { dataset: dataset.id().to_owned(), from, ..ReadRequest::default() }
+}
+
+/// The rows the visitor may read, or `None` when reading is refused.
+async fn latest_rows(state: &AppState, subject: &Subject, request: &ReadRequest) -> Option<Vec<RecordBatch>> {
+    let opened = state.gate.open(subject, request, "portal").await.ok()?;
     opened.scan.batches.try_collect().await.ok()
 }
 

@@ -5,6 +5,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use maud::html;
 
+use super::cache::{self, Page};
 use super::lang::Chosen;
 use super::layout::Frame;
 use super::search::search_form;
@@ -19,6 +20,12 @@ pub(crate) async fn page(State(state): State<AppState>, Caller(subject): Caller,
     let frame = Frame { chosen, uri: &uri, site: &info.title };
     let w = words(chosen.lang);
     let views = state.views.list(&subject).unwrap_or_default();
+    let generation = state.catalog.generation().unwrap_or_default();
+    let newest_view = views.iter().map(|v| v.modified).max();
+    let key = cache::key(&subject, &frame, format!("{generation}|{}|{newest_view:?}", views.len()));
+    if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
+        return frame.respond(page.status, page.body);
+    }
     let mut datasets: Vec<_> =
         state.catalog.iter().filter_map(Result::ok).filter(|d| state.gate.visible(&subject, d)).collect();
     datasets.sort_by(|a, b| b.modified.cmp(&a.modified));
@@ -45,5 +52,9 @@ pub(crate) async fn page(State(state): State<AppState>, Caller(subject): Caller,
             }
         }
     };
-    frame.page(StatusCode::OK, &info.title, main)
+    let body: bytes::Bytes = frame.html(&info.title, main).into();
+    if let Some(key) = key {
+        state.pages.put(key, Page { status: StatusCode::OK, body: body.clone(), rows: 0 });
+    }
+    frame.respond(StatusCode::OK, body)
 }

@@ -21,6 +21,11 @@ pub(crate) struct Frame<'a> {
 
 impl Frame<'_> {
     pub(crate) fn page(&self, status: StatusCode, title: &str, main: Markup) -> Response {
+        self.respond(status, self.html(title, main).into())
+    }
+
+    /// The whole document.
+    pub(crate) fn html(&self, title: &str, main: Markup) -> String {
         let lang = self.chosen.lang;
         let w = words(lang);
         let markup = html! {
@@ -46,7 +51,13 @@ impl Frame<'_> {
                 }
             }
         };
-        let mut response = (status, markup.into_string()).into_response();
+        markup.into_string()
+    }
+
+    /// A rendered document with the portal's headers.
+    pub(crate) fn respond(&self, status: StatusCode, body: bytes::Bytes) -> Response {
+        let lang = self.chosen.lang;
+        let mut response = (status, axum::body::Body::from(body)).into_response();
         let headers = response.headers_mut();
         for (name, value) in [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

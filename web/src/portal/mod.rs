@@ -2,6 +2,7 @@
 //! Every row shown passes the `ReadGate` as the visitor.
 
 mod assets;
+mod cache;
 mod chart;
 pub(crate) mod dataset;
 mod home;
@@ -19,6 +20,7 @@ use axum::routing::get;
 
 use crate::AppState;
 use crate::auth::Caller;
+pub use cache::PageCache;
 use lang::Chosen;
 use layout::Frame;
 

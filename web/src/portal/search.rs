@@ -8,6 +8,7 @@ use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use urbanmesh_catalog::search::{SearchParams, SearchRequest};
 
+use super::cache::{self, Page};
 use super::lang::Chosen;
 use super::layout::Frame;
 use super::words::{Words, words};
@@ -40,6 +41,10 @@ pub(crate) async fn page(
 ) -> Response {
     let frame = Frame { chosen, uri: &uri, site: &state.catalog.info().title };
     let w = words(chosen.lang);
+    let key = cache::key(&subject, &frame, state.catalog.generation().unwrap_or_default());
+    if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
+        return frame.respond(page.status, page.body);
+    }
     let Query(query) = query.unwrap_or_default();
     let params = SearchParams {
         q: query.q.clone(),
@@ -110,7 +115,11 @@ pub(crate) async fn page(
             }
         }
     };
-    frame.page(StatusCode::OK, w.results, main)
+    let body: bytes::Bytes = frame.html(w.results, main).into();
+    if let Some(key) = key {
+        state.pages.put(key, Page { status: StatusCode::OK, body: body.clone(), rows: 0 });
+    }
+    frame.respond(StatusCode::OK, body)
 }
 
 pub(crate) fn search_form(w: &Words, q: Option<&str>, federation: bool) -> Markup {

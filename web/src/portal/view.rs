@@ -6,6 +6,7 @@ use axum::response::Response;
 use maud::html;
 use urbanmesh_flight::{Freshness, ViewRead};
 
+use super::cache::{self, Page};
 use super::chart::{chart, map};
 use super::dataset::{downloads, latest_values, snippet, spots};
 use super::layout::{Frame, not_found};
@@ -20,6 +21,10 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
         return not_found(frame);
     };
     let w = words(frame.chosen.lang);
+    let key = cache::key(subject, frame, format!("{:?}|{:?}", assembled.assembled_at, view.modified));
+    if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
+        return frame.respond(page.status, page.body);
+    }
     let spec = &view.spec;
     let columns = Columns::pick(&assembled.schema, spec.time_column.as_deref(), spec.series_key.as_deref());
     let series = columns.as_ref().map(|c| c.series(&assembled.batches)).unwrap_or_default();
@@ -74,7 +79,11 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
             pre #pyarrow { code { (snippet(&state.endpoints.flight, &format!("\"views\", \"{id}\""))) } }
         }
     };
-    frame.page(StatusCode::OK, &spec.title, main)
+    let body: bytes::Bytes = frame.html(&spec.title, main).into();
+    if let Some(key) = key {
+        state.pages.put(key, Page { status: StatusCode::OK, body: body.clone(), rows: 0 });
+    }
+    frame.respond(StatusCode::OK, body)
 }
 
 fn freshness(status: Freshness) -> &'static str {
