@@ -227,6 +227,16 @@ class Node:
                 lines.insert(start, rendered)
         path.write_text("\n".join(lines) + "\n")
 
+    def use_oidc(self, provider: OidcProvider, tenant: str = "herford") -> None:
+        """Initialises the node if needed and configures `[oidc]` for the test provider's client
+        `urbanmesh`: the provider's people of `tenant` are this municipality's (the node must be
+        stopped)."""
+        if not self.initialised:
+            self.init()
+        for key, value in {"issuer": provider.issuer, "client_id": "urbanmesh", "client_secret": "urbanmesh-secret",
+                           "tenant_claim": "tenant", "tenant": tenant}.items():
+            self.add_config("oidc", key, value)
+
     def _env(self) -> dict:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
@@ -889,6 +899,49 @@ def oidc_provider(tmp_path_factory) -> OidcProvider:
     provider.start()
     yield provider
     provider.close()
+
+
+# ---- headless Chromium (tests/integration/browser.py) ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def artifacts(request) -> Path:
+    """The module's screenshot directory, target/test-artifacts/<module without test_>/
+    (test_portal -> portal/), emptied of the last run's screenshots."""
+    from browser import artifacts_dir
+
+    return artifacts_dir(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+
+
+@pytest.fixture(scope="module")
+def chrome(artifacts):
+    """One headless Chromium for the module."""
+    from browser import make_driver
+
+    driver = make_driver(artifacts)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(chrome, artifacts, request):
+    """The module's Chromium, without cookies from earlier tests (so German again, and
+    signed out), screenshots named after the test."""
+    from browser import Browser
+
+    chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    chrome.get_log("browser")  # drop earlier console messages
+    return Browser(chrome, request.node.name, artifacts)
+
+
+@pytest.fixture
+def nojs_browser(artifacts, request):
+    """A Chromium of its own with JavaScript switched off."""
+    from browser import Browser, make_driver
+
+    driver = make_driver(artifacts, javascript=False, log_name="chromedriver-nojs")
+    yield Browser(driver, request.node.name, artifacts)
+    driver.quit()
 
 
 def by_key(rows: Iterable[dict], *keys: str) -> list[dict]:

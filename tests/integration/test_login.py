@@ -38,10 +38,7 @@ CSV = "time,station,value,quality\n2026-03-02T06:00:00Z,Dalke,112.5,1\n2026-03-0
 @pytest.fixture(scope="module")
 def herford(tmp_path_factory, oidc_provider) -> Node:
     node = Node(tmp_path_factory.mktemp("login") / "herford", name="Herford")
-    node.init()
-    for key, value in {"issuer": oidc_provider.issuer, "client_id": "urbanmesh", "client_secret": "urbanmesh-secret",
-                       "tenant_claim": "tenant", "tenant": TENANT}.items():
-        node.add_config("oidc", key, value)
+    node.use_oidc(oidc_provider, TENANT)
     node.start()
     yield node
     node.close()

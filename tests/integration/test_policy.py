@@ -479,10 +479,7 @@ def world(tmp_path_factory, oidc_provider) -> World:
     owl = Federation(base / "owl")
     herford, bielefeld, detmold = (owl.new_node(name, start=False) for name in ("Herford", "Bielefeld", "Detmold"))
     lemgo = Node(base / "lemgo", name="Lemgo")
-    herford.init()
-    for key, value in {"issuer": oidc_provider.issuer, "client_id": "urbanmesh", "client_secret": "urbanmesh-secret",
-                       "tenant_claim": "tenant", "tenant": TENANT}.items():
-        herford.add_config("oidc", key, value)
+    herford.use_oidc(oidc_provider, TENANT)
     proxies: list[MemberTlsProxy] = []
     try:
         start_all([herford, bielefeld, detmold, lemgo])

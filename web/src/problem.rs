@@ -59,6 +59,10 @@ impl Problem {
         Self { field: Some(field.clone()), ..Self::bad_request(format!("`{field}` {}", reason.into())) }
     }
 
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(crate) fn detail(&self) -> &str {
         &self.detail
     }

@@ -29,6 +29,11 @@ dt { font-weight: 600; }
 dd { margin: 0; }
 pre { background: #f3f4f6; padding: 0.75rem; overflow-x: auto; }
 svg { max-width: 100%; height: auto; }
+select, textarea, input { max-width: 100%; }
+textarea { width: 100%; font-family: ui-monospace, monospace; }
+code { overflow-wrap: anywhere; }
+form.inline { display: inline; }
+.error { color: var(--high); font-weight: 600; }
 svg text { font: 12px system-ui, sans-serif; fill: var(--muted); }
 .chart polyline { fill: none; stroke-width: 1.5; }
 .map { max-width: 36rem; }

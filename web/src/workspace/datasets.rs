@@ -20,7 +20,7 @@ pub(crate) async fn list(State(state): State<AppState>, staff: Staff, uri: Uri) 
     let main = html! {
         h1 { "Datensätze" }
         p { a href="/admin/datasets/new" { "Neuen Datensatz anlegen" } }
-        table #datasets {
+        div.scroll { table #datasets {
             thead { tr { th scope="col" { "Datensatz" } th scope="col" { "Sichtbar für" } th scope="col" { "Zeilen" } } }
             tbody {
                 @for dataset in &datasets {
@@ -31,7 +31,7 @@ pub(crate) async fn list(State(state): State<AppState>, staff: Staff, uri: Uri) 
                     }
                 }
             }
-        }
+        } }
     };
     page(&state, &staff, &uri, "Datensätze", main)
 }
@@ -39,6 +39,7 @@ pub(crate) async fn list(State(state): State<AppState>, staff: Staff, uri: Uri) 
 /// The fields of the description form (new and edit).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct DescriptionForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     id: String,
@@ -72,8 +73,8 @@ pub(crate) async fn create(
     uri: Uri,
     Form(form): Form<DescriptionForm>,
 ) -> Response {
-    if let Err(status) = staff.check(&form.csrf) {
-        return status.into_response();
+    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+        return refused;
     }
     if !staff.subject.may_edit() {
         return refused(&state, &staff, &uri);
@@ -108,8 +109,8 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     Form(form): Form<DescriptionForm>,
 ) -> Response {
-    if let Err(status) = staff.check(&form.csrf) {
-        return status.into_response();
+    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+        return refused;
     }
     if !staff.subject.may_edit() {
         return refused(&state, &staff, &uri);
@@ -154,8 +155,8 @@ pub(crate) async fn upload(
             continue;
         }
         let Some(file) = field.file_name().map(str::to_owned) else { continue };
-        if staff.check(&csrf).is_err() {
-            return StatusCode::FORBIDDEN.into_response();
+        if let Err(refused) = staff.check(&state, &uri, &csrf) {
+            return refused;
         }
         if !staff.subject.may_edit() {
             return refused(&state, &staff, &uri);
@@ -174,8 +175,8 @@ pub(crate) async fn upload(
         });
         break;
     }
-    if staff.check(&csrf).is_err() {
-        return StatusCode::FORBIDDEN.into_response();
+    if let Err(refused) = staff.check(&state, &uri, &csrf) {
+        return refused;
     }
     let status = match &outcome {
         Some(Outcome::Refused { .. }) | None => StatusCode::BAD_REQUEST,
@@ -250,7 +251,7 @@ fn description_form(staff: &Staff, dataset: Option<&Dataset>, form: &Description
     let action = dataset.map_or("/admin/datasets/new".to_owned(), |d| format!("/admin/datasets/{}", d.id()));
     html! {
         section {
-            h2 { @if dataset.is_some() { "Beschreibung" } @else { "Neuer Datensatz" } }
+            @if dataset.is_some() { h2 { "Beschreibung" } } @else { h1 { "Neuer Datensatz" } }
             @if let Some(error) = error { p.error role="alert" { (error) } }
             form #description method="post" action=(action) {
                 (staff.csrf_field())
@@ -258,7 +259,7 @@ fn description_form(staff: &Staff, dataset: Option<&Dataset>, form: &Description
                     p { label for="id" { "Kennung (Kleinbuchstaben, Ziffern, - und _)" } br; input #id name="id" value=(form.id) required; }
                 }
                 p { label for="title" { "Titel" } br; input #title name="title" value=(form.title) required; }
-                p { label for="description" { "Beschreibung" } br; textarea #description-text name="description" rows="4" { (form.description) } }
+                p { label for="description-text" { "Beschreibung" } br; textarea #description-text name="description" rows="4" { (form.description) } }
                 p { label for="keywords" { "Schlagwörter (durch Kommas getrennt)" } br; input #keywords name="keywords" value=(form.keywords); }
                 p {
                     label for="theme" { "Thema" } br;

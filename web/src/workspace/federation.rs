@@ -22,10 +22,10 @@ pub(crate) async fn page_view(
         h1 { "Verbund" }
         @if let Some(note) = note { (note) }
         @match &federation.federation {
-            Some(info) => p { "„" (info.name) "“, gegründet von " (info.founder) "." },
+            Some(info) => p { "„" (info.name) "“, gegründet von " code { (info.founder) } "." },
             None => p { "Dieser Knoten gehört noch keinem Verbund an; die erste Einladung gründet einen." },
         }
-        table #members {
+        div.scroll { table #members {
             thead { tr { th scope="col" { "Mitglied" } th scope="col" { "Status" } th scope="col" { "Verbunden" } th scope="col" { "PeerId" } th scope="col" { span.visually-hidden { "Aktion" } } } }
             tbody {
                 @for member in &federation.members {
@@ -35,7 +35,7 @@ pub(crate) async fn page_view(
                         td { @if member.connected { "ja" } @else { "nein" } }
                         td { code { (member.peer) } }
                         td {
-                            @if member.peer != federation.me && staff.subject.is_admin() {
+                            @if member.peer != federation.me && staff.subject.is_admin() && member.status == urbanmesh_protocol::federation::MemberStatus::Admitted {
                                 form.inline method="post" action="/admin/federation/remove" {
                                     (staff.csrf_field())
                                     input type="hidden" name="peer" value=(member.peer);
@@ -46,7 +46,7 @@ pub(crate) async fn page_view(
                     }
                 }
             }
-        }
+        } }
         @if staff.subject.is_admin() {
             section {
                 h2 { "Einladen" }
@@ -72,6 +72,7 @@ pub(crate) async fn page(State(state): State<AppState>, staff: Staff, uri: Uri) 
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct InviteForm {
+    #[serde(default)]
     csrf: String,
     name: String,
     #[serde(default)]
@@ -85,11 +86,11 @@ pub(crate) async fn invite(
     uri: Uri,
     Form(form): Form<InviteForm>,
 ) -> Response {
-    if let Err(status) = staff.check(&form.csrf) {
-        return status.into_response();
+    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+        return refused;
     }
     if !staff.subject.is_admin() {
-        return StatusCode::FORBIDDEN.into_response();
+        return staff.refuse(&state, &uri, "admin");
     }
     let ttl = match form.ttl.as_str() {
         "1h" => 3600,
@@ -112,6 +113,7 @@ pub(crate) async fn invite(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RemoveForm {
+    #[serde(default)]
     csrf: String,
     peer: String,
 }
@@ -122,11 +124,11 @@ pub(crate) async fn remove(
     uri: Uri,
     Form(form): Form<RemoveForm>,
 ) -> Response {
-    if let Err(status) = staff.check(&form.csrf) {
-        return status.into_response();
+    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+        return refused;
     }
     if !staff.subject.is_admin() {
-        return StatusCode::FORBIDDEN.into_response();
+        return staff.refuse(&state, &uri, "admin");
     }
     match state.federation.remove(&form.peer).await {
         Ok(()) => Redirect::to("/admin/federation").into_response(),

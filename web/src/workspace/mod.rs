@@ -83,9 +83,31 @@ impl FromRequestParts<AppState> for Staff {
 }
 
 impl Staff {
-    /// Refuses a form without the session's CSRF token.
-    pub(crate) fn check(&self, token: &str) -> Result<(), StatusCode> {
-        if constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) { Ok(()) } else { Err(StatusCode::FORBIDDEN) }
+    /// Refuses a form without the session's CSRF token (e.g. sent from another site, or
+    /// from a page of an earlier session).
+    pub(crate) fn check(&self, state: &AppState, uri: &Uri, token: &str) -> Result<(), Response> {
+        if constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) {
+            return Ok(());
+        }
+        Err(message(
+            state,
+            uri,
+            StatusCode::FORBIDDEN,
+            "Formular abgelehnt",
+            "Das Formular gehört nicht zu dieser Anmeldung (vielleicht aus einem älteren Fenster). \
+             Bitte die Seite neu laden und noch einmal senden; nichts wurde geändert.",
+        ))
+    }
+
+    /// Refuses what the person's role does not allow.
+    pub(crate) fn refuse(&self, state: &AppState, uri: &Uri, needs: &str) -> Response {
+        message(
+            state,
+            uri,
+            StatusCode::FORBIDDEN,
+            "Keine Berechtigung",
+            &format!("Dafür braucht es die Rolle {needs}; nichts wurde geändert."),
+        )
     }
 
     pub(crate) fn csrf_field(&self) -> Markup {

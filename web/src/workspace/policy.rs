@@ -16,6 +16,7 @@ use crate::problem::Problem;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PolicyForm {
+    #[serde(default)]
     csrf: String,
     visibility: String,
     #[serde(default)]
@@ -41,8 +42,8 @@ pub(crate) async fn save(
     Path(id): Path<String>,
     Form(form): Form<PolicyForm>,
 ) -> Response {
-    if let Err(status) = staff.check(&form.csrf) {
-        return status.into_response();
+    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+        return refused;
     }
     let Ok(dataset) = state.catalog.get(&id) else { return super::not_found(&state, &uri) };
     if !staff.subject.is_admin() {

@@ -3,7 +3,7 @@
 use axum::Form;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 use urbanmesh_catalog::view::ViewSpec;
@@ -33,6 +33,7 @@ pub(crate) async fn list(State(state): State<AppState>, staff: Staff, uri: Uri) 
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ViewForm {
+    #[serde(default)]
     csrf: String,
     definition: String,
 }
@@ -44,8 +45,8 @@ pub(crate) async fn save(
     uri: Uri,
     Form(form): Form<ViewForm>,
 ) -> Response {
-    if let Err(status) = staff.check(&form.csrf) {
-        return status.into_response();
+    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+        return refused;
     }
     let result = async {
         if !staff.subject.may_edit() {
@@ -75,7 +76,7 @@ pub(crate) async fn save(
         }
         Err(problem) => {
             let note = html! { p.error role="alert" { (problem_text(&problem)) } };
-            render(&state, &staff, &uri, StatusCode::BAD_REQUEST, Some(note), Some(&form.definition))
+            render(&state, &staff, &uri, problem.status(), Some(note), Some(&form.definition))
         }
     }
 }
@@ -113,7 +114,7 @@ fn editor(staff: &Staff, id: &str, definition: &str) -> Markup {
         form method="post" action="/admin/views/save" {
             (staff.csrf_field())
             label for=(id) { "Definition (JSON)" } br;
-            textarea id=(id) name="definition" rows="14" cols="80" { (definition) }
+            textarea id=(id) name="definition" rows="14" { (definition) }
             br;
             button type="submit" { "Speichern" }
         }
