@@ -53,6 +53,7 @@ pub(crate) struct RunningNode {
     servers: Vec<JoinHandle<anyhow::Result<()>>>,
     network: Network,
     db: sled::Db,
+    audit: AuditLog,
 }
 
 /// `urbanmesh run`: start, serve until SIGTERM or Ctrl-C, shut down cleanly.
@@ -96,7 +97,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
 
     let audit = AuditLog::open(&db)?;
     tokio::spawn(crate::retention::expire_audit(audit.clone(), config.audit.retention_days));
-    let gate = ReadGate::new(catalog.clone(), store.clone(), audit);
+    let gate = ReadGate::new(catalog.clone(), store.clone(), audit.clone());
     if config.oidc.as_ref().is_some_and(|oidc| oidc.tenant_claim.is_none()) {
         tracing::warn!(
             "[oidc] has no tenant_claim: every person of the provider counts as staff of this municipality \
@@ -231,6 +232,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         servers: vec![http, flight, peer_flight],
         store,
         db,
+        audit,
     })
 }
 
@@ -251,6 +253,8 @@ impl RunningNode {
         self.network.stop().await;
         self.catalog.sync_index().await?;
         self.store.shutdown().await?;
+        let audit = self.audit.clone();
+        tokio::task::spawn_blocking(move || audit.flush()).await??;
         self.db.flush_async().await?;
         let _ = std::fs::remove_file(self.data_dir.join("addresses.json"));
         tracing::info!("stopped");

@@ -1,8 +1,9 @@
 //! The access log: one record per read that reached data or was refused, append-only in
 //! sled, keyed by time so that queries and retention walk ranges.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,30 +40,72 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
+/// The log. Records are written to sled in batches by a writer thread, so that a request
+/// never waits for sled; readers of the log see every record appended before they ask.
 #[derive(Clone)]
 pub struct AuditLog {
     tree: sled::Tree,
     db: sled::Db,
+    pending: Arc<Pending>,
 }
+
+/// Records appended but not yet in sled, and the writer's alarm.
+#[derive(Default)]
+struct Pending {
+    records: Mutex<Vec<([u8; 16], Vec<u8>)>>,
+    filled: Condvar,
+}
+
+/// Records held before the appender writes them itself (back-pressure, bounded memory).
+const PENDING_MAX: usize = 16_384;
+/// Records that wake the writer before its interval is up.
+const PENDING_WAKE: usize = 1024;
+/// How long a record waits for the writer at most (sled adds its own flush interval).
+const WRITE_EVERY: Duration = Duration::from_millis(50);
 
 impl AuditLog {
     pub fn open(db: &sled::Db) -> Result<Self, PolicyError> {
-        Ok(Self { tree: db.open_tree("audit")?, db: db.clone() })
+        let tree = db.open_tree("audit")?;
+        let pending = Arc::new(Pending::default());
+        let writer = (Arc::downgrade(&pending), tree.clone());
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_pending(&writer.0, &writer.1))
+            .map_err(|e| PolicyError::Corrupt(format!("starting the audit writer: {e}")))?;
+        Ok(Self { tree, db: db.clone(), pending })
     }
 
-    /// Appends a record. sled makes it durable within its flush interval (0.5 s).
+    /// Appends a record. It reaches sled within [`WRITE_EVERY`]; sled makes it durable
+    /// within its flush interval (0.5 s); [`AuditLog::flush`] at shutdown.
     pub fn append(&self, record: &AuditRecord) -> Result<(), PolicyError> {
         let micros = u64::try_from(record.at.timestamp_micros()).unwrap_or(0);
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&micros.to_be_bytes());
         key[8..].copy_from_slice(&self.db.generate_id()?.to_be_bytes());
         let value = serde_json::to_vec(record).map_err(|e| PolicyError::Corrupt(e.to_string()))?;
-        self.tree.insert(key, value)?;
+        let mut records = self.pending.records.lock().unwrap_or_else(PoisonError::into_inner);
+        if records.len() >= PENDING_MAX {
+            drop(records);
+            self.tree.insert(key, value)?;
+            return Ok(());
+        }
+        records.push((key, value));
+        if records.len() >= PENDING_WAKE {
+            self.pending.filled.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Writes every appended record to sled and flushes it to disk.
+    pub fn flush(&self) -> Result<(), PolicyError> {
+        write_batch(&self.pending, &self.tree)?;
+        self.tree.flush()?;
         Ok(())
     }
 
     /// Records in time order, oldest first, at most `query.limit` (bounded by [`MAX_QUERY`]).
     pub fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, PolicyError> {
+        write_batch(&self.pending, &self.tree)?;
         let start = time_key(query.from.unwrap_or(DateTime::<Utc>::MIN_UTC));
         let end = time_key(query.to.unwrap_or(DateTime::<Utc>::MAX_UTC));
         let limit = query.limit.clamp(1, MAX_QUERY);
@@ -86,6 +129,7 @@ impl AuditLog {
 
     /// Drops records older than `before`; returns how many.
     pub fn expire(&self, before: DateTime<Utc>) -> Result<usize, PolicyError> {
+        write_batch(&self.pending, &self.tree)?;
         let mut removed = 0;
         for item in self.tree.range(..time_key(before)) {
             let (key, _) = item?;
@@ -94,6 +138,34 @@ impl AuditLog {
         }
         Ok(removed)
     }
+}
+
+/// The writer thread: batches of pending records into sled, until the log is gone.
+fn write_pending(pending: &Weak<Pending>, tree: &sled::Tree) {
+    while let Some(pending) = pending.upgrade() {
+        {
+            let records = pending.records.lock().unwrap_or_else(PoisonError::into_inner);
+            if records.len() < PENDING_WAKE {
+                let _ = pending.filled.wait_timeout(records, WRITE_EVERY);
+            }
+        }
+        if let Err(error) = write_batch(&pending, tree) {
+            tracing::error!(%error, "audit records not written");
+        }
+    }
+}
+
+fn write_batch(pending: &Pending, tree: &sled::Tree) -> Result<(), PolicyError> {
+    let records = std::mem::take(&mut *pending.records.lock().unwrap_or_else(PoisonError::into_inner));
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    for (key, value) in records {
+        batch.insert(&key, value);
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
 }
 
 fn time_key(at: DateTime<Utc>) -> [u8; 8] {
