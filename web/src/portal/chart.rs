@@ -34,8 +34,21 @@ pub(crate) fn legend(series: &[Series]) -> Markup {
     }
 }
 
-/// A line per series over their common time span.
+/// A line per series over their common time span, every point drawn.
 pub(crate) fn chart(series: &[Series], label: &str, unit: Option<&str>) -> Markup {
+    drawn(series, label, unit, usize::MAX, MARKED)
+}
+
+/// A small chart (a dashboard's, one per station): at most [`SMALL_POINTS`] points drawn per
+/// series (each the maximum of its stretch, so peaks stay visible), fewer of them marked.
+pub(crate) fn small_chart(series: &[Series], label: &str, unit: Option<&str>) -> Markup {
+    drawn(series, label, unit, SMALL_POINTS, MARKED / 2)
+}
+
+/// Points a small chart draws per series: about one per two pixels of its width.
+const SMALL_POINTS: usize = 360;
+
+fn drawn(series: &[Series], label: &str, unit: Option<&str>, points_max: usize, marked_max: usize) -> Markup {
     let points = series.iter().flat_map(|s| s.points.iter());
     let (mut t0, mut t1, mut v0, mut v1) = (i64::MAX, i64::MIN, f64::INFINITY, f64::NEG_INFINITY);
     for (t, v) in points {
@@ -60,8 +73,9 @@ pub(crate) fn chart(series: &[Series], label: &str, unit: Option<&str>) -> Marku
             @for (i, one) in series.iter().enumerate() {
                 g class=(format!("c{}", i % PALETTE.len())) {
                     title { (one.name) }
-                    polyline stroke=(colour(i)) points=(polyline(&one.points, &x, &y)) {}
-                    @for (t, v) in marked(&one.points) {
+                    @let points = thinned(&one.points, points_max);
+                    polyline stroke=(colour(i)) points=(polyline(&points, &x, &y)) {}
+                    @for (t, v) in marked(&points, marked_max) {
                         circle cx=(format!("{:.1}", x(t))) cy=(format!("{:.1}", y(v))) r="2.5" fill=(colour(i)) {
                             title { (one.name) ": " (format!("{v:.1}{unit}")) ", " (moment(t)) }
                         }
@@ -80,9 +94,20 @@ fn polyline(points: &[(i64, f64)], x: &impl Fn(i64) -> f64, y: &impl Fn(f64) -> 
     text
 }
 
-/// At most [`MARKED`] evenly spread points, the latest always among them.
-fn marked(points: &[(i64, f64)]) -> impl Iterator<Item = (i64, f64)> + '_ {
-    let step = points.len().div_ceil(MARKED).max(1);
+/// At most `max` points: each the highest of its stretch of the series, at its time.
+fn thinned(points: &[(i64, f64)], max: usize) -> std::borrow::Cow<'_, [(i64, f64)]> {
+    if points.len() <= max {
+        return std::borrow::Cow::Borrowed(points);
+    }
+    let stretch = points.len().div_ceil(max);
+    let highest =
+        |chunk: &[(i64, f64)]| chunk.iter().copied().fold((0, f64::NEG_INFINITY), |a, p| if p.1 > a.1 { p } else { a });
+    std::borrow::Cow::Owned(points.chunks(stretch).map(highest).collect())
+}
+
+/// At most `max` evenly spread points, the latest always among them.
+fn marked(points: &[(i64, f64)], max: usize) -> impl Iterator<Item = (i64, f64)> + '_ {
+    let step = points.len().div_ceil(max).max(1);
     let last = points.len().saturating_sub(1);
     points.iter().enumerate().filter(move |(i, _)| (last - i) % step == 0).map(|(_, p)| *p)
 }

@@ -7,7 +7,7 @@ use maud::html;
 use urbanmesh_flight::{Freshness, ViewRead};
 
 use super::cache::{self, Page};
-use super::chart::{chart, map};
+use super::chart::{map, small_chart};
 use super::dataset::{downloads, latest_values, snippet, spots};
 use super::layout::{Frame, not_found};
 use super::rows::Columns;
@@ -45,7 +45,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
             div #stations {
                 @for one in &series {
                     figure {
-                        (chart(std::slice::from_ref(one), &format!("{}: {}", w.chart_label, one.name), unit))
+                        (small_chart(std::slice::from_ref(one), &format!("{}: {}", w.chart_label, one.name), unit))
                         figcaption { (one.name) }
                     }
                 }
