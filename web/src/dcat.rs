@@ -99,12 +99,7 @@ pub(crate) async fn dataset(
     if !state.gate.visible(&subject, &record) {
         return Err(Problem::dataset_not_found(&id));
     }
-    let catalog = state.catalog.clone();
-    let endpoints = state.endpoints.clone();
-    let bytes = tokio::task::spawn_blocking(move || dcat::write_dataset(&catalog, &endpoints, syntax, &id, Vec::new()))
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))??;
-    Ok(rdf_response(syntax, Body::from(bytes)))
+    exported(&state, syntax, id, dcat::write_dataset).await
 }
 
 /// `/views/{file}`: the view's dashboard for browsers, its DCAT description otherwise
@@ -123,9 +118,22 @@ pub(crate) async fn view(
     }
     let (id, syntax) = rdf_file(&file, &headers)?;
     state.views.get(&subject, &id)?;
+    exported(&state, syntax, id, dcat::write_view).await
+}
+
+type WriteOne = fn(
+    &urbanmesh_catalog::Catalog,
+    &urbanmesh_catalog::Endpoints,
+    RdfSyntax,
+    &str,
+    Vec<u8>,
+) -> Result<Vec<u8>, urbanmesh_catalog::CatalogError>;
+
+/// One entry's description, written off the async threads.
+async fn exported(state: &AppState, syntax: RdfSyntax, id: String, write: WriteOne) -> Result<Response, Problem> {
     let catalog = state.catalog.clone();
     let endpoints = state.endpoints.clone();
-    let bytes = tokio::task::spawn_blocking(move || dcat::write_view(&catalog, &endpoints, syntax, &id, Vec::new()))
+    let bytes = tokio::task::spawn_blocking(move || write(&catalog, &endpoints, syntax, &id, Vec::new()))
         .await
         .map_err(|e| Problem::internal(e.to_string()))??;
     Ok(rdf_response(syntax, Body::from(bytes)))

@@ -73,13 +73,8 @@ pub fn write_dataset<W: Write>(
     id: &str,
     out: W,
 ) -> Result<W, CatalogError> {
-    let dataset = catalog.get(id)?;
-    let derived = catalog.derived(id)?;
-    let mut writer = serializer(syntax, out)?;
-    let graph = Graph::new(catalog.info(), endpoints);
-    graph.agents(&mut writer)?;
-    graph.dataset(&mut writer, &dataset, &derived, Collection::Datasets, false)?;
-    Ok(writer.finish()?)
+    let (dataset, derived) = (catalog.get(id)?, catalog.derived(id)?);
+    write_one(catalog, endpoints, syntax, (&dataset, &derived, Collection::Datasets), out)
 }
 
 /// Writes one view, described as the dataset it assembles.
@@ -91,10 +86,20 @@ pub fn write_view<W: Write>(
     out: W,
 ) -> Result<W, CatalogError> {
     let view = catalog.views().get(id)?.described();
+    write_one(catalog, endpoints, syntax, (&view, &Derived::default(), Collection::Views), out)
+}
+
+fn write_one<W: Write>(
+    catalog: &Catalog,
+    endpoints: &Endpoints,
+    syntax: RdfSyntax,
+    (dataset, derived, collection): (&Dataset, &Derived, Collection),
+    out: W,
+) -> Result<W, CatalogError> {
     let mut writer = serializer(syntax, out)?;
     let graph = Graph::new(catalog.info(), endpoints);
     graph.agents(&mut writer)?;
-    graph.dataset(&mut writer, &view, &Derived::default(), Collection::Views, false)?;
+    graph.dataset(&mut writer, dataset, derived, collection, false)?;
     Ok(writer.finish()?)
 }
 
