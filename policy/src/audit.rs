@@ -38,6 +38,8 @@ pub struct AuditQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub limit: usize,
+    /// The latest records first (and the limit counts from the latest).
+    pub newest_first: bool,
 }
 
 /// The log. Records are written to sled in batches by a writer thread, so that a request
@@ -103,14 +105,18 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Records in time order, oldest first, at most `query.limit` (bounded by [`MAX_QUERY`]).
+    /// Records in time order, oldest first unless `query.newest_first`, at most
+    /// `query.limit` (bounded by [`MAX_QUERY`]).
     pub fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, PolicyError> {
         write_batch(&self.pending, &self.tree)?;
         let start = time_key(query.from.unwrap_or(DateTime::<Utc>::MIN_UTC));
         let end = time_key(query.to.unwrap_or(DateTime::<Utc>::MAX_UTC));
         let limit = query.limit.clamp(1, MAX_QUERY);
         let mut records = Vec::new();
-        for item in self.tree.range(start..end) {
+        let range = self.tree.range(start..end);
+        let items: Box<dyn Iterator<Item = _>> =
+            if query.newest_first { Box::new(range.rev()) } else { Box::new(range) };
+        for item in items {
             let (_, value) = item?;
             let record: AuditRecord =
                 serde_json::from_slice(&value).map_err(|e| PolicyError::Corrupt(e.to_string()))?;

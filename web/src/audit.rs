@@ -46,6 +46,7 @@ pub(crate) async fn query(
         from: params.from.as_deref().map(|t| time("from", t)).transpose()?,
         to: params.to.as_deref().map(|t| time("to", t)).transpose()?,
         limit,
+        newest_first: false,
     };
     let log = state.gate.audit().clone();
     let records = tokio::task::spawn_blocking(move || log.query(&query))

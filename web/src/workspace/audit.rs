@@ -35,10 +35,11 @@ pub(crate) async fn page_view(
 ) -> Response {
     let Query(filters) = filters.unwrap_or_default();
     let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    // `to` names the last day shown: the range ends (exclusive) at the start of the next.
     let day = |s: &str, end: bool| -> Option<DateTime<Utc>> {
         let date = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()?;
-        let time = if end { date.and_hms_opt(23, 59, 59)? } else { date.and_hms_opt(0, 0, 0)? };
-        Some(time.and_utc())
+        let date = if end { date.succ_opt()? } else { date };
+        Some(date.and_hms_opt(0, 0, 0)?.and_utc())
     };
     let query = AuditQuery {
         dataset: text(&filters.dataset),
@@ -46,6 +47,7 @@ pub(crate) async fn page_view(
         from: day(&filters.from, false),
         to: day(&filters.to, true),
         limit: SHOWN,
+        newest_first: true,
     };
     let allowed = staff.subject.is_admin();
     let records = if allowed { state.gate.audit().query(&query).unwrap_or_default() } else { Vec::new() };
@@ -59,7 +61,7 @@ pub(crate) async fn page_view(
             label for="to" { "Bis" } " " input #to type="date" name="to" value=(filters.to); " "
             button type="submit" { "Filtern" }
         }
-        p { (records.len()) " Einträge (höchstens " (SHOWN) ")" }
+        p { (records.len()) " Einträge, die neuesten zuerst (höchstens " (SHOWN) ")" }
         div.scroll {
             table #audit {
                 thead { tr {
