@@ -61,14 +61,30 @@ impl ReadGate {
             Err(CatalogError::NotFound { .. }) => return Err(not_found()),
             Err(other) => return Err(other.into()),
         };
+        let grant = self.decide_on(subject, &dataset, request, interface)?;
+        Ok((dataset, grant))
+    }
+
+    /// [`ReadGate::decide`] for a dataset record the caller already holds.
+    fn decide_on(
+        &self,
+        subject: &Subject,
+        dataset: &Dataset,
+        request: &ReadRequest,
+        interface: &str,
+    ) -> Result<Grant, FlightError> {
         let public = Subject::Anonymous;
         let deciding_for = if request.for_public { &public } else { subject };
-        match judge(deciding_for, &dataset, request) {
-            Decision::Permit(grant) => Ok((dataset, grant)),
+        match judge(deciding_for, dataset, request) {
+            Decision::Permit(grant) => Ok(grant),
             Decision::Deny(denial) => {
                 tracing::info!(dataset = %request.dataset, subject = %subject.label(), reason = %denial.reason, "read refused");
                 self.record(record(subject, request, interface, "deny", denial.reason.clone()));
-                Err(if denial.hidden { not_found() } else { FlightError::Forbidden { reason: denial.reason } })
+                Err(if denial.hidden {
+                    FlightError::NotFound { id: request.dataset.clone() }
+                } else {
+                    FlightError::Forbidden { reason: denial.reason }
+                })
             }
         }
     }
@@ -98,11 +114,12 @@ impl ReadGate {
     pub fn served_again(
         &self,
         subject: &Subject,
+        dataset: &Dataset,
         request: &ReadRequest,
         interface: &str,
         rows: u64,
     ) -> Result<(), FlightError> {
-        let (_, grant) = self.decide(subject, request, interface)?;
+        let grant = self.decide_on(subject, dataset, request, interface)?;
         let entry =
             AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
         entry.served().add(rows, 0);

@@ -34,7 +34,7 @@ impl ViewRecords {
 
     /// Refuses `id` for a new dataset when a view has it.
     pub(crate) fn refuse_taken(&self, id: &str) -> Result<(), CatalogError> {
-        if self.tree.contains_key(id)? {
+        if self.contains(id)? {
             return Err(CatalogError::AlreadyExists { id: format!("{id} (a view)") });
         }
         Ok(())
@@ -79,6 +79,11 @@ impl ViewRecords {
         self.db.flush_async().await?;
         self.changed(view.id());
         Ok(view)
+    }
+
+    /// Whether a view of this id exists (no record is decoded).
+    pub fn contains(&self, id: &str) -> Result<bool, CatalogError> {
+        Ok(self.tree.contains_key(id)?)
     }
 
     pub fn get(&self, id: &str) -> Result<View, CatalogError> {

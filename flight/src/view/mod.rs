@@ -96,14 +96,15 @@ impl Views {
     }
 
     /// A dataset read that names a view instead (members read a shared view as
-    /// `["remote", node, id]`): the view's rows, read whole. `None` when it names no view.
+    /// `["remote", node, id]`): the view's rows, read whole. `None` when it names no view;
+    /// views and datasets share one namespace, so the check costs one key lookup.
     pub async fn read_named(
         &self,
         subject: &Subject,
         request: &ReadRequest,
         interface: &str,
     ) -> Result<Option<ViewRead>, FlightError> {
-        if self.catalog.get(&request.dataset).is_ok() || self.catalog.views().get(&request.dataset).is_err() {
+        if !self.catalog.views().contains(&request.dataset)? {
             return Ok(None);
         }
         if !request.is_whole() {

@@ -32,7 +32,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
     let key = cache::key(subject, frame, state.catalog.generation().unwrap_or_default());
     if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
         // Served again, but a read all the same: the policy decides and the log records it.
-        if page.rows == 0 || state.gate.served_again(subject, &request, "portal", page.rows).is_ok() {
+        if page.rows == 0 || state.gate.served_again(subject, &dataset, &request, "portal", page.rows).is_ok() {
             return frame.respond(page.status, page.body);
         }
     }

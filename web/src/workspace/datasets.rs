@@ -77,7 +77,7 @@ pub(crate) async fn create(
         return refused;
     }
     if !staff.subject.may_edit() {
-        return refused(&state, &staff, &uri);
+        return staff.refuse(&state, &uri, "editor oder admin");
     }
     let result = match spec_of(&form, None) {
         Ok(spec) => crate::datasets::publish(&state, spec).await,
@@ -113,7 +113,7 @@ pub(crate) async fn update(
         return refused;
     }
     if !staff.subject.may_edit() {
-        return refused(&state, &staff, &uri);
+        return staff.refuse(&state, &uri, "editor oder admin");
     }
     let Ok(current) = state.catalog.get(&id) else { return super::not_found(&state, &uri) };
     let result = match spec_of(&form, Some(&current)) {
@@ -159,7 +159,7 @@ pub(crate) async fn upload(
             return refused;
         }
         if !staff.subject.may_edit() {
-            return refused(&state, &staff, &uri);
+            return staff.refuse(&state, &uri, "editor oder admin");
         }
         let Some(format) = Format::from_file_name(&file) else {
             let problem = Problem::bad_request(format!("„{file}“ ist keine .csv- oder .xlsx-Datei"));
@@ -377,15 +377,4 @@ fn spec_of(form: &DescriptionForm, current: Option<&Dataset>) -> Result<DatasetS
         }
     }
     serde_json::from_value(cleaned).map_err(|e| Problem::bad_request(e.to_string()))
-}
-
-fn refused(state: &AppState, staff: &Staff, uri: &Uri) -> Response {
-    page_with(
-        state,
-        staff,
-        uri,
-        StatusCode::FORBIDDEN,
-        "Keine Berechtigung",
-        html! { h1 { "Keine Berechtigung" } p { "Datensätze ändern dürfen Beschäftigte mit der Rolle editor oder admin." } },
-    )
 }
