@@ -1,5 +1,6 @@
 use tonic::{Code, Status};
 use urbanmesh_catalog::CatalogError;
+use urbanmesh_dataspace::DataspaceError;
 use urbanmesh_protocol::ReadRequestError;
 use urbanmesh_store::StoreError;
 
@@ -9,6 +10,9 @@ pub enum FlightError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A read the sealed path refused or could not plan.
+    #[error(transparent)]
+    Read(#[from] DataspaceError),
     #[error("invalid ticket or command: {0}")]
     Request(#[from] ReadRequestError),
     #[error("invalid descriptor: {reason}")]
@@ -46,6 +50,7 @@ fn code(error: &FlightError) -> Code {
         FlightError::BatchRejected { source, .. } => code(source),
         FlightError::Peer(_) => Code::Unavailable,
         FlightError::Store(e) => store_code(e),
+        FlightError::Read(e) => read_code(e),
         FlightError::Catalog(CatalogError::NotFound { .. }) => Code::NotFound,
         FlightError::Catalog(CatalogError::InvalidDataset { .. }) => Code::InvalidArgument,
         FlightError::Catalog(CatalogError::AlreadyExists { .. }) => Code::AlreadyExists,
@@ -56,6 +61,20 @@ fn code(error: &FlightError) -> Code {
         FlightError::NotFound { .. } => Code::NotFound,
         FlightError::Forbidden { .. } => Code::PermissionDenied,
         FlightError::Unauthenticated => Code::Unauthenticated,
+    }
+}
+
+fn read_code(error: &DataspaceError) -> Code {
+    match error {
+        DataspaceError::NotFound { .. } => Code::NotFound,
+        DataspaceError::Forbidden { .. } => Code::PermissionDenied,
+        DataspaceError::InvalidFilter { .. }
+        | DataspaceError::InvalidRequest { .. }
+        | DataspaceError::Policy { .. }
+        | DataspaceError::InvalidRule { .. } => Code::InvalidArgument,
+        DataspaceError::Store(e) => store_code(e),
+        DataspaceError::Catalog(CatalogError::NotFound { .. }) => Code::NotFound,
+        DataspaceError::Catalog(_) => Code::Internal,
     }
 }
 

@@ -1,12 +1,12 @@
 //! The node's Arrow Flight service: datasets listed, described and read by descriptor or
 //! ticket, written by `DoPut`. The service only delegates, counts and maps errors; each
-//! RPC lives in its own file. Every read passes the [`ReadGate`], which the REST edge uses too.
+//! RPC lives in its own file. Every read passes the sealed read path's [`ReadGate`], which
+//! the REST edge uses too.
 
 mod auth;
 mod do_get;
 mod do_put;
 mod error;
-mod gate;
 mod get_flight_info;
 mod metrics;
 mod peer;
@@ -23,7 +23,7 @@ use urbanmesh_store::Store;
 pub use auth::PURPOSE_HEADER;
 pub use do_get::{ATTRIBUTION_KEY, LICENCE_KEY};
 pub use error::FlightError;
-pub use gate::{Opened, ReadGate};
+pub use urbanmesh_dataspace::{Opened, ReadGate};
 pub use peer::{MemberCheck, MemberInfo, MemberStream, PeerClient, member_connections};
 pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;

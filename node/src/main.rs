@@ -4,7 +4,6 @@ mod admin;
 mod cli;
 mod config;
 mod demo;
-mod derived;
 mod init;
 mod node;
 mod retention;

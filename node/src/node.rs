@@ -92,8 +92,8 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         store.attach(dataset).with_context(|| format!("opening dataset `{}`", dataset.id()))?;
     }
 
-    crate::derived::refresh_all(&catalog, &store, false).await?;
-    tokio::spawn(crate::derived::follow(catalog.clone(), store.clone()));
+    urbanmesh_dataspace::refresh_all(&catalog, &store, false).await?;
+    tokio::spawn(urbanmesh_dataspace::follow(catalog.clone(), store.clone()));
 
     let audit = AuditLog::open(&db)?;
     tokio::spawn(crate::retention::expire_audit(audit.clone(), config.audit.retention_days));

@@ -16,8 +16,6 @@ pub enum StoreError {
     UnknownTable { id: String },
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },
-    #[error("invalid filter `{filter}`: {reason}")]
-    InvalidFilter { filter: String, reason: String },
     #[error("write-ahead log failed: {source}")]
     Wal {
         #[from]
@@ -68,7 +66,7 @@ impl From<DataFusionError> for StoreError {
 
 impl StoreError {
     /// A task of ours that ended without an answer: a panic is a bug, anything else shutdown.
-    pub(crate) fn from_join(error: tokio::task::JoinError, what: &str) -> Self {
+    pub fn from_join(error: tokio::task::JoinError, what: &str) -> Self {
         if error.is_panic() { Self::Corrupt { reason: format!("{what} panicked") } } else { Self::ShuttingDown }
     }
 }
@@ -82,7 +80,6 @@ impl StoreError {
                 | Self::Malformed { .. }
                 | Self::Empty
                 | Self::InvalidRequest { .. }
-                | Self::InvalidFilter { .. }
         )
     }
 

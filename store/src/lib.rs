@@ -5,9 +5,10 @@
 //! acknowledged after a shared fsync ([`commit`]). A background [`compaction`] moves the
 //! log tail into immutable, time-sorted Parquet segments and swaps the manifest.
 //!
-//! Read: [`query`] builds a DataFusion plan over the segments plus the log tail, with the
-//! request's projection, time range, filter and limit pushed into the scan, and runs it
-//! on a dedicated runtime so that decoding never holds up the I/O threads.
+//! Read: [`Store::stored`] gives a consistent cut of a table's rows (segments plus log tail)
+//! within a time range, as a DataFusion frame. The store knows nothing of callers or
+//! policies: the sealed read path (`urbanmesh-dataspace`) plans grant and request on it,
+//! on the store's query runtime so that decoding never holds up the I/O threads.
 
 pub mod conform;
 pub mod decode;
@@ -17,19 +18,16 @@ mod commit;
 mod compaction;
 mod error;
 mod extent;
-mod filter;
 mod manifest;
 mod metrics;
 mod query;
 mod segment;
-mod shaping;
 mod store;
 mod table;
 mod wal;
 
 pub use error::StoreError;
 pub use extent::TimeExtent;
-pub use query::BatchStream;
+pub use query::{BatchStream, Stored, TimeRange};
 pub use rows::RowError;
-pub use shaping::RECORDS;
 pub use store::{Appended, StagedAppend, Store, StoreConfig, TableStats};

@@ -9,14 +9,12 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use urbanmesh_catalog::Dataset;
-use urbanmesh_policy::Grant;
-use urbanmesh_protocol::ReadRequest;
 
 use crate::commit::{GroupCommit, Pending};
 use crate::compaction::{Compactor, Thresholds};
 use crate::manifest::Manifests;
 use crate::metrics::StoreMetrics;
-use crate::query::{self, BatchStream};
+use crate::query::{self, Stored, TimeRange};
 pub use crate::table::TableStats;
 use crate::table::{Table, TableSpec};
 use crate::{StoreError, wal};
@@ -253,17 +251,20 @@ impl Store {
         Ok(StagedAppend { store: self.clone(), dataset: id.to_owned(), appended: Appended { rows, seq }, durable })
     }
 
-    /// Streams the rows `request` asks for, in the shape `grant` releases them.
-    pub async fn scan(&self, request: &ReadRequest, grant: &Grant) -> Result<BatchStream, StoreError> {
-        let table = self.table(&request.dataset)?;
-        query::scan(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone(), grant.clone()).await
+    /// A consistent cut of the table's rows within `range`, for a read path to plan on.
+    pub fn stored(&self, id: &str, range: TimeRange) -> Result<Stored, StoreError> {
+        let table = self.table(id)?;
+        query::stored(&self.inner.ctx, &table, range)
     }
 
-    /// The schema `request` would produce under `grant`, or why it is invalid (unknown
-    /// column, bad filter, a policy that cannot be applied).
-    pub async fn check(&self, request: &ReadRequest, grant: &Grant) -> Result<SchemaRef, StoreError> {
-        let table = self.table(&request.dataset)?;
-        query::check(self.inner.ctx.clone(), &self.inner.query_runtime, table, request.clone(), grant.clone()).await
+    /// The runtime queries run on, away from the I/O threads.
+    pub fn query_runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.query_runtime
+    }
+
+    /// The store's DataFusion session: its batch size and partitions.
+    pub fn session(&self) -> &SessionContext {
+        &self.inner.ctx
     }
 
     pub fn schema(&self, id: &str) -> Result<SchemaRef, StoreError> {

@@ -2,15 +2,12 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use urbanmesh_policy::Grant;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use urbanmesh_catalog::{Dataset, DatasetSpec};
-use urbanmesh_protocol::ReadRequest;
-use urbanmesh_store::{Store, StoreConfig, StoreError};
+use urbanmesh_store::{Store, StoreConfig, TimeRange};
 
 fn dataset() -> Dataset {
     let spec: DatasetSpec = serde_json::from_value(serde_json::json!({
@@ -53,8 +50,8 @@ fn open(dir: &std::path::Path, segment_rows: usize) -> Store {
     store
 }
 
-async fn read(store: &Store, request: ReadRequest) -> Vec<RecordBatch> {
-    store.scan(&request, &Grant::owner()).await.expect("scan").batches.try_collect().await.expect("batches")
+async fn read(store: &Store, id: &str) -> Vec<RecordBatch> {
+    store.stored(id, TimeRange::default()).expect("stored").frame.collect().await.expect("batches")
 }
 
 fn rows(batches: &[RecordBatch]) -> usize {
@@ -81,7 +78,7 @@ async fn appended_rows_are_compacted_and_survive_reopening() {
         }
         wait_until("a segment", || store.stats("pegel").expect("stats").segments > 0).await;
         store.append("pegel", batch(&dataset, 2000, 10)).await.expect("append");
-        assert_eq!(rows(&read(&store, ReadRequest::whole("pegel")).await), 2010);
+        assert_eq!(rows(&read(&store, "pegel").await), 2010);
         // The last 10 rows stay in the log only; reopening must replay them.
         store.shutdown().await.expect("shutdown");
     }
@@ -91,63 +88,12 @@ async fn appended_rows_are_compacted_and_survive_reopening() {
     let store = open(dir.path(), 1000);
     let stats = store.stats("pegel").expect("stats");
     assert_eq!(stats.rows, 2010);
-    assert_eq!(rows(&read(&store, ReadRequest::whole("pegel")).await), 2010);
+    assert_eq!(rows(&read(&store, "pegel").await), 2010);
     assert!(
         std::fs::read_dir(dir.path().join("segments/pegel"))
             .expect("dir")
             .all(|f| { f.expect("entry").file_name().to_string_lossy().ends_with(".parquet") })
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_apply_range_filter_projection_and_limit() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dataset = dataset();
-    let store = open(dir.path(), 500);
-    store.append("pegel", batch(&dataset, 0, 960)).await.expect("append");
-    store.append("pegel", batch(&dataset, 960, 40)).await.expect("append");
-    let request = ReadRequest {
-        dataset: "pegel".into(),
-        columns: Some(vec!["value".into()]),
-        from: Some("2026-01-02T00:00:00Z".parse().expect("from")),
-        to: Some("2026-01-03T00:00:00Z".parse().expect("to")),
-        filter: Some("station = 's0' AND value >= 100".into()),
-        limit: None,
-        purpose: None,
-        for_public: false,
-    };
-    let batches = read(&store, request.clone()).await;
-    assert_eq!(batches[0].schema().fields().len(), 1);
-    let mut values: Vec<f64> = batches
-        .iter()
-        .flat_map(|b| b.column(0).as_any().downcast_ref::<Float64Array>().expect("f64").values().to_vec())
-        .collect();
-    values.sort_by(f64::total_cmp);
-    let expected: Vec<f64> = (96..192).filter(|i| i % 3 == 0 && *i >= 100).map(|i| i as f64).collect();
-    assert_eq!(values, expected);
-    assert_eq!(rows(&read(&store, ReadRequest { limit: Some(7), ..ReadRequest::whole("pegel") }).await), 7);
-
-    let bad = store
-        .scan(&ReadRequest { filter: Some("value >".into()), ..ReadRequest::whole("pegel") }, &Grant::owner())
-        .await;
-    assert!(matches!(bad, Err(StoreError::InvalidFilter { .. })));
-    let bad = store
-        .scan(&ReadRequest { filter: Some("nope = 1".into()), ..ReadRequest::whole("pegel") }, &Grant::owner())
-        .await;
-    assert!(matches!(bad, Err(StoreError::InvalidFilter { .. })));
-    let costly = ReadRequest { filter: Some("repeat(station, 100000000) = 'x'".into()), ..ReadRequest::whole("pegel") };
-    let refusal = store.scan(&costly, &Grant::owner()).await.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(refusal.contains("not allowed in a filter"), "{refusal}");
-    let cheap = ReadRequest { filter: Some("lower(station) IN ('s0', 's1')".into()), ..ReadRequest::whole("pegel") };
-    assert_eq!(rows(&read(&store, cheap).await), 667);
-    let bad = store
-        .scan(&ReadRequest { columns: Some(vec!["nope".into()]), ..ReadRequest::whole("pegel") }, &Grant::owner())
-        .await;
-    assert!(matches!(bad, Err(StoreError::InvalidRequest { .. })));
-    assert!(matches!(
-        store.scan(&ReadRequest::whole("other"), &Grant::owner()).await,
-        Err(StoreError::UnknownTable { .. })
-    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,66 +109,4 @@ async fn deleting_a_table_removes_its_rows_and_files() {
     assert_eq!(store.stats("pegel").expect("stats").rows, 0);
 }
 
-async fn read_granted(store: &Store, request: ReadRequest, grant: &Grant) -> Vec<RecordBatch> {
-    store.scan(&request, grant).await.expect("scan").batches.try_collect().await.expect("batches")
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grants_filter_mask_project_and_cap_rows() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dataset = dataset();
-    let store = open(dir.path(), 500);
-    store.append("pegel", batch(&dataset, 0, 960)).await.expect("append");
-    let whole = ReadRequest::whole("pegel");
-
-    let filtered = Grant { row_filter: Some("value < 10".into()), ..Grant::owner() };
-    assert_eq!(rows(&read_granted(&store, whole.clone(), &filtered).await), 10);
-
-    let masked = Grant { masked: vec!["station".into()], ..Grant::owner() };
-    let batches = read_granted(&store, whole.clone(), &masked).await;
-    assert_eq!(rows(&batches), 960);
-    assert!(batches.iter().all(|b| b.column_by_name("station").expect("station").null_count() == b.num_rows()));
-    // A reader's filter sees the masked column as nulls, so it cannot probe the values.
-    let probe = ReadRequest { filter: Some("station = 's0'".into()), ..whole.clone() };
-    assert_eq!(rows(&read_granted(&store, probe, &masked).await), 0);
-
-    let projected = Grant { columns: Some(vec!["time".into(), "value".into()]), max_rows: Some(5), ..Grant::owner() };
-    let batches = read_granted(&store, whole.clone(), &projected).await;
-    assert_eq!(rows(&batches), 5);
-    assert_eq!(batches[0].schema().fields().len(), 2);
-    let hidden = ReadRequest { columns: Some(vec!["station".into()]), ..whole.clone() };
-    assert!(store.scan(&hidden, &projected).await.is_err(), "a column the grant withholds cannot be asked for");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aggregate_only_never_releases_a_group_below_k() {
-    use datafusion::arrow::array::{Array, Int64Array};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dataset = dataset();
-    let store = open(dir.path(), 500);
-    store.append("pegel", batch(&dataset, 0, 960)).await.expect("append");
-    let aggregate = urbanmesh_policy::Aggregate {
-        bucket: "1h".into(),
-        min_group: 2,
-        by: Some(vec!["station".into()]),
-        weight: None,
-    };
-    let grant = Grant { aggregate: Some(aggregate), ..Grant::owner() };
-    let batches = read_granted(&store, ReadRequest::whole("pegel"), &grant).await;
-    // Four rows an hour over three stations: per hour one station has two rows, two have one.
-    let mut expected = std::collections::HashMap::<(i64, i64), i64>::new();
-    for i in 0..960i64 {
-        *expected.entry((i / 4, i % 3)).or_default() += 1;
-    }
-    let released: i64 = expected.values().filter(|n| **n >= 2).sum();
-    let mut seen = 0;
-    for batch in &batches {
-        let records = batch.column_by_name("records").expect("records");
-        let records = records.as_any().downcast_ref::<Int64Array>().expect("int64");
-        assert!(records.iter().all(|n| n.is_some_and(|n| n >= 2)), "a group below k was released");
-        seen += records.values().iter().sum::<i64>();
-        assert!(batch.column_by_name("value").is_some(), "measures keep their column names");
-    }
-    assert_eq!(seen, released);
-    assert_eq!(rows(&batches), 240, "one group an hour reaches k");
-}

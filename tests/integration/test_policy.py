@@ -781,6 +781,41 @@ def test_aggregates_sum_integers_average_floats_and_drop_small_groups(shaped):
     assert got == [(0, "Werre", 3, pytest.approx((80.0 + 82.0 + 84.5) / 3), 6), (1, "Aa", 2, pytest.approx(42.0), 4)]
 
 
+def failing_on(station: str) -> str:
+    """A filter that fails (a cast that cannot succeed) on rows of `station` only."""
+    return f"CAST(CASE WHEN station = '{station}' THEN 'x' ELSE '1' END AS BIGINT) = 1"
+
+
+def test_a_readers_filter_never_meets_rows_the_grant_withholds(shaped):
+    node = shaped
+    client = fl.FlightClient(node.flight)
+    # r-shapes releases Werre's rows only; Aa's rows would make the cast fail.
+    rows = rest_rows(node, "r-shapes", filter=failing_on("Aa"))
+    assert rows.status == 200, rows
+    assert len(rows.json()) == 3
+    table = client.do_get(ticket("r-shapes", filter=failing_on("Aa"))).read_all()
+    assert table.num_rows == 3
+    # The same filter fails where the rows are released: the error is about released data.
+    assert rest_rows(node, "r-shapes", filter=failing_on("Werre")).status == 400
+    # r-aggregate suppresses Else's single-row group: a filter on the group key cannot tell
+    # whether such a group exists.
+    groups = rest_rows(node, "r-aggregate", filter=failing_on("Else"))
+    assert groups.status == 200, groups
+    assert sorted(r["station"] for r in groups.json()) == ["Aa", "Werre"]
+    assert client.do_get(ticket("r-aggregate", filter=failing_on("Else"))).read_all().num_rows == 2
+    assert rest_rows(node, "r-aggregate", filter=failing_on("Werre")).status == 400
+
+
+def test_filters_refuse_regular_expressions_and_size_multipliers_by_name(shaped):
+    for probe, construct in [("station ~ 'W.*'", "`~`"), ("station || station = 'WerreWerre'", "`||`"),
+                             ("repeat(station, 1000) = 'x'", "repeat")]:
+        refused = rest_rows(shaped, "r-shapes", filter=probe)
+        assert refused.status == 400 and construct in detail(refused), (probe, refused)
+        with pytest.raises(fl.FlightError) as error:
+            fl.FlightClient(shaped.flight).do_get(ticket("r-shapes", filter=probe)).read_all()
+        assert construct in str(error.value), (probe, error.value)
+
+
 # ---- 2. the authorization matrix ------------------------------------------------------------
 
 

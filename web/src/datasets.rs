@@ -52,19 +52,7 @@ pub(crate) async fn create(
 
 /// Describes a new dataset and makes its table, or neither.
 pub(crate) async fn publish(state: &AppState, spec: DatasetSpec) -> Result<Dataset, Problem> {
-    let dataset = state.catalog.create(spec).await?;
-    let stored = match state.store.create(&dataset).await {
-        Ok(()) => crate::policy::check_row_filters(state, &dataset).await,
-        Err(error) => Err(error.into()),
-    };
-    if let Err(problem) = stored {
-        // Without its table (or with a policy that cannot apply) the record is taken back.
-        state.store.delete(dataset.id()).await.ok();
-        state.catalog.delete(dataset.id()).await?;
-        return Err(problem);
-    }
-    tracing::info!(dataset = %dataset.id(), "dataset created");
-    Ok(dataset)
+    Ok(urbanmesh_dataspace::publish(&state.catalog, &state.store, spec).await?)
 }
 
 /// `PUT /api/v1/datasets/{id}`: replaces the description; the shape of the rows stays.
@@ -84,7 +72,7 @@ pub(crate) async fn update(
     if let Some(policy) = &spec.policy {
         let current = state.catalog.get(&id)?;
         let policy = state.catalog.validate_policy(&id, policy.clone())?;
-        crate::policy::check_row_filters(&state, &Dataset { policy, ..current }).await?;
+        urbanmesh_dataspace::check_rules(&state.store, &Dataset { policy, ..current }).await?;
     }
     let dataset = state.catalog.update(spec).await?;
     tracing::info!(dataset = %id, "dataset description updated");
@@ -120,11 +108,6 @@ pub(crate) async fn delete(
     _editor: Editor,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    // Rows first: a crash in between leaves an empty dataset, never orphaned rows that a
-    // later dataset of the same id would inherit (start-up removes such leftovers too).
-    state.catalog.get(&id)?;
-    state.store.delete(&id).await?;
-    state.catalog.delete(&id).await?;
-    tracing::info!(dataset = %id, "dataset deleted");
+    urbanmesh_dataspace::delete(&state.catalog, &state.store, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

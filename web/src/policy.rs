@@ -5,8 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use urbanmesh_catalog::Dataset;
-use urbanmesh_policy::{Grant, Policy, Subject};
-use urbanmesh_protocol::ReadRequest;
+use urbanmesh_policy::{Policy, Subject};
 
 use crate::AppState;
 use crate::auth::{Admin, Caller};
@@ -40,33 +39,10 @@ pub(crate) async fn put(
     let Json(policy) = policy.map_err(|e| Problem::from(e).within("policy"))?;
     let policy = state.catalog.validate_policy(&id, policy)?;
     let current = state.catalog.get(&id)?;
-    check_row_filters(&state, &Dataset { policy: policy.clone(), ..current }).await?;
+    urbanmesh_dataspace::check_rules(&state.store, &Dataset { policy: policy.clone(), ..current }).await?;
     let dataset = state.catalog.set_policy(&id, policy).await?;
     tracing::info!(dataset = %id, by = %subject.label(), visibility = ?dataset.policy.visibility, "policy set");
     Ok(Json(PolicyView { dataset: id, policy: dataset.policy, purposes: state.catalog.purposes().to_vec() }))
-}
-
-/// Plans every rule of the dataset's policy against its rows, so that a row filter or
-/// aggregation that cannot apply is refused when it is written, not when it is read.
-pub(crate) async fn check_row_filters(state: &AppState, dataset: &Dataset) -> Result<(), Problem> {
-    let request = ReadRequest::whole(dataset.id());
-    for (i, rule) in dataset.policy.rules.iter().enumerate() {
-        if rule.row_filter.is_none() && rule.aggregate.is_none() {
-            continue;
-        }
-        let grant = Grant {
-            row_filter: rule.row_filter.clone(),
-            masked: rule.masked.clone(),
-            columns: rule.columns.clone(),
-            aggregate: rule.aggregate.clone(),
-            ..Grant::owner()
-        };
-        if let Err(error) = state.store.check(&request, &grant).await {
-            let field = if rule.row_filter.is_some() { "row_filter" } else { "aggregate" };
-            return Err(Problem::invalid_field(format!("policy.rules[{i}].{field}"), error.to_string()));
-        }
-    }
-    Ok(())
 }
 
 /// Who the node takes the caller for; with a session, also its CSRF token for changes.

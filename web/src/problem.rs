@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use urbanmesh_catalog::CatalogError;
+use urbanmesh_dataspace::DataspaceError;
 use urbanmesh_federation::FederationError;
 use urbanmesh_protocol::ReadRequestError;
 use urbanmesh_store::{RowError, StoreError};
@@ -143,6 +144,21 @@ impl From<FederationError> for Problem {
     }
 }
 
+impl From<DataspaceError> for Problem {
+    fn from(error: DataspaceError) -> Self {
+        match error {
+            e @ DataspaceError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            e @ DataspaceError::Forbidden { .. } => Self::new(StatusCode::FORBIDDEN, e.to_string()),
+            e @ (DataspaceError::InvalidFilter { .. }
+            | DataspaceError::InvalidRequest { .. }
+            | DataspaceError::Policy { .. }) => Self::bad_request(e.to_string()),
+            DataspaceError::InvalidRule { field, reason } => Self::invalid_field(field, reason),
+            DataspaceError::Store(e) => e.into(),
+            DataspaceError::Catalog(e) => e.into(),
+        }
+    }
+}
+
 impl From<urbanmesh_flight::FlightError> for Problem {
     fn from(error: urbanmesh_flight::FlightError) -> Self {
         match error {
@@ -151,6 +167,7 @@ impl From<urbanmesh_flight::FlightError> for Problem {
                 Self::new(StatusCode::FORBIDDEN, format!("not permitted: {reason}"))
             }
             urbanmesh_flight::FlightError::Store(e) => e.into(),
+            urbanmesh_flight::FlightError::Read(e) => e.into(),
             urbanmesh_flight::FlightError::Catalog(e) => e.into(),
             urbanmesh_flight::FlightError::Peer(reason) => Self::new(StatusCode::BAD_GATEWAY, reason),
             urbanmesh_flight::FlightError::Stream(arrow_flight::error::FlightError::Tonic(status)) => {

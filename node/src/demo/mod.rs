@@ -308,11 +308,9 @@ async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()
     Ok(())
 }
 
-/// Describes a dataset and makes its table.
+/// Publishes a dataset the way the REST API does: description and table, or neither.
 async fn create(node: &RunningNode, spec: DatasetSpec) -> anyhow::Result<urbanmesh_catalog::Dataset> {
-    let dataset = node.catalog.create(spec).await?;
-    node.store.create(&dataset).await?;
-    Ok(dataset)
+    Ok(urbanmesh_dataspace::publish(&node.catalog, &node.store, spec).await?)
 }
 
 fn print_welcome(base: &Path, nodes: &[RunningNode]) {

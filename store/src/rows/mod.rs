@@ -13,7 +13,7 @@ pub use builder::RowsBuilder;
 pub use cell::Cell;
 
 /// A schema's column names, for error messages.
-pub(crate) fn column_list(schema: &datafusion::arrow::datatypes::Schema) -> String {
+pub fn column_list(schema: &datafusion::arrow::datatypes::Schema) -> String {
     schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
 }
 

@@ -93,7 +93,7 @@ async fn apply(state: &AppState, dataset: &Dataset, form: &PolicyForm) -> Result
     }
     let policy: Policy = serde_json::from_value(value).map_err(|e| Problem::bad_request(e.to_string()))?;
     let policy = state.catalog.validate_policy(dataset.id(), policy)?;
-    crate::policy::check_row_filters(state, &Dataset { policy: policy.clone(), ..dataset.clone() }).await?;
+    urbanmesh_dataspace::check_rules(&state.store, &Dataset { policy: policy.clone(), ..dataset.clone() }).await?;
     state.catalog.set_policy(dataset.id(), policy).await?;
     tracing::info!(dataset = %dataset.id(), "policy set in the workspace");
     Ok(())

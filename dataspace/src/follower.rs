@@ -9,11 +9,13 @@ use tokio::sync::broadcast::error::RecvError;
 use urbanmesh_catalog::{Catalog, Derived};
 use urbanmesh_store::{Store, TableStats, TimeExtent};
 
+use crate::DataspaceError;
+
 /// Changes arriving within this window are recorded together.
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// Records what the store holds now for every dataset (at start-up, and after a lag).
-pub(crate) async fn refresh_all(catalog: &Catalog, store: &Store, touched: bool) -> anyhow::Result<()> {
+pub async fn refresh_all(catalog: &Catalog, store: &Store, touched: bool) -> Result<(), DataspaceError> {
     for dataset in catalog.list()? {
         refresh(catalog, store, dataset.id(), touched).await?;
     }
@@ -21,7 +23,7 @@ pub(crate) async fn refresh_all(catalog: &Catalog, store: &Store, touched: bool)
 }
 
 /// Follows the store's change notices until the store stops.
-pub(crate) async fn follow(catalog: Catalog, store: Store) {
+pub async fn follow(catalog: Catalog, store: Store) {
     let mut changes = store.subscribe();
     loop {
         let mut ids = HashSet::new();
@@ -63,7 +65,7 @@ pub(crate) async fn follow(catalog: Catalog, store: Store) {
     }
 }
 
-async fn refresh(catalog: &Catalog, store: &Store, id: &str, touched: bool) -> anyhow::Result<()> {
+async fn refresh(catalog: &Catalog, store: &Store, id: &str, touched: bool) -> Result<(), DataspaceError> {
     // A dataset deleted meanwhile has nothing left to describe.
     let Ok(stats) = store.stats(id) else { return Ok(()) };
     let Ok(previous) = catalog.derived(id) else { return Ok(()) };

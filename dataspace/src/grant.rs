@@ -1,5 +1,7 @@
-//! A usage-policy grant applied to the query plan: the owner's row filter, masked and
-//! released columns, and aggregate-only release with small groups suppressed.
+//! The grant's output: the stored rows as the policy releases them to one subject — the
+//! owner's row filter, masked and released columns, aggregate-only release with small
+//! groups suppressed, and the row cap. Nothing of the reader's request is planned here
+//! except the time range, a typed bound on stored time that commutes with the grant.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -7,15 +9,16 @@ use datafusion::functions_aggregate::expr_fn::{avg, count, sum};
 use datafusion::logical_expr::{Expr, SortExpr, ident, lit};
 use datafusion::prelude::DataFrame;
 use urbanmesh_policy::{Aggregate, Grant};
+use urbanmesh_store::{Stored, TimeRange};
 
-use crate::StoreError;
-use crate::table::Table;
+use crate::DataspaceError;
 
 /// The number of rows behind each released bucket.
 pub const RECORDS: &str = "records";
 
-/// The rows as the grant releases them, before the reader's own range, filter and projection.
-pub(crate) fn restrict(mut frame: DataFrame, grant: &Grant) -> Result<DataFrame, StoreError> {
+/// The rows the grant releases, in the shape it releases them.
+pub(crate) fn release(stored: Stored, grant: &Grant) -> Result<DataFrame, DataspaceError> {
+    let Stored { id, time_column, mut frame } = stored;
     if let Some(filter) = &grant.row_filter {
         let predicate = frame.parse_sql_expr(filter).map_err(|e| policy_error("row_filter", &e))?;
         frame = frame.filter(predicate)?;
@@ -28,20 +31,46 @@ pub(crate) fn restrict(mut frame: DataFrame, grant: &Grant) -> Result<DataFrame,
         let names: Vec<&str> = columns.iter().map(String::as_str).collect();
         frame = frame.select_columns(&names)?;
     }
+    if let Some(aggregate) = &grant.aggregate {
+        let time = time_column.as_deref().ok_or_else(|| DataspaceError::Policy {
+            part: "aggregate",
+            reason: format!("dataset `{id}` has no time column to aggregate on"),
+        })?;
+        frame = aggregated(frame, time, aggregate)?;
+    }
+    if let Some(cap) = grant.max_rows {
+        // The first rows in time order, so that the cap releases the same rows every time.
+        if grant.aggregate.is_none()
+            && let Some(time) = time_column.as_deref().filter(|t| frame.schema().has_column_with_unqualified_name(t))
+        {
+            frame = frame.sort(vec![ident(time).sort(true, false)])?;
+        }
+        frame = frame.limit(0, Some(usize::try_from(cap).unwrap_or(usize::MAX)))?;
+    }
     Ok(frame)
+}
+
+/// The stored time to read for `range` under `grant`: under aggregation `[from, to)`
+/// widened to whole buckets, so that a range cannot cut a bucket down to a few rows and
+/// tell them apart by difference.
+pub(crate) fn stored_range(grant: &Grant, range: TimeRange) -> TimeRange {
+    match &grant.aggregate {
+        Some(aggregate) => {
+            let (from, to) = bucket_range(aggregate, range.from, range.to);
+            TimeRange { from, to }
+        }
+        None => range,
+    }
 }
 
 /// Buckets of `aggregate.bucket` on the time column, grouped by `aggregate.by`: integer
 /// columns summed, floating-point ones averaged, with the count of rows behind each bucket.
 /// Buckets over fewer than `min_group` rows (or a smaller sum of `weight`) are left out.
-pub(crate) fn aggregated(frame: DataFrame, table: &Table, aggregate: &Aggregate) -> Result<DataFrame, StoreError> {
-    let time = table
-        .time_column
-        .as_deref()
-        .ok_or_else(|| StoreError::InvalidRequest { reason: "aggregate-only release needs a time column".into() })?;
-    let width = aggregate
-        .bucket_seconds()
-        .ok_or_else(|| StoreError::InvalidRequest { reason: format!("bad bucket width `{}`", aggregate.bucket) })?;
+fn aggregated(frame: DataFrame, time: &str, aggregate: &Aggregate) -> Result<DataFrame, DataspaceError> {
+    let width = aggregate.bucket_seconds().ok_or_else(|| DataspaceError::Policy {
+        part: "aggregate",
+        reason: format!("bad bucket width `{}`", aggregate.bucket),
+    })?;
     let by = aggregate.by.clone().unwrap_or_default();
     let bucket = frame
         .parse_sql_expr(&format!("date_bin(INTERVAL '{width} seconds', {})", quoted(time)))
@@ -87,9 +116,7 @@ pub(crate) fn aggregated(frame: DataFrame, table: &Table, aggregate: &Aggregate)
         .sort(order)?)
 }
 
-/// `[from, to)` widened to whole buckets, so that a range cannot cut a bucket down to a
-/// few rows and tell them apart by difference.
-pub(crate) fn bucket_range(
+fn bucket_range(
     aggregate: &Aggregate,
     from: Option<chrono::DateTime<chrono::Utc>>,
     to: Option<chrono::DateTime<chrono::Utc>>,
@@ -110,6 +137,6 @@ fn quoted(column: &str) -> String {
     format!("\"{}\"", column.replace('"', "\"\""))
 }
 
-fn policy_error(part: &str, error: &datafusion::error::DataFusionError) -> StoreError {
-    StoreError::InvalidRequest { reason: format!("the dataset's policy ({part}) cannot be applied: {error}") }
+fn policy_error(part: &'static str, error: &datafusion::error::DataFusionError) -> DataspaceError {
+    DataspaceError::Policy { part, reason: error.to_string() }
 }

@@ -1,6 +1,6 @@
 //! Where every read of a dataset passes, whichever edge it came through (REST, Flight,
-//! members, views): the dataset's policy decides, the store plans the read in the shape
-//! granted, and the audit log records it, allowed or refused.
+//! the portal, members, views): the dataset's policy decides, the sealed path plans the
+//! grant's output and the request on it, and the audit log records it, allowed or refused.
 
 use arrow::datatypes::SchemaRef;
 use chrono::Utc;
@@ -10,7 +10,7 @@ use urbanmesh_policy::{Access, AuditEntry, AuditLog, AuditRecord, Decision, Gran
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::{BatchStream, Store};
 
-use crate::FlightError;
+use crate::DataspaceError;
 
 #[derive(Clone)]
 pub struct ReadGate {
@@ -54,8 +54,8 @@ impl ReadGate {
         subject: &Subject,
         request: &ReadRequest,
         interface: &str,
-    ) -> Result<(Dataset, Grant), FlightError> {
-        let not_found = || FlightError::NotFound { id: request.dataset.clone() };
+    ) -> Result<(Dataset, Grant), DataspaceError> {
+        let not_found = || DataspaceError::NotFound { id: request.dataset.clone() };
         let dataset = match self.catalog.get(&request.dataset) {
             Ok(dataset) => dataset,
             Err(CatalogError::NotFound { .. }) => return Err(not_found()),
@@ -72,7 +72,7 @@ impl ReadGate {
         dataset: &Dataset,
         request: &ReadRequest,
         interface: &str,
-    ) -> Result<Grant, FlightError> {
+    ) -> Result<Grant, DataspaceError> {
         let public = Subject::Anonymous;
         let deciding_for = if request.for_public { &public } else { subject };
         match judge(deciding_for, dataset, request) {
@@ -81,9 +81,9 @@ impl ReadGate {
                 tracing::info!(dataset = %request.dataset, subject = %subject.label(), reason = %denial.reason, "read refused");
                 self.record(record(subject, request, interface, "deny", denial.reason.clone()));
                 Err(if denial.hidden {
-                    FlightError::NotFound { id: request.dataset.clone() }
+                    DataspaceError::NotFound { id: request.dataset.clone() }
                 } else {
-                    FlightError::Forbidden { reason: denial.reason }
+                    DataspaceError::Forbidden { reason: denial.reason }
                 })
             }
         }
@@ -91,9 +91,14 @@ impl ReadGate {
 
     /// Opens an allowed read. Its audit record is written when the stream ends or is dropped,
     /// with the rows it delivered and the bytes the edge reported.
-    pub async fn open(&self, subject: &Subject, request: &ReadRequest, interface: &str) -> Result<Opened, FlightError> {
+    pub async fn open(
+        &self,
+        subject: &Subject,
+        request: &ReadRequest,
+        interface: &str,
+    ) -> Result<Opened, DataspaceError> {
         let (_, grant) = self.decide(subject, request, interface)?;
-        let scan = self.store.scan(request, &grant).await?;
+        let scan = crate::scan(&self.store, request, &grant).await?;
         let audit =
             AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
         let counter = audit.served();
@@ -118,7 +123,7 @@ impl ReadGate {
         request: &ReadRequest,
         interface: &str,
         rows: u64,
-    ) -> Result<(), FlightError> {
+    ) -> Result<(), DataspaceError> {
         let grant = self.decide_on(subject, dataset, request, interface)?;
         let entry =
             AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
@@ -132,23 +137,27 @@ impl ReadGate {
         subject: &Subject,
         request: &ReadRequest,
         interface: &str,
-    ) -> Result<(SchemaRef, Grant), FlightError> {
+    ) -> Result<(SchemaRef, Grant), DataspaceError> {
         let (_, grant) = self.decide(subject, request, interface)?;
         let schema = if request.is_whole() && grant.is_unrestricted() {
             self.store.schema(&request.dataset)?
         } else {
-            self.store.check(request, &grant).await?
+            crate::check(&self.store, request, &grant).await?
         };
         Ok((schema, grant))
     }
 
     /// The schema a listing shows for a visible dataset: what a plain read would produce,
     /// or the stored schema where reading needs more (a purpose). Nothing is audited.
-    pub async fn listed_schema(&self, subject: &Subject, dataset: &Dataset) -> Result<(SchemaRef, Grant), FlightError> {
+    pub async fn listed_schema(
+        &self,
+        subject: &Subject,
+        dataset: &Dataset,
+    ) -> Result<(SchemaRef, Grant), DataspaceError> {
         let request = ReadRequest::whole(dataset.id());
         match judge(subject, dataset, &request) {
             Decision::Permit(grant) if grant.is_unrestricted() => Ok((self.store.schema(dataset.id())?, grant)),
-            Decision::Permit(grant) => Ok((self.store.check(&request, &grant).await?, grant)),
+            Decision::Permit(grant) => Ok((crate::check(&self.store, &request, &grant).await?, grant)),
             Decision::Deny(_) => Ok((dataset.arrow_schema()?, Grant { max_rows: Some(0), ..Grant::owner() })),
         }
     }
@@ -156,8 +165,8 @@ impl ReadGate {
     /// Whether the subject may read another member's dataset through this node: public
     /// entries for anyone, the rest for this municipality's staff. The member's own policy
     /// then decides for this node.
-    pub fn may_relay(&self, subject: &Subject, peer: &str, dataset: &str) -> Result<(), FlightError> {
-        let not_found = || FlightError::NotFound { id: format!("{peer}/{dataset}") };
+    pub fn may_relay(&self, subject: &Subject, peer: &str, dataset: &str) -> Result<(), DataspaceError> {
+        let not_found = || DataspaceError::NotFound { id: format!("{peer}/{dataset}") };
         let replica = self.catalog.replica(peer, dataset).map_err(|_| not_found())?;
         let public = !audience::of_replica(&replica.entry.dataset.policy).is_empty();
         if public || subject.is_staff() { Ok(()) } else { Err(not_found()) }
