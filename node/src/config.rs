@@ -84,6 +84,10 @@ pub(crate) struct OidcSection {
     /// This municipality's value of `tenant_claim`; the node's name when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tenant: Option<String>,
+    /// The JOSE `typ` headers accepted for bearer access tokens; RFC 9068's `at+jwt` when
+    /// left out. A Keycloak that does not write `at+jwt` needs `["at+jwt", "JWT"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) token_types: Option<Vec<String>>,
 }
 
 fn default_roles_claim() -> String {
@@ -98,6 +102,10 @@ impl OidcSection {
             roles_claim: self.roles_claim.clone(),
             tenant_claim: self.tenant_claim.clone(),
             tenant: self.tenant.clone().unwrap_or_else(|| node_name.to_owned()),
+            token_types: self
+                .token_types
+                .clone()
+                .unwrap_or_else(|| vec![urbanmesh_policy::ACCESS_TOKEN_TYPE.to_owned()]),
         }
     }
 }

@@ -84,6 +84,9 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     store_config.segment_rows = config.storage.segment_rows;
     store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
     let store = Store::open(db.clone(), store_config, query, &mut registry)?;
+    // Series that name datasets: `/metrics` shows them to staff only.
+    let mut staff_registry = Registry::default();
+    store.register_dataset_metrics(&mut staff_registry);
     let catalog = Catalog::open(db.clone(), config.catalog_info()?, &data_dir.join("index"))?
         .with_purposes(config.policy.purposes.clone());
     let datasets = catalog.list()?;
@@ -184,6 +187,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         identities,
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
+        staff_registry: Arc::new(staff_registry),
         max_body_bytes: config.limits.max_body_bytes,
         downloads: Arc::new(tokio::sync::Semaphore::new(urbanmesh_web::MAX_DOWNLOADS)),
     };

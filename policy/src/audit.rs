@@ -1,14 +1,19 @@
 //! The access log: one record per read that reached data or was refused, append-only in
-//! sled, keyed by time so that queries and retention walk ranges.
+//! sled, keyed by time so that queries and retention walk ranges. Anonymous refusals are
+//! folded (see [`refusals`]), so that nobody can grow the log at will.
+
+mod refusals;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::PolicyError;
+pub use refusals::RefusalLimits;
+use refusals::{RefusalFold, is_anonymous_refusal};
 
 /// Most records one query returns.
 pub const MAX_QUERY: usize = 10_000;
@@ -51,11 +56,12 @@ pub struct AuditLog {
     pending: Arc<Pending>,
 }
 
-/// Records appended but not yet in sled, and the writer's alarm.
-#[derive(Default)]
+/// Records appended but not yet in sled, the writer's alarm, and the anonymous refusals
+/// being folded (locked before `records` where both are held).
 struct Pending {
     records: Mutex<Vec<([u8; 16], Vec<u8>)>>,
     filled: Condvar,
+    refusals: Mutex<RefusalFold>,
 }
 
 /// Records held before the appender writes them itself (back-pressure, bounded memory).
@@ -67,19 +73,49 @@ const WRITE_EVERY: Duration = Duration::from_millis(50);
 
 impl AuditLog {
     pub fn open(db: &sled::Db) -> Result<Self, PolicyError> {
+        Self::open_with(db, RefusalLimits::default())
+    }
+
+    /// The log, folding anonymous refusals by `limits`.
+    pub fn open_with(db: &sled::Db, limits: RefusalLimits) -> Result<Self, PolicyError> {
         let tree = db.open_tree("audit")?;
-        let pending = Arc::new(Pending::default());
-        let writer = (Arc::downgrade(&pending), tree.clone());
+        let pending = Arc::new(Pending {
+            records: Mutex::default(),
+            filled: Condvar::new(),
+            refusals: Mutex::new(RefusalFold::new(limits)),
+        });
+        let log = Self { tree, db: db.clone(), pending };
+        let writer = log.downgrade();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_pending(&writer.0, &writer.1))
+            .spawn(move || write_pending(&writer))
             .map_err(|e| PolicyError::Corrupt(format!("starting the audit writer: {e}")))?;
-        Ok(Self { tree, db: db.clone(), pending })
+        Ok(log)
     }
 
     /// Appends a record. It reaches sled within [`WRITE_EVERY`]; sled makes it durable
-    /// within its flush interval (0.5 s); [`AuditLog::flush`] at shutdown.
+    /// within its flush interval (0.5 s); [`AuditLog::flush`] at shutdown. An anonymous
+    /// refusal beyond its kind's burst is only counted, and its window's summary record is
+    /// written when the window ends.
     pub fn append(&self, record: &AuditRecord) -> Result<(), PolicyError> {
+        if is_anonymous_refusal(record) {
+            let mut closed = Vec::new();
+            let admitted = self.pending.refusals.lock().unwrap_or_else(PoisonError::into_inner).admit(
+                record,
+                Instant::now(),
+                &mut closed,
+            );
+            for summary in &closed {
+                self.write(summary)?;
+            }
+            if !admitted {
+                return Ok(());
+            }
+        }
+        self.write(record)
+    }
+
+    fn write(&self, record: &AuditRecord) -> Result<(), PolicyError> {
         let micros = u64::try_from(record.at.timestamp_micros()).unwrap_or(0);
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&micros.to_be_bytes());
@@ -98,8 +134,14 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Writes every appended record to sled and flushes it to disk.
+    /// Writes every appended record to sled and flushes it to disk; the summaries of the
+    /// refusal windows still open are written first, so that no count is lost at shutdown.
     pub fn flush(&self) -> Result<(), PolicyError> {
+        let mut closed = Vec::new();
+        self.pending.refusals.lock().unwrap_or_else(PoisonError::into_inner).close_all(&mut closed);
+        for summary in &closed {
+            self.write(summary)?;
+        }
         write_batch(&self.pending, &self.tree)?;
         self.tree.flush()?;
         Ok(())
@@ -144,18 +186,38 @@ impl AuditLog {
         }
         Ok(removed)
     }
+
+    fn downgrade(&self) -> WeakLog {
+        WeakLog { tree: self.tree.clone(), db: self.db.clone(), pending: Arc::downgrade(&self.pending) }
+    }
 }
 
-/// The writer thread: batches of pending records into sled, until the log is gone.
-fn write_pending(pending: &Weak<Pending>, tree: &sled::Tree) {
-    while let Some(pending) = pending.upgrade() {
+/// The writer thread's handle: the log without keeping it alive.
+struct WeakLog {
+    tree: sled::Tree,
+    db: sled::Db,
+    pending: Weak<Pending>,
+}
+
+/// The writer thread: batches of pending records into sled, and the summaries of refusal
+/// windows that ended, until the log is gone.
+fn write_pending(weak: &WeakLog) {
+    while let Some(pending) = weak.pending.upgrade() {
         {
             let records = pending.records.lock().unwrap_or_else(PoisonError::into_inner);
             if records.len() < PENDING_WAKE {
                 let _ = pending.filled.wait_timeout(records, WRITE_EVERY);
             }
         }
-        if let Err(error) = write_batch(&pending, tree) {
+        let mut closed = Vec::new();
+        pending.refusals.lock().unwrap_or_else(PoisonError::into_inner).close_expired(Instant::now(), &mut closed);
+        let log = AuditLog { tree: weak.tree.clone(), db: weak.db.clone(), pending };
+        for summary in &closed {
+            if let Err(error) = log.write(summary) {
+                tracing::error!(%error, dataset = %summary.dataset, "summary of folded refusals lost");
+            }
+        }
+        if let Err(error) = write_batch(&log.pending, &log.tree) {
             tracing::error!(%error, "audit records not written");
         }
     }

@@ -1,21 +1,22 @@
 //! People: bearer JWTs from the municipality's OpenID provider, checked against the
-//! provider's published keys (signature, issuer, audience, expiry, not-before).
+//! provider's published keys (signature, issuer, audience, expiry, not-before), and only
+//! when they are access tokens (RFC 9068): an ID token tells a client who signed in, it is
+//! no credential for an API.
 
-use std::time::{Duration, Instant};
-
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use serde::Deserialize;
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header};
 use serde_json::Value;
-use tokio::sync::RwLock;
 
+use crate::jwks::{ProviderKeys, REFETCH_INTERVAL};
 use crate::{Person, PolicyError};
 
-/// Unknown key ids make the verifier fetch the provider's keys again, at most this often.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// Clock skew tolerated for `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 5;
 const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// The `typ` of access tokens in RFC 9068; the default of [`OidcSettings::token_types`].
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// Claims that only ID tokens carry (OpenID Connect Core 3.1.3.6, 3.3.2.11, FAPI `s_hash`):
+/// a token with one is refused whatever its `typ` says.
+const ID_TOKEN_CLAIMS: [&str; 4] = ["nonce", "at_hash", "c_hash", "s_hash"];
 
 /// How tokens of the provider are read. From `[oidc]` in `config.toml`.
 #[derive(Debug, Clone)]
@@ -28,41 +29,36 @@ pub struct OidcSettings {
     /// Claim naming the person's municipality; roles count only when it equals `tenant`.
     pub tenant_claim: Option<String>,
     pub tenant: String,
+    /// The JOSE `typ` values accepted for access tokens ([`ACCESS_TOKEN_TYPE`] by default;
+    /// `JWT` for a Keycloak that does not write `at+jwt`). Compared as media types:
+    /// case-insensitive, `application/` implied.
+    pub token_types: Vec<String>,
 }
 
 pub struct TokenVerifier {
     settings: OidcSettings,
-    http: reqwest::Client,
-    keys: RwLock<Keys>,
-}
-
-#[derive(Default)]
-struct Keys {
-    set: Option<JwkSet>,
-    fetched: Option<Instant>,
-}
-
-#[derive(Deserialize)]
-struct Discovery {
-    issuer: String,
-    jwks_uri: String,
+    keys: ProviderKeys,
 }
 
 impl TokenVerifier {
     /// Keys are fetched on first use, so a node starts while its provider is down.
     pub fn new(settings: OidcSettings) -> Result<Self, PolicyError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| PolicyError::Provider(e.to_string()))?;
-        Ok(Self { settings, http, keys: RwLock::new(Keys::default()) })
+        let keys = ProviderKeys::new(&settings.issuer, REFETCH_INTERVAL)?;
+        Ok(Self { settings, keys })
+    }
+
+    /// Asks the provider again for a key it does not know at most once per `interval`
+    /// (10 s unless set here).
+    pub fn with_refetch_interval(self, interval: std::time::Duration) -> Result<Self, PolicyError> {
+        Ok(Self { keys: ProviderKeys::new(&self.settings.issuer, interval)?, settings: self.settings })
     }
 
     pub fn settings(&self) -> &OidcSettings {
         &self.settings
     }
 
-    /// The person a bearer token names, if the token is genuine and meant for this node.
+    /// The person a bearer token names, if the token is a genuine access token meant for
+    /// this node.
     pub async fn verify(&self, token: &str) -> Result<Person, PolicyError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(PolicyError::Token("longer than any token the provider issues".into()));
@@ -71,7 +67,9 @@ impl TokenVerifier {
         if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
             return Err(PolicyError::Token("symmetric algorithms are not accepted".into()));
         }
-        let jwk = self.key(header.kid.as_deref(), header.alg).await?;
+        // Before any key lookup, so that other tokens cannot make the node fetch keys.
+        self.access_token_type(&header)?;
+        let jwk = self.keys.key(header.kid.as_deref(), header.alg).await?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| PolicyError::Token(format!("unusable key: {e}")))?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[self.settings.issuer.as_str()]);
@@ -80,7 +78,22 @@ impl TokenVerifier {
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
         let claims = decode::<Value>(token, &key, &validation).map_err(|e| PolicyError::Token(e.to_string()))?.claims;
+        not_an_id_token(&claims)?;
         Ok(self.person(&claims))
+    }
+
+    /// RFC 9068 section 4: the resource server checks `typ`, so that no other JWT of the
+    /// provider (above all an ID token, whose `aud` is the client) passes for an access token.
+    fn access_token_type(&self, header: &Header) -> Result<(), PolicyError> {
+        let typ = header.typ.as_deref().map(media_type);
+        if typ.as_ref().is_some_and(|typ| self.settings.token_types.iter().any(|t| media_type(t) == *typ)) {
+            return Ok(());
+        }
+        Err(PolicyError::Token(format!(
+            "not an access token: header `typ` is {}, accepted: {} (ID tokens are no bearer tokens)",
+            header.typ.as_deref().map_or_else(|| "missing".to_owned(), |t| format!("`{t}`")),
+            self.settings.token_types.join(", ")
+        )))
     }
 
     fn person(&self, claims: &Value) -> Person {
@@ -104,59 +117,27 @@ impl TokenVerifier {
             roles,
         }
     }
-
-    /// The provider's key for `kid`, fetching the key set when it is not known yet.
-    async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, PolicyError> {
-        if let Some(jwk) = self.keys.read().await.set.as_ref().and_then(|set| find(set, kid, alg)) {
-            return Ok(jwk);
-        }
-        let mut keys = self.keys.write().await;
-        let recently = keys.fetched.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL);
-        if !recently {
-            // Failures count as a fetch too, so a provider that is down is asked at most
-            // once per interval, not once per request.
-            keys.fetched = Some(Instant::now());
-            keys.set = Some(self.fetch_keys().await?);
-        }
-        let Some(set) = keys.set.as_ref() else {
-            return Err(PolicyError::Provider("the provider's keys could not be fetched; retrying shortly".into()));
-        };
-        find(set, kid, alg).ok_or_else(|| PolicyError::Token("signed with a key the provider does not publish".into()))
-    }
-
-    async fn fetch_keys(&self) -> Result<JwkSet, PolicyError> {
-        let issuer = self.settings.issuer.trim_end_matches('/');
-        let discovery: Discovery = self.get_json(&format!("{issuer}/.well-known/openid-configuration")).await?;
-        if discovery.issuer.trim_end_matches('/') != issuer {
-            return Err(PolicyError::Provider(format!(
-                "discovery names issuer `{}`, configured is `{issuer}`",
-                discovery.issuer
-            )));
-        }
-        self.get_json(&discovery.jwks_uri).await
-    }
-
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, PolicyError> {
-        let failed = |e: reqwest::Error| PolicyError::Provider(format!("{url}: {e}"));
-        self.http
-            .get(url)
-            .send()
-            .await
-            .map_err(failed)?
-            .error_for_status()
-            .map_err(failed)?
-            .json()
-            .await
-            .map_err(failed)
-    }
 }
 
-fn find(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
-    set.keys
-        .iter()
-        .filter(|jwk| kid.is_none() || jwk.common.key_id.as_deref() == kid)
-        .find(|jwk| jwk.common.key_algorithm.is_none_or(|a| a.to_string() == format!("{alg:?}")))
-        .cloned()
+/// Refuses tokens that say they are something else than an access token.
+fn not_an_id_token(claims: &Value) -> Result<(), PolicyError> {
+    if let Some(claim) = ID_TOKEN_CLAIMS.iter().find(|claim| claims.get(**claim).is_some()) {
+        return Err(PolicyError::Token(format!("not an access token: it carries `{claim}`, a claim of ID tokens")));
+    }
+    // Keycloak names the kind of token in a claim `typ`: `Bearer` for access tokens, `ID`, ...
+    if let Some(kind) = claims.get("typ").and_then(Value::as_str)
+        && !kind.eq_ignore_ascii_case("bearer")
+    {
+        return Err(PolicyError::Token(format!("not an access token: its claim `typ` is `{kind}`")));
+    }
+    Ok(())
+}
+
+/// A JOSE `typ` as the media type it names (RFC 7515 4.1.9): case-insensitive, and
+/// `application/` may be left out.
+fn media_type(typ: &str) -> String {
+    let typ = typ.trim().to_ascii_lowercase();
+    typ.strip_prefix("application/").map_or_else(|| typ.clone(), str::to_owned)
 }
 
 fn claim_path<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
@@ -174,6 +155,7 @@ mod tests {
             roles_claim: "realm_access.roles".into(),
             tenant_claim: tenant_claim.map(str::to_owned),
             tenant: "herford".into(),
+            token_types: vec![ACCESS_TOKEN_TYPE.into()],
         })
         .expect("verifier")
     }

@@ -1,3 +1,6 @@
+//! Store metrics. Totals are public; the per-dataset series name datasets, so they go
+//! into the registry that only staff may scrape ([`crate::Store::register_dataset_metrics`]).
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -6,7 +9,8 @@ type DatasetLabels = Vec<(&'static str, String)>;
 
 #[derive(Clone, Default)]
 pub(crate) struct StoreMetrics {
-    pub(crate) rows_ingested: Family<DatasetLabels, Counter>,
+    pub(crate) rows_ingested: Counter,
+    pub(crate) rows_ingested_by_dataset: Family<DatasetLabels, Counter>,
     pub(crate) flushes: Counter,
     pub(crate) segments_written: Counter,
 }
@@ -16,7 +20,7 @@ impl StoreMetrics {
         let metrics = Self::default();
         registry.register(
             "urbanmesh_rows_ingested",
-            "Rows durably appended, by dataset",
+            "Rows durably appended, all datasets together",
             metrics.rows_ingested.clone(),
         );
         registry.register(
@@ -32,7 +36,18 @@ impl StoreMetrics {
         metrics
     }
 
+    /// Registers the series that name datasets in `registry`.
+    pub(crate) fn register_by_dataset(&self, registry: &mut Registry) {
+        registry.register(
+            "urbanmesh_dataset_rows_ingested",
+            "Rows durably appended, by dataset",
+            self.rows_ingested_by_dataset.clone(),
+        );
+    }
+
     pub(crate) fn ingested(&self, dataset: &str, rows: usize) {
-        self.rows_ingested.get_or_create(&vec![("dataset", dataset.to_owned())]).inc_by(rows as u64);
+        let rows = rows as u64;
+        self.rows_ingested.inc_by(rows);
+        self.rows_ingested_by_dataset.get_or_create(&vec![("dataset", dataset.to_owned())]).inc_by(rows);
     }
 }

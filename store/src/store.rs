@@ -138,6 +138,11 @@ impl Store {
         Ok(Self { inner })
     }
 
+    /// Registers the metrics that name datasets in `registry`, which only staff may scrape.
+    pub fn register_dataset_metrics(&self, registry: &mut Registry) {
+        self.inner.metrics.register_by_dataset(registry);
+    }
+
     /// Creates the table of a new dataset, clearing whatever an earlier dataset of the same
     /// id may have left behind (a delete cut short by a crash).
     pub async fn create(&self, dataset: &Dataset) -> Result<(), StoreError> {

@@ -127,7 +127,7 @@ def test_metrics_exposes_the_documented_families(node):
     info = client.get_flight_info(flight.FlightDescriptor.for_path("pegel"))
     assert client.do_get(info.endpoints[0].ticket).read_all().num_rows == 1
 
-    metrics = node.get("/metrics")
+    metrics = node.get("/metrics", auth=True)  # staff see the series per dataset as well
     assert metrics.status == 200, metrics
     assert metrics.content_type in ("text/plain", "application/openmetrics-text"), metrics.content_type
     text = metrics.text
@@ -138,7 +138,7 @@ def test_metrics_exposes_the_documented_families(node):
     ):
         # Exactly this name at the start of a sample line (not e.g. with a prefix glued on).
         assert re.search(rf"^{name}[{{ _]", text, re.M), f"no sample named {name} in /metrics:\n{text[:3000]}"
-    ingested = re.search(r'urbanmesh_rows_ingested_total\{[^}]*dataset="pegel"[^}]*\} (\d+)', text, re.M)
+    ingested = re.search(r'urbanmesh_dataset_rows_ingested_total\{[^}]*dataset="pegel"[^}]*\} (\d+)', text, re.M)
     assert ingested and int(ingested.group(1)) == 1, text[:3000]
     sent = re.search(r"urbanmesh_flight_sent_bytes_total(?:\{[^}]*\})? (\d+)", text, re.M)
     assert sent and int(sent.group(1)) > 0, text[:3000]

@@ -519,8 +519,8 @@ def test_rejected_rows_do_not_count_as_ingested(node, ds):
     """Rejected batches must not count as ingested rows."""
     node.post_json(f"/api/v1/datasets/{ds}/rows", [{"time": 1, "station": "a", "value": "x"}])
     assert node.post_json(f"/api/v1/datasets/{ds}/rows", GOOD_ROWS).status == 200
-    text = node.get("/metrics").text
-    line = re.search(r'urbanmesh_rows_ingested_total\{[^}]*dataset="%s"[^}]*\} (\d+)' % re.escape(ds), text, re.M)
+    text = node.get("/metrics", auth=True).text
+    line = re.search(r'urbanmesh_dataset_rows_ingested_total\{[^}]*dataset="%s"[^}]*\} (\d+)' % re.escape(ds), text, re.M)
     assert line and int(line.group(1)) == 3, text[:2000]
 
 

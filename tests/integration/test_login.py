@@ -25,7 +25,7 @@ import urllib.parse
 import pytest
 
 from conftest import Node, http_request, pegel_spec
-from oidc import Browser, jwt_payload
+from oidc import Browser, b64url, jwt_header, jwt_payload
 
 TENANT = "herford"
 SESSION_COOKIE = "urbanmesh_session"
@@ -314,6 +314,34 @@ def test_a_bearer_token_takes_precedence_over_the_session(herford, oidc_provider
     # And the session alone is still the viewer.
     assert me(viewer, herford)["id"] == "staff-viewer"
     assert me(viewer, herford)["csrf"] == viewer_csrf
+
+
+def test_an_id_token_is_no_bearer_token(herford, oidc_provider):
+    """RFC 9068: the node takes access tokens (`typ: at+jwt`) only. The provider's ID token
+    carries the audience the node checks (the client id, since no other is configured), is
+    signed by the same key and unexpired, and is still refused: 401 on REST and Flight."""
+    import pyarrow.flight as fl
+
+    tokens = oidc_provider.login("staff-admin")
+    access, id_token = tokens["access_token"], tokens["id_token"]
+    assert jwt_payload(id_token)["aud"] == "urbanmesh" == jwt_payload(access)["aud"]
+    assert jwt_payload(id_token)["sub"] == "staff-admin" and "nonce" in jwt_payload(id_token)
+    assert jwt_header(access)["typ"] == "at+jwt" and jwt_header(id_token).get("typ") != "at+jwt"
+
+    accepted = herford.get("/api/v1/me", headers={"Authorization": f"Bearer {access}"})
+    assert accepted.status == 200 and accepted.json()["id"] == "staff-admin" and accepted.json()["admin"], accepted
+    for path in ["/api/v1/me", "/api/v1/audit", "/api/v1/datasets", "/metrics"]:
+        refused = herford.get(path, headers={"Authorization": f"Bearer {id_token}"})
+        assert "not an access token" in problem(refused, 401)["detail"], (path, refused)
+    client = herford.flight_client()
+    options = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {id_token}".encode())])
+    with pytest.raises(fl.FlightUnauthenticatedError, match="not an access token"):
+        list(client.list_flights(options=options))
+    # A forged `typ` breaks the signature: the header is signed too.
+    _header, payload, signature = id_token.split(".")
+    forged_header = b64url(json.dumps({**jwt_header(id_token), "typ": "at+jwt"}).encode())
+    forged = ".".join([forged_header, payload, signature])
+    problem(herford.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401)
 
 
 # ---- 3. roles through the session ---------------------------------------------------------------

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import secrets
 import selectors
 import socket
 import ssl
@@ -1419,3 +1421,80 @@ def test_row_counts_are_shown_only_to_those_who_may_read_the_rows_as_stored(worl
     hits = herford.get("/api/v1/search", query={"q": MATRIX_MARK, "per_page": "50"}).json()["hits"]
     by_id = {hit["id"]: hit for hit in hits}
     assert by_id["m-public"]["rows"] == MATRIX_ROWS and "rows" not in by_id["m-purpose"], by_id
+
+
+# ---- /metrics and the access log under anonymous load ----------------------------------------
+
+
+def test_metrics_name_no_dataset_to_anyone_but_staff(world):
+    """Anonymous scrapes (and people who are not staff) get totals only; the series per
+    dataset need staff credentials, such as the admin token a Prometheus scrape sends."""
+    herford = world.herford
+    hidden = ["dienstplan", "passanten", "passanten-archiv"] + [f"m-{kind}" for kind in MATRIX_KINDS]
+    for headers in [None, {"Authorization": f"Bearer {world.tokens['citizen']}"},
+                    {"Authorization": f"Bearer {world.tokens['other-admin']}"}]:
+        scrape = herford.get("/metrics", headers=headers)
+        assert scrape.status == 200, scrape
+        assert "dataset=" not in scrape.text, scrape.text[:3000]
+        for dataset in hidden:
+            assert dataset not in scrape.text, (dataset, headers)
+        total = re.search(r"^urbanmesh_rows_ingested_total (\d+)$", scrape.text, re.M)
+        assert total and int(total.group(1)) >= MATRIX_ROWS * len(MATRIX_KINDS), scrape.text[:3000]
+    for headers in [herford.auth_headers(), {"Authorization": f"Bearer {world.tokens['staff-viewer']}"}]:
+        staff = herford.get("/metrics", headers=headers).text
+        line = re.search(r'^urbanmesh_dataset_rows_ingested_total\{dataset="m-internal"\} (\d+)$', staff, re.M)
+        assert line and int(line.group(1)) == MATRIX_ROWS, staff[:3000]
+        assert staff.count("# EOF") == 1 and staff.rstrip().endswith("# EOF"), staff[-200:]
+    refused = herford.get("/metrics", headers={"Authorization": "Bearer not-a-token"})
+    assert refused.status == 401, refused
+
+
+def test_invented_methods_and_random_paths_add_no_metric_series(world):
+    herford = world.herford
+
+    def series() -> set[str]:
+        text = herford.get("/metrics", auth=True).text
+        return {line.rsplit(" ", 1)[0] for line in text.splitlines() if line.startswith("urbanmesh_http_")}
+
+    def noise(method: str, token: str) -> None:
+        for path in [f"/{token}", f"/api/v1/{token}", f"/api/v1/datasets/{token}", f"/api/v1/datasets/{token}/rows",
+                     f"/datasets/{token}.ttl", f"/admin/{token}/{token}", f"/{token}/{token}?{token}=1"]:
+            response = herford.request(method, path)
+            assert 400 <= response.status < 500, (method, path, response)
+
+    # One of each first: the `other` method, `unmatched` and the templates these hit may be new.
+    noise("GET", "warm-up")
+    noise("BREW", "warm-up")
+    before = series()
+    for i in range(1000 // 7 + 1):
+        token = secrets.token_hex(6)
+        noise("GET" if i % 2 else f"X{token.upper()}", token)
+    after = series()
+    assert after == before, sorted(after - before)[:20]
+    methods = set(re.findall(r'method="([^"]*)"', "\n".join(after)))
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"}, methods
+    assert set(re.findall(r'status="([^"]*)"', "\n".join(after))) <= {"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+
+def test_anonymous_refusals_do_not_grow_the_access_log(world):
+    """A burst per kind of refusal is recorded one by one (10 a minute), the rest only
+    counted: the summary record comes when the minute is over (policy/tests/audit_refusals.rs)."""
+    herford = world.herford
+    herford.create_dataset(pegel_spec("flood-internal", policy={"visibility": "internal"}))
+    for _ in range(300):
+        assert herford.get(rows_path("flood-internal")).status == 404
+    for _ in range(100):
+        _, error = flight_outcome(lambda: world.flight.do_get(ticket("flood-internal")).read_all())
+        assert isinstance(error, pa.ArrowKeyError), repr(error)
+    records = audit_records(herford, dataset="flood-internal", subject="anonymous")
+    assert Counter(r["interface"] for r in records) == {"rest": 10, "flight": 10}, records
+    assert all(r["decision"] == "deny" and "not visible to anonymous" in r["reason"] for r in records), records
+    # Staff are no anonymous callers: each of their reads is recorded.
+    for _ in range(15):
+        assert herford.get(rows_path("flood-internal"), auth=True).status == 200
+    def staff_records():
+        records = audit_records(herford, dataset="flood-internal", subject="admin-token")
+        return records if len(records) >= 15 else None
+
+    staff = wait_until(staff_records, AUDIT_DEADLINE, "the staff reads' records")
+    assert len(staff) == 15, staff

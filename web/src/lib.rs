@@ -59,8 +59,11 @@ pub struct AppState {
     pub login: Option<Arc<login::Login>>,
     /// Set once every listener is up; cleared when shutdown begins.
     pub ready: Arc<AtomicBool>,
-    /// Rendered by `/metrics`; registration is finished before the router is built.
+    /// Rendered by `/metrics`; registration is finished before the router is built. Names
+    /// no dataset.
     pub registry: Arc<Registry>,
+    /// Series that name datasets, rendered by `/metrics` for staff only.
+    pub staff_registry: Arc<Registry>,
     /// Largest request body accepted (rows, uploads).
     pub max_body_bytes: usize,
     /// Result streams being encoded at once; each holds a blocking thread while its
