@@ -81,7 +81,10 @@ fn read_code(error: &DataspaceError) -> Code {
 fn store_code(error: &StoreError) -> Code {
     match error {
         StoreError::UnknownTable { .. } => Code::NotFound,
-        StoreError::ShuttingDown => Code::Unavailable,
+        StoreError::ShuttingDown
+        | StoreError::Flush { .. }
+        | StoreError::FlushInDoubt { .. }
+        | StoreError::WritesStopped { .. } => Code::Unavailable,
         e if e.is_client_error() => Code::InvalidArgument,
         _ => Code::Internal,
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use datafusion::arrow::compute::concat_batches;
 
 use crate::StoreError;
+use crate::commit::WriteStop;
+use crate::failpoint::Failpoints;
 use crate::manifest::{Manifests, Segment};
 use crate::metrics::StoreMetrics;
 use crate::segment;
@@ -31,13 +33,16 @@ pub(crate) struct Compactor {
     pub(crate) manifests: Manifests,
     pub(crate) metrics: StoreMetrics,
     pub(crate) thresholds: Thresholds,
+    pub(crate) stop: Arc<WriteStop>,
+    pub(crate) failpoints: Failpoints,
 }
 
 impl Compactor {
     /// Does whatever the table's tail needs now, if anything.
     pub(crate) async fn maintain(&self, table: &Arc<Table>) -> Result<(), StoreError> {
         let _running = table.maintenance_lock.lock().await;
-        if table.is_deleted() {
+        // After a failed flush nothing is written, segments included: the log is settled at restart.
+        if table.is_deleted() || self.stop.is_stopped() {
             return Ok(());
         }
         let view = table.tail_view();
@@ -77,10 +82,11 @@ impl Compactor {
         let name = format!("seg-{last_seq:020}.parquet");
         let writer = Arc::clone(table);
         let file = name.clone();
+        let failpoints = self.failpoints.clone();
         let (rows, bytes, extent) = tokio::task::spawn_blocking(move || {
             let batches: Vec<_> = entries.into_iter().map(|e| e.batch).collect();
             let merged = segment::merge_sorted(&batches, &writer.sort_columns)?;
-            let bytes = segment::write(&writer.dir, &file, &merged)?;
+            let bytes = segment::write(&writer.dir, &file, &merged, &failpoints)?;
             Ok::<_, StoreError>((merged.num_rows() as u64, bytes, writer.extent_of(&merged)))
         })
         .await
@@ -90,7 +96,7 @@ impl Compactor {
         manifest.segments.push(Segment { file: name, rows, bytes, extent });
         manifest.compacted_seq = last_seq;
         self.manifests.store(&table.id, &manifest)?;
-        self.db.flush_async().await?;
+        self.stop.flush(&self.db).await?;
         table.compacted(count, manifest);
         // Only now may the log forget these entries; a crash before this point replays
         // nothing twice, because the manifest already says they are compacted.

@@ -21,8 +21,18 @@ pub enum StoreError {
         #[from]
         source: sled::Error,
     },
-    #[error("fsync of the write-ahead log failed: {reason}")]
+    #[error(
+        "the write-ahead log could not be flushed ({reason}); nothing was stored, and the node takes no \
+         writes until it restarts"
+    )]
     Flush { reason: String },
+    #[error(
+        "the write-ahead log could not be flushed ({reason}); whether the batch is stored is known only after \
+         the node restarts"
+    )]
+    FlushInDoubt { reason: String },
+    #[error("writes are stopped until the node restarts, since a flush of the write-ahead log failed: {reason}")]
+    WritesStopped { reason: String },
     #[error("I/O on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("arrow: {source}")]

@@ -9,6 +9,16 @@ pub(crate) struct Manifest {
     pub(crate) segments: Vec<Segment>,
     /// Every write-ahead log entry up to this sequence number lives in a segment.
     pub(crate) compacted_seq: u64,
+    /// A tombstone: the table is deleted and its storage is being removed (see
+    /// [`crate::removal`]). Nothing of such a table is ever read again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) deleted: bool,
+}
+
+impl Manifest {
+    pub(crate) fn tombstone() -> Self {
+        Self { deleted: true, ..Self::default() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +56,10 @@ impl Manifests {
             .map_err(|e| StoreError::Corrupt { reason: format!("manifest of `{table}`: {e}") })?;
         self.tree.insert(table, bytes)?;
         Ok(())
+    }
+
+    pub(crate) fn contains(&self, table: &str) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(table)?)
     }
 
     pub(crate) fn ids(&self) -> Result<Vec<String>, StoreError> {

@@ -11,6 +11,7 @@ use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 
 use crate::StoreError;
+use crate::failpoint::Failpoints;
 
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 
@@ -30,13 +31,9 @@ pub(crate) fn merge_sorted(batches: &[RecordBatch], sort_columns: &[usize]) -> R
 
 /// Writes `batch` to `dir/name` durably: temporary file, fsync, rename, fsync of the directory.
 /// Returns the file's size.
-pub(crate) fn write(dir: &Path, name: &str, batch: &RecordBatch) -> Result<u64, StoreError> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
-        // The new folder's entry in its parent must be durable too.
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
-        }
+pub(crate) fn write(dir: &Path, name: &str, batch: &RecordBatch, failpoints: &Failpoints) -> Result<u64, StoreError> {
+    if create_dirs(dir, &mut sync_dir)? {
+        failpoints.hit("segment-dir-created").map_err(StoreError::io(dir))?;
     }
     let temporary = dir.join(format!(".{name}.tmp"));
     let file = File::create(&temporary).map_err(StoreError::io(&temporary))?;
@@ -53,6 +50,27 @@ pub(crate) fn write(dir: &Path, name: &str, batch: &RecordBatch) -> Result<u64, 
     std::fs::rename(&temporary, &target).map_err(StoreError::io(&target))?;
     sync_dir(dir)?;
     Ok(bytes)
+}
+
+/// Creates `dir` and whichever of its parents are missing (the first segment also makes
+/// `segments/`), one level at a time, and passes each new folder's parent to `sync`: a
+/// folder's entry is durable only once its parent is fsynced. Returns whether it created any.
+fn create_dirs(dir: &Path, sync: &mut dyn FnMut(&Path) -> Result<(), StoreError>) -> Result<bool, StoreError> {
+    let missing: Vec<&Path> =
+        dir.ancestors().take_while(|path| !path.as_os_str().is_empty() && !path.exists()).collect();
+    for path in missing.iter().rev() {
+        match std::fs::create_dir(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Io { path: path.to_path_buf(), source: e });
+            }
+            _ => {}
+        }
+        match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync(parent)?,
+            _ => sync(Path::new("."))?,
+        }
+    }
+    Ok(!missing.is_empty())
 }
 
 /// Deletes files in `dir` that no manifest names: leftovers of a compaction cut short.
@@ -78,4 +96,45 @@ pub(crate) fn remove_orphans(dir: &Path, keep: &HashSet<&str>) -> Result<usize, 
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_new_folder_is_made_durable_in_its_parent_top_down() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).expect("data dir");
+        let dataset = data.join("segments").join("pegel");
+        let mut synced = Vec::new();
+        let created = create_dirs(&dataset, &mut |parent| {
+            assert!(parent.exists());
+            synced.push(parent.to_path_buf());
+            Ok(())
+        })
+        .expect("create");
+        assert!(created && dataset.is_dir());
+        // `segments/` is new, so the data folder holding its entry is synced first.
+        assert_eq!(synced, vec![data.clone(), data.join("segments")]);
+
+        synced.clear();
+        let created = create_dirs(&dataset, &mut |parent| {
+            synced.push(parent.to_path_buf());
+            Ok(())
+        })
+        .expect("again");
+        assert!(!created && synced.is_empty());
+    }
+
+    #[test]
+    fn a_failing_sync_fails_the_creation() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let error = create_dirs(&root.path().join("segments/pegel"), &mut |parent| {
+            Err(StoreError::Io { path: parent.to_path_buf(), source: std::io::Error::other("disk gone") })
+        })
+        .expect_err("sync failure");
+        assert!(error.to_string().contains("disk gone"), "{error}");
+    }
 }

@@ -10,13 +10,16 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use urbanmesh_catalog::Dataset;
 
-use crate::commit::{GroupCommit, Pending};
+use crate::commit::{Committer, GroupCommit, Pending, Refusal, WriteStop};
 use crate::compaction::{Compactor, Thresholds};
+use crate::failpoint::Failpoints;
 use crate::manifest::Manifests;
 use crate::metrics::StoreMetrics;
 use crate::query::{self, Stored, TimeRange};
+use crate::removal::Removal;
 pub use crate::table::TableStats;
 use crate::table::{Table, TableSpec};
+use crate::withdrawal::Withdrawals;
 use crate::{StoreError, wal};
 
 /// Bytes of tail (in memory) that make a segment; keeps every column far below the
@@ -35,12 +38,20 @@ pub struct StoreConfig {
     pub batch_rows: usize,
     /// Threads of the query runtime, used to split scans.
     pub query_partitions: usize,
+    /// Where log entries withdrawn after a failed flush are recorded, outside the log;
+    /// beside `segments_dir` by default.
+    pub withdrawals_file: PathBuf,
+    /// Test builds only: where to fail on purpose ([`Failpoints::from_env`] by default).
+    pub failpoints: Failpoints,
 }
 
 impl StoreConfig {
     pub fn new(segments_dir: impl Into<PathBuf>) -> Self {
+        let segments_dir = segments_dir.into();
         Self {
-            segments_dir: segments_dir.into(),
+            withdrawals_file: segments_dir.with_file_name("wal-withdrawn.jsonl"),
+            failpoints: Failpoints::from_env(),
+            segments_dir,
             segment_rows: 1_000_000,
             max_tail_age: Duration::from_secs(600),
             batch_rows: 128 * 1024,
@@ -61,12 +72,12 @@ pub struct StagedAppend {
     store: Store,
     dataset: String,
     appended: Appended,
-    durable: oneshot::Receiver<Result<(), String>>,
+    durable: oneshot::Receiver<Result<(), Refusal>>,
 }
 
 impl StagedAppend {
     pub async fn durable(self) -> Result<Appended, StoreError> {
-        self.durable.await.map_err(|_| StoreError::ShuttingDown)?.map_err(|reason| StoreError::Flush { reason })?;
+        self.durable.await.map_err(|_| StoreError::ShuttingDown)??;
         self.store.inner.metrics.ingested(&self.dataset, self.appended.rows);
         Ok(self.appended)
     }
@@ -86,10 +97,13 @@ struct Inner {
     commit: GroupCommit,
     compactor: Compactor,
     maintenance: Arc<Notify>,
-    stop: watch::Sender<bool>,
+    /// Tells the maintenance task to end.
+    stopped: watch::Sender<bool>,
     ctx: SessionContext,
     query_runtime: tokio::runtime::Handle,
     metrics: StoreMetrics,
+    /// Set by the first failed flush; no writes after it.
+    stop: Arc<WriteStop>,
     /// Ids of tables whose rows changed, after each group commit.
     changes: broadcast::Sender<String>,
 }
@@ -109,6 +123,13 @@ impl Store {
         let metrics = StoreMetrics::register(registry);
         let maintenance = Arc::new(Notify::new());
         let manifests = Manifests::open(&db)?;
+        // Entries whose flush failed last time leave the log before any table replays it.
+        let withdrawals = Arc::new(Withdrawals::new(config.withdrawals_file.clone()));
+        let withdrawn = withdrawals.apply(&db)?;
+        if withdrawn > 0 {
+            tracing::warn!(entries = withdrawn, "removed log entries whose flush failed before the restart");
+        }
+        let stop = Arc::new(WriteStop::default());
         let thresholds = Thresholds {
             segment_rows: config.segment_rows,
             segment_bytes: SEGMENT_BYTES,
@@ -121,15 +142,31 @@ impl Store {
             .with_information_schema(false);
         let (changes, _) = broadcast::channel(CHANGES);
         let inner = Arc::new(Inner {
-            commit: GroupCommit::start(db.clone(), Arc::clone(&maintenance), metrics.clone(), changes.clone()),
+            commit: GroupCommit::start(Committer {
+                db: db.clone(),
+                maintenance: Arc::clone(&maintenance),
+                metrics: metrics.clone(),
+                changes: changes.clone(),
+                stop: Arc::clone(&stop),
+                withdrawals,
+                failpoints: config.failpoints.clone(),
+            }),
             changes,
-            compactor: Compactor { db: db.clone(), manifests: manifests.clone(), metrics: metrics.clone(), thresholds },
+            compactor: Compactor {
+                db: db.clone(),
+                manifests: manifests.clone(),
+                metrics: metrics.clone(),
+                thresholds,
+                stop: Arc::clone(&stop),
+                failpoints: config.failpoints.clone(),
+            },
+            stop,
             db,
             config,
             manifests,
             tables: RwLock::new(HashMap::new()),
             maintenance,
-            stop: watch::Sender::new(false),
+            stopped: watch::Sender::new(false),
             ctx: SessionContext::new_with_config(session),
             query_runtime,
             metrics,
@@ -179,13 +216,17 @@ impl Store {
             series_key: dataset.spec.series_key.as_deref(),
         };
         let dir = self.inner.config.segments_dir.join(dataset.id());
+        // A delete cut short by a crash has passed its commit point: finish it.
+        self.inner.removal().finish(dataset.id(), &dir)?;
         let table = Table::open(&self.inner.db, &self.inner.manifests, spec, dir, self.inner.compactor.thresholds)?;
         self.write_tables().insert(dataset.id().to_owned(), Arc::new(table));
         Ok(())
     }
 
-    /// Removes a table with its log, manifest and segments.
+    /// Removes a table with its log, manifest and segments: all of them or, if the node
+    /// crashes before the removal is durable, none (see [`crate::removal`]).
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.stop.check()?;
         let table = self.write_tables().remove(id).ok_or_else(|| unknown(id))?;
         let _maintenance = table.maintenance_lock.lock().await;
         let _appends = table.append_lock.lock().await;
@@ -194,22 +235,11 @@ impl Store {
     }
 
     async fn remove_storage(&self, id: &str) -> Result<(), StoreError> {
-        let db = self.inner.db.clone();
-        let manifests = self.inner.manifests.clone();
-        let dir = self.inner.config.segments_dir.join(id);
-        let (tree, id) = (wal::Wal::tree_name(id), id.to_owned());
-        tokio::task::spawn_blocking(move || {
-            db.drop_tree(tree)?;
-            manifests.remove(&id)?;
-            match std::fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path: dir, source: e }),
-                _ => Ok(()),
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt { reason: format!("delete task failed: {e}") })??;
-        self.inner.db.flush_async().await?;
-        Ok(())
+        let inner = Arc::clone(&self.inner);
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || inner.removal().remove(&id, &inner.config.segments_dir.join(&id)))
+            .await
+            .map_err(|e| StoreError::from_join(e, "removing a table"))?
     }
 
     /// Appends one batch, which must already have the table's schema (see [`crate::conform`]
@@ -243,6 +273,7 @@ impl Store {
         if table.is_deleted() {
             return Err(unknown(id));
         }
+        self.inner.stop.check()?;
         let permit = self.inner.commit.reserve().await?;
         // From here on nothing awaits: the entry is staged and queued, or neither.
         let seq = *next_seq;
@@ -286,9 +317,19 @@ impl Store {
         Ok(self.table(id)?.stats())
     }
 
-    /// Stops background work and flushes everything to disk.
+    /// Whether the store takes writes; not after a failed flush, until restart.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        self.inner.stop.check()
+    }
+
+    /// Stops background work and flushes everything to disk (nothing, after a failed
+    /// flush: the next start settles the log).
     pub async fn shutdown(&self) -> Result<(), StoreError> {
-        self.inner.stop.send_replace(true);
+        self.inner.stopped.send_replace(true);
+        if self.inner.stop.is_stopped() {
+            tracing::warn!("shutting down with writes stopped after a failed flush");
+            return Ok(());
+        }
         self.inner.db.flush_async().await?;
         Ok(())
     }
@@ -303,13 +344,19 @@ impl Store {
     }
 }
 
+impl Inner {
+    fn removal(&self) -> Removal<'_> {
+        Removal { db: &self.db, manifests: &self.manifests, stop: &self.stop, failpoints: &self.config.failpoints }
+    }
+}
+
 fn unknown(id: &str) -> StoreError {
     StoreError::UnknownTable { id: id.to_owned() }
 }
 
 /// Compacts tables when woken by an append or once a second, until the store stops.
 async fn maintain(inner: Arc<Inner>) {
-    let mut stop = inner.stop.subscribe();
+    let mut stop = inner.stopped.subscribe();
     loop {
         tokio::select! {
             _ = inner.maintenance.notified() => {}

@@ -103,6 +103,11 @@ impl From<StoreError> for Problem {
             }
             StoreError::UnknownTable { id } => Self::dataset_not_found(&id),
             StoreError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+            // The writer must learn whether its batch is stored; the node takes no writes until restarted.
+            e @ (StoreError::Flush { .. } | StoreError::FlushInDoubt { .. } | StoreError::WritesStopped { .. }) => {
+                tracing::error!(error = %e, "write refused");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             e @ (StoreError::Malformed { .. } | StoreError::Empty) => {
                 Self::bad_request(format!("{e}; nothing was stored"))
             }
