@@ -114,6 +114,7 @@ fn scan(name: &str, part: impl BufRead, limits: &DecodeLimits, tally: &mut Tally
             Ok(Event::Start(element)) => element,
             Ok(Event::Eof) => return Ok(()),
             Ok(_) => continue,
+            Err(quick_xml::Error::Io(error)) => return Err(unreadable(format_args!("part `{name}`: {error}"))),
             Err(error) => {
                 return Err(unreadable(format_args!(
                     "part `{name}` is not well-formed XML at byte {}: {error}",
@@ -133,8 +134,10 @@ fn scan(name: &str, part: impl BufRead, limits: &DecodeLimits, tally: &mut Tally
                     return Err(strings_exceeded(limits, found));
                 }
             }
-            ("worksheet", "dimension") => dimension(name, &element)?,
+            ("worksheet", "dimension") => within_grid(name, &element, "ref")?,
+            ("worksheet", "row") => within_grid(name, &element, "r")?,
             ("worksheet", "c") => {
+                within_grid(name, &element, "r")?;
                 tally.cells += 1;
                 if tally.cells > limits.xlsx_max_cells {
                     let found = format!("the worksheets hold {} cells, reached in `{name}`", tally.cells);
@@ -179,25 +182,35 @@ fn declared_number(raw: &[u8]) -> Option<u64> {
     Some(raw.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0'))).unwrap_or(u64::MAX))
 }
 
-/// A `ref` such as `A1:XFD1048576` must lie within Excel's grid.
-fn dimension(name: &str, element: &BytesStart<'_>) -> Result<(), StoreError> {
-    let Ok(Some(reference)) = element.try_get_attribute("ref") else { return Ok(()) };
-    let text = reference.value.into_owned();
-    for corner in text.split(':') {
-        let letters: String = corner.chars().take_while(char::is_ascii_alphabetic).collect();
-        let column = letters
-            .bytes()
-            .try_fold(0u64, |n, c| n.checked_mul(26)?.checked_add(u64::from(c.to_ascii_uppercase() - b'A') + 1));
-        let row = declared_number(corner[letters.len()..].as_bytes());
-        let inside = matches!((column, row), (Some(c), Some(r)) if c <= MAX_SHEET_COLUMNS && r <= MAX_SHEET_ROWS);
-        if !inside {
-            return Err(unreadable(format_args!(
-                "part `{name}`: the dimension `{text}` lies outside a sheet's {MAX_SHEET_ROWS} rows and \
-                 {MAX_SHEET_COLUMNS} columns"
-            )));
-        }
+/// A `dimension` such as `A1:XFD1048576`, a row's `r` or a cell's `r` must lie within
+/// Excel's grid: calamine's arithmetic on them overflows otherwise.
+fn within_grid(name: &str, element: &BytesStart<'_>, attribute: &str) -> Result<(), StoreError> {
+    let Ok(Some(reference)) = element.try_get_attribute(attribute) else { return Ok(()) };
+    let text = reference.value.as_ref();
+    if text.split(':').all(position_in_grid) {
+        return Ok(());
     }
-    Ok(())
+    let what = match element.local_name().as_ref() {
+        "dimension" => "the dimension",
+        "row" => "the row number",
+        _ => "the cell reference",
+    };
+    let shown: String = text.chars().take(40).collect();
+    Err(unreadable(format_args!(
+        "part `{name}`: {what} `{shown}` lies outside a sheet's {MAX_SHEET_ROWS} rows and {MAX_SHEET_COLUMNS} columns"
+    )))
+}
+
+/// `B7` or `7`: at most three column letters, then a row number, both within the grid.
+fn position_in_grid(reference: &str) -> bool {
+    let digits_at = reference.find(|c: char| c.is_ascii_digit()).unwrap_or(reference.len());
+    let (letters, digits) = reference.split_at(digits_at);
+    if letters.len() > 3 || !letters.bytes().all(|c| c.is_ascii_alphabetic()) || digits.len() > 7 {
+        return false;
+    }
+    let column = letters.bytes().fold(0u64, |n, c| n * 26 + u64::from(c.to_ascii_uppercase() - b'A') + 1);
+    let row = declared_number(digits.as_bytes());
+    column <= MAX_SHEET_COLUMNS && row.is_some_and(|r| (1..=MAX_SHEET_ROWS).contains(&r))
 }
 
 fn unreadable(reason: std::fmt::Arguments<'_>) -> StoreError {
