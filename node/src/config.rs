@@ -200,13 +200,53 @@ impl Default for P2pSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Limits {
-    /// Largest HTTP request body (rows, uploads), in bytes.
+    /// Largest HTTP request body of rows and uploaded files, in bytes.
     pub(crate) max_body_bytes: usize,
+    /// Largest body of every other request (policies, views, dataset descriptions,
+    /// federation requests, forms), in bytes.
+    pub(crate) max_json_body_bytes: usize,
+    /// Bytes all parts of an uploaded `.xlsx` file may unpack to together.
+    pub(crate) xlsx_max_decompressed_bytes: u64,
+    /// Entries of an `.xlsx` file's shared-string table.
+    pub(crate) xlsx_max_shared_strings: u64,
+    /// Cells of an `.xlsx` file's worksheets together.
+    pub(crate) xlsx_max_cells: u64,
+    /// Seconds a response may wait for its reader to take more bytes before it is ended.
+    pub(crate) write_timeout_secs: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 64 * 1024 * 1024 }
+        Self::from(urbanmesh_web::Limits::default())
+    }
+}
+
+impl From<urbanmesh_web::Limits> for Limits {
+    fn from(limits: urbanmesh_web::Limits) -> Self {
+        Self {
+            max_body_bytes: limits.max_body_bytes,
+            max_json_body_bytes: limits.max_json_body_bytes,
+            xlsx_max_decompressed_bytes: limits.decode.xlsx_max_decompressed_bytes,
+            xlsx_max_shared_strings: limits.decode.xlsx_max_shared_strings,
+            xlsx_max_cells: limits.decode.xlsx_max_cells,
+            write_timeout_secs: limits.write_timeout.as_secs(),
+        }
+    }
+}
+
+impl Limits {
+    pub(crate) fn web(&self) -> urbanmesh_web::Limits {
+        urbanmesh_web::Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_json_body_bytes: self.max_json_body_bytes,
+            decode: urbanmesh_store::decode::DecodeLimits {
+                xlsx_max_decompressed_bytes: self.xlsx_max_decompressed_bytes,
+                xlsx_max_shared_strings: self.xlsx_max_shared_strings,
+                xlsx_max_cells: self.xlsx_max_cells,
+            },
+            // A zero timeout would end every response that waits at all.
+            write_timeout: std::time::Duration::from_secs(self.write_timeout_secs.max(1)),
+        }
     }
 }
 

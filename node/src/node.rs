@@ -188,15 +188,19 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
         staff_registry: Arc::new(staff_registry),
-        max_body_bytes: config.limits.max_body_bytes,
+        limits: config.limits.web(),
         downloads: Arc::new(tokio::sync::Semaphore::new(urbanmesh_web::MAX_DOWNLOADS)),
     };
 
     let (stop, stopped) = watch::channel(false);
+    let write_timeout = state.limits.write_timeout;
     let app = urbanmesh_web::router(state, http_metrics);
     let http_stopped = wait_for_stop(stopped.clone());
     let http = tokio::spawn(async move {
-        axum::serve(http_listener, app).with_graceful_shutdown(http_stopped).await.context("HTTP server")
+        axum::serve(urbanmesh_web::WriteDeadline::new(http_listener, write_timeout), app)
+            .with_graceful_shutdown(http_stopped)
+            .await
+            .context("HTTP server")
     });
     let flight_stopped = wait_for_stop(stopped);
     let flight = tokio::spawn(async move {

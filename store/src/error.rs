@@ -12,6 +12,9 @@ pub enum StoreError {
     Malformed { reason: String },
     #[error("no rows: the request contained no data rows")]
     Empty,
+    /// The input is larger than a configured bound; `limit` is its name in `[limits]`.
+    #[error("{found}, over the limit `{limit}` = {maximum}")]
+    LimitExceeded { limit: &'static str, maximum: u64, found: String },
     #[error("dataset `{id}` not found")]
     UnknownTable { id: String },
     #[error("invalid request: {reason}")]
@@ -89,6 +92,7 @@ impl StoreError {
             Self::InvalidRows { .. }
                 | Self::Malformed { .. }
                 | Self::Empty
+                | Self::LimitExceeded { .. }
                 | Self::InvalidRequest { .. }
         )
     }

@@ -8,12 +8,9 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use urbanmesh_catalog::{Dataset, DatasetSpec};
-use urbanmesh_policy::Grant;
-use urbanmesh_protocol::ReadRequest;
-use urbanmesh_store::{Failpoints, Store, StoreConfig, StoreError};
+use urbanmesh_store::{Failpoints, Store, StoreConfig, StoreError, TimeRange};
 
 fn dataset() -> Dataset {
     let spec: DatasetSpec = serde_json::from_value(serde_json::json!({
@@ -69,14 +66,8 @@ async fn open(dir: &Path, segment_rows: usize, failpoints: &str) -> Store {
 
 /// The values stored, sorted.
 async fn values(store: &Store) -> Vec<f64> {
-    let batches: Vec<RecordBatch> = store
-        .scan(&ReadRequest::whole("pegel"), &Grant::owner())
-        .await
-        .expect("scan")
-        .batches
-        .try_collect()
-        .await
-        .expect("batches");
+    let batches: Vec<RecordBatch> =
+        store.stored("pegel", TimeRange::default()).expect("stored").frame.collect().await.expect("batches");
     let mut values: Vec<f64> = batches
         .iter()
         .flat_map(|b| {

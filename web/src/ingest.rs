@@ -68,10 +68,11 @@ const INLINE_DECODE_BYTES: usize = 16 * 1024;
 /// Decodes (off the async threads when the body is large), then appends durably.
 pub(crate) async fn store(state: &AppState, id: String, format: Format, body: Bytes) -> Result<Json<Stored>, Problem> {
     let schema = state.store.schema(&id)?;
+    let limits = state.limits.decode;
     let batch = if body.len() <= INLINE_DECODE_BYTES {
-        decode::decode(format, schema, &body)?
+        decode::decode(format, schema, &body, &limits)?
     } else {
-        tokio::task::spawn_blocking(move || decode::decode(format, schema, &body))
+        tokio::task::spawn_blocking(move || decode::decode(format, schema, &body, &limits))
             .await
             .map_err(|e| Problem::internal(format!("decoding task failed: {e}")))??
     };

@@ -10,6 +10,7 @@ mod dcat;
 mod encode;
 mod federation;
 mod ingest;
+mod limits;
 pub mod login;
 mod metrics;
 mod ops;
@@ -21,6 +22,7 @@ mod search;
 mod session;
 mod views;
 mod workspace;
+mod write_deadline;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -33,9 +35,11 @@ use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_policy::Identities;
 use urbanmesh_store::Store;
 
+pub use limits::Limits;
 pub use metrics::HttpMetrics;
 pub use portal::PageCache;
 pub use problem::Problem;
+pub use write_deadline::WriteDeadline;
 
 /// Everything the handlers need, shared by all requests.
 #[derive(Clone)]
@@ -64,8 +68,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Series that name datasets, rendered by `/metrics` for staff only.
     pub staff_registry: Arc<Registry>,
-    /// Largest request body accepted (rows, uploads).
-    pub max_body_bytes: usize,
+    /// What requests may send and how long a response waits for its reader.
+    pub limits: Limits,
     /// Result streams being encoded at once; each holds a blocking thread while its
     /// client reads, so their number is bounded ([`MAX_DOWNLOADS`] in the node).
     pub downloads: Arc<tokio::sync::Semaphore>,
@@ -125,7 +129,9 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(portal::not_found)
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        // Bodies are bounded per route by `limits::bound_body`, not by axum's default.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::bound_body))
+        .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(http_metrics, metrics::observe))
         .with_state(state)
 }

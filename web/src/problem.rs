@@ -29,6 +29,9 @@ pub struct Problem {
     total_rows: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// The `[limits]` setting a refused input exceeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'static str>,
 }
 
 impl Problem {
@@ -42,7 +45,13 @@ impl Problem {
             rejected_rows: None,
             total_rows: None,
             field: None,
+            limit: None,
         }
+    }
+
+    /// The same problem, naming the `[limits]` setting that the input exceeds.
+    pub(crate) fn naming_limit(self, limit: &'static str) -> Self {
+        Self { limit: Some(limit), ..self }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -102,6 +111,9 @@ impl From<StoreError> for Problem {
                 Self { errors, rejected_rows: Some(rejected), total_rows: Some(total), ..Self::bad_request(detail) }
             }
             StoreError::UnknownTable { id } => Self::dataset_not_found(&id),
+            e @ StoreError::LimitExceeded { limit, .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}; nothing was stored")).naming_limit(limit)
+            }
             StoreError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
             // The writer must learn whether its batch is stored; the node takes no writes until restarted.
             e @ (StoreError::Flush { .. } | StoreError::FlushInDoubt { .. } | StoreError::WritesStopped { .. }) => {
@@ -205,7 +217,7 @@ impl From<JsonRejection> for Problem {
         let detail = rejection.body_text();
         match rejection {
             JsonRejection::JsonDataError(_) => Self { field: field_of(&detail), ..Self::bad_request(detail) },
-            other => Self::new(other.status(), detail),
+            other => body_problem(other.status(), detail),
         }
     }
 }
@@ -253,7 +265,13 @@ impl From<MultipartError> for Problem {
 
 fn body_problem(status: StatusCode, text: String) -> Problem {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(status, "the request body is larger than this node accepts; split it into several requests")
+        // Reached only by a body sent without a length (one with a length is refused
+        // up front, naming its limit), so the route's limit is not known here.
+        Problem::new(
+            status,
+            "the request body is larger than this route accepts: `[limits] max_body_bytes` for rows and \
+             uploads, `max_json_body_bytes` for every other body; split it into several requests",
+        )
     } else {
         Problem::new(status, text)
     }
