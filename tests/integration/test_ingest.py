@@ -419,6 +419,38 @@ def test_many_bad_rows_are_counted(node, ds):
     assert 1 <= len(problem["errors"]) <= 250
 
 
+def post_oversized(node, path: str, body: bytes) -> tuple[int, str, bytes]:
+    """POSTs `body` in pieces; the node may answer and close before it has read all."""
+    parsed = urllib.parse.urlparse(node.http)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(len(body)))
+        connection.putheader("Authorization", f"Bearer {node.token}")
+        connection.endheaders()
+        view = memoryview(body)
+        try:
+            for start in range(0, len(body), 1 << 20):
+                connection.send(view[start : start + (1 << 20)])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        connection.close()
+
+
+def test_a_json_body_over_its_route_limit_is_413_naming_the_limit(node, ds):
+    # An invitation (or policy, view, description) is small; 2 MiB of it is refused unread.
+    body = json.dumps({"invitation": "urbanmesh-invitation:" + "A" * (2 * 1024 * 1024)}).encode()
+    status, content_type, payload = post_oversized(node, "/api/v1/federation/join", body)
+    assert status == 413, payload[:500]
+    assert content_type.startswith("application/problem+json"), content_type
+    assert json.loads(payload)["limit"] == "max_json_body_bytes"
+    assert node.get("/healthz").status == 200
+
+
 def test_body_over_64_mib_is_413(node, ds):
     row = b'{"time": "2026-03-01T00:00:00Z", "station": "a", "value": 1.0},'
     count = (70 * 1024 * 1024) // len(row) + 1
