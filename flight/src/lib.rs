@@ -25,8 +25,8 @@ pub use do_get::{ATTRIBUTION_KEY, LICENCE_KEY};
 pub use error::FlightError;
 pub use gate::{Opened, ReadGate};
 pub use peer::{
-    HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, MemberCheck, MemberGuard, MemberGuardLayer, MemberInfo, MemberStream, PeerClient,
-    REVOCATION_CHECK, member_connections,
+    HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, MemberCheck, MemberGuard, MemberGuardLayer, MemberInfo, MemberStream,
+    PeerClient, REVOCATION_CHECK, member_connections,
 };
 pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;

@@ -414,7 +414,7 @@ mod tests {
         let mut membership = Membership::default();
         apply(&mut membership, &named(&a, &a, MemberStatus::Admitted, 1, "Detmold")).expect("found");
         apply(&mut membership, &named(&a, &b, MemberStatus::Admitted, 2, "Herford")).expect("b");
-        for taken in ["herford ", " HERFORD", "Detmold", "  herford\t"] {
+        for taken in ["herford ", " HERFORD", "Detmold", "  herford  "] {
             let refused = apply(&mut membership, &named(&a, &c, MemberStatus::Admitted, 3, &taken));
             assert!(
                 matches!(refused, Err(ProtocolError::Refused(ref why)) if why.contains("taken")),

@@ -46,6 +46,7 @@ impl<S, B> tower_service::Service<http::Request<B>> for MemberGuard<S>
 where
     S: tower_service::Service<http::Request<B>, Response = Response>,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
