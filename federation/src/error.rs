@@ -22,6 +22,11 @@ pub enum FederationError {
     Refused(String),
     #[error("member `{0}` not found")]
     UnknownMember(String),
+    /// A join under a name another member holds; the invitation stays valid.
+    #[error(
+        "the name `{name}` is taken in federation `{federation}`: join under another name (the invitation stays valid)"
+    )]
+    NameTaken { name: String, federation: String },
 }
 
 impl FederationError {
@@ -29,7 +34,12 @@ impl FederationError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            Self::Invitation(_) | Self::NotMember | Self::AlreadyMember(_) | Self::Refused(_) | Self::UnknownMember(_)
+            Self::Invitation(_)
+                | Self::NotMember
+                | Self::AlreadyMember(_)
+                | Self::Refused(_)
+                | Self::UnknownMember(_)
+                | Self::NameTaken { .. }
         ) || matches!(
             self,
             Self::Protocol(ProtocolError::Malformed(_) | ProtocolError::Forged(_) | ProtocolError::Refused(_))

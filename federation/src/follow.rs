@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{broadcast, mpsc};
-use urbanmesh_protocol::federation::{Gossip, Invitation, MemberRecord, MemberStatus, Request, Response};
+use urbanmesh_protocol::federation::{Gossip, Invitation, JoinConsent, MemberRecord, MemberStatus, Request, Response};
+use urbanmesh_protocol::membership::{MAX_CLOCK_AHEAD_MS, check_name};
 use urbanmesh_protocol::{Multiaddr, NetworkEvent, PeerId, ProtocolError, Signed};
 
 use crate::FederationError;
 use crate::replication;
-use crate::service::{Federation, multiaddrs};
+use crate::service::{Federation, multiaddrs, refused_first};
 
 /// How often a node catches up with every connected member anyway, so that a gossip
 /// message lost on the way costs at most this long.
@@ -21,6 +22,19 @@ const REPAIR_INTERVAL: Duration = Duration::from_secs(3);
 /// Tries, and the pause between them, when a newly admitted member is not ready yet.
 const SYNC_TRIES: u32 = 20;
 const SYNC_PAUSE: Duration = Duration::from_millis(150);
+/// Addresses kept from a newcomer's join.
+const MAX_ADDRESSES: usize = 16;
+
+/// What a newcomer's `Join` request carries.
+struct Joining {
+    invitation: Signed,
+    consent: Signed,
+    name: String,
+    addresses: Vec<String>,
+    http: Option<String>,
+    flight: Option<String>,
+    peer_flight: Option<String>,
+}
 
 impl Federation {
     pub(crate) async fn follow_network(self, mut events: mpsc::Receiver<NetworkEvent>) {
@@ -49,12 +63,13 @@ impl Federation {
 
     async fn answer(&self, peer: PeerId, request: Request) -> Response {
         let answer = match request {
-            Request::Join { invitation, name, addresses, http, flight, peer_flight } => self
-                .admit(peer, &invitation, name, addresses, [http, flight, peer_flight])
-                .await
-                .map(|members| Response::Joined { members }),
+            Request::Join { invitation, consent, name, addresses, http, flight, peer_flight } => {
+                let joining = Joining { invitation, consent, name, addresses, http, flight, peer_flight };
+                self.admit(peer, joining).await.map(|members| Response::Joined { members })
+            }
             Request::Member { record } => {
-                self.apply_records(std::slice::from_ref(&record)).await.map(|()| Response::Accepted)
+                let refused = self.apply_records(std::slice::from_ref(&record)).await;
+                refused.and_then(refused_first).map(|()| Response::Accepted)
             }
             Request::Announce { announcements } => {
                 for signed in &announcements {
@@ -72,23 +87,20 @@ impl Federation {
             }
         };
         answer.unwrap_or_else(|error| {
-            tracing::info!(%peer, %error, "request refused");
-            Response::Refused { reason: error.to_string() }
+            tracing::warn!(%peer, %error, "request refused");
+            match error {
+                FederationError::NameTaken { name, .. } => Response::NameTaken { name },
+                error => Response::Refused { reason: error.to_string() },
+            }
         })
     }
 
-    /// The inviter's side of a join: checks the invitation and admits the peer that
-    /// presented it (its PeerId comes from the authenticated connection).
-    async fn admit(
-        &self,
-        peer: PeerId,
-        invitation: &Signed,
-        name: String,
-        addresses: Vec<String>,
-        [http, flight, peer_flight]: [Option<String>; 3],
-    ) -> Result<Vec<Signed>, FederationError> {
+    /// The inviter's side of a join: checks the invitation, the newcomer's consent and its
+    /// name, and admits the peer that presented them (its PeerId comes from the
+    /// authenticated connection). A taken name leaves the invitation unused.
+    async fn admit(&self, peer: PeerId, joining: Joining) -> Result<Vec<Signed>, FederationError> {
         let (signer, invitation): (PeerId, Invitation) =
-            invitation.open().map_err(|e| FederationError::Invitation(e.to_string()))?;
+            joining.invitation.open().map_err(|e| FederationError::Invitation(e.to_string()))?;
         if signer.to_string() != self.inner.me || invitation.inviter != self.inner.me {
             return Err(FederationError::Invitation("it was not issued by this node".into()));
         }
@@ -102,23 +114,47 @@ impl Federation {
         if self.membership().is_member(&peer.to_string()) {
             return Err(FederationError::Invitation("this peer is a member already".into()));
         }
+        let (consenting, consent): (PeerId, JoinConsent) = joining.consent.open()?;
+        let now = Utc::now().timestamp_millis();
+        if consenting != peer
+            || consent.member != peer.to_string()
+            || consent.inviter != self.inner.me
+            || consent.federation != id
+            || consent.nonce != invitation.nonce
+        {
+            return Err(FederationError::Refused(
+                "the join consent is not the joining node's for this invitation".into(),
+            ));
+        }
+        if consent.at > now.saturating_add(MAX_CLOCK_AHEAD_MS) {
+            return Err(FederationError::Refused("the join consent is dated in the future".into()));
+        }
+        check_name(&joining.name).map_err(|e| FederationError::Refused(e.to_string()))?;
+        if self.membership().holder_of(&joining.name).is_some() {
+            return Err(FederationError::NameTaken {
+                name: joining.name.trim().to_owned(),
+                federation: federation_name,
+            });
+        }
         self.inner.store.redeem(&invitation.nonce, &peer.to_string())?;
         self.inner.store.flush().await?;
         let record = MemberRecord {
             federation: id,
             federation_name,
             member: peer.to_string(),
-            name: name.chars().take(200).collect(),
+            name: joining.name,
             status: MemberStatus::Admitted,
             by: self.inner.me.clone(),
-            at: Utc::now().timestamp_millis(),
-            addresses: addresses.into_iter().take(16).collect(),
-            http,
-            flight,
-            peer_flight,
+            // Never before the consent, nor before what is known of the peer (a removal).
+            at: self.next_time(&peer.to_string())?.max(consent.at),
+            addresses: joining.addresses.into_iter().take(MAX_ADDRESSES).collect(),
+            http: joining.http,
+            flight: joining.flight,
+            peer_flight: joining.peer_flight,
+            consent: Some(joining.consent),
         };
         let signed = self.inner.identity.sign(&record)?;
-        self.apply_records(std::slice::from_ref(&signed)).await?;
+        refused_first(self.apply_records(std::slice::from_ref(&signed)).await?)?;
         self.gossip(&Gossip::Member(signed)).await;
         tokio::spawn(self.clone().sync_with(peer.to_string()));
         Ok(self.membership().all().map(|m| m.signed.clone()).collect())
@@ -127,7 +163,7 @@ impl Federation {
     async fn heard(&self, author: Option<PeerId>, data: &[u8]) -> Result<(), FederationError> {
         let gossip: Gossip = serde_json::from_slice(data).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
         match gossip {
-            Gossip::Member(signed) => self.apply_records(std::slice::from_ref(&signed)).await,
+            Gossip::Member(signed) => refused_first(self.apply_records(std::slice::from_ref(&signed)).await?),
             Gossip::Announcement(signed) => {
                 replication::accept(&self.inner, &signed, author.map(|a| a.to_string()).as_deref()).await.map(drop)
             }
@@ -214,7 +250,7 @@ impl Federation {
 
     async fn sync_once(&self, peer_id: PeerId, peer: &str, addresses: Vec<Multiaddr>) -> Result<(), FederationError> {
         match self.inner.client.request(peer_id, addresses.clone(), Request::Members).await? {
-            Response::Members { members } => self.apply_records(&members).await?,
+            Response::Members { members } => drop(self.apply_records(&members).await?),
             Response::Refused { reason } => return Err(FederationError::Refused(reason)),
             other => return Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
         }

@@ -10,9 +10,10 @@ use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
 use urbanmesh_catalog::{Catalog, Origin};
 use urbanmesh_protocol::federation::{
-    Gossip, Invitation, MemberRecord, MemberStatus, Request, Response, decode_invitation, encode_invitation, topic,
+    Gossip, Invitation, JoinConsent, MemberRecord, MemberStatus, Request, Response, decode_invitation,
+    encode_invitation, topic,
 };
-use urbanmesh_protocol::membership::{Change, Membership};
+use urbanmesh_protocol::membership::{Change, Membership, check_name};
 use urbanmesh_protocol::{Identity, Multiaddr, NetworkClient, NetworkEvent, PeerId, ProtocolError, Signed};
 
 use crate::FederationError;
@@ -155,13 +156,17 @@ impl Federation {
         self.membership().is_member(&peer.to_string())
     }
 
-    /// A member by name or PeerId: its PeerId and member Flight endpoint.
+    /// A member by PeerId or by name (compared normalised; names are unique among
+    /// admitted members): its PeerId and member Flight endpoint.
     pub fn locate(&self, node: &str) -> Option<(PeerId, String)> {
         let membership = self.membership();
-        let member = membership
-            .admitted()
-            .filter(|m| m.record.member != self.inner.me)
-            .find(|m| m.record.member == node || m.record.name == node)?;
+        let member = match membership.get(node).filter(|m| m.is_admitted()) {
+            Some(member) => member,
+            None => membership.holder_of(node)?,
+        };
+        if member.record.member == self.inner.me {
+            return None;
+        }
         Some((member.record.member.parse().ok()?, member.record.peer_flight.clone()?))
     }
 
@@ -229,28 +234,45 @@ impl Federation {
     }
 
     async fn found(&self, name: &str) -> Result<(), FederationError> {
-        let record = self.own_record(&random_hex(8), name, MemberStatus::Admitted);
+        let record = self.own_record(&random_hex(8), name, MemberStatus::Admitted)?;
         let signed = self.inner.identity.sign(&record)?;
-        self.apply_records(&[signed]).await?;
+        refused_first(self.apply_records(&[signed]).await?)?;
         tracing::info!(federation = %name, "founded a federation");
         Ok(())
     }
 
-    fn own_record(&self, federation: &str, federation_name: &str, status: MemberStatus) -> MemberRecord {
+    /// A statement about this node, dated after every earlier one about it (even when the
+    /// clock went back since), so that it is never stale.
+    fn own_record(
+        &self,
+        federation: &str,
+        federation_name: &str,
+        status: MemberStatus,
+    ) -> Result<MemberRecord, FederationError> {
         let profile = &self.inner.profile;
-        MemberRecord {
+        let at = self.next_time(&self.inner.me)?;
+        Ok(MemberRecord {
             federation: federation.to_owned(),
             federation_name: federation_name.to_owned(),
             member: self.inner.me.clone(),
             name: profile.name.clone(),
             status,
             by: self.inner.me.clone(),
-            at: Utc::now().timestamp_millis(),
+            at,
             addresses: profile.addresses.clone(),
             http: profile.http.clone(),
             flight: profile.flight.clone(),
             peer_flight: profile.peer_flight.clone(),
-        }
+            consent: None,
+        })
+    }
+
+    /// The time for a new statement about `member`: now, or just after the latest one.
+    pub(crate) fn next_time(&self, member: &str) -> Result<i64, FederationError> {
+        let now = Utc::now().timestamp_millis();
+        let Some(latest) = self.membership().get(member).map(|m| m.record.at) else { return Ok(now) };
+        let after = latest.checked_add(1).ok_or_else(|| FederationError::Corrupt(format!("time of {member}")))?;
+        Ok(now.max(after))
     }
 
     /// Redeems an invitation at its inviter and becomes a member.
@@ -261,10 +283,19 @@ impl Federation {
         {
             return Err(FederationError::AlreadyMember(id.to_owned()));
         }
-        let addresses = multiaddrs(&invitation.addresses);
         let profile = &self.inner.profile;
+        check_name(&profile.name).map_err(|e| FederationError::Refused(e.to_string()))?;
+        let addresses = multiaddrs(&invitation.addresses);
+        let consent = self.inner.identity.sign(&JoinConsent {
+            federation: invitation.federation.clone(),
+            member: self.inner.me.clone(),
+            inviter: invitation.inviter.clone(),
+            nonce: invitation.nonce.clone(),
+            at: Utc::now().timestamp_millis(),
+        })?;
         let request = Request::Join {
             invitation: decode_invitation(text)?,
+            consent,
             name: profile.name.clone(),
             addresses: profile.addresses.clone(),
             http: profile.http.clone(),
@@ -274,6 +305,9 @@ impl Federation {
         let members = match self.request_with_retries(inviter, addresses, request).await? {
             Response::Joined { members } => members,
             Response::Refused { reason } => return Err(FederationError::Invitation(reason)),
+            Response::NameTaken { name } => {
+                return Err(FederationError::NameTaken { name, federation: invitation.federation_name });
+            }
             other => return Err(FederationError::Refused(format!("unexpected answer {other:?}"))),
         };
         let mut candidate = Membership::default();
@@ -324,7 +358,13 @@ impl Federation {
                 federation_name: name.to_owned(),
                 status: MemberStatus::Removed,
                 by: self.inner.me.clone(),
-                at: Utc::now().timestamp_millis().max(current.record.at + 1),
+                at: Utc::now().timestamp_millis().max(
+                    current
+                        .record
+                        .at
+                        .checked_add(1)
+                        .ok_or_else(|| FederationError::Corrupt(format!("time of {member}")))?,
+                ),
                 ..current.record.clone()
             }
         };
@@ -342,7 +382,7 @@ impl Federation {
         };
         self.gossip(&Gossip::Member(signed.clone())).await;
         futures::future::join_all(told.iter().map(|peer| self.tell(peer, &signed))).await;
-        self.apply_records(std::slice::from_ref(&signed)).await?;
+        refused_first(self.apply_records(std::slice::from_ref(&signed)).await?)?;
         Ok(())
     }
 
@@ -359,9 +399,11 @@ impl Federation {
     }
 
     /// Applies membership records, persists what changed and follows up on the network.
-    pub(crate) async fn apply_records(&self, records: &[Signed]) -> Result<(), FederationError> {
+    /// Records the rules refuse change nothing; they are logged and returned.
+    pub(crate) async fn apply_records(&self, records: &[Signed]) -> Result<Vec<ProtocolError>, FederationError> {
         let _changing = self.inner.changing.lock().await;
-        let changes = self.inner.membership.write().unwrap_or_else(PoisonError::into_inner).apply_all(records);
+        let applied = self.inner.membership.write().unwrap_or_else(PoisonError::into_inner).apply_all(records);
+        let changes = applied.changes;
         let mut admitted = Vec::new();
         let mut removed = Vec::new();
         let mut updated = Vec::new();
@@ -383,11 +425,12 @@ impl Federation {
             }
         }
         if changes.iter().all(|c| *c == Change::Stale) {
-            return Ok(());
+            return Ok(applied.refused);
         }
         self.inner.store.flush().await?;
         if removed.iter().any(|peer| *peer == self.inner.me) {
-            return self.forget_federation().await;
+            self.forget_federation().await?;
+            return Ok(applied.refused);
         }
         for peer in &removed {
             let forgotten = self.inner.catalog.forget_origin(peer).await?;
@@ -405,7 +448,7 @@ impl Federation {
             // established connection reports nothing new, so catch up with it now.
             tokio::spawn(self.clone().sync_with(peer));
         }
-        Ok(())
+        Ok(applied.refused)
     }
 
     /// This node left: it forgets the federation and everything replicated from it.
@@ -449,7 +492,7 @@ impl Federation {
             let (id, name) = membership.federation().ok_or(FederationError::NotMember)?;
             (id.to_owned(), name.to_owned())
         };
-        let signed = self.inner.identity.sign(&self.own_record(&id, &name, MemberStatus::Admitted))?;
+        let signed = self.inner.identity.sign(&self.own_record(&id, &name, MemberStatus::Admitted)?)?;
         self.apply_records(std::slice::from_ref(&signed)).await?;
         self.gossip(&Gossip::Member(signed)).await;
         Ok(())
@@ -499,6 +542,14 @@ pub(crate) fn origin_of(record: &MemberRecord) -> Origin {
         name: record.name.clone(),
         http: record.http.clone(),
         flight: record.flight.clone(),
+    }
+}
+
+/// The first refusal as the error, for a caller that applied one record and must know.
+pub(crate) fn refused_first(refused: Vec<ProtocolError>) -> Result<(), FederationError> {
+    match refused.into_iter().next() {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
     }
 }
 

@@ -1,61 +1,14 @@
 //! Three real nodes on loopback (libp2p, sled, tantivy): joining, single use, replication,
 //! refusal of non-members, and robustness against garbage from a member.
 
-use std::time::{Duration, Instant};
+mod common;
 
-use urbanmesh_catalog::{Catalog, CatalogInfo, DatasetSpec};
-use urbanmesh_federation::{Federation, FederationError, Profile};
+use std::time::Duration;
+
+use common::{eventually, node, spec};
+use urbanmesh_catalog::DatasetSpec;
+use urbanmesh_federation::FederationError;
 use urbanmesh_protocol::federation::{Request, Response, topic};
-use urbanmesh_protocol::{Identity, Multiaddr, Network, NetworkClient, NetworkConfig};
-
-struct TestNode {
-    federation: Federation,
-    catalog: Catalog,
-    client: NetworkClient,
-    addresses: Vec<Multiaddr>,
-    identity: Identity,
-    _network: Network,
-}
-
-async fn node(dir: &std::path::Path, name: &str, secret: u8) -> TestNode {
-    let identity = Identity::from_secret([secret; 32]).expect("key");
-    let config = NetworkConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".into()], ..NetworkConfig::default() };
-    let (network, events) = Network::start(&identity, &config).await.expect("network");
-    let db = sled::open(dir.join(name).join("meta")).expect("sled");
-    let catalog =
-        Catalog::open(db.clone(), CatalogInfo::for_municipality(name), &dir.join(name).join("index")).expect("catalog");
-    let profile = Profile {
-        name: name.to_owned(),
-        addresses: network.listen_addresses.iter().map(ToString::to_string).collect(),
-        http: None,
-        flight: None,
-        peer_flight: None,
-    };
-    let client = network.client();
-    let federation = Federation::start(db, identity.clone(), catalog.clone(), client.clone(), events, profile)
-        .await
-        .expect("federation");
-    let addresses = network.listen_addresses.clone();
-    TestNode { federation, catalog, client, addresses, identity, _network: network }
-}
-
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut poll = tokio::time::interval(Duration::from_millis(20));
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        poll.tick().await;
-    }
-}
-
-fn spec(id: &str) -> DatasetSpec {
-    serde_json::from_value(serde_json::json!({
-        "id": id, "title": "Pegelstände", "description": "Wasserstände der Werre",
-        "schema": {"fields": [{"name": "v", "type": "float64"}]},
-        "policy": {"visibility": "federation"}
-    }))
-    .expect("spec")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_replicate_and_strangers_get_nothing() {
@@ -101,6 +54,7 @@ async fn members_replicate_and_strangers_get_nothing() {
             signer: String::new(),
             signature: String::new(),
         },
+        consent: urbanmesh_protocol::Signed { body: String::new(), signer: String::new(), signature: String::new() },
         name: String::new(),
         addresses: vec![],
         http: None,

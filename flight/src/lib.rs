@@ -23,8 +23,11 @@ use urbanmesh_store::Store;
 pub use auth::PURPOSE_HEADER;
 pub use do_get::{ATTRIBUTION_KEY, LICENCE_KEY};
 pub use error::FlightError;
+pub use peer::{
+    HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, MemberCheck, MemberGuard, MemberGuardLayer, MemberInfo, MemberStream,
+    PeerClient, REVOCATION_CHECK, member_connections,
+};
 pub use urbanmesh_dataspace::{Opened, ReadGate};
-pub use peer::{MemberCheck, MemberInfo, MemberStream, PeerClient, member_connections};
 pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;
 pub use view::{Assembled, Freshness, SourceStatus, ViewRead, Views};

@@ -1,7 +1,15 @@
 //! Flight between members: a listener that accepts only mutually authenticated TLS
-//! connections from members, and a client that fetches from a member the same way.
-//! Certificates come from the node keys (see `urbanmesh_protocol::tls`), so both ends of a
-//! connection are bound to PeerIds.
+//! connections from members (and keeps checking them), and a client that fetches from a
+//! member the same way. Certificates come from the node keys (see
+//! `urbanmesh_protocol::tls`), so both ends of a connection are bound to PeerIds.
+
+mod guard;
+mod listener;
+
+pub use guard::{MemberGuard, MemberGuardLayer};
+pub use listener::{
+    HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, MemberCheck, MemberInfo, MemberStream, REVOCATION_CHECK, member_connections,
+};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,126 +23,14 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightClient, FlightData, Ticket};
 use futures::{StreamExt, TryStreamExt};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tonic::codegen::http::Uri;
 use tonic::transport::Channel;
 use urbanmesh_protocol::{Identity, PeerId, ReadRequest, tls};
 use urbanmesh_store::{BatchStream, StoreError};
 
 use crate::FlightError;
-
-/// Who is on the other end of a member connection; tonic hands it to every request.
-#[derive(Debug, Clone)]
-pub struct MemberInfo {
-    pub peer: PeerId,
-}
-
-/// Decides whether a PeerId is a member right now.
-pub type MemberCheck = Arc<dyn Fn(&PeerId) -> bool + Send + Sync>;
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// TLS handshakes in progress at once; further connections wait in the kernel's backlog.
-const HANDSHAKES: usize = 64;
-
-/// Accepted connections of members, for `Server::serve_with_incoming`.
-pub fn member_connections(
-    listener: TcpListener,
-    identity: &Identity,
-    is_member: MemberCheck,
-) -> Result<ReceiverStream<io::Result<MemberStream>>, FlightError> {
-    let acceptor = TlsAcceptor::from(tls::server_config(identity).map_err(|e| FlightError::Peer(e.to_string()))?);
-    let (sender, receiver) = mpsc::channel(HANDSHAKES);
-    let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
-    tokio::spawn(async move {
-        while !sender.is_closed() {
-            let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
-            let (tcp, address) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "member listener: accept failed");
-                    continue;
-                }
-            };
-            let (acceptor, sender, is_member) = (acceptor.clone(), sender.clone(), Arc::clone(&is_member));
-            tokio::spawn(async move {
-                let _permit = permit;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(acceptor, tcp, &is_member)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = sender.send(Ok(stream)).await;
-                    }
-                    Ok(Err(error)) => tracing::info!(%address, %error, "member connection refused"),
-                    Err(_) => tracing::info!(%address, "member connection: TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    Ok(ReceiverStream::new(receiver))
-}
-
-async fn accept(acceptor: TlsAcceptor, tcp: TcpStream, is_member: &MemberCheck) -> Result<MemberStream, FlightError> {
-    let tls = acceptor.accept(tcp).await.map_err(|e| FlightError::Peer(format!("TLS: {e}")))?;
-    let certificate = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .ok_or_else(|| FlightError::Peer("no client certificate".into()))?;
-    let peer = tls::peer_of_certificate(certificate).map_err(|e| FlightError::Peer(e.to_string()))?;
-    if !is_member(&peer) {
-        return Err(FlightError::Peer(format!("{peer} is not a member")));
-    }
-    Ok(MemberStream { tls, peer })
-}
-
-/// A member's TLS connection, carrying its verified PeerId.
-pub struct MemberStream {
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
-    peer: PeerId,
-}
-
-impl tonic::transport::server::Connected for MemberStream {
-    type ConnectInfo = MemberInfo;
-
-    fn connect_info(&self) -> MemberInfo {
-        MemberInfo { peer: self.peer }
-    }
-}
-
-impl AsyncRead for MemberStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for MemberStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tls).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tls.is_write_vectored()
-    }
-}
 
 /// Fetches rows from members over mutual TLS, as this node. Connections are kept and
 /// shared by later reads (HTTP/2 multiplexes them), so a view over many members pays for

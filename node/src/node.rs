@@ -13,7 +13,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_federation::{Federation, Profile};
 use urbanmesh_flight::{
-    FlightContext, MemberCheck, MemberDirectory, PeerClient, ReadGate, Remote, Views, member_connections,
+    FlightContext, MemberCheck, MemberDirectory, MemberGuardLayer, PeerClient, ReadGate, Remote, Views,
+    member_connections,
 };
 use urbanmesh_policy::{AdminToken, AuditLog, Identities, TokenVerifier};
 use urbanmesh_protocol::{Identity, Network, NetworkConfig, PeerId};
@@ -159,6 +160,9 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let member_flight = flight.clone();
     let admits = federation.clone();
     let members_only: MemberCheck = Arc::new(move |peer| admits.admits(peer));
+    // Membership is checked at the handshake, per request and per message, and open
+    // connections of a removed member are closed.
+    let member_guard = MemberGuardLayer::new(Arc::clone(&members_only));
     let member_connections = member_connections(peer_flight_listener, &identity, members_only)?;
     let ready = Arc::new(AtomicBool::new(false));
     let login = match (&config.oidc, verifier) {
@@ -215,6 +219,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     let peer_flight = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(member_guard)
             .add_service(member_flight)
             .serve_with_incoming_shutdown(member_connections, peer_flight_stopped)
             .await

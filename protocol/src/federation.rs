@@ -87,6 +87,26 @@ pub struct MemberRecord {
     /// The member's Flight endpoint for other members (mutual TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_flight: Option<String>,
+    /// In an admission: the newcomer's signed [`JoinConsent`], so that every member can
+    /// check that the newcomer asked to join with this invitation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Signed>,
+}
+
+/// A newcomer's own statement that it redeems an invitation, signed by the newcomer. It
+/// travels in the `Join` request and then in the admission record: no member can admit a
+/// node that did not ask, nor admit it again with an old statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinConsent {
+    pub federation: String,
+    /// The newcomer's PeerId (the signer).
+    pub member: String,
+    /// The member whose invitation it redeems, and that invitation's nonce.
+    pub inviter: String,
+    pub nonce: String,
+    /// Milliseconds since the epoch.
+    pub at: i64,
 }
 
 /// A catalogue entry that `origin` shares with the federation, or its withdrawal
@@ -108,6 +128,8 @@ pub enum Request {
     /// A newcomer redeems its invitation, telling how to reach it.
     Join {
         invitation: Signed,
+        /// The newcomer's signed [`JoinConsent`] for this invitation.
+        consent: Signed,
         name: String,
         addresses: Vec<String>,
         #[serde(default)]
@@ -132,11 +154,23 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Response {
-    Joined { members: Vec<Signed> },
-    Members { members: Vec<Signed> },
-    Catalog { announcements: Vec<Signed> },
+    Joined {
+        members: Vec<Signed>,
+    },
+    Members {
+        members: Vec<Signed>,
+    },
+    Catalog {
+        announcements: Vec<Signed>,
+    },
     Accepted,
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
+    /// A join refused because another member holds the name (compared normalised).
+    NameTaken {
+        name: String,
+    },
 }
 
 /// What members gossip on the federation's topic.
