@@ -415,7 +415,7 @@ mod tests {
         apply(&mut membership, &named(&a, &a, MemberStatus::Admitted, 1, "Detmold")).expect("found");
         apply(&mut membership, &named(&a, &b, MemberStatus::Admitted, 2, "Herford")).expect("b");
         for taken in ["herford ", " HERFORD", "Detmold", "  herford  "] {
-            let refused = apply(&mut membership, &named(&a, &c, MemberStatus::Admitted, 3, &taken));
+            let refused = apply(&mut membership, &named(&a, &c, MemberStatus::Admitted, 3, taken));
             assert!(
                 matches!(refused, Err(ProtocolError::Refused(ref why)) if why.contains("taken")),
                 "{taken}: {refused:?}"

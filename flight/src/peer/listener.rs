@@ -50,7 +50,7 @@ pub fn member_connections(
 ) -> Result<ReceiverStream<io::Result<MemberStream>>, FlightError> {
     let config = tls::server_config(identity).map_err(|e| FlightError::Peer(e.to_string()))?;
     let (sender, receiver) = mpsc::channel(MAX_HANDSHAKES);
-    let open = Arc::new(Mutex::new(Vec::new()));
+    let open: OpenConnections = Arc::default();
     tokio::spawn(check_open_connections(Arc::clone(&open), Arc::clone(&is_member), sender.clone()));
     let handshakes = Arc::new(Mutex::new(Handshakes::default()));
     tokio::spawn(async move {
@@ -110,10 +110,13 @@ async fn accept(
     Ok(MemberStream { tls: stream, peer, revoked: Arc::default() })
 }
 
+/// Open member connections: whose they are, and how to close them.
+type OpenConnections = Arc<Mutex<Vec<(PeerId, Weak<Revocation>)>>>;
+
 /// Closes the connections of peers that are no longer members. Ends once the server is
 /// gone and no connection is left.
 async fn check_open_connections(
-    open: Arc<Mutex<Vec<(PeerId, Weak<Revocation>)>>>,
+    open: OpenConnections,
     is_member: MemberCheck,
     server: mpsc::Sender<io::Result<MemberStream>>,
 ) {
