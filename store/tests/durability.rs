@@ -47,14 +47,9 @@ fn batch(offset: i64, rows: i64) -> RecordBatch {
 /// Opens the store in `dir` with `failpoints` armed, waiting for an earlier instance to let go.
 async fn open(dir: &Path, segment_rows: usize, failpoints: &str) -> Store {
     let meta = dir.join("meta");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let db = loop {
-        match sled::open(&meta) {
-            Ok(db) => break db,
-            Err(error) => assert!(Instant::now() < deadline, "the database stays locked: {error}"),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    // A store shut down before lets go of the database once its background tasks end.
+    wait_until("the database lock", || sled::open(&meta).is_ok()).await;
+    let db = sled::open(&meta).expect("sled");
     let mut config = StoreConfig::new(dir.join("segments"));
     config.segment_rows = segment_rows;
     config.max_tail_age = Duration::from_secs(3600);
@@ -86,12 +81,18 @@ fn range(from: i64, to: i64) -> Vec<f64> {
     (from..to).map(|i| i as f64).collect()
 }
 
-async fn wait_for_segment(store: &Store) {
+/// Polls `condition` every 10 ms until it holds, failing after 30 s.
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while store.stats("pegel").expect("stats").segments == 0 {
-        assert!(Instant::now() < deadline, "no segment was written");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut poll = tokio::time::interval(Duration::from_millis(10));
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        poll.tick().await;
     }
+}
+
+async fn wait_for_segment(store: &Store) {
+    wait_until("a segment", || store.stats("pegel").expect("stats").segments > 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,11 +186,7 @@ async fn a_failure_right_after_the_first_segment_folder_loses_nothing() {
         let store = open(dir.path(), 100, "segment-dir-created:error").await;
         store.append("pegel", batch(0, 250)).await.expect("append");
         // The compaction fails at the failpoint and leaves the rows in the log.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !dir.path().join("segments/pegel").exists() {
-            assert!(Instant::now() < deadline, "no segment folder was made");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_until("the segment folder", || dir.path().join("segments/pegel").exists()).await;
         store.shutdown().await.expect("shutdown");
     }
     let store = open(dir.path(), 100, "").await;
