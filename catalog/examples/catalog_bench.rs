@@ -204,7 +204,14 @@ fn export(catalog: &Catalog, endpoints: &Endpoints, datasets: usize) -> Result<S
     reset_peak_rss();
     let before = rss_mb("VmRSS");
     let started = Instant::now();
-    let counter = dcat::write_catalog(catalog, endpoints, RdfSyntax::Turtle, None, &|_| true, Counter(0))?;
+    let counter = dcat::write_catalog(
+        catalog,
+        endpoints,
+        RdfSyntax::Turtle,
+        None,
+        &urbanmesh_policy::Subject::Admin,
+        Counter(0),
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     let peak = rss_mb("VmHWM") - before;
     Ok(format!(

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::{Mutex, broadcast};
 
-use urbanmesh_policy::{Policy, PolicyError};
+use urbanmesh_policy::{Policy, PolicyError, Subject, audience};
 
 use crate::replica::{Origin, Replica, SharedEntry, replica_key};
-use crate::search::{Entry, SearchIndex, SearchRequest, SearchResults};
+use crate::search::{Coverage, Entry, SearchIndex, SearchRequest, SearchResults};
 use crate::view::ViewRecords;
 use crate::{CatalogError, CatalogInfo, Dataset, DatasetSpec, Derived};
 
@@ -311,9 +311,10 @@ impl Catalog {
     }
 
     /// What this node shares about a local dataset or view: its description with the visible
-    /// part of its policy. What its policy keeps inside the node is not shared (not found).
-    pub fn shared_entry(&self, id: &str) -> Result<SharedEntry, CatalogError> {
-        let (mut dataset, derived, view) = match self.get(id) {
+    /// part of its policy, and what the rows cover as `member` may know it (`None`: as every
+    /// member may). What its policy keeps inside the node is not shared (not found).
+    pub fn shared_entry(&self, id: &str, member: Option<&str>) -> Result<SharedEntry, CatalogError> {
+        let (mut dataset, stored, view) = match self.get(id) {
             Ok(dataset) => (dataset, self.derived(id)?, false),
             Err(CatalogError::NotFound { .. }) => (self.views.get(id)?.described(), Derived::default(), true),
             Err(error) => return Err(error),
@@ -321,8 +322,16 @@ impl Catalog {
         if !dataset.policy.is_shared() {
             return Err(CatalogError::NotFound { id: id.to_owned() });
         }
+        let derived = match member {
+            Some(peer) => stored.known_to(&dataset, &Subject::Member { peer: peer.to_owned() }),
+            None => stored.known_to_all(&dataset, &audience::member_representatives(&dataset.policy)),
+        };
+        let public = match dataset.policy.visibility {
+            urbanmesh_policy::Visibility::Public => stored.known_to(&dataset, &Subject::Anonymous),
+            _ => Derived::default(),
+        };
         dataset.policy = dataset.policy.shared();
-        Ok(SharedEntry { dataset, derived, view })
+        Ok(SharedEntry { dataset, derived, public, view })
     }
 
     /// Stores a peer's entry unless a newer or equal version is known. Returns whether
@@ -332,7 +341,7 @@ impl Catalog {
         let _writing = self.writing.lock().await;
         if let Some(known) = self.replicas.get(&key)? {
             let known = decode_replica(&key, &known)?;
-            if known.version >= replica.version {
+            if known.rank() >= replica.rank() {
                 return Ok(false);
             }
         }
@@ -436,18 +445,29 @@ impl Catalog {
     }
 }
 
-/// The index entry of a dataset: its description with the node's defaults filled in.
+/// The index entry of a dataset: its description with the node's defaults filled in, and
+/// what its rows cover as its audience may know it and as stored.
 pub(crate) fn entry(info: &CatalogInfo, dataset: &Dataset, derived: &Derived) -> Entry {
+    let audience = derived.known_to_all(dataset, &audience::representatives(&dataset.policy));
+    described(info, dataset, coverage(dataset, &audience), coverage(dataset, derived))
+}
+
+/// The index entry of a peer's dataset: as the peer described it, with its origin. Staff
+/// search what the peer lets this node know; visitors (of a public entry) what it lets
+/// the public know.
+pub(crate) fn replica_entry(replica: &Replica) -> Entry {
+    let info = CatalogInfo::for_municipality(&replica.origin.name);
+    let dataset = &replica.entry.dataset;
+    let public = coverage(dataset, &replica.entry.public);
+    let mut entry = described(&info, dataset, public, coverage(dataset, &replica.entry.derived));
+    entry.key = replica.key();
+    entry.origin = Some(replica.origin.clone());
+    entry.audience = audience::of_replica(&dataset.policy);
+    entry
+}
+
+fn described(info: &CatalogInfo, dataset: &Dataset, coverage: Coverage, stored: Coverage) -> Entry {
     let spec = &dataset.spec;
-    let declared = spec.temporal.as_ref().and_then(|t| {
-        let start = crate::Moment::parse("", &t.start).ok()?.instant();
-        let end = match &t.end {
-            Some(end) => crate::Moment::parse("", end).ok()?.last_instant(),
-            None => chrono::DateTime::<Utc>::MAX_UTC,
-        };
-        Some((start, end))
-    });
-    let observed = derived.first.zip(derived.last);
     Entry {
         key: dataset.id().to_owned(),
         id: dataset.id().to_owned(),
@@ -460,21 +480,27 @@ pub(crate) fn entry(info: &CatalogInfo, dataset: &Dataset, derived: &Derived) ->
         licence: spec.licence().to_owned(),
         formats: FORMATS.iter().map(|f| (*f).to_owned()).collect(),
         municipality: dataset.tenant.clone(),
-        modified: derived.data_modified.map_or(dataset.modified, |data| data.max(dataset.modified)),
-        temporal: declared.or(observed),
+        coverage,
+        stored,
         bbox: spec.spatial.as_ref().and_then(|s| s.bbox),
         audience: dataset.policy.audience(),
     }
 }
 
-/// The index entry of a peer's dataset: as the peer described it, with its origin.
-pub(crate) fn replica_entry(replica: &Replica) -> Entry {
-    let info = CatalogInfo::for_municipality(&replica.origin.name);
-    let mut entry = entry(&info, &replica.entry.dataset, &replica.entry.derived);
-    entry.key = replica.key();
-    entry.origin = Some(replica.origin.clone());
-    entry.audience = urbanmesh_policy::audience::of_replica(&replica.entry.dataset.policy);
-    entry
+/// When the dataset last changed and what time it covers: as declared, else as `known`.
+fn coverage(dataset: &Dataset, known: &Derived) -> Coverage {
+    let declared = dataset.spec.temporal.as_ref().and_then(|t| {
+        let start = crate::Moment::parse("", &t.start).ok()?.instant();
+        let end = match &t.end {
+            Some(end) => crate::Moment::parse("", end).ok()?.last_instant(),
+            None => chrono::DateTime::<Utc>::MAX_UTC,
+        };
+        Some((start, end))
+    });
+    Coverage {
+        modified: known.data_modified.map_or(dataset.modified, |data| data.max(dataset.modified)),
+        temporal: declared.or(known.first.zip(known.last)),
+    }
 }
 
 fn decode_replica(key: &str, bytes: &[u8]) -> Result<Replica, CatalogError> {

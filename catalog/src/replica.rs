@@ -21,7 +21,12 @@ pub struct Origin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedEntry {
     pub dataset: Dataset,
+    /// What the rows cover as the receiving member may know it (see [`Derived::known_to`]).
     pub derived: Derived,
+    /// The same as the public may know it; empty unless the dataset is public. What a
+    /// member shows its own visitors.
+    #[serde(default)]
+    pub public: Derived,
     /// A regional view, assembled at its origin when read; never a source of other views.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub view: bool,
@@ -32,11 +37,21 @@ pub struct SharedEntry {
 pub struct Replica {
     pub origin: Origin,
     pub version: u64,
+    /// The origin addressed the entry to this node alone, with what this node may know of
+    /// its rows; a gossiped entry of the same version tells what every member may know.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub personal: bool,
     #[serde(flatten)]
     pub entry: SharedEntry,
 }
 
 impl Replica {
+    /// Which of two entries of one dataset is newer: the later version, and at one version
+    /// the one addressed to this node.
+    pub fn rank(&self) -> (u64, bool) {
+        (self.version, self.personal)
+    }
+
     pub fn key(&self) -> String {
         replica_key(&self.origin.peer, self.entry.dataset.id())
     }

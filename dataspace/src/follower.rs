@@ -79,7 +79,7 @@ async fn refresh(catalog: &Catalog, store: &Store, id: &str, touched: bool) -> R
 fn derive(stats: &TableStats, modified: Option<DateTime<Utc>>, now: Option<DateTime<Utc>>) -> Derived {
     let instant = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros);
     Derived {
-        rows: stats.rows,
+        rows: Some(stats.rows),
         first: stats.extent.and_then(|e: TimeExtent| instant(e.first_micros)),
         last: stats.extent.and_then(|e| instant(e.last_micros)),
         data_modified: now.or(modified),

@@ -5,7 +5,7 @@
 use arrow::datatypes::SchemaRef;
 use chrono::Utc;
 use futures::StreamExt;
-use urbanmesh_catalog::{Catalog, CatalogError, Dataset};
+use urbanmesh_catalog::{Catalog, CatalogError, Dataset, Derived};
 use urbanmesh_policy::{Access, AuditEntry, AuditLog, AuditRecord, Decision, Grant, Subject, audience};
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::{BatchStream, Store};
@@ -36,10 +36,10 @@ impl ReadGate {
         &self.audit
     }
 
-    /// Whether a plain read by the subject returns the rows as stored, so that their count
-    /// and extent tell nothing the subject could not read anyway.
-    pub fn reads_whole(&self, subject: &Subject, dataset: &Dataset) -> bool {
-        matches!(judge(subject, dataset, &ReadRequest::whole(dataset.id())), Decision::Permit(grant) if grant.is_unrestricted())
+    /// What the subject may know of the dataset's rows (count, extent, last change): no
+    /// more than its grant releases (see [`Derived::known_to`]).
+    pub fn known(&self, subject: &Subject, dataset: &Dataset) -> Result<Derived, DataspaceError> {
+        Ok(self.catalog.derived(dataset.id())?.known_to(dataset, subject))
     }
 
     /// Whether the subject may know the dataset exists (listings, search, DCAT).

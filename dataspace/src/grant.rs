@@ -121,16 +121,8 @@ fn bucket_range(
     from: Option<chrono::DateTime<chrono::Utc>>,
     to: Option<chrono::DateTime<chrono::Utc>>,
 ) -> (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>) {
-    let Some(width) = aggregate.bucket_seconds() else { return (from, to) };
-    let floor = |t: chrono::DateTime<chrono::Utc>| {
-        let s = t.timestamp();
-        chrono::DateTime::from_timestamp(s - s.rem_euclid(width), 0).unwrap_or(t)
-    };
-    let ceil = |t: chrono::DateTime<chrono::Utc>| {
-        let floored = floor(t);
-        if floored == t { t } else { floored.checked_add_signed(chrono::Duration::seconds(width)).unwrap_or(t) }
-    };
-    (from.map(floor), to.map(ceil))
+    let Some(buckets) = aggregate.buckets() else { return (from, to) };
+    (from.map(|t| buckets.start(t)), to.map(|t| buckets.ceil(t)))
 }
 
 fn quoted(column: &str) -> String {

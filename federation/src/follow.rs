@@ -82,9 +82,8 @@ impl Federation {
             Request::Members => {
                 Ok(Response::Members { members: self.membership().all().map(|m| m.signed.clone()).collect() })
             }
-            Request::Catalog => {
-                replication::own_announcements(&self.inner).map(|announcements| Response::Catalog { announcements })
-            }
+            Request::Catalog => replication::own_announcements(&self.inner, &peer.to_string())
+                .map(|announcements| Response::Catalog { announcements }),
         };
         answer.unwrap_or_else(|error| {
             tracing::warn!(%peer, %error, "request refused");
@@ -234,9 +233,27 @@ impl Federation {
         result
     }
 
+    /// Tells each member that may know more of a changed dataset than its gossip says what
+    /// it may know, by request-response to that member alone. One that is not reached now
+    /// hears it when it next catches up.
+    async fn tell_narrower(&self, id: &str) {
+        let addressed = match replication::narrower(&self.inner, id) {
+            Ok(addressed) => addressed,
+            Err(error) => return tracing::warn!(dataset = %id, %error, "members not told"),
+        };
+        for (member, signed) in addressed {
+            let Ok(peer) = member.parse::<PeerId>() else { continue };
+            let addresses = self.membership().get(&member).map(|m| multiaddrs(&m.record.addresses)).unwrap_or_default();
+            let request = Request::Announce { announcements: vec![signed] };
+            if let Err(error) = self.inner.client.request(peer, addresses, request).await {
+                tracing::debug!(%member, %error, "entry not told");
+            }
+        }
+    }
+
     /// Pushes every own announcement to a member that can hear our gossip from now on.
     async fn push_catalog(self, peer: PeerId) {
-        let announcements = match replication::own_announcements(&self.inner) {
+        let announcements = match replication::own_announcements(&self.inner, &peer.to_string()) {
             Ok(announcements) if !announcements.is_empty() => announcements,
             Ok(_) => return,
             Err(error) => return tracing::warn!(%error, "catalogue not pushed"),
@@ -274,7 +291,10 @@ impl Federation {
             };
             for id in ids {
                 match replication::change(&self.inner, &id) {
-                    Ok(Some(signed)) => self.gossip(&Gossip::Announcement(signed)).await,
+                    Ok(Some(signed)) => {
+                        self.gossip(&Gossip::Announcement(signed)).await;
+                        self.tell_narrower(&id).await;
+                    }
                     Ok(None) => {}
                     Err(error) => tracing::warn!(dataset = %id, %error, "not announced"),
                 }

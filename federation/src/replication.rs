@@ -11,35 +11,62 @@ use urbanmesh_protocol::{PeerId, ProtocolError, Signed};
 use crate::FederationError;
 use crate::service::{Inner, origin_of};
 
-/// The signed announcement of local dataset `id`: its entry, or its withdrawal.
-pub(crate) fn announcement(inner: &Inner, id: &str) -> Result<Signed, FederationError> {
+/// The signed announcement of local dataset `id`: its entry, or its withdrawal. For
+/// `member`, with what that member may know of the rows; else with what every member may.
+pub(crate) fn announcement(inner: &Inner, id: &str, member: Option<&str>) -> Result<Signed, FederationError> {
     let federation = federation_id(inner)?;
     let version = inner.catalog.generation()?;
-    let entry = match inner.catalog.shared_entry(id) {
+    let entry = match inner.catalog.shared_entry(id, member) {
         Ok(entry) => Some(serde_json::to_value(entry).map_err(|e| FederationError::Corrupt(e.to_string()))?),
         Err(CatalogError::NotFound { .. }) => None,
         Err(error) => return Err(error.into()),
     };
-    let announcement = Announcement { federation, origin: inner.me.clone(), dataset: id.to_owned(), version, entry };
+    let announcement = Announcement {
+        federation,
+        origin: inner.me.clone(),
+        dataset: id.to_owned(),
+        version,
+        member: member.map(str::to_owned),
+        entry,
+    };
     Ok(inner.identity.sign(&announcement)?)
 }
 
-/// Announcements of every entry this node shares, for a member catching up. Datasets kept
-/// inside the node are not mentioned at all: a member drops what the list no longer holds.
-pub(crate) fn own_announcements(inner: &Inner) -> Result<Vec<Signed>, FederationError> {
+/// Announcements of every entry this node shares, addressed to `member`, for it to catch
+/// up. Datasets kept inside the node are not mentioned at all: a member drops what the
+/// list no longer holds.
+pub(crate) fn own_announcements(inner: &Inner, member: &str) -> Result<Vec<Signed>, FederationError> {
     let mut announcements = Vec::new();
     for dataset in inner.catalog.iter() {
         let dataset = dataset?;
         if dataset.policy.is_shared() {
-            announcements.push(announcement(inner, dataset.id())?);
+            announcements.push(announcement(inner, dataset.id(), Some(member))?);
         }
     }
     for view in inner.catalog.views().list()? {
         if view.policy.is_shared() {
-            announcements.push(announcement(inner, view.id())?);
+            announcements.push(announcement(inner, view.id(), Some(member))?);
         }
     }
     Ok(announcements)
+}
+
+/// The members that may know more of dataset `id` than its gossiped entry tells, each with
+/// the announcement addressed to it.
+pub(crate) fn narrower(inner: &Inner, id: &str) -> Result<Vec<(String, Signed)>, FederationError> {
+    let Ok(everyone) = inner.catalog.shared_entry(id, None) else { return Ok(Vec::new()) };
+    let members: Vec<String> = {
+        let membership = inner.membership.read().unwrap_or_else(PoisonError::into_inner);
+        membership.admitted().map(|m| m.record.member.clone()).filter(|m| *m != inner.me).collect()
+    };
+    let mut addressed = Vec::new();
+    for member in members {
+        let entry = inner.catalog.shared_entry(id, Some(&member))?;
+        if entry.derived != everyone.derived && everyone.dataset.policy.is_for_member(&member) {
+            addressed.push((member.clone(), announcement(inner, id, Some(&member))?));
+        }
+    }
+    Ok(addressed)
 }
 
 /// What the federation hears of a change to a local dataset or view: its entry while it is
@@ -60,7 +87,7 @@ pub(crate) fn change(inner: &Inner, id: &str) -> Result<Option<Signed>, Federati
     if !tell || federation_id(inner).is_err() {
         return Ok(None);
     }
-    announcement(inner, id).map(Some)
+    announcement(inner, id, None).map(Some)
 }
 
 /// Verifies an announcement and applies it to the replicas. Returns the dataset it is
@@ -78,6 +105,16 @@ pub(crate) async fn accept(
     if origin == inner.me {
         return Ok(None);
     }
+    let personal = match &announcement.member {
+        None => false,
+        Some(member) if *member == inner.me => true,
+        // Signed by its origin, but for another member: relayed to the wrong node.
+        Some(member) => {
+            return Err(FederationError::Refused(format!(
+                "announcement of {origin} addressed to {member} (relayed by {relayed_by:?})"
+            )));
+        }
+    };
     let member = {
         let membership = inner.membership.read().unwrap_or_else(PoisonError::into_inner);
         if membership.federation().map(|(id, _)| id) != Some(announcement.federation.as_str()) {
@@ -89,7 +126,7 @@ pub(crate) async fn accept(
         return Err(FederationError::Refused(format!("{origin} is not a member (relayed by {relayed_by:?})")));
     };
     let dataset = announcement.dataset.clone();
-    if !inner.store.advance(&format!("{origin}/{dataset}"), announcement.version)? {
+    if !inner.store.advance(&format!("{origin}/{dataset}"), (announcement.version, personal))? {
         return Ok(Some(dataset));
     }
     match announcement.entry {
@@ -104,7 +141,8 @@ pub(crate) async fn accept(
             entry.dataset.spec.validate().map_err(|e| ProtocolError::Malformed(e.to_string()))?;
             if entry.dataset.policy.is_for_member(&inner.me) {
                 let origin = origin_of(&member);
-                inner.catalog.put_replica(Replica { origin, version: announcement.version, entry }).await?;
+                let replica = Replica { origin, version: announcement.version, personal, entry };
+                inner.catalog.put_replica(replica).await?;
             } else {
                 inner.catalog.remove_replica(&origin, &dataset, Some(announcement.version)).await?;
             }

@@ -72,12 +72,17 @@ impl FederationStore {
     }
 
     /// Records `version` for an entry if it is newer than every version seen before.
-    pub(crate) fn advance(&self, key: &str, version: u64) -> Result<bool, FederationError> {
+    /// Records `rank` (version, and whether addressed to this node) for `key`; returns
+    /// whether it is newer than every rank seen before.
+    pub(crate) fn advance(&self, key: &str, rank: (u64, bool)) -> Result<bool, FederationError> {
         let mut newer = false;
         self.versions.fetch_and_update(key, |old| {
-            let old = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
-            newer = old.is_none_or(|old| version > old);
-            Some(old.map_or(version, |old| old.max(version)).to_be_bytes().to_vec())
+            let old = old.and_then(decode_rank);
+            newer = old.is_none_or(|old| rank > old);
+            let kept = old.map_or(rank, |old| old.max(rank));
+            let mut bytes = kept.0.to_be_bytes().to_vec();
+            bytes.push(u8::from(kept.1));
+            Some(bytes)
         })?;
         Ok(newer)
     }
@@ -128,6 +133,13 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FederationE
     serde_json::from_slice(bytes).map_err(|e| FederationError::Corrupt(e.to_string()))
 }
 
+/// A stored rank: the version, then one byte telling whether it was addressed to this
+/// node (absent in records written before announcements could be).
+fn decode_rank(bytes: &[u8]) -> Option<(u64, bool)> {
+    let version = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+    Some((version, bytes.get(8).is_some_and(|b| *b == 1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,11 +148,22 @@ mod tests {
     fn versions_only_advance_so_replays_and_stale_copies_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FederationStore::open(sled::open(dir.path()).expect("sled")).expect("store");
-        assert!(store.advance("peer/pegel", 5).expect("first"));
-        assert!(!store.advance("peer/pegel", 5).expect("replay"));
-        assert!(!store.advance("peer/pegel", 4).expect("stale"));
-        assert!(store.advance("peer/pegel", 6).expect("newer"));
-        assert!(store.advance("peer/luft", 1).expect("another entry"));
+        assert!(store.advance("peer/pegel", (5, false)).expect("first"));
+        assert!(!store.advance("peer/pegel", (5, false)).expect("replay"));
+        assert!(!store.advance("peer/pegel", (4, true)).expect("stale"));
+        assert!(store.advance("peer/pegel", (6, false)).expect("newer"));
+        assert!(store.advance("peer/luft", (1, false)).expect("another entry"));
+    }
+
+    #[test]
+    fn an_entry_addressed_to_this_node_supersedes_the_gossiped_one_of_its_version_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FederationStore::open(sled::open(dir.path()).expect("sled")).expect("store");
+        assert!(store.advance("peer/pegel", (5, false)).expect("gossiped"));
+        assert!(store.advance("peer/pegel", (5, true)).expect("addressed"));
+        assert!(!store.advance("peer/pegel", (5, false)).expect("the gossiped copy again"));
+        assert!(!store.advance("peer/pegel", (5, true)).expect("the addressed copy again"));
+        assert!(store.advance("peer/pegel", (6, false)).expect("the next version"));
     }
 
     #[test]

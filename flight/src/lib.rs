@@ -27,9 +27,9 @@ pub use peer::{
     HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, MemberCheck, MemberGuard, MemberGuardLayer, MemberInfo, MemberStream,
     PeerClient, REVOCATION_CHECK, member_connections,
 };
-pub use urbanmesh_dataspace::{Opened, ReadGate};
 pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;
+pub use urbanmesh_dataspace::{Opened, ReadGate};
 pub use view::{Assembled, Freshness, SourceStatus, ViewRead, Views};
 
 /// Largest message a client may send (one `DoPut` batch).

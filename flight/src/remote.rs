@@ -108,6 +108,6 @@ pub(crate) fn flight_info(
         .map_err(arrow_flight::error::FlightError::from)?
         .with_descriptor(descriptor)
         .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
-        .with_total_records(replica.entry.derived.rows as i64)
+        .with_total_records(replica.entry.derived.rows.map_or(-1, |rows| rows as i64))
         .with_total_bytes(-1))
 }

@@ -19,7 +19,7 @@ pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditRecord, MAX_QUERY, Refusa
 pub use decide::{Access, Decision, Denial, Grant};
 pub use error::PolicyError;
 pub use identities::Identities;
-pub use model::{Action, Aggregate, Assignee, Policy, Rule, Visibility};
+pub use model::{Action, Aggregate, Assignee, Buckets, Policy, Rule, Visibility};
 pub use oidc::{ACCESS_TOKEN_TYPE, OidcSettings, TokenVerifier};
 pub use subject::{Person, STAFF_ROLES, Subject};
 pub use validate::Shape;

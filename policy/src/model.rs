@@ -184,7 +184,52 @@ impl Aggregate {
     pub fn bucket_seconds(&self) -> Option<i64> {
         parse_width(&self.bucket)
     }
+
+    /// The grant's time buckets, if `bucket` is a valid width.
+    pub fn buckets(&self) -> Option<Buckets> {
+        self.bucket_seconds().map(|seconds| Buckets { seconds })
+    }
 }
+
+/// Time buckets of one width, aligned to the Unix epoch as SQL `date_bin` aligns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    pub seconds: i64,
+}
+
+impl Buckets {
+    /// The start of the bucket holding `t`.
+    pub fn start(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let s = t.timestamp();
+        DateTime::from_timestamp(s - s.rem_euclid(self.seconds), 0).unwrap_or(t)
+    }
+
+    /// The end of the bucket holding `t` (the next one's start).
+    pub fn end(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        self.start(t).checked_add_signed(chrono::Duration::seconds(self.seconds)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// `t` itself where a bucket starts there, else the end of its bucket.
+    pub fn ceil(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        if self.start(t) == t { t } else { self.end(t) }
+    }
+
+    /// The finest buckets that both `self` and `other` can tell (their least common
+    /// multiple); `None` when that is wider than any bucket a policy may name.
+    pub fn coarsest_common(self, other: Self) -> Option<Self> {
+        let gcd = |mut a: i64, mut b: i64| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        let seconds = (self.seconds / gcd(self.seconds, other.seconds)).checked_mul(other.seconds)?;
+        (seconds <= MAX_BUCKET_SECONDS).then_some(Self { seconds })
+    }
+}
+
+/// The widest bucket a policy may name: one (leap) year.
+const MAX_BUCKET_SECONDS: i64 = 366 * 86_400;
 
 /// `15m`, `1h`, `1d`, `30s` → seconds.
 pub(crate) fn parse_width(text: &str) -> Option<i64> {
@@ -199,5 +244,5 @@ pub(crate) fn parse_width(text: &str) -> Option<i64> {
         "d" => 86_400,
         _ => return None,
     };
-    number.checked_mul(unit).filter(|s| *s <= 366 * 86_400)
+    number.checked_mul(unit).filter(|s| *s <= MAX_BUCKET_SECONDS)
 }

@@ -110,7 +110,9 @@ pub struct JoinConsent {
 }
 
 /// A catalogue entry that `origin` shares with the federation, or its withdrawal
-/// (`entry` absent). Versions only grow; an older version is stale.
+/// (`entry` absent). Versions only grow; an older version is stale. Gossiped, it tells
+/// what every member may know; addressed to one `member` (by request-response), what that
+/// member may know, which at the same version supersedes the gossiped one there only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Announcement {
@@ -118,6 +120,8 @@ pub struct Announcement {
     pub origin: String,
     pub dataset: String,
     pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<serde_json::Value>,
 }

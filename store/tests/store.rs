@@ -108,5 +108,3 @@ async fn deleting_a_table_removes_its_rows_and_files() {
     store.attach(&dataset).expect("attach again");
     assert_eq!(store.stats("pegel").expect("stats").rows, 0);
 }
-
-

@@ -329,8 +329,10 @@ def test_a_failed_flush_acknowledges_nothing_and_stops_writes_until_restart(node
         writer.write_table(pa.Table.from_pylist(pegel_rows(300, 5), schema=schema))
         writer.done_writing()
         writer.close()
-    # Readers keep reading what was acknowledged.
+    # Readers keep reading what was acknowledged; readiness says a restart is needed.
     assert stored_values(node) == [float(i) for i in range(20)]
+    ready = node.get("/readyz")
+    assert ready.status == 503 and "restart" in ready.text, ready
 
     node.kill9()
     node.env.pop(FAILPOINT)

@@ -441,6 +441,19 @@ def test_invitations_for_another_federation_and_joining_twice(federation_factory
     assert result.returncode != 0 and "already a member" in result.stderr, (result.stdout, result.stderr)
 
 
+def test_a_join_under_a_name_a_member_holds_is_a_conflict_that_names_it(federation_factory):
+    owl = federation_factory(1, name="OWL")
+    guetersloh = owl.founder
+    twin = owl.new_node(name=guetersloh.name.upper())
+    invitation = guetersloh.invite()
+    refused(twin.join(invitation), 409, guetersloh.name.upper())
+    assert "federation" not in twin.federation_status()
+    assert twin.peer_id not in listed_peers(guetersloh)
+    # The invitation was not used up by the refused join.
+    other = owl.new_node(name="Lemgo")
+    assert other.join(invitation).status == 200
+
+
 # ---- removal ----------------------------------------------------------------------------------
 
 

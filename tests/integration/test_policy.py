@@ -1423,6 +1423,134 @@ def test_row_counts_are_shown_only_to_those_who_may_read_the_rows_as_stored(worl
     assert by_id["m-public"]["rows"] == MATRIX_ROWS and "rows" not in by_id["m-purpose"], by_id
 
 
+# ---- catalogue facts follow the grant ----------------------------------------------------------
+
+FACTS_MARK = "Faktenprobe"
+
+
+def facts_rows(first_minute: int) -> str:
+    """Three readings of one station: the first at 10:`first_minute`, the last at 12:43."""
+    return ("time,station,value,quality\n"
+            f"2026-03-01T10:{first_minute:02d}:00Z,Werre,80,1\n"
+            "2026-03-01T11:05:00Z,Werre,81,1\n"
+            "2026-03-01T12:43:00Z,Werre,82,1\n")
+
+
+HOURLY = {"assignee": "anyone", "aggregate": {"bucket": "1h", "min_group": 1}}
+
+
+@pytest.fixture(scope="module")
+def facts(world):
+    """Herford's datasets whose catalogue facts differ by reader:
+    - ``f-early`` and ``f-late``: public, aggregate-only by the hour, their first readings at
+      10:17 and 10:43 (the same bucket), the last at 12:43;
+    - ``f-filtered``: public under a row filter;
+    - ``f-partner``: raw for the partner (Bielefeld), hourly aggregates for the other members."""
+    herford = world.herford
+    specs = {
+        "f-early": ({"visibility": "public", "rules": [HOURLY]}, 17),
+        "f-late": ({"visibility": "public", "rules": [HOURLY]}, 43),
+        "f-filtered": ({"visibility": "public", "rules": [
+            {"assignee": "anyone", "row_filter": "station = 'Aa'"}]}, 17),
+        "f-partner": ({"visibility": "federation", "rules": [
+            {"assignee": {"peers": [world.bielefeld.peer_id]}},
+            {"assignee": "federation", "aggregate": {"bucket": "1h", "min_group": 1}}]}, 17),
+    }
+    for dataset, (policy, minute) in specs.items():
+        herford.create_dataset(pegel_spec(dataset, title=f"{FACTS_MARK} {dataset}", policy=policy))
+        assert herford.post_rows(dataset, facts_rows(minute), "text/csv").status == 200
+    for dataset in specs:
+        wait_until(lambda: herford.get(f"/api/v1/datasets/{dataset}", auth=True).json().get("last")
+                   == "2026-03-01T12:43:00Z", REPLICATION_DEADLINE, f"{dataset}'s derived facts")
+    return herford
+
+
+def facts_hits(node: Node, headers: dict | None = None, **query) -> dict[str, dict]:
+    response = node.get("/api/v1/search", query={"q": FACTS_MARK, "per_page": "50", **query}, headers=headers)
+    assert response.status == 200, response
+    return {hit["id"]: hit for hit in response.json()["hits"]}
+
+
+def test_aggregate_only_datasets_tell_their_extent_to_the_bucket_and_no_count(facts):
+    herford = facts
+    public = herford.dataset("f-early")
+    assert "rows" not in public and "segments" not in public, public
+    assert (public["first"], public["last"]) == ("2026-03-01T10:00:00Z", "2026-03-01T13:00:00Z"), public
+    assert public["data_modified"].endswith(":00:00Z"), public
+    staff = herford.get("/api/v1/datasets/f-early", auth=True).json()
+    assert (staff["rows"], staff["first"], staff["last"]) == (3, "2026-03-01T10:17:00Z", "2026-03-01T12:43:00Z")
+    hit = wait_until(lambda: facts_hits(herford).get("f-early"), REPLICATION_DEADLINE, "f-early found")
+    assert "rows" not in hit and hit["first"] == "2026-03-01T10:00:00Z", hit
+    # dcat:temporal as well, in the dataset's own description and in the catalogue.
+    for path in ["/datasets/f-early.ttl", "/catalog.ttl"]:
+        text = herford.get(path).text
+        assert "2026-03-01T10:00:00" in text and "2026-03-01T10:17:00" not in text, path
+        assert "2026-03-01T12:43:00" not in text, path
+    assert "2026-03-01T10:17:00" in herford.get("/datasets/f-early.ttl", auth=True).text
+    page = herford.get("/datasets/f-early", headers={"Accept": "text/html"}).text
+    assert "10:17" not in page and "12:43" not in page
+
+
+def test_search_by_time_cannot_tell_two_datasets_apart_within_a_bucket(facts):
+    """f-early's first reading is at 10:17 and f-late's at 10:43: to the public, which sees
+    hourly aggregates of both, every time window answers the same for the two."""
+    herford = facts
+    for to in ["2026-03-01T10:05:00Z", "2026-03-01T10:30:00Z", "2026-03-01T10:50:00Z"]:
+        found = set(facts_hits(herford, to=to)) & {"f-early", "f-late"}
+        assert found == {"f-early", "f-late"}, (to, found)
+    for start in ["2026-03-01T12:50:00Z", "2026-03-01T12:59:59Z"]:
+        found = set(facts_hits(herford, **{"from": start})) & {"f-early", "f-late"}
+        assert found == {"f-early", "f-late"}, (start, found)
+    assert not set(facts_hits(herford, **{"from": "2026-03-01T13:00:01Z"})) & {"f-early", "f-late"}
+    # Staff search the rows as stored.
+    found = set(facts_hits(herford, herford.auth_headers(), to="2026-03-01T10:30:00Z")) & {"f-early", "f-late"}
+    assert found == {"f-early"}, found
+
+
+def test_row_filtered_datasets_tell_no_count_extent_or_last_change(facts):
+    herford = facts
+    public = herford.dataset("f-filtered")
+    assert not {"rows", "first", "last", "data_modified", "segments"} & set(public), public
+    hit = facts_hits(herford)["f-filtered"]
+    assert not {"rows", "first", "last", "data_modified"} & set(hit), hit
+    # Its withheld rows' times do not make it a hit for the public.
+    assert "f-filtered" not in facts_hits(herford, **{"from": "2026-03-01T10:00:00Z", "to": "2026-03-01T13:00:00Z"})
+    assert "2026-03-01T10:17:00" not in herford.get("/datasets/f-filtered.ttl").text
+    staff = herford.get("/api/v1/datasets/f-filtered", auth=True).json()
+    assert staff["rows"] == 3 and staff["first"] == "2026-03-01T10:17:00Z", staff
+
+
+def test_replicas_carry_what_each_member_may_know(facts, world):
+    """Gossip carries what every member may know; the partner, which reads f-partner raw,
+    hears its exact facts by request-response, and Detmold only the hourly ones."""
+    partner, member = world.bielefeld, world.detmold
+
+    def federated(node, headers):
+        def hits():
+            found = {hit["id"]: hit for hit in facts_hits(node, headers, scope="federation").values()
+                     if (hit.get("origin") or {}).get("name") == "Herford"}
+            return found if {"f-early", "f-partner"} <= set(found) and "first" in found["f-partner"] else None
+        return hits
+
+    def partner_knows_rows():
+        found = federated(partner, partner.auth_headers())()
+        return found if found and found["f-partner"].get("rows") == 3 else None
+
+    at_partner = wait_until(partner_knows_rows, REPLICATION_DEADLINE, "the partner's own facts of f-partner")
+    assert at_partner["f-partner"]["first"] == "2026-03-01T10:17:00Z", at_partner["f-partner"]
+    at_member = wait_until(federated(member, member.auth_headers()), REPLICATION_DEADLINE, "Detmold's replicas")
+    assert "rows" not in at_member["f-partner"], at_member["f-partner"]
+    assert at_member["f-partner"]["first"] == "2026-03-01T10:00:00Z", at_member["f-partner"]
+    # Detmold's visitors see Herford's public entries as Herford's public may know them.
+    visitor = wait_until(lambda: facts_hits(member, None, scope="federation").get("f-early"), REPLICATION_DEADLINE,
+                         "f-early at Detmold for visitors")
+    assert "rows" not in visitor and visitor["first"] == "2026-03-01T10:00:00Z", visitor
+    assert "f-partner" not in facts_hits(member, None, scope="federation"), "f-partner is not public"
+    # Herford's staff search for f-partner by time finds the exact facts only there.
+    herford_staff = facts_hits(facts, facts.auth_headers(), to="2026-03-01T10:10:00Z")
+    assert "f-partner" not in herford_staff
+
+
 # ---- /metrics and the access log under anonymous load ----------------------------------------
 
 

@@ -16,24 +16,25 @@ use crate::problem::Problem;
 pub(crate) struct DatasetView {
     #[serde(flatten)]
     dataset: Dataset,
-    /// Row count, time extent and last change of the rows; only for callers who may read
-    /// the rows as stored (a count of all rows would tell what a filtered or aggregated
-    /// release hides).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    derived: Option<Derived>,
+    /// Row count, time extent and last change of the rows, as far as the caller may know
+    /// them: a count of all rows would tell what a filtered or aggregated release hides.
+    #[serde(flatten)]
+    derived: Derived,
     #[serde(skip_serializing_if = "Option::is_none")]
     segments: Option<usize>,
 }
 
 /// The record as `subject` may see it: the rules of the policy only for staff.
 pub(crate) fn view(state: &AppState, subject: &Subject, mut dataset: Dataset) -> Result<DatasetView, Problem> {
-    let whole = state.gate.reads_whole(subject, &dataset);
+    let stats = state.store.stats(dataset.id())?;
+    // The store's count is current; the catalogue's follows it within moments.
+    let stored = Derived { rows: Some(stats.rows), ..state.catalog.derived(dataset.id())? };
+    let derived = stored.known_to(&dataset, subject);
+    let segments = derived.rows.is_some().then_some(stats.segments);
     if !subject.is_staff() {
         dataset.policy = dataset.policy.shared();
     }
-    let stats = state.store.stats(dataset.id())?;
-    let derived = Derived { rows: stats.rows, ..state.catalog.derived(dataset.id())? };
-    Ok(DatasetView { dataset, derived: whole.then_some(derived), segments: whole.then_some(stats.segments) })
+    Ok(DatasetView { dataset, derived, segments })
 }
 
 pub(crate) async fn create(

@@ -73,8 +73,7 @@ async fn catalog(
         Err(problem) => return problem.into_response(),
     };
     let body = body::written(permit, move |out| {
-        let visible = |dataset: &_| state.gate.visible(&subject, dataset);
-        dcat::write_catalog(&state.catalog, &state.endpoints, syntax, paging.as_ref(), &visible, out)
+        dcat::write_catalog(&state.catalog, &state.endpoints, syntax, paging.as_ref(), &subject, out)
             .map(drop)
             .map_err(std::io::Error::other)
     });
@@ -99,7 +98,10 @@ pub(crate) async fn dataset(
     if !state.gate.visible(&subject, &record) {
         return Err(Problem::dataset_not_found(&id));
     }
-    exported(&state, syntax, id, dcat::write_dataset).await
+    exported(&state, syntax, move |catalog, endpoints, out| {
+        dcat::write_dataset(catalog, endpoints, syntax, &id, &subject, out)
+    })
+    .await
 }
 
 /// `/views/{file}`: the view's dashboard for browsers, its DCAT description otherwise
@@ -118,22 +120,23 @@ pub(crate) async fn view(
     }
     let (id, syntax) = rdf_file(&file, &headers)?;
     state.views.get(&subject, &id)?;
-    exported(&state, syntax, id, dcat::write_view).await
+    exported(&state, syntax, move |catalog, endpoints, out| dcat::write_view(catalog, endpoints, syntax, &id, out))
+        .await
 }
 
-type WriteOne = fn(
-    &urbanmesh_catalog::Catalog,
-    &urbanmesh_catalog::Endpoints,
-    RdfSyntax,
-    &str,
-    Vec<u8>,
-) -> Result<Vec<u8>, urbanmesh_catalog::CatalogError>;
-
 /// One entry's description, written off the async threads.
-async fn exported(state: &AppState, syntax: RdfSyntax, id: String, write: WriteOne) -> Result<Response, Problem> {
-    let catalog = state.catalog.clone();
-    let endpoints = state.endpoints.clone();
-    let bytes = tokio::task::spawn_blocking(move || write(&catalog, &endpoints, syntax, &id, Vec::new()))
+async fn exported<F>(state: &AppState, syntax: RdfSyntax, write: F) -> Result<Response, Problem>
+where
+    F: FnOnce(
+            &urbanmesh_catalog::Catalog,
+            &urbanmesh_catalog::Endpoints,
+            Vec<u8>,
+        ) -> Result<Vec<u8>, urbanmesh_catalog::CatalogError>
+        + Send
+        + 'static,
+{
+    let (catalog, endpoints) = (state.catalog.clone(), state.endpoints.clone());
+    let bytes = tokio::task::spawn_blocking(move || write(&catalog, &endpoints, Vec::new()))
         .await
         .map_err(|e| Problem::internal(e.to_string()))??;
     Ok(rdf_response(syntax, Body::from(bytes)))

@@ -12,11 +12,15 @@ pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready once started, and while the store takes writes: after a failed flush it takes
+/// none until restarted (decision 012), which an orchestrator should see.
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
+    if !state.ready.load(Ordering::Acquire) {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    } else if state.store.writable().is_err() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: writes stopped after a failed flush; restart the node\n")
+    } else {
+        (StatusCode::OK, "ready\n")
     }
 }
 

@@ -150,7 +150,7 @@ impl From<CatalogError> for Problem {
 impl From<FederationError> for Problem {
     fn from(error: FederationError) -> Self {
         let status = match &error {
-            FederationError::AlreadyMember(_) => StatusCode::CONFLICT,
+            FederationError::AlreadyMember(_) | FederationError::NameTaken { .. } => StatusCode::CONFLICT,
             FederationError::UnknownMember(_) => StatusCode::NOT_FOUND,
             FederationError::Invitation(_) | FederationError::Refused(_) => StatusCode::FORBIDDEN,
             e if e.is_client_error() => StatusCode::BAD_REQUEST,

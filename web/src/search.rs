@@ -27,9 +27,9 @@ pub(crate) struct SearchResponse {
 struct SearchHit {
     #[serde(flatten)]
     dataset: Dataset,
-    /// Absent where the caller may not read the rows as stored (see `datasets::view`).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    derived: Option<Derived>,
+    /// What the caller may know of the rows (see `datasets::view`).
+    #[serde(flatten)]
+    derived: Derived,
     #[serde(skip_serializing_if = "Option::is_none")]
     score: Option<f32>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -77,8 +77,9 @@ pub(crate) async fn search(
                     this: api,
                     dcat: format!("{base}/datasets/{}.ttl", hit.id),
                 },
+                // Staff see what the member lets this node know; visitors what it lets the public know.
+                derived: if subject.is_staff() { replica.entry.derived } else { replica.entry.public },
                 dataset: replica.entry.dataset,
-                derived: Some(replica.entry.derived),
                 score: hit.score,
                 highlights: hit.highlights,
                 origin: Some(replica.origin),
@@ -90,8 +91,7 @@ pub(crate) async fn search(
         if !state.gate.visible(&subject, &dataset) {
             continue;
         }
-        let derived = state.catalog.derived(&hit.id)?;
-        let derived = state.gate.reads_whole(&subject, &dataset).then_some(derived);
+        let derived = state.gate.known(&subject, &dataset)?;
         let dataset = if subject.is_staff() { dataset } else { Dataset { policy: dataset.policy.shared(), ..dataset } };
         let api = format!("/api/v1/datasets/{}", hit.id);
         hits.push(SearchHit {

@@ -9,6 +9,8 @@ use std::io::Write;
 
 use oxrdfio::{RdfSerializer, WriterQuadSerializer};
 
+use urbanmesh_policy::Subject;
+
 use crate::{Catalog, CatalogError, Dataset, Derived, Endpoints};
 use graph::{Collection, Graph};
 pub use syntax::RdfSyntax;
@@ -26,16 +28,18 @@ pub struct Paging {
 /// Largest page of a paged export.
 pub const MAX_EXPORT_PAGE: usize = 1000;
 
-/// Writes the node's catalogue: every dataset and view `visible` admits (a view as the
-/// dataset it describes), or one page of them.
+/// Writes the node's catalogue as `reader` may see it: every dataset and view visible to
+/// it (a view as the dataset it describes), or one page of them, with what their rows
+/// cover as the reader may know it.
 pub fn write_catalog<W: Write>(
     catalog: &Catalog,
     endpoints: &Endpoints,
     syntax: RdfSyntax,
     paging: Option<&Paging>,
-    visible: &dyn Fn(&Dataset) -> bool,
+    reader: &Subject,
     out: W,
 ) -> Result<W, CatalogError> {
+    let visible = |dataset: &Dataset| dataset.policy.visible_to(reader);
     let mut writer = serializer(syntax, out)?;
     let graph = Graph::new(catalog.info(), endpoints);
     graph.catalog(&mut writer)?;
@@ -57,7 +61,7 @@ pub fn write_catalog<W: Write>(
     for entry in entries {
         let (dataset, collection) = entry?;
         let derived = match collection {
-            Collection::Datasets => catalog.derived(dataset.id())?,
+            Collection::Datasets => catalog.derived(dataset.id())?.known_to(&dataset, reader),
             Collection::Views => Derived::default(),
         };
         graph.dataset(&mut writer, &dataset, &derived, collection, true)?;
@@ -65,15 +69,18 @@ pub fn write_catalog<W: Write>(
     Ok(writer.finish()?)
 }
 
-/// Writes one dataset with its distributions, publisher and the service it is served by.
+/// Writes one dataset with its distributions, publisher and the service it is served by,
+/// as `reader` may know it. The caller has checked that the reader may see it.
 pub fn write_dataset<W: Write>(
     catalog: &Catalog,
     endpoints: &Endpoints,
     syntax: RdfSyntax,
     id: &str,
+    reader: &Subject,
     out: W,
 ) -> Result<W, CatalogError> {
-    let (dataset, derived) = (catalog.get(id)?, catalog.derived(id)?);
+    let dataset = catalog.get(id)?;
+    let derived = catalog.derived(id)?.known_to(&dataset, reader);
     write_one(catalog, endpoints, syntax, (&dataset, &derived, Collection::Datasets), out)
 }
 

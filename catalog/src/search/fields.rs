@@ -31,6 +31,14 @@ pub(crate) const NO_END: i64 = i64::MIN;
 pub(crate) const NO_WEST: f64 = 1000.0;
 pub(crate) const NO_EAST: f64 = -1000.0;
 
+/// Prefix of the fields that hold what the municipality's staff know.
+const STORED_PREFIX: &str = "stored_";
+
+/// The fast field a search sorts on by last change: the staff's or the audience's.
+pub(crate) fn modified(staff: bool) -> &'static str {
+    if staff { "stored_modified" } else { "modified" }
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct Fields {
     /// Unique: the dataset id, or `peer/id` for a replica.
@@ -43,9 +51,14 @@ pub(crate) struct Fields {
     pub(crate) keywords: Field,
     pub(crate) trigrams: Field,
     pub(crate) facets: Field,
+    /// Last change and covered time as the entry's audience may know them.
     pub(crate) modified: Field,
     pub(crate) start: Field,
     pub(crate) end: Field,
+    /// The same as the municipality's staff know them.
+    pub(crate) stored_modified: Field,
+    pub(crate) stored_start: Field,
+    pub(crate) stored_end: Field,
     pub(crate) west: Field,
     pub(crate) south: Field,
     pub(crate) east: Field,
@@ -78,9 +91,11 @@ impl Fields {
             ),
         );
         builder.add_facet_field("facets", FacetOptions::default());
-        builder.add_i64_field("modified", FAST);
-        builder.add_i64_field("start", FAST | INDEXED);
-        builder.add_i64_field("end", FAST | INDEXED);
+        for prefix in ["", STORED_PREFIX] {
+            builder.add_i64_field(&format!("{prefix}modified"), FAST);
+            builder.add_i64_field(&format!("{prefix}start"), FAST | INDEXED);
+            builder.add_i64_field(&format!("{prefix}end"), FAST | INDEXED);
+        }
         for edge in ["west", "south", "east", "north"] {
             builder.add_f64_field(edge, FAST | INDEXED);
         }
@@ -105,6 +120,9 @@ impl Fields {
             modified: field("modified")?,
             start: field("start")?,
             end: field("end")?,
+            stored_modified: field("stored_modified")?,
+            stored_start: field("stored_start")?,
+            stored_end: field("stored_end")?,
             west: field("west")?,
             south: field("south")?,
             east: field("east")?,
@@ -140,13 +158,18 @@ impl Fields {
                 doc.add_facet(self.facets, facet(dimension, value));
             }
         }
-        doc.add_i64(self.modified, entry.modified.timestamp_micros());
-        let (start, end) = match entry.temporal {
-            Some((start, end)) => (start.timestamp_micros(), end.timestamp_micros()),
-            None => (NO_START, NO_END),
-        };
-        doc.add_i64(self.start, start);
-        doc.add_i64(self.end, end);
+        for (coverage, [modified, start, end]) in [
+            (&entry.coverage, [self.modified, self.start, self.end]),
+            (&entry.stored, [self.stored_modified, self.stored_start, self.stored_end]),
+        ] {
+            doc.add_i64(modified, coverage.modified.timestamp_micros());
+            let (from, to) = match coverage.temporal {
+                Some((from, to)) => (from.timestamp_micros(), to.timestamp_micros()),
+                None => (NO_START, NO_END),
+            };
+            doc.add_i64(start, from);
+            doc.add_i64(end, to);
+        }
         let [west, south, east, north] = entry.bbox.unwrap_or([NO_WEST, NO_WEST, NO_EAST, NO_EAST]);
         doc.add_f64(self.west, west);
         doc.add_f64(self.south, south);

@@ -45,11 +45,21 @@ pub struct Entry {
     pub licence: String,
     pub formats: Vec<String>,
     pub municipality: String,
-    pub modified: DateTime<Utc>,
-    pub temporal: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Its last change and the time it covers as everyone in `audience` may know them:
+    /// what searches by the audience match and sort on.
+    pub coverage: Coverage,
+    /// The same as the municipality's staff know them, for their searches.
+    pub stored: Coverage,
     pub bbox: Option<[f64; 4]>,
     /// Who may see the entry besides the municipality's staff (audience tokens).
     pub audience: Vec<String>,
+}
+
+/// When an entry last changed and what time its rows cover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    pub modified: DateTime<Utc>,
+    pub temporal: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -195,10 +205,11 @@ impl SearchIndex {
         let generation = searcher.generation().generation_id();
         let key = request.result_key();
         let top = TopDocs::with_limit(request.per_page).and_offset(request.offset());
+        let sort = (request.sort, fields::modified(request.audience.is_none()));
         let (total, page, facets) = match self.cached_facets(generation, &key) {
-            Some((total, facets)) => (total, self.page(&searcher, &*query, top, request.sort)?, facets),
+            Some((total, facets)) => (total, self.page(&searcher, &*query, top, sort)?, facets),
             None => {
-                let (total, page, counts) = self.page_with_facets(&searcher, &*query, top, request.sort)?;
+                let (total, page, counts) = self.page_with_facets(&searcher, &*query, top, sort)?;
                 let facets = facet_counts(&counts);
                 self.cache_facets(generation, key, total, &facets);
                 (total, page, facets)
@@ -221,7 +232,7 @@ impl SearchIndex {
         searcher: &Searcher,
         query: &dyn Query,
         top: TopDocs,
-        sort: Sort,
+        (sort, modified): (Sort, &str),
     ) -> Result<(usize, Vec<(Option<f32>, DocAddress)>, FacetCounts), CatalogError> {
         let mut facets = FacetCollector::for_field("facets");
         for dimension in FACETS {
@@ -234,7 +245,7 @@ impl SearchIndex {
                 (total, hits.into_iter().map(|(score, doc)| (Some(score), doc)).collect(), counts)
             }
             Sort::Modified => {
-                let by_modified = top.order_by_fast_field::<i64>("modified", Order::Desc);
+                let by_modified = top.order_by_fast_field::<i64>(modified, Order::Desc);
                 let (total, hits, counts) =
                     searcher.search(query, &(Count, by_modified, facets)).map_err(|e| index_error(&e))?;
                 (total, hits.into_iter().map(|(_, doc)| (None, doc)).collect(), counts)
@@ -248,7 +259,7 @@ impl SearchIndex {
         searcher: &Searcher,
         query: &dyn Query,
         top: TopDocs,
-        sort: Sort,
+        (sort, modified): (Sort, &str),
     ) -> Result<Vec<(Option<f32>, DocAddress)>, CatalogError> {
         Ok(match sort {
             Sort::Relevance => searcher
@@ -258,7 +269,7 @@ impl SearchIndex {
                 .map(|(score, doc)| (Some(score), doc))
                 .collect(),
             Sort::Modified => searcher
-                .search(query, &top.order_by_fast_field::<i64>("modified", Order::Desc))
+                .search(query, &top.order_by_fast_field::<i64>(modified, Order::Desc))
                 .map_err(|e| index_error(&e))?
                 .into_iter()
                 .map(|(_, doc)| (None, doc))

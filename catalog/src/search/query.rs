@@ -62,12 +62,15 @@ pub(crate) fn build(
         clauses.push((Occur::Must, at_most_f64(fields.south, north)));
         clauses.push((Occur::Must, at_least_f64(fields.north, south)));
     }
+    // Staff search what the rows cover as stored; everyone else what the audience may know.
+    let (start, end) =
+        if request.audience.is_none() { (fields.stored_start, fields.stored_end) } else { (fields.start, fields.end) };
     if let Some(to) = request.to {
-        let bound = Bound::Included(Term::from_field_i64(fields.start, to.timestamp_micros()));
+        let bound = Bound::Included(Term::from_field_i64(start, to.timestamp_micros()));
         clauses.push((Occur::Must, Box::new(RangeQuery::new(Bound::Unbounded, bound))));
     }
     if let Some(from) = request.from {
-        let bound = Bound::Included(Term::from_field_i64(fields.end, from.timestamp_micros()));
+        let bound = Bound::Included(Term::from_field_i64(end, from.timestamp_micros()));
         clauses.push((Occur::Must, Box::new(RangeQuery::new(bound, Bound::Unbounded))));
     }
     Ok(Box::new(BooleanQuery::new(clauses)))

@@ -3,7 +3,7 @@
 use arrow::array::RecordBatch;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::TimeDelta;
+use chrono::{TimeDelta, Utc};
 use futures::TryStreamExt;
 use maud::{Markup, html};
 use urbanmesh_catalog::Dataset;
@@ -28,7 +28,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
         _ => return not_found(frame),
     };
     let w = words(frame.chosen.lang);
-    let request = latest_request(state, &dataset);
+    let request = latest_request(state, subject, &dataset);
     let key = cache::key(subject, frame, state.catalog.generation().unwrap_or_default());
     if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
         // Served again, but a read all the same: the policy decides and the log records it.
@@ -41,7 +41,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
     let main = html! {
         h1 { (dataset.spec.title) }
         p #description { (dataset.spec.description) }
-        (metadata(state, &dataset, w))
+        (metadata(state, subject, &dataset, w))
         @match &rows {
             Some(batches) => (data_sections(&dataset, batches, w)),
             None => p { (w.not_readable) },
@@ -61,9 +61,11 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
 }
 
 /// The read behind the page: the last week of the dataset's rows.
-fn latest_request(state: &AppState, dataset: &Dataset) -> ReadRequest {
-    let last = state.catalog.derived(dataset.id()).ok().and_then(|d| d.last);
-    let from = last.filter(|_| dataset.spec.time_column.is_some()).map(|l| l - SHOWN);
+/// It ends at the last time the visitor may know of, or now: never at a time only withheld
+/// rows could tell.
+fn latest_request(state: &AppState, subject: &Subject, dataset: &Dataset) -> ReadRequest {
+    let last = state.gate.known(subject, dataset).ok().and_then(|d| d.last).unwrap_or_else(Utc::now);
+    let from = dataset.spec.time_column.is_some().then(|| last - SHOWN);
     ReadRequest { dataset: dataset.id().to_owned(), from, ..ReadRequest::default() }
 }
 
@@ -73,12 +75,12 @@ async fn latest_rows(state: &AppState, subject: &Subject, request: &ReadRequest)
     opened.scan.batches.try_collect().await.ok()
 }
 
-fn metadata(state: &AppState, dataset: &Dataset, w: &Words) -> Markup {
+fn metadata(state: &AppState, subject: &Subject, dataset: &Dataset, w: &Words) -> Markup {
     let spec = &dataset.spec;
     let info = state.catalog.info();
     let publisher = spec.publisher.as_ref().map_or(info.publisher.name.as_str(), |p| p.name.as_str());
     let attribution = dataset.policy.attribution.as_deref().or(spec.attribution.as_deref());
-    let derived = state.catalog.derived(dataset.id()).unwrap_or_default();
+    let derived = state.gate.known(subject, dataset).unwrap_or_default();
     html! {
         section {
             h2 { (w.metadata) }
