@@ -6,7 +6,9 @@ use arrow::datatypes::SchemaRef;
 use chrono::Utc;
 use futures::StreamExt;
 use urbanmesh_catalog::{Catalog, CatalogError, Dataset, Derived};
-use urbanmesh_policy::{Access, AuditEntry, AuditLog, AuditRecord, Decision, Grant, Subject, audience};
+use urbanmesh_policy::{
+    Access, AuditEntry, AuditLog, AuditRecord, Decision, Grant, Interface, Outcome, Subject, audience,
+};
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::{BatchStream, Store};
 
@@ -53,7 +55,7 @@ impl ReadGate {
         &self,
         subject: &Subject,
         request: &ReadRequest,
-        interface: &str,
+        interface: Interface,
     ) -> Result<(Dataset, Grant), DataspaceError> {
         let not_found = || DataspaceError::NotFound { id: request.dataset.clone() };
         let dataset = match self.catalog.get(&request.dataset) {
@@ -71,7 +73,7 @@ impl ReadGate {
         subject: &Subject,
         dataset: &Dataset,
         request: &ReadRequest,
-        interface: &str,
+        interface: Interface,
     ) -> Result<Grant, DataspaceError> {
         let public = Subject::Anonymous;
         let deciding_for = if request.for_public { &public } else { subject };
@@ -79,7 +81,7 @@ impl ReadGate {
             Decision::Permit(grant) => Ok(grant),
             Decision::Deny(denial) => {
                 tracing::info!(dataset = %request.dataset, subject = %subject.label(), reason = %denial.reason, "read refused");
-                self.record(record(subject, request, interface, "deny", denial.reason.clone()));
+                self.record(record(subject, request, interface, Outcome::Deny, denial.reason.clone()));
                 Err(if denial.hidden {
                     DataspaceError::NotFound { id: request.dataset.clone() }
                 } else {
@@ -95,12 +97,12 @@ impl ReadGate {
         &self,
         subject: &Subject,
         request: &ReadRequest,
-        interface: &str,
+        interface: Interface,
     ) -> Result<Opened, DataspaceError> {
         let (_, grant) = self.decide(subject, request, interface)?;
         let scan = crate::scan(&self.store, request, &grant).await?;
         let audit =
-            AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
+            AuditEntry::new(self.audit.clone(), record(subject, request, interface, Outcome::Permit, grant.describe()));
         let counter = audit.served();
         let batches = scan
             .batches
@@ -121,12 +123,12 @@ impl ReadGate {
         subject: &Subject,
         dataset: &Dataset,
         request: &ReadRequest,
-        interface: &str,
+        interface: Interface,
         rows: u64,
     ) -> Result<(), DataspaceError> {
         let grant = self.decide_on(subject, dataset, request, interface)?;
         let entry =
-            AuditEntry::new(self.audit.clone(), record(subject, request, interface, "permit", grant.describe()));
+            AuditEntry::new(self.audit.clone(), record(subject, request, interface, Outcome::Permit, grant.describe()));
         entry.served().add(rows, 0);
         Ok(())
     }
@@ -136,7 +138,7 @@ impl ReadGate {
         &self,
         subject: &Subject,
         request: &ReadRequest,
-        interface: &str,
+        interface: Interface,
     ) -> Result<(SchemaRef, Grant), DataspaceError> {
         let (_, grant) = self.decide(subject, request, interface)?;
         let schema = if request.is_whole() && grant.is_unrestricted() {
@@ -178,7 +180,7 @@ impl ReadGate {
         let relayed = ReadRequest { dataset: format!("{node}/{}", request.dataset), ..request.clone() };
         AuditEntry::new(
             self.audit.clone(),
-            record(subject, &relayed, "relay", "permit", format!("relayed from {node}")),
+            record(subject, &relayed, Interface::Relay, Outcome::Permit, format!("relayed from {node}")),
         )
     }
 
@@ -194,17 +196,23 @@ fn judge(subject: &Subject, dataset: &Dataset, request: &ReadRequest) -> Decisio
     dataset.policy.decide(subject, &access)
 }
 
-fn record(subject: &Subject, request: &ReadRequest, interface: &str, decision: &str, reason: String) -> AuditRecord {
+fn record(
+    subject: &Subject,
+    request: &ReadRequest,
+    interface: Interface,
+    decision: Outcome,
+    reason: String,
+) -> AuditRecord {
     let label = subject.label();
     AuditRecord {
         at: Utc::now(),
         subject: if request.for_public { format!("{label} for the public") } else { label },
         dataset: request.dataset.clone(),
         purpose: request.purpose.clone(),
-        decision: decision.to_owned(),
+        decision,
         reason,
         rows: 0,
         bytes: 0,
-        interface: interface.to_owned(),
+        interface,
     }
 }

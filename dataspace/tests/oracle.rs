@@ -2,10 +2,12 @@
 //! requests: the result equals "apply the grant, then apply the request to the released
 //! table", and whether a request fails never depends on rows the grant withholds.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+use common::{STATIONS, at, batch, dataset};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
@@ -13,50 +15,10 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use proptest::prelude::*;
-use urbanmesh_catalog::{Dataset, DatasetSpec};
 use urbanmesh_dataspace::scan;
 use urbanmesh_policy::{Aggregate, Grant};
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::{Store, StoreConfig};
-
-const START_MS: i64 = 1_767_225_600_000;
-const STEP_MS: i64 = 900_000;
-const STATIONS: &[&str] = &["a", "b", "7", "x"];
-
-fn dataset(id: &str) -> Dataset {
-    let spec: DatasetSpec = serde_json::from_value(serde_json::json!({
-        "id": id, "title": "Pegel", "time_column": "time", "series_key": "station",
-        "schema": {"fields": [
-            {"name": "time", "type": "timestamp[ms, UTC]"},
-            {"name": "station", "type": "utf8"},
-            {"name": "value", "type": "float64"}]}
-    }))
-    .expect("spec");
-    Dataset {
-        spec,
-        tenant: "Test".into(),
-        created: chrono::Utc::now(),
-        modified: chrono::Utc::now(),
-        policy: Default::default(),
-    }
-}
-
-/// One row every 15 minutes: (station index, value).
-fn batch(dataset: &Dataset, rows: &[(usize, i64)]) -> RecordBatch {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            TimestampMillisecondArray::from_iter_values((0..rows.len() as i64).map(|i| START_MS + i * STEP_MS))
-                .with_timezone("UTC"),
-        ),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(s, _)| STATIONS[*s]))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, v)| *v as f64))),
-    ];
-    RecordBatch::try_new(dataset.arrow_schema().expect("schema"), columns).expect("batch")
-}
-
-fn at(step: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(START_MS + step * STEP_MS).expect("time")
-}
 
 fn grants() -> impl Strategy<Value = Grant> {
     let row_filter = prop_oneof![

@@ -5,14 +5,15 @@
 
 mod error;
 mod follow;
+mod joining;
+mod records;
 mod replication;
 mod service;
 mod state;
 
 pub use error::FederationError;
-pub use service::{
-    Federation, FederationInfo, FederationStatus, MemberView, Profile, check_invitation, join_on_next_start,
-};
+pub use joining::{check_invitation, join_on_next_start};
+pub use service::{Federation, FederationInfo, FederationStatus, MemberView, Profile};
 
 /// An invitation's lifetime as written on the command line or in the API: `90s`, `30m`,
 /// `24h`, `7d`.

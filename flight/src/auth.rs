@@ -1,5 +1,5 @@
 use tonic::Status;
-use urbanmesh_policy::{Identities, Subject};
+use urbanmesh_policy::{Identities, Interface, Subject};
 
 /// Flight metadata a reader states its purpose in (also accepted inside the ticket).
 pub const PURPOSE_HEADER: &str = "x-urbanmesh-purpose";
@@ -12,8 +12,8 @@ pub(crate) struct Caller {
 
 impl Caller {
     /// The edge a read came through, for the audit log.
-    pub(crate) fn interface(&self) -> &'static str {
-        if matches!(self.subject, Subject::Member { .. }) { "peer-flight" } else { "flight" }
+    pub(crate) fn interface(&self) -> Interface {
+        if matches!(self.subject, Subject::Member { .. }) { Interface::PeerFlight } else { Interface::Flight }
     }
 
     /// Fills the request's purpose from the metadata when the ticket states none.

@@ -11,13 +11,11 @@ use tonic::Status;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use urbanmesh_policy::{AuditEntry, Grant};
-use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::StoreError;
 
 use crate::auth::Caller;
 use crate::metrics::FlightMetrics;
-use crate::remote::RemoteTicket;
-use crate::view::ViewTicket;
+use crate::target::Target;
 use crate::{FlightContext, FlightError, Opened, ViewRead};
 
 /// Flight messages up to this size; larger batches are split by the encoder.
@@ -30,31 +28,41 @@ pub(crate) async fn do_get(
     ticket: Ticket,
 ) -> Result<impl Stream<Item = Result<FlightData, Status>> + Send + 'static, FlightError> {
     let started = Instant::now();
-    if let Some(mut remote) = RemoteTicket::decode(&ticket.ticket) {
-        let members = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: remote.remote.clone() })?;
-        caller.purpose_into(&mut remote.read);
-        let relayed = members.relay(&context.gate, &caller.subject, &remote.remote, &remote.read).await?;
-        let audit = context.gate.relay_entry(&caller.subject, &remote.remote, &remote.read);
-        let bytes = metrics.bytes_sent.clone();
-        let counted = relayed.inspect_ok(move |data| {
-            let sent = (data.data_body.len() + data.data_header.len()) as u64;
-            bytes.inc_by(sent);
-            audit.served().add(0, sent);
-        });
-        return Ok(Either::Left(counted));
+    match Target::of_ticket(&ticket)? {
+        Target::Remote { member, mut read } => {
+            let members = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: member.clone() })?;
+            caller.purpose_into(&mut read);
+            let relayed = members.relay(&context.gate, &caller.subject, &member, &read).await?;
+            let audit = context.gate.relay_entry(&caller.subject, &member, &read);
+            let bytes = metrics.bytes_sent.clone();
+            let counted = relayed.inspect_ok(move |data| {
+                let sent = (data.data_body.len() + data.data_header.len()) as u64;
+                bytes.inc_by(sent);
+                audit.served().add(0, sent);
+            });
+            Ok(Either::Left(counted))
+        }
+        Target::View(id) => {
+            let read = context.views.read(&caller.subject, &id, caller.interface()).await?;
+            Ok(Either::Right(Either::Left(view_rows(read, metrics, started))))
+        }
+        Target::Dataset(mut request) => {
+            caller.purpose_into(&mut request);
+            if let Some(read) = context.views.read_named(&caller.subject, &request, caller.interface()).await? {
+                return Ok(Either::Right(Either::Left(view_rows(read, metrics, started))));
+            }
+            let Opened { scan, grant, audit } =
+                context.gate.open(&caller.subject, &request, caller.interface()).await?;
+            let batches = scan.batches.map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
+            Ok(Either::Right(Either::Right(encoded(
+                with_duties(scan.schema, &grant),
+                batches,
+                metrics,
+                audit,
+                started,
+            ))))
+        }
     }
-    if let Some(ticket) = ViewTicket::decode(&ticket.ticket) {
-        let read = context.views.read(&caller.subject, &ticket.view, caller.interface()).await?;
-        return Ok(Either::Right(Either::Left(view_rows(read, metrics, started))));
-    }
-    let mut request = ReadRequest::decode(&ticket.ticket)?;
-    caller.purpose_into(&mut request);
-    if let Some(read) = context.views.read_named(&caller.subject, &request, caller.interface()).await? {
-        return Ok(Either::Right(Either::Left(view_rows(read, metrics, started))));
-    }
-    let Opened { scan, grant, audit } = context.gate.open(&caller.subject, &request, caller.interface()).await?;
-    let batches = scan.batches.map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
-    Ok(Either::Right(Either::Right(encoded(with_duties(scan.schema, &grant), batches, metrics, audit, started))))
 }
 
 /// A view's assembled rows, with its duties in the schema.

@@ -13,8 +13,8 @@ use tonic::Streaming;
 use urbanmesh_policy::Subject;
 use urbanmesh_store::{StagedAppend, Store, StoreError, conform::conform};
 
-use crate::get_flight_info::read_request;
 use crate::metrics::FlightMetrics;
+use crate::target::Target;
 use crate::{FlightContext, FlightError};
 
 /// Batches staged while earlier ones wait for their fsync, so that one flush covers several.
@@ -47,7 +47,14 @@ pub(crate) async fn do_put(
     let descriptor = descriptor.ok_or_else(|| FlightError::Descriptor {
         reason: "the first message must carry a descriptor with path [dataset id]".into(),
     })?;
-    let id = read_request(&descriptor)?.dataset;
+    let id = match Target::of_descriptor(&descriptor)? {
+        Target::Dataset(read) if read.is_whole() => read.dataset,
+        Target::Dataset(_) | Target::View(_) | Target::Remote { .. } => {
+            return Err(FlightError::Descriptor {
+                reason: "rows are written to one of this node's datasets: path [dataset id]".into(),
+            });
+        }
+    };
     context.catalog.get(&id)?;
     let schema = context.store.schema(&id)?;
     let batches = FlightRecordBatchStream::new_from_flight_data(input.map_err(Into::into));

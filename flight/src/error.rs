@@ -36,13 +36,33 @@ pub enum FlightError {
 }
 
 impl From<FlightError> for Status {
+    /// The code the error calls for, a message with its whole chain of causes, and the error
+    /// itself as the status's source for whoever handles it in this process.
     fn from(error: FlightError) -> Self {
         let code = code(&error);
+        let message = chain(&error);
         if code == Code::Internal {
-            tracing::error!(%error, "flight request failed");
+            tracing::error!(error = %message, "flight request failed");
         }
-        Status::new(code, error.to_string())
+        let mut status = Status::new(code, message);
+        status.set_source(std::sync::Arc::new(error));
+        status
     }
+}
+
+/// The error's message followed by each cause it does not already say.
+fn chain(error: &FlightError) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 fn code(error: &FlightError) -> Code {
@@ -51,13 +71,10 @@ fn code(error: &FlightError) -> Code {
         FlightError::Peer(_) => Code::Unavailable,
         FlightError::Store(e) => store_code(e),
         FlightError::Read(e) => read_code(e),
-        FlightError::Catalog(CatalogError::NotFound { .. }) => Code::NotFound,
-        FlightError::Catalog(CatalogError::InvalidDataset { .. }) => Code::InvalidArgument,
-        FlightError::Catalog(CatalogError::AlreadyExists { .. }) => Code::AlreadyExists,
-        FlightError::Catalog(_) => Code::Internal,
+        FlightError::Catalog(e) => catalog_code(e),
         // A member's refusal is passed on as the member said it.
         FlightError::Stream(arrow_flight::error::FlightError::Tonic(status)) => status.code(),
-        FlightError::Request(_) | FlightError::Descriptor { .. } | FlightError::Stream(_) => Code::InvalidArgument,
+        FlightError::Stream(_) | FlightError::Request(_) | FlightError::Descriptor { .. } => Code::InvalidArgument,
         FlightError::NotFound { .. } => Code::NotFound,
         FlightError::Forbidden { .. } => Code::PermissionDenied,
         FlightError::Unauthenticated => Code::Unauthenticated,
@@ -73,19 +90,49 @@ fn read_code(error: &DataspaceError) -> Code {
         | DataspaceError::Policy { .. }
         | DataspaceError::InvalidRule { .. } => Code::InvalidArgument,
         DataspaceError::Store(e) => store_code(e),
-        DataspaceError::Catalog(CatalogError::NotFound { .. }) => Code::NotFound,
-        DataspaceError::Catalog(_) => Code::Internal,
+        DataspaceError::Catalog(e) => catalog_code(e),
+    }
+}
+
+fn catalog_code(error: &CatalogError) -> Code {
+    match error {
+        CatalogError::NotFound { .. } => Code::NotFound,
+        CatalogError::InvalidDataset { .. } | CatalogError::InvalidSearch { .. } => Code::InvalidArgument,
+        CatalogError::AlreadyExists { .. } => Code::AlreadyExists,
+        CatalogError::ShapeChanged { .. } => Code::FailedPrecondition,
+        CatalogError::Storage { .. }
+        | CatalogError::CorruptRecord { .. }
+        | CatalogError::Index { .. }
+        | CatalogError::Export { .. } => Code::Internal,
     }
 }
 
 fn store_code(error: &StoreError) -> Code {
     match error {
         StoreError::UnknownTable { .. } => Code::NotFound,
+        StoreError::InvalidRows { .. }
+        | StoreError::Malformed { .. }
+        | StoreError::Empty
+        | StoreError::LimitExceeded { .. }
+        | StoreError::InvalidRequest { .. } => Code::InvalidArgument,
         StoreError::ShuttingDown
         | StoreError::Flush { .. }
         | StoreError::FlushInDoubt { .. }
         | StoreError::WritesStopped { .. } => Code::Unavailable,
-        e if e.is_client_error() => Code::InvalidArgument,
+        StoreError::Query { source } => query_code(source),
+        StoreError::Wal { .. }
+        | StoreError::Io { .. }
+        | StoreError::Arrow { .. }
+        | StoreError::Parquet { .. }
+        | StoreError::Corrupt { .. } => Code::Internal,
+    }
+}
+
+/// A query that failed inside the node (the store has already told the reader's own
+/// failing expressions apart as invalid requests): for want of memory, or otherwise.
+fn query_code(error: &datafusion::error::DataFusionError) -> Code {
+    match error.find_root() {
+        datafusion::error::DataFusionError::ResourcesExhausted(_) => Code::ResourceExhausted,
         _ => Code::Internal,
     }
 }

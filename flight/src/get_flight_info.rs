@@ -1,27 +1,40 @@
-use arrow_flight::flight_descriptor::DescriptorType;
-use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+//! `GetFlightInfo` (and `PollFlightInfo`, complete at once): schema, size and the ticket of a
+//! target. A dataset's read is planned here, so that mistakes surface before `DoGet`.
+
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, PollInfo};
 use urbanmesh_protocol::ReadRequest;
 
 use crate::auth::Caller;
-use crate::{FlightContext, FlightError};
+use crate::target::Target;
+use crate::{FlightContext, FlightError, remote, view};
 
-/// A descriptor names a dataset by path `[id]`, or carries a JSON [`ReadRequest`] as `cmd`.
-pub(crate) fn read_request(descriptor: &FlightDescriptor) -> Result<ReadRequest, FlightError> {
-    match DescriptorType::try_from(descriptor.r#type) {
-        Ok(DescriptorType::Path) => match descriptor.path.as_slice() {
-            [id] => Ok(ReadRequest::whole(id.clone())),
-            path => Err(FlightError::Descriptor {
-                reason: format!("path must be [dataset id], got {} elements", path.len()),
-            }),
-        },
-        Ok(DescriptorType::Cmd) => Ok(ReadRequest::decode(&descriptor.cmd)?),
-        _ => Err(FlightError::Descriptor { reason: "unknown descriptor type".into() }),
+pub(crate) async fn get_flight_info(
+    context: &FlightContext,
+    caller: &Caller,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, FlightError> {
+    match Target::of_descriptor(&descriptor)? {
+        Target::Dataset(read) => dataset_info(context, caller, read, descriptor).await,
+        Target::View(id) => view::flight_info(&context.views.get(&caller.subject, &id)?),
+        Target::Remote { member, mut read } => {
+            caller.purpose_into(&mut read);
+            remote::flight_info(context, &caller.subject, member, read, descriptor)
+        }
     }
 }
 
-/// Schema, size and one endpoint whose ticket is the request itself (with the caller's
-/// purpose). The read is planned once here, so that mistakes surface before `DoGet`.
-pub(crate) async fn flight_info(
+/// Reads are planned at once, so polling completes on the first call.
+pub(crate) async fn poll_flight_info(
+    context: &FlightContext,
+    caller: &Caller,
+    descriptor: FlightDescriptor,
+) -> Result<PollInfo, FlightError> {
+    let info = get_flight_info(context, caller, descriptor).await?;
+    Ok(PollInfo { info: Some(info), flight_descriptor: None, progress: Some(1.0), expiration_time: None })
+}
+
+/// One endpoint whose ticket is the request itself (with the caller's purpose).
+async fn dataset_info(
     context: &FlightContext,
     caller: &Caller,
     mut request: ReadRequest,
@@ -34,7 +47,7 @@ pub(crate) async fn flight_info(
     } else {
         -1
     };
-    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(request.encode()));
+    let endpoint = FlightEndpoint::new().with_ticket(Target::Dataset(request).ticket()?);
     Ok(FlightInfo::new()
         .try_with_schema(&schema)
         .map_err(arrow_flight::error::FlightError::from)?

@@ -8,10 +8,13 @@ mod do_get;
 mod do_put;
 mod error;
 mod get_flight_info;
+mod get_schema;
+mod list_flights;
 mod metrics;
 mod peer;
 mod remote;
 mod service;
+mod target;
 mod view;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -49,7 +52,10 @@ pub struct FlightContext {
 }
 
 /// The tonic service, ready to be added to a server.
-pub fn server(context: FlightContext, registry: &mut Registry) -> FlightServiceServer<FlightService> {
+pub type FlightServer = FlightServiceServer<FlightService>;
+
+/// The Flight service over `context`, its metrics registered in `registry`.
+pub fn server(context: FlightContext, registry: &mut Registry) -> FlightServer {
     FlightServiceServer::new(FlightService::new(context, metrics::FlightMetrics::register(registry)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
-use serde::{Deserialize, Serialize};
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo};
 use urbanmesh_protocol::{PeerId, ReadRequest};
 use urbanmesh_store::BatchStream;
 
 use urbanmesh_policy::Subject;
 
 use crate::peer::PeerClient;
+use crate::target::Target;
 use crate::{FlightContext, FlightError, ReadGate};
 
 /// Where the federation's members are: a member (by name or PeerId) to its PeerId and
@@ -65,28 +65,6 @@ fn on_behalf(subject: &Subject, request: &ReadRequest) -> ReadRequest {
     ReadRequest { for_public: request.for_public || !subject.is_staff(), ..request.clone() }
 }
 
-/// The ticket of a remote read.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RemoteTicket {
-    pub(crate) remote: String,
-    pub(crate) read: ReadRequest,
-}
-
-impl RemoteTicket {
-    pub(crate) fn decode(ticket: &[u8]) -> Option<Self> {
-        ticket.starts_with(br#"{"remote""#).then(|| serde_json::from_slice(ticket).ok()).flatten()
-    }
-}
-
-/// `["remote", node, dataset]`, if the descriptor is one.
-pub(crate) fn remote_path(descriptor: &FlightDescriptor) -> Option<(String, ReadRequest)> {
-    match descriptor.path.as_slice() {
-        [kind, node, dataset] if kind == "remote" => Some((node.clone(), ReadRequest::whole(dataset.clone()))),
-        _ => None,
-    }
-}
-
 /// Describes a remote read from the replicated catalogue entry; no network round trip.
 pub(crate) fn flight_info(
     context: &FlightContext,
@@ -101,13 +79,12 @@ pub(crate) fn flight_info(
     context.gate.may_relay(subject, &peer.to_string(), &read.dataset)?;
     let replica = context.catalog.replica(&peer.to_string(), &read.dataset).map_err(|_| not_found())?;
     let schema = replica.entry.dataset.arrow_schema()?;
-    let ticket = serde_json::to_vec(&RemoteTicket { remote: node, read })
-        .map_err(|e| FlightError::Descriptor { reason: e.to_string() })?;
+    let ticket = Target::Remote { member: node, read }.ticket()?;
     Ok(FlightInfo::new()
         .try_with_schema(&schema)
         .map_err(arrow_flight::error::FlightError::from)?
         .with_descriptor(descriptor)
-        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
         .with_total_records(replica.entry.derived.rows.map_or(-1, |rows| rows as i64))
         .with_total_bytes(-1))
 }

@@ -1,19 +1,15 @@
 use std::pin::Pin;
 use std::time::Instant;
 
-use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse,
-    PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
+    PollInfo, PutResult, SchemaResult, Ticket,
 };
 use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
-use urbanmesh_catalog::Dataset;
 
-use crate::get_flight_info::{flight_info, read_request};
 use crate::metrics::FlightMetrics;
-use crate::{FlightContext, FlightError, auth, do_get, do_put};
-use crate::{remote, view};
+use crate::{FlightContext, auth, do_get, do_put, get_flight_info, get_schema, list_flights};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -49,70 +45,33 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
     async fn list_flights(&self, request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
         let started = Instant::now();
         let caller = auth::caller(&self.context.identities, &request).await?;
-        let datasets = self.context.catalog.list().map_err(FlightError::from)?;
-        let mut infos: Vec<Result<FlightInfo, Status>> = Vec::with_capacity(datasets.len());
-        for dataset in datasets.iter().filter(|d| self.context.gate.visible(&caller.subject, d)) {
-            // A dataset deleted while listing is simply left out.
-            if let Ok(info) = listed(&self.context, &caller, dataset).await {
-                infos.push(Ok(info));
-            }
-        }
-        for view in self.context.views.list(&caller.subject)? {
-            infos.push(Ok(view::flight_info(&view)?));
-        }
+        let infos = list_flights::list_flights(&self.context, &caller).await?;
         self.metrics.observe("ListFlights", started);
-        Ok(Response::new(Box::pin(futures::stream::iter(infos))))
+        Ok(Response::new(Box::pin(futures::stream::iter(infos.into_iter().map(Ok)))))
     }
 
     async fn get_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
         let started = Instant::now();
         let caller = auth::caller(&self.context.identities, &request).await?;
-        let descriptor = request.into_inner();
-        if let Some(id) = view::view_path(&descriptor) {
-            let info = view::flight_info(&self.context.views.get(&caller.subject, &id)?)?;
-            self.metrics.observe("GetFlightInfo", started);
-            return Ok(Response::new(info));
-        }
-        if let Some((node, read)) = remote::remote_path(&descriptor) {
-            let info = remote::flight_info(&self.context, &caller.subject, node, read, descriptor)?;
-            self.metrics.observe("GetFlightInfo", started);
-            return Ok(Response::new(info));
-        }
-        let read = read_request(&descriptor)?;
-        let info = flight_info(&self.context, &caller, read, descriptor).await?;
+        let info = get_flight_info::get_flight_info(&self.context, &caller, request.into_inner()).await?;
         self.metrics.observe("GetFlightInfo", started);
         Ok(Response::new(info))
     }
 
     async fn poll_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
-        // Reads are planned at once, so polling completes on the first call.
-        let info = self.get_flight_info(request).await?.into_inner();
-        Ok(Response::new(PollInfo {
-            info: Some(info),
-            flight_descriptor: None,
-            progress: Some(1.0),
-            expiration_time: None,
-        }))
+        let started = Instant::now();
+        let caller = auth::caller(&self.context.identities, &request).await?;
+        let info = get_flight_info::poll_flight_info(&self.context, &caller, request.into_inner()).await?;
+        self.metrics.observe("PollFlightInfo", started);
+        Ok(Response::new(info))
     }
 
     async fn get_schema(&self, request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
         let started = Instant::now();
         let caller = auth::caller(&self.context.identities, &request).await?;
-        let descriptor = request.into_inner();
-        if let Some(id) = view::view_path(&descriptor) {
-            let info = view::flight_info(&self.context.views.get(&caller.subject, &id)?)?;
-            let result = SchemaResult { schema: info.schema };
-            self.metrics.observe("GetSchema", started);
-            return Ok(Response::new(result));
-        }
-        let mut read = read_request(&descriptor)?;
-        caller.purpose_into(&mut read);
-        let (schema, _) =
-            self.context.gate.schema(&caller.subject, &read, caller.interface()).await.map_err(FlightError::from)?;
-        let result = SchemaResult::try_from(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()))
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let schema = get_schema::get_schema(&self.context, &caller, request.into_inner()).await?;
         self.metrics.observe("GetSchema", started);
-        Ok(Response::new(result))
+        Ok(Response::new(schema))
     }
 
     async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
@@ -141,19 +100,4 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
     async fn list_actions(&self, _request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
         Ok(Response::new(Box::pin(futures::stream::empty())))
     }
-}
-
-/// A visible dataset as `ListFlights` shows it: its schema for this caller and a ticket for
-/// the whole dataset.
-async fn listed(context: &FlightContext, caller: &auth::Caller, dataset: &Dataset) -> Result<FlightInfo, FlightError> {
-    let (schema, grant) = context.gate.listed_schema(&caller.subject, dataset).await?;
-    let total_records = if grant.is_unrestricted() { context.store.stats(dataset.id())?.rows as i64 } else { -1 };
-    let request = urbanmesh_protocol::ReadRequest::whole(dataset.id());
-    Ok(FlightInfo::new()
-        .try_with_schema(&schema)
-        .map_err(arrow_flight::error::FlightError::from)?
-        .with_descriptor(FlightDescriptor::new_path(vec![dataset.id().to_owned()]))
-        .with_endpoint(arrow_flight::FlightEndpoint::new().with_ticket(Ticket::new(request.encode())))
-        .with_total_records(total_records)
-        .with_total_bytes(-1))
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cli::{InviteArgs, JoinArgs};
-use crate::init::TOKEN_FILE;
+use urbanmesh::init::TOKEN_FILE;
 
 pub(crate) async fn invite(args: InviteArgs) -> anyhow::Result<()> {
     let node = running(&args.data_dir).await?.ok_or_else(|| {

@@ -62,7 +62,7 @@ pub(crate) struct InitArgs {
     pub(crate) ars: Option<String>,
 }
 
-#[derive(Args, Clone, Default)]
+#[derive(Args)]
 pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) data_dir: PathBuf,
@@ -75,6 +75,13 @@ pub(crate) struct RunArgs {
     /// Peer-to-peer listen multiaddress.
     #[arg(long)]
     pub(crate) p2p: Option<String>,
+}
+
+impl RunArgs {
+    /// What the command line sets over the node's configuration.
+    pub(crate) fn overrides(&self) -> urbanmesh::Overrides {
+        urbanmesh::Overrides { http: self.http, flight: self.flight, peer_flight: None, p2p: self.p2p.clone() }
+    }
 }
 
 #[derive(Args)]

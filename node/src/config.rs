@@ -5,13 +5,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use urbanmesh_catalog::{CatalogInfo, ContactPoint, Publisher};
 
-use crate::cli::RunArgs;
-
 /// `config.toml` in the data directory. Every section and field has a default, so a file
 /// written by an older `init` keeps working.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Config {
+pub struct Config {
     pub(crate) node: NodeSection,
     #[serde(default = "default_http")]
     pub(crate) http: Listen,
@@ -282,25 +280,45 @@ impl Config {
         }
     }
 
-    pub(crate) fn path(data_dir: &Path) -> PathBuf {
+    pub fn path(data_dir: &Path) -> PathBuf {
         data_dir.join("config.toml")
     }
 
-    /// Reads the data directory's configuration and applies command-line overrides.
-    pub(crate) fn load(args: &RunArgs) -> anyhow::Result<Self> {
-        let path = Self::path(&args.data_dir);
+    /// Reads the data directory's configuration and applies `overrides` (the command line's).
+    pub fn load(data_dir: &Path, overrides: &Overrides) -> anyhow::Result<Self> {
+        let path = Self::path(data_dir);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}; create a node first with `urbanmesh init`", path.display()))?;
         let mut config: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        if let Some(http) = args.http {
+        if let Some(http) = overrides.http {
             config.http.listen = http;
         }
-        if let Some(flight) = args.flight {
+        if let Some(flight) = overrides.flight {
             config.flight.listen = flight;
         }
-        if let Some(p2p) = &args.p2p {
+        if let Some(peer_flight) = overrides.peer_flight {
+            config.peer_flight.listen = peer_flight;
+        }
+        if let Some(p2p) = &overrides.p2p {
             config.p2p.listen = vec![p2p.clone()];
         }
         Ok(config)
+    }
+}
+
+/// Listen addresses that replace the configured ones (port 0 picks a free port).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub http: Option<std::net::SocketAddr>,
+    pub flight: Option<std::net::SocketAddr>,
+    pub peer_flight: Option<std::net::SocketAddr>,
+    pub p2p: Option<String>,
+}
+
+impl Overrides {
+    /// Every listener on loopback, on a free port.
+    pub fn loopback() -> Self {
+        let any = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        Self { http: any, flight: any, peer_flight: any, p2p: Some("/ip4/127.0.0.1/tcp/0".into()) }
     }
 }

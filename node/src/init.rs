@@ -5,25 +5,23 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::cli::InitArgs;
 use crate::config::Config;
 
-pub(crate) const KEY_FILE: &str = "node.key";
-pub(crate) const TOKEN_FILE: &str = "admin.token";
+pub const KEY_FILE: &str = "node.key";
+pub const TOKEN_FILE: &str = "admin.token";
 
 /// Creates the node's identity key, configuration and admin token; refuses to touch an
 /// existing node.
-pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
-    let dir = &args.data_dir;
+pub fn init(dir: &Path, name: &str, ars: Option<&str>) -> anyhow::Result<()> {
     for existing in [KEY_FILE, "config.toml", TOKEN_FILE, "meta"] {
         if dir.join(existing).exists() {
             bail!("{} already holds a node ({existing} exists); refusing to overwrite it", dir.display());
         }
     }
-    if args.name.trim().is_empty() {
+    if name.trim().is_empty() {
         bail!("--name must name the municipality, e.g. --name Gütersloh");
     }
-    if let Some(ars) = &args.ars {
+    if let Some(ars) = ars {
         if ars.len() != 12 || !ars.bytes().all(|b| b.is_ascii_digit()) {
             bail!("--ars must be the 12-digit Amtlicher Regionalschlüssel, e.g. 057540008008; got `{ars}`");
         }
@@ -42,10 +40,9 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
     getrandom::fill(&mut token).map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
     write_secret(&dir.join(TOKEN_FILE), hex::encode(token).as_bytes())?;
 
-    let config = toml::to_string_pretty(&Config::new(args.name.trim(), args.ars.clone()))?;
+    let config = toml::to_string_pretty(&Config::new(name.trim(), ars.map(str::to_owned)))?;
     std::fs::write(Config::path(dir), config).context("writing config.toml")?;
-    println!("initialised node `{}` in {}", args.name.trim(), dir.display());
-    println!("admin token: {}", dir.join(TOKEN_FILE).display());
+    tracing::info!(node = %name.trim(), dir = %dir.display(), "node initialised");
     Ok(())
 }
 

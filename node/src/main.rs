@@ -2,14 +2,11 @@
 
 mod admin;
 mod cli;
-mod config;
 mod demo;
-mod init;
-mod node;
-mod retention;
 mod runtime;
 
 use clap::Parser;
+use urbanmesh::{Config, init};
 
 /// Arrow's many large, short-lived buffers fragment glibc's per-thread arenas; mimalloc
 /// returns freed memory to the system and keeps a loaded node's footprint near its data.
@@ -20,8 +17,16 @@ fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     runtime::init_tracing();
     match cli.command {
-        cli::Command::Init(args) => init::init(&args),
-        cli::Command::Run(args) => runtime::block_on(|query| node::run(args, query)),
+        cli::Command::Init(args) => {
+            init::init(&args.data_dir, &args.name, args.ars.as_deref())?;
+            println!("initialised node `{}` in {}", args.name.trim(), args.data_dir.display());
+            println!("admin token: {}", args.data_dir.join(init::TOKEN_FILE).display());
+            Ok(())
+        }
+        cli::Command::Run(args) => {
+            let config = Config::load(&args.data_dir, &args.overrides())?;
+            runtime::block_on(|query| async move { urbanmesh::run(&args.data_dir, config, query).await })
+        }
         cli::Command::Demo(args) => runtime::block_on(|query| demo::run(args, query)),
         cli::Command::Invite(args) => runtime::block_on(|_| admin::invite(args)),
         cli::Command::Join(args) => runtime::block_on(|_| admin::join(args)),

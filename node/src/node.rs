@@ -13,7 +13,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_federation::{Federation, Profile};
 use urbanmesh_flight::{
-    FlightContext, MemberCheck, MemberDirectory, MemberGuardLayer, PeerClient, ReadGate, Remote, Views,
+    FlightContext, FlightServer, MemberCheck, MemberDirectory, MemberGuardLayer, PeerClient, ReadGate, Remote, Views,
     member_connections,
 };
 use urbanmesh_policy::{AdminToken, AuditLog, Identities, TokenVerifier};
@@ -22,7 +22,6 @@ use urbanmesh_store::{Store, StoreConfig};
 use urbanmesh_web::login::Login;
 use urbanmesh_web::{AppState, HttpMetrics};
 
-use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::init::{KEY_FILE, TOKEN_FILE};
 
@@ -33,21 +32,25 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The addresses a running node bound, written to `addresses.json` for tools and tests.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Addresses {
-    pub(crate) http: String,
-    pub(crate) flight: String,
+pub struct Addresses {
+    pub http: String,
+    pub flight: String,
     /// Flight for other members, over mutual TLS.
-    pub(crate) peer_flight: String,
+    pub peer_flight: String,
     /// Peer-to-peer listen addresses, each ending in `/p2p/<peer id>`.
-    pub(crate) p2p: Vec<String>,
+    pub p2p: Vec<String>,
 }
 
 /// A node whose listeners are up.
-pub(crate) struct RunningNode {
-    pub(crate) addresses: Addresses,
-    pub(crate) catalog: Catalog,
-    pub(crate) store: Store,
-    pub(crate) federation: Federation,
+pub struct RunningNode {
+    pub addresses: Addresses,
+    pub catalog: Catalog,
+    pub store: Store,
+    pub federation: Federation,
+    /// Every read of a dataset passes here.
+    pub gate: ReadGate,
+    /// The operator's admin token.
+    pub admin_token: String,
     data_dir: PathBuf,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
@@ -58,50 +61,61 @@ pub(crate) struct RunningNode {
 }
 
 /// `urbanmesh run`: start, serve until SIGTERM or Ctrl-C, shut down cleanly.
-pub(crate) async fn run(args: RunArgs, query: tokio::runtime::Handle) -> anyhow::Result<()> {
+pub async fn run(data_dir: &Path, config: Config, query: tokio::runtime::Handle) -> anyhow::Result<()> {
     let stop = shutdown_signal();
-    let node = start(&args, query).await?;
+    let node = start(data_dir, config, query).await?;
     stop.await;
     node.stop().await
 }
 
-pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyhow::Result<RunningNode> {
-    let config = Config::load(args)?;
-    let data_dir = args.data_dir.clone();
-    let token_path = data_dir.join(TOKEN_FILE);
-    let admin_token = std::fs::read_to_string(&token_path)
-        .with_context(|| format!("reading {}", token_path.display()))?
-        .trim()
-        .to_owned();
-    // sled caches up to 1 GiB by default; the tail lives in memory already.
-    let db = sled::Config::new()
-        .path(data_dir.join("meta"))
-        .cache_capacity(SLED_CACHE_BYTES)
-        .open()
-        .with_context(|| format!("opening {}", data_dir.join("meta").display()))?;
+/// What the node keeps on disk, opened, with the followers that keep it consistent.
+struct Storage {
+    db: sled::Db,
+    store: Store,
+    catalog: Catalog,
+    audit: AuditLog,
+    gate: ReadGate,
+    /// Series that name datasets: `/metrics` shows them to staff only.
+    staff_registry: Registry,
+}
 
-    let mut registry = Registry::default();
-    let mut store_config = StoreConfig::new(data_dir.join("segments"));
-    store_config.segment_rows = config.storage.segment_rows;
-    store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
-    let store = Store::open(db.clone(), store_config, query, &mut registry)?;
-    // Series that name datasets: `/metrics` shows them to staff only.
-    let mut staff_registry = Registry::default();
-    store.register_dataset_metrics(&mut staff_registry);
-    let catalog = Catalog::open(db.clone(), config.catalog_info()?, &data_dir.join("index"))?
-        .with_purposes(config.policy.purposes.clone());
-    let datasets = catalog.list()?;
-    store.forget_all_but(&datasets).await?;
-    for dataset in &datasets {
-        store.attach(dataset).with_context(|| format!("opening dataset `{}`", dataset.id()))?;
+impl Storage {
+    async fn open(
+        data_dir: &Path,
+        config: &Config,
+        query: tokio::runtime::Handle,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Self> {
+        // sled caches up to 1 GiB by default; the tail lives in memory already.
+        let db = sled::Config::new()
+            .path(data_dir.join("meta"))
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+            .with_context(|| format!("opening {}", data_dir.join("meta").display()))?;
+        let mut store_config = StoreConfig::new(data_dir.join("segments"));
+        store_config.segment_rows = config.storage.segment_rows;
+        store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
+        let store = Store::open(db.clone(), store_config, query, registry)?;
+        let mut staff_registry = Registry::default();
+        store.register_dataset_metrics(&mut staff_registry);
+        let catalog = Catalog::open(db.clone(), config.catalog_info()?, &data_dir.join("index"))?
+            .with_purposes(config.policy.purposes.clone());
+        let datasets = catalog.list()?;
+        store.forget_all_but(&datasets).await?;
+        for dataset in &datasets {
+            store.attach(dataset).with_context(|| format!("opening dataset `{}`", dataset.id()))?;
+        }
+        urbanmesh_dataspace::refresh_all(&catalog, &store, false).await?;
+        tokio::spawn(urbanmesh_dataspace::follow(catalog.clone(), store.clone()));
+        let audit = AuditLog::open(&db)?;
+        tokio::spawn(crate::retention::expire_audit(audit.clone(), config.audit.retention_days));
+        let gate = ReadGate::new(catalog.clone(), store.clone(), audit.clone());
+        Ok(Self { db, store, catalog, audit, gate, staff_registry })
     }
+}
 
-    urbanmesh_dataspace::refresh_all(&catalog, &store, false).await?;
-    tokio::spawn(urbanmesh_dataspace::follow(catalog.clone(), store.clone()));
-
-    let audit = AuditLog::open(&db)?;
-    tokio::spawn(crate::retention::expire_audit(audit.clone(), config.audit.retention_days));
-    let gate = ReadGate::new(catalog.clone(), store.clone(), audit.clone());
+/// Who a request's credentials name: the admin token, and the OpenID provider's tokens.
+fn identities(config: &Config, admin_token: &str) -> anyhow::Result<(Identities, Option<Arc<TokenVerifier>>)> {
     if config.oidc.as_ref().is_some_and(|oidc| oidc.tenant_claim.is_none()) {
         tracing::warn!(
             "[oidc] has no tenant_claim: every person of the provider counts as staff of this municipality \
@@ -112,8 +126,41 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         Some(oidc) => Some(Arc::new(TokenVerifier::new(oidc.settings(&config.node.name))?)),
         None => None,
     };
-    let identities = Identities::new(AdminToken::new(admin_token.clone()), verifier.clone());
+    Ok((Identities::new(AdminToken::new(admin_token.to_owned()), verifier.clone()), verifier))
+}
+
+/// The node's three listeners, bound before anything is announced.
+struct Listeners {
+    http: TcpListener,
+    flight: TcpListener,
+    peer_flight: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: bind(config.http.listen, "HTTP").await?,
+            flight: bind(config.flight.listen, "Flight").await?,
+            peer_flight: bind(config.peer_flight.listen, "member Flight").await?,
+        })
+    }
+}
+
+/// Starts a node from its data directory and configuration: storage, the network and
+/// the federation, then the Flight and HTTP servers. Returns once every listener is up.
+pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handle) -> anyhow::Result<RunningNode> {
+    let data_dir = data_dir.to_path_buf();
+    let token_path = data_dir.join(TOKEN_FILE);
+    let admin_token = std::fs::read_to_string(&token_path)
+        .with_context(|| format!("reading {}", token_path.display()))?
+        .trim()
+        .to_owned();
+    let mut registry = Registry::default();
+    let Storage { db, store, catalog, audit, gate, staff_registry } =
+        Storage::open(&data_dir, &config, query, &mut registry).await?;
+    let (identities, verifier) = identities(&config, &admin_token)?;
     let http_metrics = HttpMetrics::register(&mut registry);
+
     let identity = Identity::from_secret(read_node_key(&data_dir)?)?;
     let network_config = NetworkConfig {
         listen: config.p2p.listen.clone(),
@@ -121,13 +168,11 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         mdns: config.p2p.mdns,
     };
     let (network, network_events) = Network::start(&identity, &network_config).await?;
-    let http_listener = bind(config.http.listen, "HTTP").await?;
-    let flight_listener = bind(config.flight.listen, "Flight").await?;
-    let peer_flight_listener = bind(config.peer_flight.listen, "member Flight").await?;
+    let listeners = Listeners::bind(&config).await?;
     let addresses = Addresses {
-        http: format!("http://{}", http_listener.local_addr()?),
-        flight: format!("grpc://{}", flight_listener.local_addr()?),
-        peer_flight: format!("grpc+tls://{}", peer_flight_listener.local_addr()?),
+        http: format!("http://{}", listeners.http.local_addr()?),
+        flight: format!("grpc://{}", listeners.flight.local_addr()?),
+        peer_flight: format!("grpc+tls://{}", listeners.peer_flight.local_addr()?),
         p2p: network.listen_addresses.iter().map(ToString::to_string).collect(),
     };
     let endpoints = Endpoints {
@@ -146,24 +191,16 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
             .await?;
     let remote = Remote { client: PeerClient::new(identity.clone()), directory: Arc::new(Members(federation.clone())) };
     let views = Views::new(catalog.clone(), gate.clone(), Some(remote.clone()), network.peer_id.to_string());
-    let flight = urbanmesh_flight::server(
-        FlightContext {
-            catalog: catalog.clone(),
-            store: store.clone(),
-            gate: gate.clone(),
-            identities: identities.clone(),
-            remote: Some(remote.clone()),
-            views: views.clone(),
-        },
-        &mut registry,
-    );
-    let member_flight = flight.clone();
-    let admits = federation.clone();
-    let members_only: MemberCheck = Arc::new(move |peer| admits.admits(peer));
-    // Membership is checked at the handshake, per request and per message, and open
-    // connections of a removed member are closed.
-    let member_guard = MemberGuardLayer::new(Arc::clone(&members_only));
-    let member_connections = member_connections(peer_flight_listener, &identity, members_only)?;
+    let flight_context = FlightContext {
+        catalog: catalog.clone(),
+        store: store.clone(),
+        gate: gate.clone(),
+        identities: identities.clone(),
+        remote: Some(remote.clone()),
+        views: views.clone(),
+    };
+    let flight = urbanmesh_flight::server(flight_context, &mut registry);
+
     let ready = Arc::new(AtomicBool::new(false));
     let login = match (&config.oidc, verifier) {
         (Some(oidc), Some(verifier)) => Some(Arc::new(
@@ -187,7 +224,7 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         views,
         endpoints,
         store: store.clone(),
-        gate,
+        gate: gate.clone(),
         identities,
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
@@ -197,34 +234,16 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
     };
 
     let (stop, stopped) = watch::channel(false);
-    let write_timeout = state.limits.write_timeout;
-    let app = urbanmesh_web::router(state, http_metrics);
-    let http_stopped = wait_for_stop(stopped.clone());
-    let http = tokio::spawn(async move {
-        axum::serve(urbanmesh_web::WriteDeadline::new(http_listener, write_timeout), app)
-            .with_graceful_shutdown(http_stopped)
-            .await
-            .context("HTTP server")
-    });
-    let flight_stopped = wait_for_stop(stopped);
-    let flight = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .add_service(flight)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(flight_listener), flight_stopped)
-            .await
-            .context("Flight server")
-    });
-    let peer_flight_stopped = wait_for_stop(stop.subscribe());
-    let peer_flight = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .layer(member_guard)
-            .add_service(member_flight)
-            .serve_with_incoming_shutdown(member_connections, peer_flight_stopped)
-            .await
-            .context("member Flight server")
-    });
+    let members_only: MemberCheck = {
+        let admits = federation.clone();
+        Arc::new(move |peer| admits.admits(peer))
+    };
+    let Listeners { http: http_listener, flight: flight_listener, peer_flight: peer_flight_listener } = listeners;
+    let servers = vec![
+        serve_http(http_listener, state, http_metrics, stopped.clone()),
+        serve_flight(flight_listener, flight.clone(), stopped.clone()),
+        serve_member_flight(peer_flight_listener, &identity, members_only, flight, stopped)?,
+    ];
     write_addresses(&data_dir, &addresses)?;
     ready.store(true, Ordering::Release);
     tracing::info!(
@@ -238,20 +257,70 @@ pub(crate) async fn start(args: &RunArgs, query: tokio::runtime::Handle) -> anyh
         addresses,
         catalog,
         federation,
+        gate,
+        admin_token,
         network,
         data_dir,
         ready,
         stop,
-        servers: vec![http, flight, peer_flight],
+        servers,
         store,
         db,
         audit,
     })
 }
 
+type Server = JoinHandle<anyhow::Result<()>>;
+
+/// The REST API, portal, workspace and operations endpoints.
+fn serve_http(listener: TcpListener, state: AppState, metrics: HttpMetrics, stopped: watch::Receiver<bool>) -> Server {
+    let write_timeout = state.limits.write_timeout;
+    let app = urbanmesh_web::router(state, metrics);
+    tokio::spawn(async move {
+        axum::serve(urbanmesh_web::WriteDeadline::new(listener, write_timeout), app)
+            .with_graceful_shutdown(wait_for_stop(stopped))
+            .await
+            .context("HTTP server")
+    })
+}
+
+/// Arrow Flight for clients.
+fn serve_flight(listener: TcpListener, flight: FlightServer, stopped: watch::Receiver<bool>) -> Server {
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(flight)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped))
+            .await
+            .context("Flight server")
+    })
+}
+
+/// Arrow Flight for members, over mutual TLS. Membership is checked at the handshake,
+/// per request and per message, and open connections of a removed member are closed.
+fn serve_member_flight(
+    listener: TcpListener,
+    identity: &Identity,
+    members_only: MemberCheck,
+    flight: FlightServer,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<Server> {
+    let guard = MemberGuardLayer::new(Arc::clone(&members_only));
+    let connections = member_connections(listener, identity, members_only)?;
+    Ok(tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(guard)
+            .add_service(flight)
+            .serve_with_incoming_shutdown(connections, wait_for_stop(stopped))
+            .await
+            .context("member Flight server")
+    }))
+}
+
 impl RunningNode {
     /// Stops accepting, lets in-flight requests finish, flushes and closes storage.
-    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(self) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         self.ready.store(false, Ordering::Release);
         self.stop.send_replace(true);
@@ -300,7 +369,7 @@ fn write_addresses(data_dir: &Path, addresses: &Addresses) -> anyhow::Result<()>
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not
 /// when it is first awaited, so a signal that arrives while the node starts is not lost
 /// (and does not kill the process before it could shut down cleanly).
-pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let listen = |kind: SignalKind, name: &'static str| match signal(kind) {
         Ok(stream) => Some(stream),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use urbanmesh_policy::{Access, AuditLog, AuditRecord, Person, Policy, Subject};
+use urbanmesh_policy::{Access, AuditLog, AuditRecord, Interface, Outcome, Person, Policy, Subject};
 
 const DECISIONS: usize = 200_000;
 const READERS: usize = 64;
@@ -75,11 +75,11 @@ fn audit() -> Result<(), Box<dyn std::error::Error>> {
         subject: "peer:12D3KooWPartnerPartnerPartnerPartnerPartnerPartner".into(),
         dataset: "passanten".into(),
         purpose: Some("urban planning".into()),
-        decision: "permit".into(),
+        decision: Outcome::Permit,
         reason: "rule 0".into(),
         rows: 8760,
         bytes: 1_234_567,
-        interface: "flight".into(),
+        interface: Interface::Flight,
     };
     let size = serde_json::to_vec(&record)?.len();
     let reference = db.open_tree("reference")?;

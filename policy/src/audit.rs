@@ -25,14 +25,76 @@ pub struct AuditRecord {
     pub dataset: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
-    /// `permit` or `deny`.
-    pub decision: String,
+    pub decision: Outcome,
     /// The rule that applied, or why the read was refused.
     pub reason: String,
     pub rows: u64,
     pub bytes: u64,
-    /// `rest`, `flight`, `peer-flight`, `view`, ...
-    pub interface: String,
+    pub interface: Interface,
+}
+
+/// Whether a read was allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Permit,
+    Deny,
+}
+
+/// The edge a read came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interface {
+    /// The REST API.
+    Rest,
+    /// Arrow Flight, from a client.
+    Flight,
+    /// Arrow Flight, from another member over mutual TLS.
+    PeerFlight,
+    /// A page of the public portal.
+    Portal,
+    /// A regional view reading one of its sources.
+    View,
+    /// A read this node relayed from a member.
+    Relay,
+    /// A summary of folded refusals through any edge.
+    #[serde(rename = "*")]
+    Any,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Permit => "permit",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+impl Interface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::Flight => "flight",
+            Self::PeerFlight => "peer-flight",
+            Self::Portal => "portal",
+            Self::View => "view",
+            Self::Relay => "relay",
+            Self::Any => "*",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A query of the log; every part optional.

@@ -15,7 +15,7 @@ mod subject;
 mod validate;
 
 pub use admin_token::{AdminToken, constant_time_eq};
-pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditRecord, MAX_QUERY, RefusalLimits, Served};
+pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditRecord, Interface, MAX_QUERY, Outcome, RefusalLimits, Served};
 pub use decide::{Access, Decision, Denial, Grant};
 pub use error::PolicyError;
 pub use identities::Identities;

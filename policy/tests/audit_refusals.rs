@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use urbanmesh_policy::{AuditLog, AuditQuery, AuditRecord, RefusalLimits};
+use urbanmesh_policy::{AuditLog, AuditQuery, AuditRecord, Interface, Outcome, RefusalLimits};
 
 fn refusal(subject: &str, dataset: &str) -> AuditRecord {
     AuditRecord {
@@ -12,11 +12,11 @@ fn refusal(subject: &str, dataset: &str) -> AuditRecord {
         subject: subject.into(),
         dataset: dataset.into(),
         purpose: None,
-        decision: "deny".into(),
+        decision: Outcome::Deny,
         reason: "not visible to anonymous".into(),
         rows: 0,
         bytes: 0,
-        interface: "rest".into(),
+        interface: Interface::Rest,
     }
 }
 
@@ -97,7 +97,7 @@ fn refusals_of_people_and_members_are_recorded_one_by_one() {
         }
     }
     let mut permit = refusal("anonymous", "public");
-    permit.decision = "permit".into();
+    permit.decision = Outcome::Permit;
     for _ in 0..20 {
         log.append(&permit).expect("append");
     }

@@ -799,6 +799,9 @@ def test_remote_rows_through_rest_and_flight_equal_the_origins(federation_factor
         fl.FlightClient(guetersloh.addresses["flight"]).get_flight_info(
             fl.FlightDescriptor.for_path("pegel-gt")).endpoints[0].ticket).read_all()
     assert remote_table.sort_by("time").equals(local_table.sort_by("time"))
+    # GetSchema answers the same descriptor with the schema GetFlightInfo gave.
+    remote_descriptor = fl.FlightDescriptor.for_path("remote", guetersloh.name, "pegel-gt")
+    assert client.get_schema(remote_descriptor).schema.equals(info.schema)
 
 
 def test_remote_reads_of_unknown_members_or_datasets_are_not_found(federation_factory):
@@ -810,7 +813,8 @@ def test_remote_reads_of_unknown_members_or_datasets_are_not_found(federation_fa
     assert missing.status == 404, missing
     stranger = bielefeld.get("/api/v1/federation/Atlantis/datasets/pegel/rows")
     assert stranger.status == 404, stranger
-    with pytest.raises(KeyError, match="not found"):
-        fl.FlightClient(bielefeld.addresses["flight"]).get_flight_info(
-            fl.FlightDescriptor.for_path("remote", "Atlantis", "pegel"))
+    client = fl.FlightClient(bielefeld.addresses["flight"])
+    for call in (client.get_flight_info, client.get_schema):
+        with pytest.raises(KeyError, match="not found"):
+            call(fl.FlightDescriptor.for_path("remote", "Atlantis", "pegel"))
     assert bielefeld.get("/healthz").status == 200

@@ -820,6 +820,13 @@ def test_filters_refuse_regular_expressions_and_size_multipliers_by_name(shaped)
         assert construct in str(error.value), (probe, error.value)
 
 
+def test_a_filter_that_fails_on_released_rows_is_a_400_naming_why_not_a_broken_200(shaped):
+    """Every released row is Werre's, so the divisor is zero on the first of them."""
+    failing = rest_rows(shaped, "r-shapes", filter="10 / (CAST(station = 'Werre' AS BIGINT) - 1) > 0")
+    assert failing.status == 400 and "zero" in detail(failing).lower(), failing
+    assert shaped.get("/healthz").status == 200
+
+
 # ---- 2. the authorization matrix ------------------------------------------------------------
 
 

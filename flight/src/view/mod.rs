@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::Utc;
 use urbanmesh_catalog::view::View;
 use urbanmesh_catalog::{Catalog, CatalogError};
-use urbanmesh_policy::{AuditEntry, AuditRecord, Subject};
+use urbanmesh_policy::{AuditEntry, AuditRecord, Interface, Outcome, Subject};
 use urbanmesh_protocol::ReadRequest;
 
 pub use assembly::{Assembled, Freshness, SourceStatus};
 
 use crate::{FlightError, ReadGate, Remote};
 use assembly::{Assembler, GoodRows};
-pub(crate) use serve::{ViewTicket, flight_info, view_path};
+pub(crate) use serve::flight_info;
 
 /// The views of this node and their cached assemblies.
 #[derive(Clone)]
@@ -74,7 +74,7 @@ impl Views {
     /// The view's rows for the subject: the cached assembly while it is younger than the
     /// view's refresh interval, a new one otherwise. Audited as dataset `views/<id>`; the
     /// edge adds the bytes it sends and keeps the entry until its response ends.
-    pub async fn read(&self, subject: &Subject, id: &str, interface: &str) -> Result<ViewRead, FlightError> {
+    pub async fn read(&self, subject: &Subject, id: &str, interface: Interface) -> Result<ViewRead, FlightError> {
         let view = self.get(subject, id)?;
         let assembled = self.assembled(&view).await?;
         let audit = AuditEntry::new(
@@ -84,11 +84,11 @@ impl Views {
                 subject: subject.label(),
                 dataset: format!("views/{id}"),
                 purpose: None,
-                decision: "permit".into(),
+                decision: Outcome::Permit,
                 reason: "view".into(),
                 rows: 0,
                 bytes: 0,
-                interface: interface.to_owned(),
+                interface,
             },
         );
         audit.served().add(assembled.rows() as u64, 0);
@@ -102,7 +102,7 @@ impl Views {
         &self,
         subject: &Subject,
         request: &ReadRequest,
-        interface: &str,
+        interface: Interface,
     ) -> Result<Option<ViewRead>, FlightError> {
         if !self.catalog.views().contains(&request.dataset)? {
             return Ok(None);

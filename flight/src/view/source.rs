@@ -8,7 +8,7 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use urbanmesh_catalog::view::View;
 use urbanmesh_catalog::{Catalog, CatalogError, DatasetSpec};
-use urbanmesh_policy::{Subject, audience};
+use urbanmesh_policy::{Interface, Subject, audience};
 use urbanmesh_protocol::{PeerId, ReadRequest};
 
 use crate::{FlightError, ReadGate, Remote};
@@ -114,7 +114,7 @@ pub(crate) async fn fetch(
 ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), FlightError> {
     let read = async {
         let scan = match &source.place {
-            Place::Local => gate.open(&reader.subject, request, "view").await?.scan,
+            Place::Local => gate.open(&reader.subject, request, Interface::View).await?.scan,
             Place::Member(peer) => {
                 let remote = remote.ok_or_else(|| FlightError::Peer("this node is in no federation".into()))?;
                 let (peer_id, endpoint): (PeerId, String) = remote

@@ -17,10 +17,10 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DurationRound, TimeDelta, Utc};
 use urbanmesh_catalog::DatasetSpec;
 
-use crate::cli::{DemoArgs, InitArgs, RunArgs};
-use crate::config::Config;
-use crate::init::{self, TOKEN_FILE};
-use crate::node::{self, RunningNode};
+use urbanmesh::init::{self, TOKEN_FILE};
+use urbanmesh::{Config, Overrides, RunningNode};
+
+use crate::cli::DemoArgs;
 
 const STEP_MINUTES: i64 = 15;
 const DAYS: i64 = 30;
@@ -198,7 +198,7 @@ const TOWNS: [Town; 5] = [
 ];
 
 pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow::Result<()> {
-    let stop = node::shutdown_signal();
+    let stop = urbanmesh::shutdown_signal();
     let towns = &TOWNS[..usize::from(args.nodes).min(TOWNS.len())];
     let mut nodes = Vec::with_capacity(towns.len());
     for town in towns {
@@ -217,11 +217,11 @@ pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow
 async fn start_town(base: &Path, town: &Town, query: tokio::runtime::Handle) -> anyhow::Result<RunningNode> {
     let data_dir = base.join(town.slug);
     if !Config::path(&data_dir).exists() {
-        init::init(&InitArgs { data_dir: data_dir.clone(), name: town.name.into(), ars: Some(town.ars.into()) })?;
+        init::init(&data_dir, town.name, Some(town.ars))?;
     }
     let loopback = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let run_args = RunArgs { data_dir, http: loopback, flight: loopback, p2p: None };
-    let node = node::start(&run_args, query).await?;
+    let overrides = Overrides { http: loopback, flight: loopback, ..Overrides::default() };
+    let node = urbanmesh::start(&data_dir, Config::load(&data_dir, &overrides)?, query).await?;
     let dataset = dataset_id(town);
     if node.catalog.get(&dataset).is_err() {
         load_water_levels(&node, town).await?;

@@ -3,7 +3,7 @@
 
 use urbanmesh_catalog::view::ViewSpec;
 
-use crate::node::RunningNode;
+use urbanmesh::RunningNode;
 
 pub(crate) const VIEW: &str = "pegel-owl";
 

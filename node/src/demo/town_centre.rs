@@ -11,7 +11,7 @@ use chrono::{Datelike, DurationRound, TimeDelta, Timelike, Utc};
 use urbanmesh_catalog::DatasetSpec;
 
 use super::create;
-use crate::node::RunningNode;
+use urbanmesh::RunningNode;
 
 const DAYS: i64 = 30;
 pub(super) const WEATHER: &str = "wetter-herford";

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::AuditRecord;
+use crate::{AuditRecord, Interface, Outcome};
 
 /// How anonymous refusals are folded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,14 +33,14 @@ impl Default for RefusalLimits {
 /// Whether a record comes from a caller nobody authenticated: refusals of those are folded.
 /// Members relaying for their own anonymous visitors are labelled `… for the public`.
 pub(crate) fn is_anonymous_refusal(record: &AuditRecord) -> bool {
-    record.decision == "deny" && (record.subject == "anonymous" || record.subject.ends_with(" for the public"))
+    record.decision == Outcome::Deny && (record.subject == "anonymous" || record.subject.ends_with(" for the public"))
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Kind {
     subject: String,
     dataset: String,
-    interface: String,
+    interface: Interface,
     reason: String,
     purpose: Option<String>,
 }
@@ -50,7 +50,7 @@ impl Kind {
         Self {
             subject: record.subject.clone(),
             dataset: record.dataset.clone(),
-            interface: record.interface.clone(),
+            interface: record.interface,
             reason: record.reason.clone(),
             purpose: record.purpose.clone(),
         }
@@ -149,7 +149,7 @@ impl RefusalFold {
             subject: "anonymous".into(),
             dataset: "*".into(),
             purpose: None,
-            decision: "deny".into(),
+            decision: Outcome::Deny,
             reason: format!(
                 "{} anonymous refusals {}, not recorded one by one: more than {} kinds of refusal at once",
                 window.folded,
@@ -158,7 +158,7 @@ impl RefusalFold {
             ),
             rows: 0,
             bytes: 0,
-            interface: "*".into(),
+            interface: Interface::Any,
         }
     }
 }
@@ -170,11 +170,11 @@ fn folded_record(kind: &Kind, window: &Window) -> Option<AuditRecord> {
         subject: kind.subject.clone(),
         dataset: kind.dataset.clone(),
         purpose: kind.purpose.clone(),
-        decision: "deny".into(),
+        decision: Outcome::Deny,
         reason: format!("{} (folded: {} more such refusals {})", kind.reason, window.folded, span(window)),
         rows: 0,
         bytes: 0,
-        interface: kind.interface.clone(),
+        interface: kind.interface,
     })
 }
 
@@ -196,11 +196,11 @@ mod tests {
             subject: "anonymous".into(),
             dataset: dataset.into(),
             purpose: None,
-            decision: "deny".into(),
+            decision: Outcome::Deny,
             reason: "not visible to anonymous".into(),
             rows: 0,
             bytes: 0,
-            interface: "rest".into(),
+            interface: Interface::Rest,
         }
     }
 
@@ -219,7 +219,7 @@ mod tests {
         // The next refusal after the window starts a new one and reports the old one.
         assert!(fold.admit(&refusal("hidden"), start + Duration::from_secs(60), &mut closed));
         let [summary] = closed.as_slice() else { panic!("one summary expected: {closed:?}") };
-        assert_eq!((summary.dataset.as_str(), summary.interface.as_str()), ("hidden", "rest"));
+        assert_eq!((summary.dataset.as_str(), summary.interface), ("hidden", Interface::Rest));
         assert!(summary.reason.starts_with("not visible to anonymous (folded: 997 more such refusals from "));
     }
 
@@ -246,7 +246,7 @@ mod tests {
         record.subject = "person:anna".into();
         assert!(!is_anonymous_refusal(&record));
         record.subject = "anonymous".into();
-        record.decision = "permit".into();
+        record.decision = Outcome::Permit;
         assert!(!is_anonymous_refusal(&record));
     }
 }

@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use maud::{Markup, html};
 use urbanmesh_catalog::Dataset;
 use urbanmesh_catalog::vocab::THEMES;
-use urbanmesh_policy::Subject;
+use urbanmesh_policy::{Interface, Subject};
 use urbanmesh_protocol::ReadRequest;
 
 use super::cache::{self, Page};
@@ -32,7 +32,8 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
     let key = cache::key(subject, frame, state.catalog.generation().unwrap_or_default());
     if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
         // Served again, but a read all the same: the policy decides and the log records it.
-        if page.rows == 0 || state.gate.served_again(subject, &dataset, &request, "portal", page.rows).is_ok() {
+        if page.rows == 0 || state.gate.served_again(subject, &dataset, &request, Interface::Portal, page.rows).is_ok()
+        {
             return frame.respond(page.status, page.body);
         }
     }
@@ -71,7 +72,7 @@ fn latest_request(state: &AppState, subject: &Subject, dataset: &Dataset) -> Rea
 
 /// The rows the visitor may read, or `None` when reading is refused.
 async fn latest_rows(state: &AppState, subject: &Subject, request: &ReadRequest) -> Option<Vec<RecordBatch>> {
-    let opened = state.gate.open(subject, request, "portal").await.ok()?;
+    let opened = state.gate.open(subject, request, Interface::Portal).await.ok()?;
     opened.scan.batches.try_collect().await.ok()
 }
 

@@ -12,12 +12,12 @@ use super::dataset::{downloads, latest_values, snippet, spots};
 use super::layout::{Frame, not_found};
 use super::rows::Columns;
 use super::words::words;
-use urbanmesh_policy::Subject;
+use urbanmesh_policy::{Interface, Subject};
 
 use crate::AppState;
 
 pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>, id: &str) -> Response {
-    let Ok(ViewRead { view, assembled, audit: _audit }) = state.views.read(subject, id, "portal").await else {
+    let Ok(ViewRead { view, assembled, audit: _audit }) = state.views.read(subject, id, Interface::Portal).await else {
         return not_found(frame);
     };
     let w = words(frame.chosen.lang);

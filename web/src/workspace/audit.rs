@@ -50,7 +50,10 @@ pub(crate) async fn page_view(
         newest_first: true,
     };
     let allowed = staff.subject.is_admin();
-    let records = if allowed { state.gate.audit().query(&query).unwrap_or_default() } else { Vec::new() };
+    let records = match allowed.then(|| state.gate.audit().query(&query)).transpose() {
+        Ok(records) => records.unwrap_or_default(),
+        Err(error) => return super::unreadable(&state, &staff, &uri, "Zugriffsprotokoll", &error),
+    };
     let main = html! {
         h1 { "Zugriffsprotokoll" }
         @if !allowed { p role="alert" { "Das Zugriffsprotokoll lesen Beschäftigte mit der Rolle admin." } }

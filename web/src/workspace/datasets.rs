@@ -1,7 +1,6 @@
 //! Datasets in the workspace: the list, a new dataset, its description, and uploads with
 //! every rejected row shown.
 
-use axum::Form;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,12 +10,15 @@ use urbanmesh_catalog::vocab::{FREQUENCIES, LICENCES, THEMES};
 use urbanmesh_catalog::{Dataset, DatasetSpec};
 use urbanmesh_store::decode::Format;
 
-use super::{Staff, page, page_with, problem_text};
+use super::{Posted, Role, Staff, page, page_with, problem_text, unreadable};
 use crate::AppState;
 use crate::problem::Problem;
 
 pub(crate) async fn list(State(state): State<AppState>, staff: Staff, uri: Uri) -> Response {
-    let datasets = state.catalog.list().unwrap_or_default();
+    let datasets = match state.catalog.list() {
+        Ok(datasets) => datasets,
+        Err(error) => return unreadable(&state, &staff, &uri, "Datensätze", &error),
+    };
     let main = html! {
         h1 { "Datensätze" }
         p { a href="/admin/datasets/new" { "Neuen Datensatz anlegen" } }
@@ -27,7 +29,10 @@ pub(crate) async fn list(State(state): State<AppState>, staff: Staff, uri: Uri) 
                     tr {
                         th scope="row" { a href=(format!("/admin/datasets/{}", dataset.id())) { (dataset.spec.title) } " (" (dataset.id()) ")" }
                         td { (super::summary::visibility(&dataset.policy)) }
-                        td { (state.store.stats(dataset.id()).map(|s| s.rows).unwrap_or(0)) }
+                        td { @match state.store.stats(dataset.id()) {
+                            Ok(stats) => (stats.rows),
+                            Err(error) => span.error { "nicht lesbar: " (error.to_string()) },
+                        } }
                     }
                 }
             }
@@ -39,8 +44,6 @@ pub(crate) async fn list(State(state): State<AppState>, staff: Staff, uri: Uri) 
 /// The fields of the description form (new and edit).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct DescriptionForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     id: String,
     title: String,
@@ -67,20 +70,13 @@ pub(crate) async fn new_form(State(state): State<AppState>, staff: Staff, uri: U
     page(&state, &staff, &uri, "Neuer Datensatz", description_form(&staff, None, &DescriptionForm::default(), None))
 }
 
-pub(crate) async fn create(
-    State(state): State<AppState>,
-    staff: Staff,
-    uri: Uri,
-    Form(form): Form<DescriptionForm>,
-) -> Response {
-    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+pub(crate) async fn create(State(state): State<AppState>, posted: Posted<DescriptionForm>) -> Response {
+    if let Err(refused) = posted.requires(&state, Role::Editor) {
         return refused;
     }
-    if !staff.subject.may_edit() {
-        return staff.refuse(&state, &uri, "editor oder admin");
-    }
+    let Posted { staff, form, uri } = posted;
     let result = match spec_of(&form, None) {
-        Ok(spec) => crate::datasets::publish(&state, spec).await,
+        Ok(spec) => crate::api::datasets::publish(&state, spec).await,
         Err(problem) => Err(problem),
     };
     match result {
@@ -104,17 +100,13 @@ pub(crate) async fn edit(State(state): State<AppState>, staff: Staff, uri: Uri, 
 
 pub(crate) async fn update(
     State(state): State<AppState>,
-    staff: Staff,
-    uri: Uri,
     Path(id): Path<String>,
-    Form(form): Form<DescriptionForm>,
+    posted: Posted<DescriptionForm>,
 ) -> Response {
-    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+    if let Err(refused) = posted.requires(&state, Role::Editor) {
         return refused;
     }
-    if !staff.subject.may_edit() {
-        return staff.refuse(&state, &uri, "editor oder admin");
-    }
+    let Posted { staff, form, uri } = posted;
     let Ok(current) = state.catalog.get(&id) else { return super::not_found(&state, &uri) };
     let result = match spec_of(&form, Some(&current)) {
         Ok(spec) => state.catalog.update(spec).await.map_err(Problem::from),
@@ -167,7 +159,7 @@ pub(crate) async fn upload(
             break;
         };
         outcome = Some(match field.bytes().await {
-            Ok(body) => match crate::ingest::store(&state, id.clone(), format, body).await {
+            Ok(body) => match crate::api::ingest::store(&state, id.clone(), format, body).await {
                 Ok(stored) => Outcome::Stored { rows: stored.rows, file },
                 Err(problem) => Outcome::Refused { file, problem },
             },
@@ -302,7 +294,6 @@ fn theme_name(code: &str) -> &str {
 fn form_of(dataset: &Dataset) -> DescriptionForm {
     let spec = &dataset.spec;
     DescriptionForm {
-        csrf: String::new(),
         id: spec.id.clone(),
         title: spec.title.clone(),
         description: spec.description.clone(),

@@ -1,13 +1,12 @@
 //! The federation in the workspace: members, invitations, removal.
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{Staff, page_with};
+use super::{Posted, Role, Staff, page_with};
 use crate::AppState;
 
 pub(crate) async fn page_view(
@@ -72,26 +71,17 @@ pub(crate) async fn page(State(state): State<AppState>, staff: Staff, uri: Uri) 
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct InviteForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
     #[serde(default)]
     federation: String,
     ttl: String,
 }
 
-pub(crate) async fn invite(
-    State(state): State<AppState>,
-    staff: Staff,
-    uri: Uri,
-    Form(form): Form<InviteForm>,
-) -> Response {
-    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+pub(crate) async fn invite(State(state): State<AppState>, posted: Posted<InviteForm>) -> Response {
+    if let Err(refused) = posted.requires(&state, Role::Admin) {
         return refused;
     }
-    if !staff.subject.is_admin() {
-        return staff.refuse(&state, &uri, "admin");
-    }
+    let Posted { staff, form, uri } = posted;
     let ttl = match form.ttl.as_str() {
         "1h" => 3600,
         "168h" => 7 * 86_400,
@@ -113,23 +103,14 @@ pub(crate) async fn invite(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RemoveForm {
-    #[serde(default)]
-    csrf: String,
     peer: String,
 }
 
-pub(crate) async fn remove(
-    State(state): State<AppState>,
-    staff: Staff,
-    uri: Uri,
-    Form(form): Form<RemoveForm>,
-) -> Response {
-    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
+pub(crate) async fn remove(State(state): State<AppState>, posted: Posted<RemoveForm>) -> Response {
+    if let Err(refused) = posted.requires(&state, Role::Admin) {
         return refused;
     }
-    if !staff.subject.is_admin() {
-        return staff.refuse(&state, &uri, "admin");
-    }
+    let Posted { staff, form, uri } = posted;
     match state.federation.remove(&form.peer).await {
         Ok(()) => Redirect::to("/admin/federation").into_response(),
         Err(error) => {

@@ -82,6 +82,58 @@ impl FromRequestParts<AppState> for Staff {
     }
 }
 
+/// A form posted by signed-in staff whose CSRF token is the session's: a form sent from
+/// another site, or from a page of an earlier session, is refused before any handler sees
+/// it. What the person's role allows the handler checks with [`Posted::requires`].
+pub(crate) struct Posted<F> {
+    pub(crate) staff: Staff,
+    pub(crate) form: F,
+    pub(crate) uri: Uri,
+}
+
+/// The token every workspace form carries.
+#[derive(serde::Deserialize)]
+struct Token {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl<F: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Posted<F> {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let staff = Staff::from_request_parts(&mut parts, state).await?;
+        let uri = parts.uri.clone();
+        let bytes = axum::body::to_bytes(body, state.limits.max_json_body_bytes)
+            .await
+            .map_err(|e| (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response())?;
+        let token: Token = serde_urlencoded::from_bytes(&bytes).unwrap_or(Token { csrf: String::new() });
+        staff.check(state, &uri, &token.csrf)?;
+        let form = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| message(state, &uri, StatusCode::BAD_REQUEST, "Formular unvollständig", &e.to_string()))?;
+        Ok(Self { staff, form, uri })
+    }
+}
+
+/// What a workspace action needs of the person's role.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role {
+    Editor,
+    Admin,
+}
+
+impl<F> Posted<F> {
+    /// Refuses, with a page saying so, what the person's role does not allow.
+    pub(crate) fn requires(&self, state: &AppState, role: Role) -> Result<(), Response> {
+        let (allowed, needs) = match role {
+            Role::Editor => (self.staff.subject.may_edit(), "editor oder admin"),
+            Role::Admin => (self.staff.subject.is_admin(), "admin"),
+        };
+        if allowed { Ok(()) } else { Err(self.staff.refuse(state, &self.uri, needs)) }
+    }
+}
+
 impl Staff {
     /// Refuses a form without the session's CSRF token (e.g. sent from another site, or
     /// from a page of an earlier session).
@@ -147,6 +199,25 @@ pub(crate) fn page_with(
             }
             (main)
         },
+    )
+}
+
+/// A workspace page whose content could not be read: the error, said, not an empty list.
+pub(crate) fn unreadable(
+    state: &AppState,
+    staff: &Staff,
+    uri: &Uri,
+    what: &str,
+    error: &dyn std::fmt::Display,
+) -> Response {
+    tracing::error!(%error, what, "workspace page unreadable");
+    page_with(
+        state,
+        staff,
+        uri,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        what,
+        html! { h1 { (what) } p.error role="alert" { "Konnte nicht gelesen werden: " (error.to_string()) } },
     )
 }
 

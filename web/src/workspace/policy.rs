@@ -1,7 +1,6 @@
 //! The policy editor: visibility and duties as fields, rules as JSON, with the policy in
 //! plain words above it.
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -10,14 +9,12 @@ use serde::Deserialize;
 use urbanmesh_catalog::Dataset;
 use urbanmesh_policy::{Policy, Visibility};
 
-use super::{Staff, page, page_with, problem_text};
+use super::{Posted, Staff, page, page_with, problem_text};
 use crate::AppState;
 use crate::problem::Problem;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PolicyForm {
-    #[serde(default)]
-    csrf: String,
     visibility: String,
     #[serde(default)]
     peers: String,
@@ -37,14 +34,9 @@ pub(crate) async fn edit(State(state): State<AppState>, staff: Staff, uri: Uri, 
 
 pub(crate) async fn save(
     State(state): State<AppState>,
-    staff: Staff,
-    uri: Uri,
     Path(id): Path<String>,
-    Form(form): Form<PolicyForm>,
+    Posted { staff, form, uri }: Posted<PolicyForm>,
 ) -> Response {
-    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
-        return refused;
-    }
     let Ok(dataset) = state.catalog.get(&id) else { return super::not_found(&state, &uri) };
     if !staff.subject.is_admin() {
         let problem = Problem::new(StatusCode::FORBIDDEN, "Richtlinien setzen Beschäftigte mit der Rolle admin.");
@@ -107,7 +99,6 @@ fn form_of(policy: &Policy) -> PolicyForm {
         Visibility::Internal => ("internal", String::new()),
     };
     PolicyForm {
-        csrf: String::new(),
         visibility: visibility.to_owned(),
         peers,
         attribution: policy.attribution.clone().unwrap_or_default(),

@@ -1,6 +1,5 @@
 //! The views editor: each view's definition as JSON (decision 008), with its status.
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
@@ -8,7 +7,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use urbanmesh_catalog::view::ViewSpec;
 
-use super::{Staff, page_with, problem_text};
+use super::{Posted, Staff, page_with, problem_text};
 use crate::AppState;
 use crate::problem::Problem;
 
@@ -33,21 +32,11 @@ pub(crate) async fn list(State(state): State<AppState>, staff: Staff, uri: Uri) 
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ViewForm {
-    #[serde(default)]
-    csrf: String,
     definition: String,
 }
 
 /// Creates the view, or changes it when one of its id exists.
-pub(crate) async fn save(
-    State(state): State<AppState>,
-    staff: Staff,
-    uri: Uri,
-    Form(form): Form<ViewForm>,
-) -> Response {
-    if let Err(refused) = staff.check(&state, &uri, &form.csrf) {
-        return refused;
-    }
+pub(crate) async fn save(State(state): State<AppState>, Posted { staff, form, uri }: Posted<ViewForm>) -> Response {
     let result = async {
         if !staff.subject.may_edit() {
             return Err(Problem::new(
@@ -89,7 +78,10 @@ fn render(
     note: Option<Markup>,
     draft: Option<&str>,
 ) -> Response {
-    let views = state.catalog.views().list().unwrap_or_default();
+    let views = match state.catalog.views().list() {
+        Ok(views) => views,
+        Err(error) => return super::unreadable(state, staff, uri, "Regionale Ansichten", &error),
+    };
     let main = html! {
         h1 { "Regionale Ansichten" }
         @if let Some(note) = note { (note) }

@@ -1,15 +1,21 @@
+//! This node's catalogue in sled: its own dataset records here, other members' entries in
+//! [`replicas`], and what the search index holds of each in [`entries`].
+
+mod entries;
+mod replicas;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::{Mutex, broadcast};
+use urbanmesh_policy::{Policy, PolicyError};
 
-use urbanmesh_policy::{Policy, PolicyError, Subject, audience};
-
-use crate::replica::{Origin, Replica, SharedEntry, replica_key};
-use crate::search::{Coverage, Entry, SearchIndex, SearchRequest, SearchResults};
+use crate::search::{SearchIndex, SearchRequest, SearchResults};
 use crate::view::ViewRecords;
 use crate::{CatalogError, CatalogInfo, Dataset, DatasetSpec, Derived};
+use entries::{entry, replica_entry};
+use replicas::decode_replica;
 
 /// The distribution formats every dataset offers (EU file-type codes).
 pub const FORMATS: [&str; 3] = ["CSV", "JSON", "PARQUET"];
@@ -310,122 +316,6 @@ impl Catalog {
         read_generation(&self.meta)
     }
 
-    /// What this node shares about a local dataset or view: its description with the visible
-    /// part of its policy, and what the rows cover as `member` may know it (`None`: as every
-    /// member may). What its policy keeps inside the node is not shared (not found).
-    pub fn shared_entry(&self, id: &str, member: Option<&str>) -> Result<SharedEntry, CatalogError> {
-        let (mut dataset, stored, view) = match self.get(id) {
-            Ok(dataset) => (dataset, self.derived(id)?, false),
-            Err(CatalogError::NotFound { .. }) => (self.views.get(id)?.described(), Derived::default(), true),
-            Err(error) => return Err(error),
-        };
-        if !dataset.policy.is_shared() {
-            return Err(CatalogError::NotFound { id: id.to_owned() });
-        }
-        let derived = match member {
-            Some(peer) => stored.known_to(&dataset, &Subject::Member { peer: peer.to_owned() }),
-            None => stored.known_to_all(&dataset, &audience::member_representatives(&dataset.policy)),
-        };
-        let public = match dataset.policy.visibility {
-            urbanmesh_policy::Visibility::Public => stored.known_to(&dataset, &Subject::Anonymous),
-            _ => Derived::default(),
-        };
-        dataset.policy = dataset.policy.shared();
-        Ok(SharedEntry { dataset, derived, public, view })
-    }
-
-    /// Stores a peer's entry unless a newer or equal version is known. Returns whether
-    /// it was stored.
-    pub async fn put_replica(&self, replica: Replica) -> Result<bool, CatalogError> {
-        let key = replica.key();
-        let _writing = self.writing.lock().await;
-        if let Some(known) = self.replicas.get(&key)? {
-            let known = decode_replica(&key, &known)?;
-            if known.rank() >= replica.rank() {
-                return Ok(false);
-            }
-        }
-        let bytes =
-            serde_json::to_vec(&replica).map_err(|source| CatalogError::CorruptRecord { id: key.clone(), source })?;
-        self.replicas.insert(key.as_bytes(), bytes)?;
-        let generation = self.next_generation()?;
-        self.index.upsert(&replica_entry(&replica), generation).await?;
-        Ok(true)
-    }
-
-    /// Removes a peer's entry, if `version` is newer than the one known (a withdrawal),
-    /// or in any case when `version` is `None` (the peer left).
-    pub async fn remove_replica(&self, peer: &str, dataset: &str, version: Option<u64>) -> Result<bool, CatalogError> {
-        let key = replica_key(peer, dataset);
-        let _writing = self.writing.lock().await;
-        let Some(known) = self.replicas.get(&key)? else { return Ok(false) };
-        if version.is_some_and(|v| decode_replica(&key, &known).is_ok_and(|known| known.version >= v)) {
-            return Ok(false);
-        }
-        self.replicas.remove(key.as_bytes())?;
-        let generation = self.next_generation()?;
-        self.index.remove(&key, generation).await?;
-        Ok(true)
-    }
-
-    /// Every entry replicated from any member.
-    pub fn replicas(&self) -> Result<Vec<Replica>, CatalogError> {
-        self.replicas
-            .iter()
-            .map(|item| {
-                let (key, bytes) = item?;
-                decode_replica(&String::from_utf8_lossy(&key), &bytes)
-            })
-            .collect()
-    }
-
-    /// Every entry replicated from `peer`.
-    pub fn replicas_of(&self, peer: &str) -> Result<Vec<Replica>, CatalogError> {
-        self.replicas
-            .scan_prefix(format!("{peer}/"))
-            .map(|item| {
-                let (key, bytes) = item?;
-                decode_replica(&String::from_utf8_lossy(&key), &bytes)
-            })
-            .collect()
-    }
-
-    pub fn replica(&self, peer: &str, dataset: &str) -> Result<Replica, CatalogError> {
-        let key = replica_key(peer, dataset);
-        let bytes = self.replicas.get(&key)?.ok_or_else(|| CatalogError::NotFound { id: key.clone() })?;
-        decode_replica(&key, &bytes)
-    }
-
-    /// Rewrites how the replicas of `origin.peer` name and reach it (its addresses
-    /// changed); their versions stay. Returns how many changed.
-    pub async fn set_origin(&self, origin: Origin) -> Result<usize, CatalogError> {
-        let mut changed = 0;
-        for replica in self.replicas_of(&origin.peer)? {
-            if replica.origin == origin {
-                continue;
-            }
-            let replica = Replica { origin: origin.clone(), ..replica };
-            let key = replica.key();
-            let bytes = serde_json::to_vec(&replica)
-                .map_err(|source| CatalogError::CorruptRecord { id: key.clone(), source })?;
-            let _writing = self.writing.lock().await;
-            self.replicas.insert(key.as_bytes(), bytes)?;
-            let generation = self.next_generation()?;
-            self.index.upsert(&replica_entry(&replica), generation).await?;
-            changed += 1;
-        }
-        Ok(changed)
-    }
-
-    /// Removes everything replicated from `peer` (it left or was removed).
-    pub async fn forget_origin(&self, peer: &str) -> Result<usize, CatalogError> {
-        let replicas = self.replicas_of(peer)?;
-        for replica in &replicas {
-            self.remove_replica(peer, replica.entry.dataset.id(), None).await?;
-        }
-        Ok(replicas.len())
-    }
-
     /// Searches the index; blocking, so call it off the async threads.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, CatalogError> {
         self.index.search(request)
@@ -443,68 +333,6 @@ impl Catalog {
         })?;
         Ok(next.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(0, u64::from_be_bytes))
     }
-}
-
-/// The index entry of a dataset: its description with the node's defaults filled in, and
-/// what its rows cover as its audience may know it and as stored.
-pub(crate) fn entry(info: &CatalogInfo, dataset: &Dataset, derived: &Derived) -> Entry {
-    let audience = derived.known_to_all(dataset, &audience::representatives(&dataset.policy));
-    described(info, dataset, coverage(dataset, &audience), coverage(dataset, derived))
-}
-
-/// The index entry of a peer's dataset: as the peer described it, with its origin. Staff
-/// search what the peer lets this node know; visitors (of a public entry) what it lets
-/// the public know.
-pub(crate) fn replica_entry(replica: &Replica) -> Entry {
-    let info = CatalogInfo::for_municipality(&replica.origin.name);
-    let dataset = &replica.entry.dataset;
-    let public = coverage(dataset, &replica.entry.public);
-    let mut entry = described(&info, dataset, public, coverage(dataset, &replica.entry.derived));
-    entry.key = replica.key();
-    entry.origin = Some(replica.origin.clone());
-    entry.audience = audience::of_replica(&dataset.policy);
-    entry
-}
-
-fn described(info: &CatalogInfo, dataset: &Dataset, coverage: Coverage, stored: Coverage) -> Entry {
-    let spec = &dataset.spec;
-    Entry {
-        key: dataset.id().to_owned(),
-        id: dataset.id().to_owned(),
-        origin: None,
-        title: spec.title.clone(),
-        description: spec.description.clone(),
-        keywords: spec.keywords.clone(),
-        themes: spec.themes.iter().map(|t| crate::vocab::THEMES.code(t).to_owned()).collect(),
-        publisher: spec.publisher.as_ref().unwrap_or(&info.publisher).name.clone(),
-        licence: spec.licence().to_owned(),
-        formats: FORMATS.iter().map(|f| (*f).to_owned()).collect(),
-        municipality: dataset.tenant.clone(),
-        coverage,
-        stored,
-        bbox: spec.spatial.as_ref().and_then(|s| s.bbox),
-        audience: dataset.policy.audience(),
-    }
-}
-
-/// When the dataset last changed and what time it covers: as declared, else as `known`.
-fn coverage(dataset: &Dataset, known: &Derived) -> Coverage {
-    let declared = dataset.spec.temporal.as_ref().and_then(|t| {
-        let start = crate::Moment::parse("", &t.start).ok()?.instant();
-        let end = match &t.end {
-            Some(end) => crate::Moment::parse("", end).ok()?.last_instant(),
-            None => chrono::DateTime::<Utc>::MAX_UTC,
-        };
-        Some((start, end))
-    });
-    Coverage {
-        modified: known.data_modified.map_or(dataset.modified, |data| data.max(dataset.modified)),
-        temporal: declared.or(known.first.zip(known.last)),
-    }
-}
-
-fn decode_replica(key: &str, bytes: &[u8]) -> Result<Replica, CatalogError> {
-    serde_json::from_slice(bytes).map_err(|source| CatalogError::CorruptRecord { id: key.to_owned(), source })
 }
 
 fn read_generation(meta: &sled::Tree) -> Result<u64, CatalogError> {

@@ -10,13 +10,13 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use urbanmesh_catalog::view::{View, ViewSpec};
 use urbanmesh_flight::{SourceStatus, ViewRead};
-use urbanmesh_policy::Subject;
+use urbanmesh_policy::{Interface, Subject};
 
+use super::encode::OutputFormat;
+use super::read::{duties, streamed};
 use crate::AppState;
 use crate::auth::{Caller, Editor};
-use crate::encode::OutputFormat;
 use crate::problem::Problem;
-use crate::read::{duties, streamed};
 
 pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<impl IntoResponse, Problem> {
     let views: Vec<View> = state.views.list(&subject)?.into_iter().map(|v| shown(&subject, v)).collect();
@@ -89,7 +89,7 @@ pub(crate) async fn rows(
     let Query(query) = query?;
     let format = OutputFormat::parse(query.format.as_deref())?;
     let permit = state.download_permit()?;
-    let ViewRead { view, assembled, audit } = state.views.read(&subject, &id, "rest").await?;
+    let ViewRead { view, assembled, audit } = state.views.read(&subject, &id, Interface::Rest).await?;
     let batches = futures::stream::iter(assembled.batches.clone().into_iter().map(Ok)).boxed();
     let scan = urbanmesh_store::BatchStream { schema: assembled.schema.clone(), batches };
     let mut response = streamed(format, scan, permit, &id, Some(audit));

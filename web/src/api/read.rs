@@ -8,12 +8,13 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
 use urbanmesh_flight::Opened;
-use urbanmesh_policy::AuditEntry;
+use urbanmesh_policy::{AuditEntry, Interface};
 use urbanmesh_protocol::ReadRequest;
+use urbanmesh_store::BatchStream;
 
+use super::encode::{self, OutputFormat};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::encode::{self, OutputFormat};
 use crate::problem::Problem;
 
 #[derive(Deserialize)]
@@ -40,10 +41,24 @@ pub(crate) async fn rows(
     let Query(query) = query?;
     let (format, request) = query.into_request(id)?;
     let permit = state.download_permit()?;
-    let Opened { scan, grant, audit } = state.gate.open(&subject, &request, "rest").await?;
+    let Opened { scan, grant, audit } = state.gate.open(&subject, &request, Interface::Rest).await?;
+    let scan = first_batch_checked(scan).await?;
     let mut response = streamed(format, scan, permit, &request.dataset, Some(audit));
     duties(&mut response, grant.attribution.as_deref(), grant.licence.as_deref());
     Ok(response)
+}
+
+/// Waits for the first batch before the response starts, so that a read that fails at
+/// once (a filter that divides by zero or casts what cannot be cast, on released rows) is
+/// answered with its error instead of a 200 whose body breaks off.
+async fn first_batch_checked(scan: BatchStream) -> Result<BatchStream, Problem> {
+    let BatchStream { schema, mut batches } = scan;
+    let batches = match batches.next().await {
+        Some(Err(error)) => return Err(error.into()),
+        Some(Ok(first)) => futures::stream::once(async move { Ok(first) }).chain(batches).boxed(),
+        None => futures::stream::empty().boxed(),
+    };
+    Ok(BatchStream { schema, batches })
 }
 
 /// The duties (attribution text, licence) as response headers.
@@ -73,7 +88,7 @@ pub(crate) async fn remote_rows(
     let scan = remote.fetch(&state.gate, &subject, &node, &request).await?;
     let audit = state.gate.relay_entry(&subject, &node, &request);
     let counter = audit.served();
-    let scan = urbanmesh_store::BatchStream {
+    let scan = BatchStream {
         schema: scan.schema,
         batches: scan
             .batches
@@ -112,7 +127,7 @@ impl RowsQuery {
 
 pub(crate) fn streamed(
     format: OutputFormat,
-    scan: urbanmesh_store::BatchStream,
+    scan: BatchStream,
     permit: tokio::sync::OwnedSemaphorePermit,
     dataset: &str,
     audit: Option<AuditEntry>,
