@@ -1469,6 +1469,10 @@ def facts(world):
     for dataset in specs:
         wait_until(lambda: herford.get(f"/api/v1/datasets/{dataset}", auth=True).json().get("last")
                    == "2026-03-01T12:43:00Z", REPLICATION_DEADLINE, f"{dataset}'s derived facts")
+    # The search index follows the records within moments; staff searching the stored extent
+    # find all four once it has (each entry's public coverage is written with it).
+    wait_until(lambda: set(specs) <= set(facts_hits(herford, herford.auth_headers(), **{"from": "2026-03-01T12:40:00Z"})),
+               REPLICATION_DEADLINE, "the derived facts in the search index")
     return herford
 
 
