@@ -2,6 +2,7 @@
 //! conformed rows so that sources aggregate in parallel.
 
 use arrow::array::RecordBatch;
+use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::{avg, count, max, min, sum};
 use datafusion::logical_expr::{Expr, ident};
 use datafusion::prelude::SessionContext;
@@ -14,15 +15,13 @@ pub(crate) async fn aggregate(
     bucket_seconds: u64,
     aggregate: &ViewAggregate,
     order: &[String],
-) -> Result<Vec<RecordBatch>, String> {
+) -> Result<Vec<RecordBatch>, DataFusionError> {
     if batches.is_empty() {
         return Ok(batches);
     }
     let context = SessionContext::new();
-    let frame = context.read_batches(batches).map_err(|e| e.to_string())?;
-    let bucket = frame
-        .parse_sql_expr(&format!("date_bin(INTERVAL '{bucket_seconds} seconds', \"{time}\")"))
-        .map_err(|e| e.to_string())?;
+    let frame = context.read_batches(batches)?;
+    let bucket = frame.parse_sql_expr(&format!("date_bin(INTERVAL '{bucket_seconds} seconds', \"{time}\")"))?;
     let mut groups = vec![bucket.alias(time)];
     groups.extend(
         aggregate.by.iter().chain([&SOURCE_NODE.to_owned(), &SOURCE_DATASET.to_owned()]).map(|c| ident(c.as_str())),
@@ -48,9 +47,7 @@ pub(crate) async fn aggregate(
     frame
         .aggregate(groups, measures)
         .and_then(|f| f.select_columns(&ordered))
-        .and_then(|f| f.sort(sort))
-        .map_err(|e| e.to_string())?
+        .and_then(|f| f.sort(sort))?
         .collect()
         .await
-        .map_err(|e| e.to_string())
 }

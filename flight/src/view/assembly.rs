@@ -14,6 +14,7 @@ use urbanmesh_catalog::view::View;
 
 use super::aggregate::aggregate;
 use super::conform::Mapping;
+use super::mismatch::Mismatch;
 use super::source::{self, Reader, Source};
 use crate::{FlightError, ReadGate, Remote};
 
@@ -132,7 +133,7 @@ impl Assembler<'_> {
                 }
                 Err(Failure::Mismatch(reason)) => {
                     tracing::warn!(view = %view.id(), source = %key, %reason, "source does not fit the view");
-                    status(source, Freshness::Mismatched, &[], None, now, Some(reason))
+                    status(source, Freshness::Mismatched, &[], None, now, Some(reason.to_string()))
                 }
                 Err(Failure::Fetch(reason)) => match good.rows.get(&key) {
                     Some(cached) => {
@@ -163,7 +164,7 @@ impl Assembler<'_> {
 
 enum Failure {
     Fetch(String),
-    Mismatch(String),
+    Mismatch(Mismatch),
 }
 
 fn status(
@@ -192,9 +193,9 @@ async fn shape(
     arrived: &SchemaRef,
     batches: Vec<RecordBatch>,
     schema: &SchemaRef,
-) -> Result<Vec<RecordBatch>, String> {
+) -> Result<Vec<RecordBatch>, Mismatch> {
     let spec = &view.spec;
-    let target = spec.schema.to_arrow().map_err(|e| e.to_string())?;
+    let target = spec.schema.to_arrow()?;
     let mapping = Mapping::plan(spec, &source.key(), &source.spec, arrived, target)?;
     let conformed_schema = conformed_schema(spec)?;
     let conformed = batches
@@ -234,17 +235,17 @@ fn coalesce(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordB
 const COALESCED_ROWS: usize = 128 * 1024;
 
 /// The target schema, nullable throughout, with the provenance columns.
-fn conformed_schema(spec: &urbanmesh_catalog::view::ViewSpec) -> Result<SchemaRef, String> {
+fn conformed_schema(spec: &urbanmesh_catalog::view::ViewSpec) -> Result<SchemaRef, Mismatch> {
     let mut fields = spec.schema.fields.clone();
     for field in &mut fields {
         field.nullable = true;
     }
     fields.extend(spec.result_fields().into_iter().rev().take(2).rev());
-    urbanmesh_catalog::SchemaSpec { fields }.to_arrow().map_err(|e| e.to_string())
+    Ok(urbanmesh_catalog::SchemaSpec { fields }.to_arrow()?)
 }
 
 /// A batch in exactly the result schema (types and nullability), column by column.
-fn fit(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+fn fit(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Mismatch> {
     let columns = schema
         .fields()
         .iter()
@@ -256,7 +257,6 @@ fn fit(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
                 cast(column, field.data_type())
             }
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, SchemaRef};
+use arrow::error::ArrowError;
 use urbanmesh_catalog::DatasetSpec;
 use urbanmesh_catalog::view::{Conversion, ViewSpec};
+
+use super::mismatch::Mismatch;
 
 /// How each target column is made from a source's columns; built once per source.
 pub(crate) struct Mapping {
@@ -31,7 +34,7 @@ impl Mapping {
         declared: &DatasetSpec,
         arrived: &SchemaRef,
         target: SchemaRef,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Mismatch> {
         let mut columns = Vec::with_capacity(view.schema.fields.len());
         for field in &view.schema.fields {
             let (column, stated_unit) = view.source_of(key, &field.name);
@@ -40,25 +43,29 @@ impl Mapping {
                     columns.push(ColumnPlan::Null);
                     continue;
                 }
-                return Err(format!("has no column `{column}` for `{}`", field.name));
+                return Err(Mismatch::MissingColumn { column: column.to_owned(), field: field.name.clone() });
             };
-            let wanted = target.field_with_name(&field.name).map_err(|e| e.to_string())?.data_type();
+            let wanted = target.field_with_name(&field.name)?.data_type();
             if !castable(source.data_type(), wanted) {
-                return Err(format!(
-                    "column `{column}` is {}, which does not convert to {wanted} for `{}`",
-                    source.data_type(),
-                    field.name
-                ));
+                return Err(Mismatch::Type {
+                    column: column.to_owned(),
+                    found: source.data_type().clone(),
+                    wanted: wanted.clone(),
+                    field: field.name.clone(),
+                });
             }
             let source_unit = stated_unit.or_else(|| declared.schema.field(column).and_then(|f| f.unit.as_deref()));
             let conversion = match (source_unit, field.unit.as_deref()) {
-                (Some(from), Some(to)) => Conversion::between(from, to).ok_or_else(|| {
-                    format!("column `{column}` is in {from}, which does not convert to {to} for `{}`", field.name)
+                (Some(from), Some(to)) => Conversion::between(from, to).ok_or_else(|| Mismatch::Unit {
+                    column: column.to_owned(),
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                    field: field.name.clone(),
                 })?,
                 _ => Conversion::IDENTITY,
             };
             if !conversion.is_identity() && !is_numeric(wanted) {
-                return Err(format!("`{}` is not numeric, so {column}'s unit cannot be converted", field.name));
+                return Err(Mismatch::NotNumeric { field: field.name.clone(), column: column.to_owned() });
             }
             columns.push(ColumnPlan::From { name: column.to_owned(), conversion });
         }
@@ -72,7 +79,7 @@ impl Mapping {
         node: &str,
         dataset: &str,
         out: &SchemaRef,
-    ) -> Result<RecordBatch, String> {
+    ) -> Result<RecordBatch, Mismatch> {
         let rows = batch.num_rows();
         let strict = CastOptions { safe: false, ..Default::default() };
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
@@ -80,25 +87,32 @@ impl Mapping {
             let array = match plan {
                 ColumnPlan::Null => new_null_array(field.data_type(), rows),
                 ColumnPlan::From { name, conversion } => {
-                    let source = batch.column_by_name(name).ok_or_else(|| format!("column `{name}` disappeared"))?;
+                    let source = batch
+                        .column_by_name(name)
+                        .ok_or_else(|| Mismatch::MissingColumn { column: name.clone(), field: field.name().clone() })?;
                     let array = if conversion.is_identity() {
                         Arc::clone(source)
                     } else {
-                        let floats =
-                            cast_with_options(source, &DataType::Float64, &strict).map_err(|e| e.to_string())?;
-                        let floats = floats.as_any().downcast_ref::<Float64Array>().ok_or("not float64")?;
+                        let floats = cast_with_options(source, &DataType::Float64, &strict)?;
+                        let floats = floats
+                            .as_any()
+                            .downcast_ref::<Float64Array>()
+                            .ok_or_else(|| ArrowError::CastError(format!("`{name}` did not cast to float64")))?;
                         let converted: Float64Array = floats.unary(|v| v.mul_add(conversion.scale, conversion.offset));
                         Arc::new(converted) as ArrayRef
                     };
-                    cast_with_options(&array, field.data_type(), &strict)
-                        .map_err(|e| format!("column `{name}` for `{}`: {e}", field.name()))?
+                    cast_with_options(&array, field.data_type(), &strict).map_err(|source| Mismatch::Value {
+                        column: name.clone(),
+                        field: field.name().clone(),
+                        source,
+                    })?
                 }
             };
             arrays.push(array);
         }
         arrays.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(node, rows))));
         arrays.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(dataset, rows))));
-        RecordBatch::try_new(Arc::clone(out), arrays).map_err(|e| e.to_string())
+        Ok(RecordBatch::try_new(Arc::clone(out), arrays)?)
     }
 }
 
@@ -181,14 +195,16 @@ mod tests {
         view.columns.insert("value".into(), ColumnSource::Column("w".into()));
         let (target, _) = out(&view);
         let text = Mapping::plan(&view, "X/pegel", &declared("cm", "utf8"), &arrived(DataType::Utf8), target.clone());
-        assert!(text.err().is_some_and(|e| e.contains("does not convert")));
+        assert!(matches!(text.err(), Some(Mismatch::Type { ref column, .. }) if column == "w"));
         let celsius = Mapping::plan(&view, "X/pegel", &declared("°C", "float64"), &arrived(DataType::Float64), target);
-        assert!(celsius.err().is_some_and(|e| e.contains("°C")));
+        let unit = celsius.err().expect("°C is not cm");
+        assert!(matches!(unit, Mismatch::Unit { .. }) && unit.to_string().contains("°C"), "{unit}");
         let mut missing = self::view();
         missing.columns.clear();
         let (target, _) = out(&missing);
         let absent =
             Mapping::plan(&missing, "X/pegel", &declared("cm", "float64"), &arrived(DataType::Float64), target);
-        assert!(absent.err().is_some_and(|e| e.contains("no column `station`")));
+        let absent = absent.err().expect("no station column");
+        assert!(absent.to_string().contains("no column `station`"), "{absent}");
     }
 }

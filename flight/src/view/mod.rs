@@ -5,6 +5,7 @@
 mod aggregate;
 mod assembly;
 mod conform;
+mod mismatch;
 mod serve;
 mod source;
 
