@@ -224,25 +224,13 @@ impl Buckets {
             a
         };
         let seconds = (self.seconds / gcd(self.seconds, other.seconds)).checked_mul(other.seconds)?;
-        (seconds <= MAX_BUCKET_SECONDS).then_some(Self { seconds })
+        (u64::try_from(seconds).ok()? <= crate::MAX_DURATION.as_secs()).then_some(Self { seconds })
     }
 }
 
-/// The widest bucket a policy may name: one (leap) year.
-const MAX_BUCKET_SECONDS: i64 = 366 * 86_400;
-
-/// `15m`, `1h`, `1d`, `30s` → seconds.
+/// A bucket width (see [`crate::parse_duration`]) in whole seconds, at least one.
 pub(crate) fn parse_width(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().ok().filter(|n| *n > 0)?;
-    let unit = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    number.checked_mul(unit).filter(|s| *s <= MAX_BUCKET_SECONDS)
+    let width = crate::parse_duration(text)?;
+    let seconds = i64::try_from(width.as_secs()).ok()?;
+    (width.subsec_nanos() == 0 && seconds > 0).then_some(seconds)
 }

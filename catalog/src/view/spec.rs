@@ -3,9 +3,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use urbanmesh_policy::Policy;
+use urbanmesh_policy::{Policy, parse_duration};
 
-use super::duration::parse_duration;
 use crate::dataset::is_dataset_id;
 use crate::metadata::non_empty;
 use crate::schema::{FieldType, SchemaSpec, is_column_name};

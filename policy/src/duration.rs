@@ -1,6 +1,15 @@
+//! The one way a duration is written, wherever one is: a policy's aggregation bucket, a
+//! view's refresh, deadline, window and bucket, an invitation's lifetime. A whole number
+//! and a unit, `ms`, `s`, `m` (or `min`), `h` or `d`: `500ms`, `2s`, `15m`, `1h`, `7d`.
+//! Each use sets its own bounds on top (a bucket of whole seconds, an invitation of at
+//! least a second).
+
 use std::time::Duration;
 
-/// `500ms`, `2s`, `15m`, `1h`, `7d` (and `0s`) → a duration of at most a year.
+/// The longest duration anything may name: one (leap) year.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
+/// `500ms`, `2s`, `15m`, `1h`, `7d` (and `0s`) → a duration of at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
@@ -14,7 +23,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "d" => 86_400_000,
         _ => return None,
     };
-    number.checked_mul(millis).filter(|ms| *ms <= 366 * 86_400_000).map(Duration::from_millis)
+    number.checked_mul(millis).map(Duration::from_millis).filter(|d| *d <= MAX_DURATION)
 }
 
 #[cfg(test)]
