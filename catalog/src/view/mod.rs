@@ -4,6 +4,7 @@
 mod records;
 mod spec;
 mod units;
+mod validate;
 
 pub use records::ViewRecords;
 pub use spec::{AggregateFunction, ColumnSource, SOURCE_DATASET, SOURCE_NODE, Selector, View, ViewAggregate, ViewSpec};
