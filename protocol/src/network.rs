@@ -168,6 +168,9 @@ impl Network {
                     .heartbeat_interval(Duration::from_millis(500))
                     .validation_mode(ValidationMode::Strict)
                     .max_transmit_size(MAX_GOSSIP_BYTES)
+                    // Content-addressed: one signed record or announcement is one message,
+                    // however many members pass it on or publish it again.
+                    .message_id_fn(content_id)
                     .build()
                     .map_err(|e| e.to_string())?;
                 let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
@@ -466,5 +469,32 @@ impl EventLoop {
         if let Err(error) = self.events.try_send(event) {
             tracing::warn!(%error, "the application is behind; a network event was dropped");
         }
+    }
+}
+
+/// A gossip message's id: the SHA-256 of what it carries.
+fn content_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    use sha2::Digest;
+    gossipsub::MessageId::from(sha2::Sha256::digest(&message.data).to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(source: Option<PeerId>, sequence_number: u64, data: &[u8]) -> gossipsub::Message {
+        gossipsub::Message {
+            source,
+            data: data.to_vec(),
+            sequence_number: Some(sequence_number),
+            topic: IdentTopic::new("owl").hash(),
+        }
+    }
+
+    #[test]
+    fn one_payload_is_one_message_whoever_publishes_it() {
+        let (a, b) = (Some(PeerId::random()), Some(PeerId::random()));
+        assert_eq!(content_id(&message(a, 1, b"record")), content_id(&message(b, 7, b"record")));
+        assert_ne!(content_id(&message(a, 1, b"record")), content_id(&message(a, 1, b"record2")));
     }
 }
