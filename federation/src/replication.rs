@@ -54,19 +54,19 @@ pub(crate) fn own_announcements(inner: &Inner, member: &str) -> Result<Vec<Signe
 /// The members that may know more of dataset `id` than its gossiped entry tells, each with
 /// the announcement addressed to it.
 pub(crate) fn narrower(inner: &Inner, id: &str) -> Result<Vec<(String, Signed)>, FederationError> {
-    let Ok(everyone) = inner.catalog.shared_entry(id, None) else { return Ok(Vec::new()) };
     let members: Vec<String> = {
         let membership = inner.membership.read().unwrap_or_else(PoisonError::into_inner);
         membership.admitted().map(|m| m.record.member.clone()).filter(|m| *m != inner.me).collect()
     };
-    let mut addressed = Vec::new();
-    for member in members {
-        let entry = inner.catalog.shared_entry(id, Some(&member))?;
-        if entry.derived != everyone.derived && everyone.dataset.policy.is_for_member(&member) {
-            addressed.push((member.clone(), announcement(inner, id, Some(&member))?));
-        }
-    }
-    Ok(addressed)
+    let knowing_more = match inner.catalog.members_knowing_more(id, &members) {
+        Ok(members) => members,
+        Err(CatalogError::NotFound { .. }) => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    knowing_more
+        .into_iter()
+        .map(|member| announcement(inner, id, Some(&member)).map(|signed| (member, signed)))
+        .collect()
 }
 
 /// What the federation hears of a change to a local dataset or view: its entry while it is

@@ -47,6 +47,7 @@ impl Sandbox {
     /// Until every node knows every node as an admitted member, connected.
     async fn wait_formed(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + FORMING;
+        let mut poll = tokio::time::interval(POLL);
         loop {
             let mut formed = true;
             for node in &self.nodes {
@@ -60,7 +61,7 @@ impl Sandbox {
             if Instant::now() >= deadline {
                 bail!("the sandbox federation did not form within {FORMING:?}");
             }
-            tokio::time::sleep(POLL).await;
+            poll.tick().await;
         }
     }
 

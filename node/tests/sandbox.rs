@@ -58,9 +58,10 @@ fn readings(spec: &DatasetSpec) -> RecordBatch {
 
 async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        poll.tick().await;
     }
 }
 

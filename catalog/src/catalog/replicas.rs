@@ -5,21 +5,14 @@ use urbanmesh_policy::{Subject, Visibility, audience};
 use super::Catalog;
 use super::entries::replica_entry;
 use crate::replica::{Origin, Replica, SharedEntry, replica_key};
-use crate::{CatalogError, Derived};
+use crate::{CatalogError, Dataset, Derived};
 
 impl Catalog {
     /// What this node shares about a local dataset or view: its description with the visible
     /// part of its policy, and what the rows cover as `member` may know it (`None`: as every
     /// member may). What its policy keeps inside the node is not shared (not found).
     pub fn shared_entry(&self, id: &str, member: Option<&str>) -> Result<SharedEntry, CatalogError> {
-        let (mut dataset, stored, view) = match self.get(id) {
-            Ok(dataset) => (dataset, self.derived(id)?, false),
-            Err(CatalogError::NotFound { .. }) => (self.views.get(id)?.described(), Derived::default(), true),
-            Err(error) => return Err(error),
-        };
-        if !dataset.policy.is_shared() {
-            return Err(CatalogError::NotFound { id: id.to_owned() });
-        }
+        let (mut dataset, stored, view) = self.shared_source(id)?;
         let derived = match member {
             Some(peer) => stored.known_to(&dataset, &Subject::Member { peer: peer.to_owned() }),
             None => stored.known_to_all(&dataset, &audience::member_representatives(&dataset.policy)),
@@ -30,6 +23,33 @@ impl Catalog {
         };
         dataset.policy = dataset.policy.shared();
         Ok(SharedEntry { dataset, derived, public, view })
+    }
+
+    /// Those of `members` that keep the shared entry of `id` and may know more of its rows
+    /// than every member may: the ones to tell their own facts. Reads the record once.
+    pub fn members_knowing_more(&self, id: &str, members: &[String]) -> Result<Vec<String>, CatalogError> {
+        let (dataset, stored, _) = self.shared_source(id)?;
+        let everyone = stored.known_to_all(&dataset, &audience::member_representatives(&dataset.policy));
+        let shared = dataset.policy.shared();
+        Ok(members
+            .iter()
+            .filter(|member| shared.is_for_member(member))
+            .filter(|member| stored.known_to(&dataset, &Subject::Member { peer: (*member).clone() }) != everyone)
+            .cloned()
+            .collect())
+    }
+
+    /// A shared dataset or view with what is stored about its rows, and whether it is a view.
+    fn shared_source(&self, id: &str) -> Result<(Dataset, Derived, bool), CatalogError> {
+        let (dataset, stored, view) = match self.get(id) {
+            Ok(dataset) => (dataset, self.derived(id)?, false),
+            Err(CatalogError::NotFound { .. }) => (self.views.get(id)?.described(), Derived::default(), true),
+            Err(error) => return Err(error),
+        };
+        if !dataset.policy.is_shared() {
+            return Err(CatalogError::NotFound { id: id.to_owned() });
+        }
+        Ok((dataset, stored, view))
     }
 
     /// Stores a peer's entry unless a newer or equal version is known. Returns whether
