@@ -9,7 +9,7 @@ use chrono::Utc;
 use tokio::sync::{broadcast, mpsc};
 use urbanmesh_protocol::federation::{Gossip, Invitation, JoinConsent, MemberRecord, MemberStatus, Request, Response};
 use urbanmesh_protocol::membership::{MAX_CLOCK_AHEAD_MS, check_name};
-use urbanmesh_protocol::{Multiaddr, NetworkEvent, PeerId, ProtocolError, Signed};
+use urbanmesh_protocol::{Multiaddr, NetworkEvent, PeerId, Signed};
 
 use crate::FederationError;
 use crate::replication;
@@ -160,8 +160,7 @@ impl Federation {
     }
 
     async fn heard(&self, author: Option<PeerId>, data: &[u8]) -> Result<(), FederationError> {
-        let gossip: Gossip = serde_json::from_slice(data).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-        match gossip {
+        match Gossip::decode(data)? {
             Gossip::Member(signed) => refused_first(self.apply_records(std::slice::from_ref(&signed)).await?),
             Gossip::Announcement(signed) => {
                 replication::accept(&self.inner, &signed, author.map(|a| a.to_string()).as_deref()).await.map(drop)

@@ -17,7 +17,7 @@ pub(crate) fn announcement(inner: &Inner, id: &str, member: Option<&str>) -> Res
     let federation = federation_id(inner)?;
     let version = inner.catalog.generation()?;
     let entry = match inner.catalog.shared_entry(id, member) {
-        Ok(entry) => Some(serde_json::to_value(entry).map_err(|e| FederationError::Corrupt(e.to_string()))?),
+        Ok(entry) => Some(serde_json::to_vec(&entry).map_err(|e| FederationError::Corrupt(e.to_string()))?),
         Err(CatalogError::NotFound { .. }) => None,
         Err(error) => return Err(error.into()),
     };
@@ -130,9 +130,9 @@ pub(crate) async fn accept(
         return Ok(Some(dataset));
     }
     match announcement.entry {
-        Some(value) => {
+        Some(json) => {
             let mut entry: SharedEntry =
-                serde_json::from_value(value).map_err(|e| ProtocolError::Malformed(format!("entry: {e}")))?;
+                serde_json::from_slice(&json).map_err(|e| ProtocolError::Malformed(format!("entry: {e}")))?;
             // Only the shared part of a member's policy is kept, whatever the member sent.
             entry.dataset.policy = entry.dataset.policy.shared();
             if entry.dataset.id() != dataset {

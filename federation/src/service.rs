@@ -191,13 +191,8 @@ impl Federation {
 
     pub(crate) async fn gossip(&self, message: &Gossip) {
         let Some(topic_name) = self.membership().federation().map(|(id, _)| topic(id)) else { return };
-        match serde_json::to_vec(message) {
-            Ok(data) => {
-                if let Err(error) = self.inner.client.publish(topic_name, data).await {
-                    tracing::warn!(%error, "gossip not sent");
-                }
-            }
-            Err(error) => tracing::warn!(%error, "gossip not encoded"),
+        if let Err(error) = self.inner.client.publish(topic_name, message.encode()).await {
+            tracing::warn!(%error, "gossip not sent");
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The federation's state in sled: which federation, its membership records, the
-//! invitations this node issued, the highest announcement version seen per entry, and an
-//! invitation waiting to be redeemed at the next start.
+//! The federation's state in sled: which federation, its membership records (their
+//! protobuf wire bytes), the invitations this node issued, the highest announcement
+//! version seen per entry, and an invitation waiting to be redeemed at the next start.
 
 use serde::{Deserialize, Serialize};
 use urbanmesh_protocol::Signed;
@@ -41,11 +41,15 @@ impl FederationStore {
     }
 
     pub(crate) fn records(&self) -> Result<Vec<Signed>, FederationError> {
-        self.members.iter().values().map(|bytes| decode(&bytes?)).collect()
+        self.members
+            .iter()
+            .values()
+            .map(|bytes| Signed::from_bytes(&bytes?).map_err(|e| FederationError::Corrupt(e.to_string())))
+            .collect()
     }
 
     pub(crate) fn put_record(&self, member: &str, signed: &Signed) -> Result<(), FederationError> {
-        self.members.insert(member, encode(signed)?)?;
+        self.members.insert(member, signed.to_bytes())?;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{eventually, node, spec};
 use urbanmesh_catalog::DatasetSpec;
 use urbanmesh_federation::FederationError;
-use urbanmesh_protocol::federation::{Request, Response, topic};
+use urbanmesh_protocol::federation::{Gossip, Request, Response, topic};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_replicate_and_strangers_get_nothing() {
@@ -39,22 +39,12 @@ async fn members_replicate_and_strangers_get_nothing() {
         let federation = status.federation.expect("federation");
         (federation.id, federation.name)
     };
-    b.client.publish(topic(&id), b"{not json".to_vec()).await.expect("publish");
-    b.client
-        .publish(
-            topic(&id),
-            serde_json::to_vec(&serde_json::json!({"announcement": {"body": "x", "signer": "y", "signature": "z"}}))
-                .expect("json"),
-        )
-        .await
-        .expect("publish");
+    b.client.publish(topic(&id), b"{not protobuf".to_vec()).await.expect("publish");
+    let forged = urbanmesh_protocol::Signed { body: b"x".to_vec(), signer: "y".into(), signature: b"z".to_vec() };
+    b.client.publish(topic(&id), Gossip::Announcement(forged).encode()).await.expect("publish");
     let huge = Request::Join {
-        invitation: urbanmesh_protocol::Signed {
-            body: "x".repeat(2 << 20),
-            signer: String::new(),
-            signature: String::new(),
-        },
-        consent: urbanmesh_protocol::Signed { body: String::new(), signer: String::new(), signature: String::new() },
+        invitation: urbanmesh_protocol::Signed { body: vec![b'x'; 2 << 20], signer: String::new(), signature: vec![] },
+        consent: urbanmesh_protocol::Signed { body: vec![], signer: String::new(), signature: vec![] },
         name: String::new(),
         addresses: vec![],
         http: None,

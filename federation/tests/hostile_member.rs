@@ -169,10 +169,7 @@ async fn a_hostile_member_changes_nothing_that_is_not_its_own() {
             let answer = hand(&h, target, forged).await;
             assert!(matches!(answer, Response::Refused { .. }), "{what}: {answer:?}");
         }
-        h.client
-            .publish(topic(&federation.id), serde_json::to_vec(&Gossip::Member(forged.clone())).expect("json"))
-            .await
-            .expect("gossip");
+        h.client.publish(topic(&federation.id), Gossip::Member(forged.clone()).encode()).await.expect("gossip");
     }
     // Replays: every record a holds, handed back and gossiped again, is stale.
     let Response::Members { members: held } =
@@ -182,10 +179,7 @@ async fn a_hostile_member_changes_nothing_that_is_not_its_own() {
     };
     for old in &held {
         assert!(matches!(hand(&h, &a, old).await, Response::Accepted), "a replay is stale, not an error");
-        h.client
-            .publish(topic(&federation.id), serde_json::to_vec(&Gossip::Member(old.clone())).expect("json"))
-            .await
-            .expect("gossip");
+        h.client.publish(topic(&federation.id), Gossip::Member(old.clone()).encode()).await.expect("gossip");
     }
     // A genuine update of its own, gossiped last: once it arrived, the forgeries before it did too.
     let marker = sign(&MemberRecord {
@@ -193,10 +187,7 @@ async fn a_hostile_member_changes_nothing_that_is_not_its_own() {
         http: Some("http://lemgo.example".into()),
         ..h_record.clone()
     });
-    h.client
-        .publish(topic(&federation.id), serde_json::to_vec(&Gossip::Member(marker)).expect("json"))
-        .await
-        .expect("gossip");
+    h.client.publish(topic(&federation.id), Gossip::Member(marker).encode()).await.expect("gossip");
     for observer in [&a, &b] {
         eventually("h's genuine update", async || {
             observer

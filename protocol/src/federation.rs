@@ -7,19 +7,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ProtocolError, Signed};
 
-/// Request-response protocol between members (join, membership and catalogue sync).
-pub const SYNC_PROTOCOL: &str = "/urbanmesh/sync/1";
+/// Request-response protocol between members (join, membership and catalogue sync), its
+/// messages in protobuf (`proto/urbanmesh/federation/v2/federation.proto`).
+pub const SYNC_PROTOCOL: &str = "/urbanmesh/sync/2";
 /// Kademlia protocol name, so that our DHT never mixes with a public one.
 pub const KAD_PROTOCOL: &str = "/urbanmesh/kad/1";
 
 /// The gossip topic of a federation.
 pub fn topic(federation: &str) -> String {
-    format!("/urbanmesh/fed/{federation}/1")
+    format!("/urbanmesh/fed/{federation}/2")
 }
 
 /// An invitation: signed by the inviting member, single use, expiring.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
     pub federation: String,
     pub federation_name: String,
@@ -28,7 +28,6 @@ pub struct Invitation {
     /// Where the inviter listens (multiaddrs ending in `/p2p/<peer id>`).
     pub addresses: Vec<String>,
     /// Whom the invitation is meant for, as the inviter wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitee: Option<String>,
     pub nonce: String,
     /// Unix seconds after which the invitation is void.
@@ -39,8 +38,7 @@ const INVITATION_PREFIX: &str = "urbanmesh-invitation:";
 
 /// One line of text that carries a signed invitation.
 pub fn encode_invitation(signed: &Signed) -> Result<String, ProtocolError> {
-    let json = serde_json::to_vec(signed).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    Ok(format!("{INVITATION_PREFIX}{}", URL_SAFE_NO_PAD.encode(json)))
+    Ok(format!("{INVITATION_PREFIX}{}", URL_SAFE_NO_PAD.encode(signed.to_bytes())))
 }
 
 pub fn decode_invitation(text: &str) -> Result<Signed, ProtocolError> {
@@ -51,9 +49,9 @@ pub fn decode_invitation(text: &str) -> Result<Signed, ProtocolError> {
     if encoded.len() > 64 * 1024 {
         return Err(ProtocolError::Malformed("the invitation is too long".into()));
     }
-    let json =
+    let bytes =
         URL_SAFE_NO_PAD.decode(encoded).map_err(|_| ProtocolError::Malformed("the invitation is damaged".into()))?;
-    serde_json::from_slice(&json).map_err(|_| ProtocolError::Malformed("the invitation is damaged".into()))
+    Signed::from_bytes(&bytes).map_err(|_| ProtocolError::Malformed("the invitation is damaged".into()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,8 +63,7 @@ pub enum MemberStatus {
 
 /// A statement about one member, signed by `by`: its admission (by a member), an update
 /// of its addresses (by itself), or its removal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRecord {
     pub federation: String,
     pub federation_name: String,
@@ -76,28 +73,22 @@ pub struct MemberRecord {
     pub by: String,
     /// Milliseconds since the epoch; later statements about a member replace earlier ones.
     pub at: i64,
-    #[serde(default)]
     pub addresses: Vec<String>,
     /// The member's public HTTP base URL (portal, API).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
     /// The member's public Flight endpoint (for analysts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flight: Option<String>,
     /// The member's Flight endpoint for other members (mutual TLS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_flight: Option<String>,
     /// In an admission: the newcomer's signed [`JoinConsent`], so that every member can
     /// check that the newcomer asked to join with this invitation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<Signed>,
 }
 
 /// A newcomer's own statement that it redeems an invitation, signed by the newcomer. It
 /// travels in the `Join` request and then in the admission record: no member can admit a
 /// node that did not ask, nor admit it again with an old statement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinConsent {
     pub federation: String,
     /// The newcomer's PeerId (the signer).
@@ -113,21 +104,19 @@ pub struct JoinConsent {
 /// (`entry` absent). Versions only grow; an older version is stale. Gossiped, it tells
 /// what every member may know; addressed to one `member` (by request-response), what that
 /// member may know, which at the same version supersedes the gossiped one there only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcement {
     pub federation: String,
     pub origin: String,
     pub dataset: String,
     pub version: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entry: Option<serde_json::Value>,
+    /// The shared catalogue entry, a JSON document the catalogue reads (see
+    /// docs/protocol.md, section 5).
+    pub entry: Option<Vec<u8>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// A newcomer redeems its invitation, telling how to reach it.
     Join {
@@ -136,11 +125,8 @@ pub enum Request {
         consent: Signed,
         name: String,
         addresses: Vec<String>,
-        #[serde(default)]
         http: Option<String>,
-        #[serde(default)]
         flight: Option<String>,
-        #[serde(default)]
         peer_flight: Option<String>,
     },
     /// A membership record handed directly to the member it is about (its removal,
@@ -155,8 +141,7 @@ pub enum Request {
     Announce { announcements: Vec<Signed> },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
     Joined {
         members: Vec<Signed>,
@@ -178,8 +163,7 @@ pub enum Response {
 }
 
 /// What members gossip on the federation's topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gossip {
     Member(Signed),
     Announcement(Signed),

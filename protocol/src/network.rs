@@ -19,18 +19,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::federation::{KAD_PROTOCOL, Request, Response, SYNC_PROTOCOL};
+use crate::wire::SyncCodec;
 use crate::{Identity, ProtocolError};
 
 /// Versioned name under which nodes identify themselves.
-pub const IDENTIFY_PROTOCOL: &str = "/urbanmesh/id/1";
+pub const IDENTIFY_PROTOCOL: &str = "/urbanmesh/id/2";
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Commands and events queued between the loop and the application.
 const QUEUE: usize = 1024;
-/// Largest request and response a peer may send.
-const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
-const MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
 /// Largest gossip message.
 pub const MAX_GOSSIP_BYTES: usize = 1024 * 1024;
 
@@ -49,7 +47,7 @@ struct Behaviour {
     ping: ping::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     gossipsub: gossipsub::Behaviour,
-    sync: request_response::json::Behaviour<Request, Response>,
+    sync: request_response::Behaviour<SyncCodec>,
     mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
@@ -180,11 +178,8 @@ impl Network {
                     kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
                 );
                 kad.set_mode(Some(kad::Mode::Server));
-                let codec = request_response::json::codec::Codec::default()
-                    .set_request_size_maximum(MAX_REQUEST_BYTES)
-                    .set_response_size_maximum(MAX_RESPONSE_BYTES);
                 let sync = request_response::Behaviour::with_codec(
-                    codec,
+                    SyncCodec,
                     [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
                     request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 );

@@ -1,6 +1,6 @@
 //! Generated malformed input for every decoder that takes a peer's bytes: the one-line
-//! invitation, gossip payloads, request-response messages and the membership records they
-//! carry. Nothing panics, every refusal is an error, and no damaged message changes the
+//! invitation, gossip payloads, request-response messages (protobuf) and the membership
+//! records they carry. Nothing panics, every refusal is an error, and no damaged message changes the
 //! membership.
 
 use proptest::collection::vec;
@@ -10,7 +10,7 @@ use urbanmesh_protocol::federation::{
     encode_invitation,
 };
 use urbanmesh_protocol::membership::Membership;
-use urbanmesh_protocol::{Identity, PeerId, ProtocolError, Signed};
+use urbanmesh_protocol::{Identity, PeerId, ProtocolError, Signed, Statement};
 
 fn identity(secret: u8) -> Identity {
     Identity::from_secret([secret; 32]).expect("key")
@@ -71,9 +71,9 @@ fn federation() -> (Membership, Vec<Vec<u8>>) {
     assert!(applied.refused.is_empty(), "{:?}", applied.refused);
     let update = record(&b, &b, "Herford", 3_000);
     let messages = vec![
-        serde_json::to_vec(&Gossip::Member(update.clone())).expect("json"),
-        serde_json::to_vec(&Request::Member { record: update.clone() }).expect("json"),
-        serde_json::to_vec(&Request::Join {
+        Gossip::Member(update.clone()).encode(),
+        Request::Member { record: update.clone() }.encode(),
+        Request::Join {
             invitation: founding.clone(),
             consent: admission.clone(),
             name: "Lemgo".into(),
@@ -81,24 +81,24 @@ fn federation() -> (Membership, Vec<Vec<u8>>) {
             http: None,
             flight: None,
             peer_flight: None,
-        })
-        .expect("json"),
-        serde_json::to_vec(&Response::Members { members: vec![founding, admission, update] }).expect("json"),
-        serde_json::to_vec(&Response::NameTaken { name: "Herford".into() }).expect("json"),
+        }
+        .encode(),
+        Response::Members { members: vec![founding, admission, update] }.encode(),
+        Response::NameTaken { name: "Herford".into() }.encode(),
     ];
     (membership, messages)
 }
 
 /// The membership as comparable text: who, under which latest signed record.
-fn snapshot(membership: &Membership) -> Vec<(String, String)> {
+fn snapshot(membership: &Membership) -> Vec<(String, Vec<u8>)> {
     membership.all().map(|m| (m.record.member.clone(), m.signed.body.clone())).collect()
 }
 
 /// What a node does with a decoded message's records: checks and applies them.
 fn apply_carried(membership: &mut Membership, data: &[u8]) {
-    let records: Vec<Signed> = match (serde_json::from_slice::<Gossip>(data), serde_json::from_slice::<Request>(data)) {
+    let records: Vec<Signed> = match (Gossip::decode(data), Request::decode(data)) {
         (Ok(Gossip::Member(signed)), _) | (_, Ok(Request::Member { record: signed })) => vec![signed],
-        _ => match serde_json::from_slice::<Response>(data) {
+        _ => match Response::decode(data) {
             Ok(Response::Members { members } | Response::Joined { members }) => members,
             _ => vec![],
         },
@@ -142,45 +142,66 @@ fn apply_damage(mut bytes: Vec<u8>, damages: &[Damage]) -> Vec<u8> {
     bytes
 }
 
-/// Any JSON value, nested a few levels: structure-aware input for the message decoders.
-fn json() -> impl Strategy<Value = serde_json::Value> {
+/// One field of a protobuf message, as a peer could write it: structure-aware input for
+/// the message decoders, with the field numbers and wire types our messages use.
+#[derive(Debug, Clone)]
+enum Field {
+    Varint(u32, u64),
+    Bytes(u32, Vec<u8>),
+    Message(u32, Vec<Field>),
+    Fixed64(u32, u64),
+}
+
+fn varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn encode(fields: &[Field]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for field in fields {
+        match field {
+            Field::Varint(number, value) => {
+                varint(u64::from(*number) << 3, &mut out);
+                varint(*value, &mut out);
+            }
+            Field::Fixed64(number, value) => {
+                varint((u64::from(*number) << 3) | 1, &mut out);
+                out.extend_from_slice(&value.to_le_bytes());
+            }
+            Field::Bytes(number, bytes) => {
+                varint((u64::from(*number) << 3) | 2, &mut out);
+                varint(bytes.len() as u64, &mut out);
+                out.extend_from_slice(bytes);
+            }
+            Field::Message(number, inner) => {
+                let inner = encode(inner);
+                varint((u64::from(*number) << 3) | 2, &mut out);
+                varint(inner.len() as u64, &mut out);
+                out.extend_from_slice(&inner);
+            }
+        }
+    }
+    out
+}
+
+fn message() -> impl Strategy<Value = Vec<Field>> {
+    let number = 1..14u32;
     let leaf = prop_oneof![
-        Just(serde_json::Value::Null),
-        any::<bool>().prop_map(serde_json::Value::from),
-        any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_map(serde_json::Value::from),
-        prop_oneof![
-            Just("member".to_owned()),
-            Just("announcement".to_owned()),
-            Just("join".to_owned()),
-            Just("body".to_owned()),
-            Just("signer".to_owned()),
-            any::<String>()
-        ]
-        .prop_map(serde_json::Value::from),
+        (number.clone(), any::<u64>()).prop_map(|(n, v)| Field::Varint(n, v)),
+        (number.clone(), prop_oneof![Just(0u64), Just(1), Just(2), Just(u64::MAX)])
+            .prop_map(|(n, v)| Field::Varint(n, v)),
+        (number.clone(), any::<u64>()).prop_map(|(n, v)| Field::Fixed64(n, v)),
+        (number.clone(), vec(any::<u8>(), 0..64)).prop_map(|(n, b)| Field::Bytes(n, b)),
+        (number.clone(), "[a-zA-Z0-9/]{0,60}").prop_map(|(n, s)| Field::Bytes(n, s.into_bytes())),
     ];
-    leaf.prop_recursive(4, 64, 8, |inner| {
-        prop_oneof![
-            vec(inner.clone(), 0..8).prop_map(serde_json::Value::Array),
-            vec(
-                (
-                    prop_oneof![
-                        Just("member".to_owned()),
-                        Just("announcement".to_owned()),
-                        Just("record".to_owned()),
-                        Just("body".to_owned()),
-                        Just("signer".to_owned()),
-                        Just("signature".to_owned()),
-                        Just("members".to_owned()),
-                        any::<String>()
-                    ],
-                    inner
-                ),
-                0..6
-            )
-            .prop_map(|fields| serde_json::Value::Object(fields.into_iter().collect())),
-        ]
-    })
+    let field = leaf.prop_recursive(4, 64, 8, move |inner| {
+        (1..14u32, vec(inner, 0..8)).prop_map(|(n, fields)| Field::Message(n, fields))
+    });
+    vec(field, 0..8)
 }
 
 proptest! {
@@ -220,19 +241,22 @@ proptest! {
     #[test]
     fn any_bytes_decode_to_a_message_or_an_error(bytes in vec(any::<u8>(), 0..4096)) {
         let (mut membership, _) = federation();
-        let _ = serde_json::from_slice::<Gossip>(&bytes);
-        let _ = serde_json::from_slice::<Request>(&bytes);
-        let _ = serde_json::from_slice::<Response>(&bytes);
+        let _ = Gossip::decode(&bytes);
+        let _ = Request::decode(&bytes);
+        let _ = Response::decode(&bytes);
         apply_carried(&mut membership, &bytes);
     }
 
     #[test]
-    fn any_json_decodes_to_a_message_or_an_error(value in json()) {
+    fn any_protobuf_message_decodes_to_a_message_or_an_error(fields in message()) {
         let (mut membership, _) = federation();
-        let bytes = serde_json::to_vec(&value).expect("json");
+        let bytes = encode(&fields);
         apply_carried(&mut membership, &bytes);
-        let wrapped = serde_json::to_vec(&serde_json::json!({"member": value})).expect("json");
+        let wrapped = encode(&[Field::Message(1, fields)]);
         apply_carried(&mut membership, &wrapped);
+        if let Ok(signed) = Signed::from_bytes(&bytes) {
+            prop_assert!(signed.open::<MemberRecord>().is_err(), "a generated statement passed for a signed one");
+        }
     }
 
     #[test]
@@ -251,12 +275,54 @@ proptest! {
 }
 
 #[test]
-fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    assert!(serde_json::from_str::<Gossip>(&deep).is_err());
-    assert!(serde_json::from_str::<Request>(&deep).is_err());
-    let deep_member = format!(r#"{{"member": {{"body": {}}}}}"#, "[".repeat(100_000));
-    assert!(serde_json::from_str::<Gossip>(&deep_member).is_err());
+fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
+    // 100 000 nested groups (field 1, wire type 3): protobuf's one recursive shape.
+    let groups = [vec![0x0b; 100_000], vec![0x0c; 100_000]].concat();
+    assert!(Gossip::decode(&groups).is_err());
+    assert!(Request::decode(&groups).is_err());
+    assert!(Response::decode(&groups).is_err());
+    let mut nested = Vec::new();
+    for _ in 0..10_000 {
+        nested = encode(&[Field::Bytes(1, nested)]);
+    }
+    // Length-delimited fields are read lazily, one level at a time: this is a gossiped
+    // record whose body is no statement.
+    match Gossip::decode(&nested) {
+        Ok(Gossip::Member(signed)) => assert!(signed.open::<MemberRecord>().is_err()),
+        other => assert!(other.is_err(), "{other:?}"),
+    }
     let line = format!("urbanmesh-invitation:{}", "A".repeat(70 * 1024));
     assert!(matches!(decode_invitation(&line), Err(ProtocolError::Malformed(ref why)) if why.contains("too long")));
+}
+
+#[test]
+fn a_message_without_the_parts_its_rules_need_is_refused_by_name() {
+    let (_, messages) = federation();
+    // An empty message has no kind; a join without its invitation names what is missing.
+    for error in
+        [Gossip::decode(&[]), Gossip::decode(&encode(&[Field::Bytes(7, vec![])]))].map(|r| r.expect_err("no kind"))
+    {
+        assert!(error.to_string().contains("the gossip's kind is missing"), "{error}");
+    }
+    let join = encode(&[Field::Message(1, vec![Field::Bytes(3, b"Lemgo".to_vec())])]);
+    let error = Request::decode(&join).expect_err("no invitation");
+    assert!(error.to_string().contains("join: invitation is missing"), "{error}");
+    for message in &messages {
+        let decoded =
+            [Gossip::decode(message).is_ok(), Request::decode(message).is_ok(), Response::decode(message).is_ok()];
+        assert!(decoded.contains(&true), "an honest message must decode");
+    }
+}
+
+#[test]
+fn a_record_with_an_unknown_status_is_malformed() {
+    let a = identity(1);
+    let mut record = record(&a, &a, "Detmold", 1_000);
+    // Statement.member (3) → MemberRecord.status (5) = 7, appended: protobuf merges the
+    // two, and the last status wins.
+    record.body.extend(encode(&[Field::Message(3, vec![Field::Varint(5, 7)])]));
+    let error = MemberRecord::from_body(&record.body).expect_err("unknown status");
+    assert!(error.to_string().contains("unknown status 7"), "{error}");
+    let error = record.open::<MemberRecord>().expect_err("changed body");
+    assert!(matches!(error, ProtocolError::Forged(_)), "the signature covers the status: {error}");
 }

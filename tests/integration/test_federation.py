@@ -27,6 +27,7 @@ from conftest import (
     pegel_spec,
     wait_until,
 )
+from wire import pb
 
 # Changes to a member's catalogue (create, PUT, DELETE) reach every member within this.
 SEARCHABLE_DEADLINE = 1.0
@@ -74,20 +75,36 @@ def facet(results: dict, dimension: str) -> dict[str, int]:
     return {entry["value"]: entry["count"] for entry in results["facets"][dimension]}
 
 
-def decode(invitation: str) -> dict:
-    """The signed envelope of an invitation: {"body": json text, "signer", "signature"}."""
+def decode(invitation: str) -> pb.Signed:
+    """The signed envelope of an invitation (protobuf `Signed`)."""
     assert invitation.startswith(INVITATION_PREFIX), invitation
     encoded = invitation[len(INVITATION_PREFIX):]
-    return json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    return pb.Signed.FromString(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
 
 
-def encode(envelope: dict) -> str:
-    raw = json.dumps(envelope, separators=(",", ":")).encode()
+def encode(envelope: pb.Signed) -> str:
+    raw = envelope.SerializeToString()
     return INVITATION_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def invitation_statement(invitation: str) -> pb.Invitation:
+    statement = pb.Statement.FromString(decode(invitation).body)
+    assert statement.WhichOneof("kind") == "invitation", statement
+    return statement.invitation
+
+
 def invitation_body(invitation: str) -> dict:
-    return json.loads(decode(invitation)["body"])
+    body = invitation_statement(invitation)
+    return {
+        "federation": body.federation,
+        "federation_name": body.federation_name,
+        "inviter": body.inviter,
+        "inviter_name": body.inviter_name,
+        "addresses": list(body.addresses),
+        "invitee": body.invitee if body.HasField("invitee") else None,
+        "nonce": body.nonce,
+        "expires": body.expires,
+    }
 
 
 def refused(response, status: int = 403, mentions: str | None = None) -> dict:
@@ -373,22 +390,41 @@ def test_forged_invitations_are_refused(federation_factory):
     genuine = owl.invitation(invitee="Bielefeld")
     other = owl.invitation(invitee="jemand anderes")
     envelope = decode(genuine)
-    body = json.loads(envelope["body"])
+    body = invitation_statement(genuine)
+
+    def changed(**fields) -> str:
+        forged = pb.Signed()
+        forged.CopyFrom(envelope)
+        for name, value in fields.items():
+            setattr(forged, name, value)
+        return encode(forged)
 
     def rebody(**changes) -> str:
-        return encode(dict(envelope, body=json.dumps(dict(body, **changes), separators=(",", ":"))))
+        invitation = pb.Invitation()
+        invitation.CopyFrom(body)
+        for name, value in changes.items():
+            if name == "addresses":
+                del invitation.addresses[:]
+                invitation.addresses.extend(value)
+            else:
+                setattr(invitation, name, value)
+        return changed(body=pb.Statement(invitation=invitation).SerializeToString())
 
     encoded = genuine[len(INVITATION_PREFIX):]
     middle = len(encoded) // 2
     flipped = encoded[:middle] + ("B" if encoded[middle] != "B" else "C") + encoded[middle + 1:]
     forgeries = {
         "a flipped character": INVITATION_PREFIX + flipped,
-        "a later expiry": rebody(expires=body["expires"] + 365 * 86400),
+        "a later expiry": rebody(expires=body.expires + 365 * 86400),
         "another federation name": rebody(federation_name="Verbund Lippe"),
-        "other addresses": rebody(addresses=[a.replace("127.0.0.1", "127.0.0.2") for a in body["addresses"]]),
-        "another signer": encode(dict(envelope, signer=bielefeld.peer_id)),
-        "another invitation's signature": encode(dict(envelope, signature=decode(other)["signature"])),
-        "no signature": encode(dict(envelope, signature="")),
+        "other addresses": rebody(addresses=[a.replace("127.0.0.1", "127.0.0.2") for a in body.addresses]),
+        "another signer": changed(signer=bielefeld.peer_id),
+        "another invitation's signature": changed(signature=decode(other).signature),
+        "no signature": changed(signature=b""),
+        "the same invitation, signed as a join consent": changed(
+            body=pb.Statement(consent=pb.JoinConsent(federation=body.federation, member=bielefeld.peer_id,
+                                                     inviter=body.inviter, nonce=body.nonce)).SerializeToString()
+        ),
         "cut short": genuine[: len(genuine) - 10],
     }
     for what, forged in forgeries.items():
@@ -701,10 +737,10 @@ GARBAGE = [
     INVITATION_PREFIX,
     INVITATION_PREFIX + "!!!!",
     INVITATION_PREFIX + "€uro",
-    INVITATION_PREFIX + base64.urlsafe_b64encode(b"not json").decode().rstrip("="),
+    INVITATION_PREFIX + base64.urlsafe_b64encode(b"not protobuf").decode().rstrip("="),
     INVITATION_PREFIX + base64.urlsafe_b64encode(b'{"body":1,"signer":[],"signature":{}}').decode().rstrip("="),
-    encode({"body": "{}", "signer": "not-a-peer-id", "signature": "AAAA"}),
-    encode({"body": "x" * 40_000, "signer": "12D3KooWL81DX11KSoxaJCVRSVa7ANvqBs3F8hWjNgyG9WfSTVaa", "signature": ""}),
+    encode(pb.Signed(body=b"", signer="not-a-peer-id", signature=b"\x00\x00\x00")),
+    encode(pb.Signed(body=b"x" * 40_000, signer="12D3KooWL81DX11KSoxaJCVRSVa7ANvqBs3F8hWjNgyG9WfSTVaa", signature=b"")),
     INVITATION_PREFIX + "A" * 100_000,  # longer than any invitation
     "urbanmesh-invitation:" * 45_000,  # ~0.9 MB, just under the JSON body limit (its own tests cover 413)
     "\u0000\ufffd" * 1000,
