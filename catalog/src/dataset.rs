@@ -96,7 +96,7 @@ impl Dataset {
         &self.spec.id
     }
 
-    pub fn arrow_schema(&self) -> Result<SchemaRef, CatalogError> {
+    pub fn arrow_schema(&self) -> SchemaRef {
         self.spec.schema.to_arrow()
     }
 
@@ -224,7 +224,7 @@ impl DatasetSpec {
         let spec = self.schema.field(column).ok_or_else(|| {
             CatalogError::invalid(field, format!("names `{column}`, which is not a column of the schema"))
         })?;
-        let field_type = spec.field_type()?;
+        let field_type = spec.field_type;
         if !accepts(field_type) {
             return Err(CatalogError::invalid(
                 field,

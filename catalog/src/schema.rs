@@ -2,12 +2,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::CatalogError;
-
-/// The type names a dataset schema may use, as written in the API.
-const TYPE_NAMES: &str = "int64, float64, utf8, bool, date32, timestamp[ms, UTC], timestamp[us, UTC]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {
@@ -21,6 +18,9 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// The type names a dataset schema may use, as written in the API.
+    pub const NAMES: &str = "int64, float64, utf8, bool, date32, timestamp[ms, UTC], timestamp[us, UTC]";
+
     pub fn parse(name: &str) -> Option<Self> {
         let compact: String = name.chars().filter(|c| !c.is_whitespace()).collect();
         Some(match compact.to_ascii_lowercase().as_str() {
@@ -52,6 +52,22 @@ impl FieldType {
     }
 }
 
+/// Written as its name (`timestamp[ms, UTC]`); read from any spelling [`FieldType::parse`]
+/// takes, and an unknown name is refused with the names allowed.
+impl Serialize for FieldType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown type `{name}`; allowed: {}", Self::NAMES)))
+    }
+}
+
 impl fmt::Display for FieldType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -72,7 +88,7 @@ impl fmt::Display for FieldType {
 pub struct FieldSpec {
     pub name: String,
     #[serde(rename = "type")]
-    pub type_name: String,
+    pub field_type: FieldType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,18 +101,6 @@ pub struct FieldSpec {
 #[serde(deny_unknown_fields)]
 pub struct SchemaSpec {
     pub fields: Vec<FieldSpec>,
-}
-
-impl FieldSpec {
-    /// The parsed type; only valid after [`SchemaSpec::validate`].
-    pub fn field_type(&self) -> Result<FieldType, CatalogError> {
-        FieldType::parse(&self.type_name).ok_or_else(|| {
-            CatalogError::invalid(
-                format!("schema.fields[{}].type", self.name),
-                format!("unknown type `{}`; allowed: {TYPE_NAMES}", self.type_name),
-            )
-        })
-    }
 }
 
 impl SchemaSpec {
@@ -125,7 +129,6 @@ impl SchemaSpec {
                     format!("column `{}` is declared twice", field.name),
                 ));
             }
-            field.field_type()?;
         }
         Ok(())
     }
@@ -135,8 +138,8 @@ impl SchemaSpec {
     }
 
     /// The Arrow schema; units and descriptions travel as field metadata.
-    pub fn to_arrow(&self) -> Result<SchemaRef, CatalogError> {
-        let fields = self
+    pub fn to_arrow(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
             .fields
             .iter()
             .map(|spec| {
@@ -147,10 +150,10 @@ impl SchemaSpec {
                 if let Some(description) = &spec.description {
                     metadata.insert("description".to_owned(), description.clone());
                 }
-                Ok(Field::new(&spec.name, spec.field_type()?.arrow(), spec.nullable).with_metadata(metadata))
+                Field::new(&spec.name, spec.field_type.arrow(), spec.nullable).with_metadata(metadata)
             })
-            .collect::<Result<Vec<_>, CatalogError>>()?;
-        Ok(Arc::new(Schema::new(fields)))
+            .collect();
+        Arc::new(Schema::new(fields))
     }
 }
 
@@ -164,19 +167,9 @@ pub(crate) fn is_column_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn spec(fields: &[(&str, &str)]) -> SchemaSpec {
-        SchemaSpec {
-            fields: fields
-                .iter()
-                .map(|(name, ty)| FieldSpec {
-                    name: (*name).into(),
-                    type_name: (*ty).into(),
-                    unit: None,
-                    description: None,
-                    nullable: false,
-                })
-                .collect(),
-        }
+    fn spec(fields: &[(&str, &str)]) -> Result<SchemaSpec, serde_json::Error> {
+        let fields: Vec<_> = fields.iter().map(|(name, ty)| serde_json::json!({"name": name, "type": ty})).collect();
+        serde_json::from_value(serde_json::json!({ "fields": fields }))
     }
 
     #[test]
@@ -189,22 +182,23 @@ mod tests {
             ("e", "date32"),
             ("f", "timestamp[ms, UTC]"),
             ("g", "timestamp[us,UTC]"),
-        ]);
+        ])
+        .expect("types");
         schema.validate().expect("valid");
-        let arrow = schema.to_arrow().expect("arrow");
+        let arrow = schema.to_arrow();
         assert_eq!(arrow.field(5).data_type(), &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())));
         assert_eq!(arrow.field(6).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
     }
 
     #[test]
     fn names_the_bad_field_and_lists_allowed_types() {
-        let err = spec(&[("a", "int64"), ("b", "double")]).validate().expect_err("invalid");
+        let err = spec(&[("a", "int64"), ("b", "double")]).expect_err("unknown type");
         let message = err.to_string();
-        assert!(message.contains("schema.fields[b].type"), "{message}");
-        assert!(message.contains("float64"), "{message}");
-        let err = spec(&[("Bad Name", "int64")]).validate().expect_err("invalid");
+        assert!(message.contains("unknown type `double`"), "{message}");
+        assert!(message.contains("float64") && message.contains("timestamp[us, UTC]"), "{message}");
+        let err = spec(&[("Bad Name", "int64")]).expect("types").validate().expect_err("invalid");
         assert!(err.to_string().contains("schema.fields[0].name"));
-        let err = spec(&[("a", "int64"), ("a", "utf8")]).validate().expect_err("duplicate");
+        let err = spec(&[("a", "int64"), ("a", "utf8")]).expect("types").validate().expect_err("duplicate");
         assert!(err.to_string().contains("declared twice"));
     }
 }

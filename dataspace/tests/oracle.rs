@@ -33,7 +33,7 @@ fn grants() -> impl Strategy<Value = Grant> {
         Just((vec![], Some(vec!["time".to_owned(), "value".to_owned()]), None)),
         (1u64..5, any::<bool>()).prop_map(|(min_group, by_station)| {
             let aggregate = Aggregate {
-                bucket: "1h".into(),
+                bucket: "1h".parse().expect("span"),
                 min_group,
                 by: by_station.then(|| vec!["station".to_owned()]),
                 weight: None,

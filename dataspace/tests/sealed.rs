@@ -42,7 +42,7 @@ fn batch(dataset: &Dataset, offset: i64, rows: i64) -> RecordBatch {
         Arc::new(StringArray::from_iter_values((offset..offset + rows).map(|i| format!("s{}", i % 3)))),
         Arc::new(Float64Array::from_iter_values((offset..offset + rows).map(|i| i as f64))),
     ];
-    RecordBatch::try_new(dataset.arrow_schema().expect("schema"), columns).expect("batch")
+    RecordBatch::try_new(dataset.arrow_schema(), columns).expect("batch")
 }
 
 fn open(dir: &std::path::Path, segment_rows: usize) -> Store {
@@ -155,7 +155,7 @@ async fn aggregate_only_never_releases_a_group_below_k() {
     let store = open(dir.path(), 500);
     store.append("pegel", batch(&dataset, 0, 960)).await.expect("append");
     let aggregate = urbanmesh_policy::Aggregate {
-        bucket: "1h".into(),
+        bucket: "1h".parse().expect("span"),
         min_group: 2,
         by: Some(vec!["station".into()]),
         weight: None,

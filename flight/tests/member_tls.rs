@@ -42,7 +42,7 @@ async fn serve(dir: &std::path::Path, identity: &Identity, is_member: MemberChec
     let dataset = catalog.create(spec).await.expect("create");
     store.create(&dataset).await.expect("table");
     let column: ArrayRef = Arc::new(Float64Array::from_iter_values((1..=rows).map(|n| n as f64)));
-    let batch = RecordBatch::try_new(dataset.arrow_schema().expect("schema"), vec![column]).expect("batch");
+    let batch = RecordBatch::try_new(dataset.arrow_schema(), vec![column]).expect("batch");
     store.append("zaehlung", batch).await.expect("append");
     let gate = ReadGate::new(catalog.clone(), store.clone(), AuditLog::open(&audit_db).expect("audit log"));
     let identities = Identities::new(AdminToken::new("unused".to_owned()), None);

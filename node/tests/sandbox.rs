@@ -43,8 +43,7 @@ fn readings(spec: &DatasetSpec) -> RecordBatch {
         modified: chrono::Utc::now(),
         policy: Default::default(),
     }
-    .arrow_schema()
-    .expect("schema");
+    .arrow_schema();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(
             TimestampMillisecondArray::from_iter_values((0..READINGS).map(|i| FIRST_MS + i * STEP_MS))

@@ -3,8 +3,15 @@
 //! and a unit, `ms`, `s`, `m` (or `min`), `h` or `d`: `500ms`, `2s`, `15m`, `1h`, `7d`.
 //! Each use sets its own bounds on top (a bucket of whole seconds, an invitation of at
 //! least a second).
+//!
+//! Definitions hold a [`Span`]: the duration parsed when the definition is read, and the
+//! text as its author wrote it, which is what goes back out.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The longest duration anything may name: one (leap) year.
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
@@ -26,9 +33,88 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     number.checked_mul(millis).map(Duration::from_millis).filter(|d| *d <= MAX_DURATION)
 }
 
+/// A duration in the one grammar, as written (`15m`) and as parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Span {
+    text: String,
+    value: Duration,
+}
+
+/// Text that is not a duration in the one grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a duration such as 500ms, 2s, 15m, 1h or 7d (at most a year)")]
+pub struct NotASpan(pub String);
+
+impl Span {
+    /// `{n}s`; small enough to be within the bounds whatever `n` is.
+    pub fn seconds(n: u16) -> Self {
+        Self { text: format!("{n}s"), value: Duration::from_secs(n.into()) }
+    }
+
+    /// `{n}m`; at most 45 days.
+    pub fn minutes(n: u16) -> Self {
+        Self { text: format!("{n}m"), value: Duration::from_secs(u64::from(n) * 60) }
+    }
+
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The span in whole seconds, if it is at least one and has no fraction of a second:
+    /// a width that time buckets can have.
+    pub fn whole_seconds(&self) -> Option<i64> {
+        let seconds = i64::try_from(self.value.as_secs()).ok()?;
+        (self.value.subsec_nanos() == 0 && seconds > 0).then_some(seconds)
+    }
+}
+
+impl FromStr for Span {
+    type Err = NotASpan;
+
+    fn from_str(text: &str) -> Result<Self, NotASpan> {
+        let value = parse_duration(text).ok_or_else(|| NotASpan(text.to_owned()))?;
+        Ok(Self { text: text.trim().to_owned(), value })
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_span_reads_once_and_writes_back_as_written() {
+        let span: Span = serde_json::from_str(r#"" 15m""#).expect("span");
+        assert_eq!((span.get(), span.as_str()), (Duration::from_secs(900), "15m"));
+        assert_eq!(serde_json::to_string(&span).expect("json"), r#""15m""#);
+        assert_eq!("500ms".parse::<Span>().expect("span").whole_seconds(), None);
+        assert_eq!("0s".parse::<Span>().expect("span").whole_seconds(), None);
+        assert_eq!("2h".parse::<Span>().expect("span").whole_seconds(), Some(7200));
+        let error = serde_json::from_str::<Span>(r#""1 Stunde""#).expect_err("not a span");
+        assert!(error.to_string().contains("`1 Stunde` is not a duration"), "{error}");
+    }
 
     #[test]
     fn reads_the_documented_units() {

@@ -18,7 +18,7 @@ mod validate;
 pub use admin_token::{AdminToken, constant_time_eq};
 pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditRecord, Interface, MAX_QUERY, Outcome, RefusalLimits, Served};
 pub use decide::{Access, Decision, Denial, Grant};
-pub use duration::{MAX_DURATION, parse_duration};
+pub use duration::{MAX_DURATION, NotASpan, Span, parse_duration};
 pub use error::PolicyError;
 pub use identities::Identities;
 pub use model::{Action, Aggregate, Assignee, Buckets, Policy, Rule, Visibility};

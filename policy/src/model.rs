@@ -3,6 +3,7 @@
 //! Typed and closed: every field is known, unknown fields are refused, so a rule can never be
 //! dropped silently on the way in (the risk of expanding ODRL JSON-LD).
 
+use crate::Span;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +49,7 @@ pub enum Action {
 #[serde(deny_unknown_fields)]
 pub struct Aggregate {
     /// Bucket width: `15m`, `1h`, `1d`.
-    pub bucket: String,
+    pub bucket: Span,
     pub min_group: u64,
     /// Grouping columns besides the bucket; the dataset's series key when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,7 +183,7 @@ impl Rule {
 impl Aggregate {
     /// The bucket width in seconds, if `bucket` is a valid width.
     pub fn bucket_seconds(&self) -> Option<i64> {
-        parse_width(&self.bucket)
+        self.bucket.whole_seconds()
     }
 
     /// The grant's time buckets, if `bucket` is a valid width.
@@ -226,11 +227,4 @@ impl Buckets {
         let seconds = (self.seconds / gcd(self.seconds, other.seconds)).checked_mul(other.seconds)?;
         (u64::try_from(seconds).ok()? <= crate::MAX_DURATION.as_secs()).then_some(Self { seconds })
     }
-}
-
-/// A bucket width (see [`crate::parse_duration`]) in whole seconds, at least one.
-pub(crate) fn parse_width(text: &str) -> Option<i64> {
-    let width = crate::parse_duration(text)?;
-    let seconds = i64::try_from(width.as_secs()).ok()?;
-    (width.subsec_nanos() == 0 && seconds > 0).then_some(seconds)
 }

@@ -1,6 +1,5 @@
 //! Checks a policy against the dataset it is for, before it is stored. Errors name the field.
 
-use crate::model::parse_width;
 use crate::{Assignee, Policy, PolicyError, Rule, Visibility};
 
 /// What a policy may refer to in its dataset.
@@ -80,7 +79,7 @@ fn validate_rule(path: &str, rule: &mut Rule, shape: &Shape<'_>, purposes: &[Str
     }
     if let Some(aggregate) = &mut rule.aggregate {
         let path = format!("{path}.aggregate");
-        if parse_width(&aggregate.bucket).is_none() {
+        if aggregate.bucket.whole_seconds().is_none() {
             return Err(PolicyError::invalid(
                 format!("{path}.bucket"),
                 format!("`{}` is not a width such as 15m, 1h or 1d", aggregate.bucket),

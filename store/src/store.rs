@@ -212,7 +212,7 @@ impl Store {
 
     /// Makes a catalogued dataset's table available, replaying its write-ahead log.
     pub fn attach(&self, dataset: &Dataset) -> Result<(), StoreError> {
-        let schema = dataset.arrow_schema().map_err(|e| StoreError::Corrupt { reason: e.to_string() })?;
+        let schema = dataset.arrow_schema();
         let spec = TableSpec {
             id: dataset.id(),
             schema,

@@ -41,7 +41,7 @@ fn batch(offset: i64, rows: i64) -> RecordBatch {
         Arc::new(StringArray::from_iter_values((offset..offset + rows).map(|i| format!("s{}", i % 3)))),
         Arc::new(Float64Array::from_iter_values((offset..offset + rows).map(|i| i as f64))),
     ];
-    RecordBatch::try_new(dataset().arrow_schema().expect("schema"), columns).expect("batch")
+    RecordBatch::try_new(dataset().arrow_schema(), columns).expect("batch")
 }
 
 /// Opens the store in `dir` with `failpoints` armed, waiting for an earlier instance to let go.

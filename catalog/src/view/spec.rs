@@ -3,9 +3,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use urbanmesh_policy::{Policy, parse_duration};
+use urbanmesh_policy::{Policy, Span};
 
-use crate::schema::SchemaSpec;
+use crate::schema::{FieldType, SchemaSpec};
 use crate::{Dataset, DatasetSpec, FieldSpec};
 
 /// The provenance columns every view adds to its target schema.
@@ -37,15 +37,15 @@ pub struct ViewSpec {
     pub sources: BTreeMap<String, BTreeMap<String, ColumnSource>>,
     /// Only rows of the last `window` (e.g. `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<String>,
+    pub window: Option<Span>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<ViewAggregate>,
     /// How long an assembled result is reused; `0s` assembles on every read.
     #[serde(default = "default_refresh")]
-    pub refresh: String,
+    pub refresh: Span,
     /// How long any one source may take.
     #[serde(default = "default_deadline")]
-    pub deadline: String,
+    pub deadline: Span,
     /// `dcat:keyword` of the view itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keywords: Vec<String>,
@@ -57,12 +57,12 @@ pub struct ViewSpec {
     pub policy: Option<Policy>,
 }
 
-fn default_refresh() -> String {
-    "1m".into()
+fn default_refresh() -> Span {
+    Span::minutes(1)
 }
 
-fn default_deadline() -> String {
-    "2s".into()
+fn default_deadline() -> Span {
+    Span::seconds(2)
 }
 
 /// Datasets match when every criterion given matches one of its values.
@@ -109,7 +109,7 @@ impl ColumnSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ViewAggregate {
-    pub bucket: String,
+    pub bucket: Span,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by: Vec<String>,
     /// Column → function.
@@ -163,19 +163,19 @@ impl ViewSpec {
     }
 
     pub fn refresh(&self) -> Duration {
-        parse_duration(&self.refresh).unwrap_or(Duration::from_secs(60))
+        self.refresh.get()
     }
 
     pub fn deadline(&self) -> Duration {
-        parse_duration(&self.deadline).unwrap_or(Duration::from_secs(2))
+        self.deadline.get()
     }
 
     pub fn window(&self) -> Option<Duration> {
-        self.window.as_deref().and_then(parse_duration)
+        self.window.as_ref().map(Span::get)
     }
 
     pub fn bucket(&self) -> Option<Duration> {
-        self.aggregate.as_ref().and_then(|a| parse_duration(&a.bucket))
+        self.aggregate.as_ref().map(|a| a.bucket.get())
     }
 
     /// The columns of the assembled result: the target columns (after aggregation the
@@ -191,10 +191,10 @@ impl ViewSpec {
                 .filter(|f| &f.name == time || aggregate.by.contains(&f.name) || aggregate.values.contains_key(&f.name))
                 .map(|f| match aggregate.values.get(&f.name) {
                     Some(AggregateFunction::Count) => {
-                        FieldSpec { type_name: "int64".into(), unit: None, nullable: false, ..f.clone() }
+                        FieldSpec { field_type: FieldType::Int64, unit: None, nullable: false, ..f.clone() }
                     }
                     Some(AggregateFunction::Avg) => {
-                        FieldSpec { type_name: "float64".into(), nullable: true, ..f.clone() }
+                        FieldSpec { field_type: FieldType::Float64, nullable: true, ..f.clone() }
                     }
                     Some(_) => FieldSpec { nullable: true, ..f.clone() },
                     None => f.clone(),
@@ -208,7 +208,7 @@ impl ViewSpec {
         for name in [SOURCE_NODE, SOURCE_DATASET] {
             fields.push(FieldSpec {
                 name: name.into(),
-                type_name: "utf8".into(),
+                field_type: FieldType::Utf8,
                 unit: None,
                 description: None,
                 nullable: false,
@@ -321,7 +321,6 @@ mod tests {
         assert_eq!(refused(serde_json::json!({"select": {}})), "select");
         assert_eq!(refused(serde_json::json!({"columns": {"nope": "x"}})), "columns.nope");
         assert_eq!(refused(serde_json::json!({"sources": {"no-slash": {}}})), "sources.no-slash");
-        assert_eq!(refused(serde_json::json!({"window": "a week"})), "window");
         assert_eq!(refused(serde_json::json!({"deadline": "0s"})), "deadline");
         assert_eq!(refused(serde_json::json!({"deadline": "2m"})), "deadline");
         assert_eq!(
@@ -335,6 +334,42 @@ mod tests {
             ),
             "schema.fields"
         );
+    }
+
+    /// What the REST API answers (axum reads bodies through `serde_path_to_error`): a
+    /// duration or a type outside the grammar is refused while reading, by its path.
+    #[test]
+    fn unreadable_durations_and_types_are_refused_by_their_path() {
+        let read = |extra: serde_json::Value| {
+            let mut value = serde_json::to_value(spec(serde_json::json!({}))).expect("json");
+            if let (Some(base), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+                base.extend(extra);
+            }
+            let error = serde_path_to_error::deserialize::<_, ViewSpec>(value).expect_err("refused");
+            (error.path().to_string(), error.inner().to_string())
+        };
+        let (path, why) = read(serde_json::json!({"window": "a week"}));
+        assert_eq!(path, "window");
+        assert!(why.contains("`a week` is not a duration such as"), "{why}");
+        let (path, _) = read(serde_json::json!({"aggregate": {"bucket": "1 Stunde", "values": {"value": "max"}}}));
+        assert_eq!(path, "aggregate.bucket");
+        let (path, why) = read(serde_json::json!({"schema": {"fields": [{"name": "t", "type": "double"}]}}));
+        assert_eq!(path, "schema.fields[0].type");
+        assert!(why.contains("allowed: int64"), "{why}");
+        let (path, _) = read(serde_json::json!({"refresh": "400d"}));
+        assert_eq!(path, "refresh", "longer than a year");
+    }
+
+    #[test]
+    fn a_stored_definition_writes_its_durations_back_as_written() {
+        let view = spec(serde_json::json!({"window": "7d", "refresh": "90s"}));
+        let json = serde_json::to_value(&view).expect("json");
+        assert_eq!(
+            (json["window"].as_str(), json["refresh"].as_str(), json["deadline"].as_str()),
+            (Some("7d"), Some("90s"), Some("2s"))
+        );
+        assert_eq!(view.window(), Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(serde_json::from_value::<ViewSpec>(json).expect("read back"), view);
     }
 
     #[test]

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use urbanmesh_policy::parse_duration;
-
 use crate::CatalogError;
 use crate::dataset::is_dataset_id;
 use crate::metadata::non_empty;
@@ -50,13 +48,9 @@ impl ViewSpec {
             }
             self.validate_mapping(&format!("sources.{source}"), mapping)?;
         }
-        for (field, text, zero_ok) in [
-            ("refresh", Some(&self.refresh), true),
-            ("deadline", Some(&self.deadline), false),
-            ("window", self.window.as_ref(), false),
-        ] {
-            if let Some(text) = text {
-                duration(field, text, zero_ok)?;
+        for (field, span) in [("deadline", Some(&self.deadline)), ("window", self.window.as_ref())] {
+            if span.is_some_and(|span| span.get().is_zero()) {
+                return Err(CatalogError::invalid(field, "must be longer than 0s"));
             }
         }
         if self.deadline() > Duration::from_secs(60) {
@@ -119,10 +113,10 @@ impl ViewSpec {
             .time_column
             .as_deref()
             .ok_or_else(|| CatalogError::invalid("aggregate", "needs a `time_column` to bucket"))?;
-        if parse_duration(&aggregate.bucket).is_none_or(|b| b < Duration::from_secs(1)) {
+        if aggregate.bucket.whole_seconds().is_none() {
             return Err(CatalogError::invalid(
                 "aggregate.bucket",
-                format!("`{}` is not a bucket width such as 15m, 1h or 1d", aggregate.bucket),
+                format!("`{}` is not a bucket width of whole seconds, such as 15m, 1h or 1d", aggregate.bucket),
             ));
         }
         for (i, column) in aggregate.by.iter().enumerate() {
@@ -163,16 +157,10 @@ impl ViewSpec {
             .schema
             .field(column)
             .ok_or_else(|| CatalogError::invalid(field, format!("`{column}` is not a column of the view's schema")))?;
-        let found = spec.field_type()?;
+        let found = spec.field_type;
         if !accepts(found) {
             return Err(CatalogError::invalid(field, format!("column `{column}` is {found}, but must be {wanted}")));
         }
         Ok(())
     }
-}
-
-fn duration(field: &str, text: &str, zero_ok: bool) -> Result<Duration, CatalogError> {
-    parse_duration(text).filter(|d| zero_ok || !d.is_zero()).ok_or_else(|| {
-        CatalogError::invalid(field, format!("`{text}` is not a duration such as 500ms, 2s, 15m, 1h or 7d"))
-    })
 }

@@ -39,7 +39,7 @@ pub fn batch(dataset: &Dataset, rows: &[(usize, i64)]) -> RecordBatch {
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(s, _)| STATIONS[*s]))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, v)| *v as f64))),
     ];
-    RecordBatch::try_new(dataset.arrow_schema().expect("schema"), columns).expect("batch")
+    RecordBatch::try_new(dataset.arrow_schema(), columns).expect("batch")
 }
 
 pub fn at(step: i64) -> chrono::DateTime<chrono::Utc> {

@@ -97,7 +97,7 @@ impl Assembler<'_> {
         let generation = self.catalog.generation()?;
         let reader = Reader::of(view, self.own_peer);
         let sources = source::matching(self.catalog, self.gate, view, &reader)?;
-        let schema = view.described().arrow_schema()?;
+        let schema = view.described().arrow_schema();
         let deadline = view.spec.deadline();
         let fetches = sources.iter().map(|source| {
             let request = source::request(view, source, &reader);
@@ -195,9 +195,9 @@ async fn shape(
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, Mismatch> {
     let spec = &view.spec;
-    let target = spec.schema.to_arrow()?;
+    let target = spec.schema.to_arrow();
     let mapping = Mapping::plan(spec, &source.key(), &source.spec, arrived, target)?;
-    let conformed_schema = conformed_schema(spec)?;
+    let conformed_schema = conformed_schema(spec);
     let conformed = batches
         .iter()
         .map(|batch| mapping.apply(batch, &source.node, &source.dataset, &conformed_schema))
@@ -235,13 +235,13 @@ fn coalesce(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordB
 const COALESCED_ROWS: usize = 128 * 1024;
 
 /// The target schema, nullable throughout, with the provenance columns.
-fn conformed_schema(spec: &urbanmesh_catalog::view::ViewSpec) -> Result<SchemaRef, Mismatch> {
+fn conformed_schema(spec: &urbanmesh_catalog::view::ViewSpec) -> SchemaRef {
     let mut fields = spec.schema.fields.clone();
     for field in &mut fields {
         field.nullable = true;
     }
     fields.extend(spec.result_fields().into_iter().rev().take(2).rev());
-    Ok(urbanmesh_catalog::SchemaSpec { fields }.to_arrow()?)
+    urbanmesh_catalog::SchemaSpec { fields }.to_arrow()
 }
 
 /// A batch in exactly the result schema (types and nullability), column by column.

@@ -161,7 +161,7 @@ mod tests {
     }
 
     fn out(view: &ViewSpec) -> (SchemaRef, SchemaRef) {
-        let target = view.schema.to_arrow().expect("target");
+        let target = view.schema.to_arrow();
         let mut fields: Vec<Field> = target.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
         fields.push(Field::new("source_node", DataType::Utf8, false));
         fields.push(Field::new("source_dataset", DataType::Utf8, false));

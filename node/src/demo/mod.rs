@@ -302,7 +302,7 @@ async fn load_water_levels(node: &RunningNode, town: &Town) -> anyhow::Result<()
         "policy": {"visibility": "public", "attribution": format!("Stadt {}", town.name), "licence": "dl-by-de/2.0"}
     }))?;
     let dataset = create(node, spec).await?;
-    let batch = water_levels(dataset.arrow_schema()?, town)?;
+    let batch = water_levels(dataset.arrow_schema(), town)?;
     let appended = node.store.append(dataset.id(), batch).await?;
     tracing::info!(town = town.name, rows = appended.rows, "loaded the demo's water levels");
     Ok(())

@@ -46,7 +46,7 @@ pub(super) async fn load(node: &RunningNode) -> anyhow::Result<()> {
             Arc::new(Float64Array::from(weather.iter().map(|w| w.0).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(weather.iter().map(|w| w.1).collect::<Vec<_>>())),
         ];
-        node.store.append(WEATHER, RecordBatch::try_new(dataset.arrow_schema()?, columns)?).await?;
+        node.store.append(WEATHER, RecordBatch::try_new(dataset.arrow_schema(), columns)?).await?;
     }
     if node.catalog.get(PEDESTRIANS).is_err() {
         let spec = spec(serde_json::json!({
@@ -71,7 +71,7 @@ pub(super) async fn load(node: &RunningNode) -> anyhow::Result<()> {
             }
         }))?;
         let dataset = create(node, spec).await?;
-        node.store.append(PEDESTRIANS, pedestrians(dataset.arrow_schema()?, &hours, &weather)?).await?;
+        node.store.append(PEDESTRIANS, pedestrians(dataset.arrow_schema(), &hours, &weather)?).await?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use urbanmesh_catalog::vocab::{FREQUENCIES, LICENCES, THEMES};
-use urbanmesh_catalog::{Dataset, DatasetSpec};
+use urbanmesh_catalog::{Dataset, DatasetSpec, FieldType};
 use urbanmesh_store::decode::Format;
 
 use super::{Posted, Role, Staff, page, page_with, problem_text, unreadable};
@@ -339,6 +339,12 @@ fn spec_of(form: &DescriptionForm, current: Option<&Dataset>) -> Result<DatasetS
                 None => (rest.to_owned(), None),
             },
         };
+        if FieldType::parse(&type_name).is_none() {
+            return Err(Problem::invalid_field(
+                format!("schema, Zeile {}", i + 1),
+                format!("„{type_name}“ ist kein Spaltentyp; erlaubt sind {}", FieldType::NAMES),
+            ));
+        }
         let nullable = Some(name) != optional(&form.time_column).as_deref();
         fields.push(serde_json::json!({"name": name, "type": type_name, "unit": unit, "nullable": nullable}));
     }
