@@ -51,7 +51,11 @@ impl Federation {
         Ok(encode_invitation(&self.inner.identity.sign(&invitation)?)?)
     }
 
-    async fn found(&self, name: &str) -> Result<(), FederationError> {
+    /// Founds a federation named `name`, with this node its first member.
+    pub async fn found(&self, name: &str) -> Result<(), FederationError> {
+        if let Some((_, current)) = self.membership().federation() {
+            return Err(FederationError::AlreadyMember(current.to_owned()));
+        }
         let record = self.own_record(&random_hex(8), name, MemberStatus::Admitted)?;
         let signed = self.inner.identity.sign(&record)?;
         refused_first(self.apply_records(&[signed]).await?)?;

@@ -49,6 +49,8 @@ pub struct RunningNode {
     pub federation: Federation,
     /// Every read of a dataset passes here.
     pub gate: ReadGate,
+    /// The regional views this node defines, assembled on read.
+    pub views: Views,
     /// The operator's admin token.
     pub admin_token: String,
     data_dir: PathBuf,
@@ -221,7 +223,7 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
         catalog: catalog.clone(),
         federation: federation.clone(),
         remote: Some(remote),
-        views,
+        views: views.clone(),
         endpoints,
         store: store.clone(),
         gate: gate.clone(),
@@ -258,6 +260,7 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
         catalog,
         federation,
         gate,
+        views,
         admin_token,
         network,
         data_dir,

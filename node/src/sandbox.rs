@@ -2,6 +2,7 @@
 //! listener on loopback port 0, federated by invitations. [`Sandbox::start`] returns once
 //! every node holds every other as an admitted member; nothing waits a fixed time.
 
+use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -24,19 +25,12 @@ impl Sandbox {
     pub async fn start(base: &Path, federation: &str, names: &[&str]) -> anyhow::Result<Self> {
         let mut nodes = Vec::with_capacity(names.len());
         for name in names {
-            let dir = base.join(name);
-            init::init(&dir, name, None)?;
-            let config = Config::load(&dir, &Overrides::loopback())?;
-            nodes.push(start(&dir, config, tokio::runtime::Handle::current()).await?);
+            nodes.push(node(base, name).await?);
         }
         if let Some((founder, others)) = nodes.split_first() {
-            for (node, name) in others.iter().zip(&names[1..]) {
-                let invitation = founder
-                    .federation
-                    .invite(Some(federation), Some((*name).to_owned()), Duration::from_secs(600))
-                    .await
-                    .with_context(|| format!("inviting {name}"))?;
-                node.federation.join(&invitation).await.with_context(|| format!("{name} joining"))?;
+            founder.federation.found(federation).await.context("founding")?;
+            for node in others {
+                invite_and_join(founder, node, Some(federation)).await?;
             }
         }
         let sandbox = Self { nodes };
@@ -44,8 +38,17 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// Admits `newcomer` (a [`node`] of its own, perhaps with datasets already) by an
+    /// invitation of the member at `sponsor`, and waits until the federation holds it.
+    pub async fn admit(&mut self, newcomer: RunningNode, sponsor: usize) -> anyhow::Result<()> {
+        let sponsor = self.nodes.get(sponsor).context("no such sponsor")?;
+        invite_and_join(sponsor, &newcomer, None).await?;
+        self.nodes.push(newcomer);
+        self.wait_formed().await
+    }
+
     /// Until every node knows every node as an admitted member, connected.
-    async fn wait_formed(&self) -> anyhow::Result<()> {
+    pub async fn wait_formed(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + FORMING;
         let mut poll = tokio::time::interval(POLL);
         loop {
@@ -65,6 +68,14 @@ impl Sandbox {
         }
     }
 
+    /// This node's PeerId.
+    pub async fn peer(&self, index: usize) -> String {
+        match self.nodes.get(index) {
+            Some(node) => node.federation.status().await.me,
+            None => String::new(),
+        }
+    }
+
     /// Stops every node cleanly.
     pub async fn stop(self) -> anyhow::Result<()> {
         for node in self.nodes {
@@ -72,4 +83,44 @@ impl Sandbox {
         }
         Ok(())
     }
+}
+
+/// A node of its own under `base/<name>`, on loopback port 0, in no federation yet.
+pub async fn node(base: &Path, name: &str) -> anyhow::Result<RunningNode> {
+    let dir = base.join(name);
+    init::init(&dir, name, None)?;
+    let config = Config::load(&dir, &Overrides::loopback())?;
+    start(&dir, config, tokio::runtime::Handle::current()).await
+}
+
+async fn invite_and_join(
+    sponsor: &RunningNode,
+    newcomer: &RunningNode,
+    federation: Option<&str>,
+) -> anyhow::Result<()> {
+    let name = newcomer.federation.status().await.me;
+    let invitation = sponsor
+        .federation
+        .invite(federation, None, Duration::from_secs(600))
+        .await
+        .with_context(|| format!("inviting {name}"))?;
+    newcomer.federation.join(&invitation).await.with_context(|| format!("{name} joining"))?;
+    Ok(())
+}
+
+/// Waits until `condition` holds, checking every 20 ms, and fails after `deadline`.
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut condition: F) -> anyhow::Result<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    let mut poll = tokio::time::interval(POLL);
+    while !condition().await {
+        if started.elapsed() >= deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        poll.tick().await;
+    }
+    Ok(started.elapsed())
 }

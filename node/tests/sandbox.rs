@@ -2,13 +2,13 @@
 //! others as each may know it, and each member reads it under its own grant.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use urbanmesh::RunningNode;
-use urbanmesh::sandbox::Sandbox;
+use urbanmesh::sandbox::{Sandbox, eventually};
 use urbanmesh_catalog::{DatasetSpec, Derived};
 use urbanmesh_policy::{Interface, Subject};
 use urbanmesh_protocol::ReadRequest;
@@ -17,6 +17,7 @@ use urbanmesh_protocol::ReadRequest;
 const FIRST_MS: i64 = 1_772_360_220_000;
 const STEP_MS: i64 = 20 * 60_000;
 const READINGS: i64 = 9;
+const DEADLINE: Duration = Duration::from_secs(20);
 
 async fn peer(node: &RunningNode) -> String {
     node.federation.status().await.me
@@ -55,15 +56,6 @@ fn readings(spec: &DatasetSpec) -> RecordBatch {
     RecordBatch::try_new(schema, columns).expect("batch")
 }
 
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut poll = tokio::time::interval(Duration::from_millis(20));
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        poll.tick().await;
-    }
-}
-
 fn replica_facts(node: &RunningNode, origin: &str) -> Option<Derived> {
     node.catalog.replica(origin, "passanten").ok().map(|replica| replica.entry.derived)
 }
@@ -87,11 +79,16 @@ async fn a_shared_dataset_reaches_each_member_as_that_member_may_know_and_read_i
 
     // The partner reads the rows as stored and knows their count and extent exactly; the
     // other member reads hourly aggregates and knows the extent to the hour.
-    eventually("the partner's exact facts", || replica_facts(bielefeld, &origin).and_then(|f| f.rows) == Some(9)).await;
-    eventually("the member's hourly facts", || {
+    eventually("the partner's exact facts", DEADLINE, || async {
+        replica_facts(bielefeld, &origin).and_then(|f| f.rows) == Some(9)
+    })
+    .await
+    .expect("exact facts");
+    eventually("the member's hourly facts", DEADLINE, || async {
         replica_facts(detmold, &origin).is_some_and(|f| f.rows.is_none() && f.first.is_some())
     })
-    .await;
+    .await
+    .expect("hourly facts");
     let hourly = replica_facts(detmold, &origin).expect("replica");
     assert_eq!(hourly.first.map(|t| t.to_rfc3339()), Some("2026-03-01T10:00:00+00:00".into()));
     assert_eq!(hourly.last.map(|t| t.to_rfc3339()), Some("2026-03-01T13:00:00+00:00".into()));

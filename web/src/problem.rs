@@ -280,3 +280,28 @@ fn body_problem(status: StatusCode, text: String) -> Problem {
 pub(crate) async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "no such endpoint")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The membership rules live in the federation crate and are tested there and in the
+    /// node's sandbox; this is what each refusal becomes on the HTTP API.
+    #[test]
+    fn federation_refusals_keep_their_http_status() {
+        let cases = [
+            (FederationError::NameTaken { name: "Herford".into(), federation: "OWL".into() }, StatusCode::CONFLICT),
+            (FederationError::AlreadyMember("OWL".into()), StatusCode::CONFLICT),
+            (FederationError::UnknownMember("x".into()), StatusCode::NOT_FOUND),
+            (FederationError::Refused("not the sponsor".into()), StatusCode::FORBIDDEN),
+            (FederationError::Invitation("expired".into()), StatusCode::FORBIDDEN),
+            (FederationError::NotMember, StatusCode::BAD_REQUEST),
+            (FederationError::Corrupt("x".into()), StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (error, status) in cases {
+            let text = error.to_string();
+            let problem = Problem::from(error);
+            assert_eq!(problem.status, status, "{text}");
+        }
+    }
+}
