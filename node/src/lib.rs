@@ -6,7 +6,6 @@
 pub mod config;
 pub mod init;
 mod node;
-mod retention;
 pub mod sandbox;
 
 pub use config::{Config, Overrides};

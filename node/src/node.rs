@@ -110,7 +110,7 @@ impl Storage {
         urbanmesh_dataspace::refresh_all(&catalog, &store, false).await?;
         tokio::spawn(urbanmesh_dataspace::follow(catalog.clone(), store.clone()));
         let audit = AuditLog::open(&db)?;
-        tokio::spawn(crate::retention::expire_audit(audit.clone(), config.audit.retention_days));
+        tokio::spawn(audit.clone().keep_within(config.audit.retention_days));
         let gate = ReadGate::new(catalog.clone(), store.clone(), audit.clone());
         Ok(Self { db, store, catalog, audit, gate, staff_registry })
     }

@@ -3,6 +3,7 @@
 //! folded (see [`refusals`]), so that nobody can grow the log at will.
 
 mod refusals;
+mod retention;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
