@@ -18,7 +18,9 @@ pub(crate) enum Command {
     Init(InitArgs),
     /// Run a node until SIGTERM or Ctrl-C.
     Run(RunArgs),
-    /// Start a local demonstration node with a month of sample water levels.
+    /// Start the demonstration: a federation of five towns of Ostwestfalen-Lippe on this
+    /// machine, with a month of river levels, weather and pedestrian counts, and a regional
+    /// view of the river levels across the towns.
     Demo(DemoArgs),
     /// Print a single-use invitation to this node's federation (founding one if needed).
     /// The node must be running.

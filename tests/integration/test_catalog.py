@@ -1096,3 +1096,21 @@ def test_derived_fields_are_rederived_after_a_crash(node):
     wait_search(node, lambda ids: ids == ["pegel"], "the re-derived extent to be searchable", timeout=DERIVED_DEADLINE,
                 **{"from": "2026-03-01T00:10:00Z", "to": "2026-03-01T00:20:00Z"})
 
+
+
+@pytest.mark.parametrize("path", ["/catalog.ttl", "/api/v1/datasets", "/", "/datasets/luft.ttl"])
+def test_text_is_gzipped_for_clients_that_ask_and_plain_for_the_others(catalog_node, path):
+    import gzip
+
+    plain = catalog_node.get(path)
+    assert plain.status == 200, plain
+    assert plain.headers.get("Content-Encoding") is None, "no compression unasked"
+    packed = catalog_node.get(path, headers={"Accept-Encoding": "gzip"})
+    assert packed.status == 200, packed
+    assert packed.headers.get("Content-Encoding") == "gzip", dict(packed.headers)
+    vary = ", ".join(packed.headers.get_all("Vary") or []).lower()
+    assert "accept-encoding" in vary, vary
+    assert packed.content_type == plain.content_type
+    unpacked = gzip.decompress(packed.body)
+    assert len(packed.body) < len(unpacked), "compressed"
+    assert unpacked == plain.body, path

@@ -54,5 +54,7 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::bound_body))
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(http_metrics, metrics::observe))
+        // Text (pages, JSON, CSV, RDF) and Arrow streams, gzipped for clients that ask.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
