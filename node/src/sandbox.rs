@@ -49,31 +49,17 @@ impl Sandbox {
 
     /// Until every node knows every node as an admitted member, connected.
     pub async fn wait_formed(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + FORMING;
-        let mut poll = tokio::time::interval(POLL);
-        loop {
+        eventually("the sandbox federation to form", FORMING, || async {
             let mut formed = true;
             for node in &self.nodes {
                 let status = node.federation.status().await;
                 let admitted = status.members.iter().filter(|m| m.status == MemberStatus::Admitted && m.connected);
                 formed &= admitted.count() == self.nodes.len();
             }
-            if formed {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("the sandbox federation did not form within {FORMING:?}");
-            }
-            poll.tick().await;
-        }
-    }
-
-    /// This node's PeerId.
-    pub async fn peer(&self, index: usize) -> String {
-        match self.nodes.get(index) {
-            Some(node) => node.federation.status().await.me,
-            None => String::new(),
-        }
+            formed
+        })
+        .await
+        .map(drop)
     }
 
     /// Stops every node cleanly.
@@ -98,14 +84,19 @@ async fn invite_and_join(
     newcomer: &RunningNode,
     federation: Option<&str>,
 ) -> anyhow::Result<()> {
-    let name = newcomer.federation.status().await.me;
+    let newcomer_peer = peer(newcomer).await;
     let invitation = sponsor
         .federation
         .invite(federation, None, Duration::from_secs(600))
         .await
-        .with_context(|| format!("inviting {name}"))?;
-    newcomer.federation.join(&invitation).await.with_context(|| format!("{name} joining"))?;
+        .with_context(|| format!("inviting {newcomer_peer}"))?;
+    newcomer.federation.join(&invitation).await.with_context(|| format!("{newcomer_peer} joining"))?;
     Ok(())
+}
+
+/// The node's PeerId.
+pub async fn peer(node: &RunningNode) -> String {
+    node.federation.status().await.me
 }
 
 /// Waits until `condition` holds, checking every 20 ms, and fails after `deadline`.

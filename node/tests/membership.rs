@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use urbanmesh::RunningNode;
-use urbanmesh::sandbox::{Sandbox, eventually, node};
+use urbanmesh::sandbox::{Sandbox, eventually, node, peer};
 use urbanmesh_catalog::DatasetSpec;
 use urbanmesh_federation::FederationError;
 use urbanmesh_protocol::federation::MemberStatus;
@@ -44,7 +44,7 @@ async fn the_founder_and_the_sponsor_may_remove_a_member_and_no_one_else() {
         let newcomer = node(dir.path(), name).await.expect("node");
         owl.admit(newcomer, 2).await.expect("admitted by Herford");
     }
-    let peers: Vec<String> = futures::future::join_all((0..5).map(|i| owl.peer(i))).await;
+    let peers: Vec<String> = futures::future::join_all(owl.nodes.iter().map(peer)).await;
     for (k, node) in owl.nodes.iter().enumerate() {
         publish(node, &format!("rad-{k}"), &format!("Radwege {k}")).await;
     }
@@ -105,7 +105,7 @@ async fn a_member_that_leaves_is_forgotten_and_forgets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let owl = Sandbox::start(dir.path(), "OWL", &["Guetersloh", "Bielefeld", "Herford"]).await.expect("sandbox");
     let [guetersloh, bielefeld, herford] = &owl.nodes[..] else { panic!("three") };
-    let (g, b) = (owl.peer(0).await, owl.peer(1).await);
+    let (g, b) = (peer(&owl.nodes[0]).await, peer(&owl.nodes[1]).await);
     publish(guetersloh, "luft-gt", "Luft Gütersloh").await;
     publish(bielefeld, "luft-bi", "Luft Bielefeld").await;
     eventually("set-up entries", DEADLINE, || async {
@@ -167,7 +167,7 @@ async fn a_newcomer_brings_its_existing_catalogue() {
     }
     let theirs = newcomer.federation.status().await.me;
     owl.admit(newcomer, 1).await.expect("admitted by Bielefeld");
-    let g = owl.peer(0).await;
+    let g = peer(&owl.nodes[0]).await;
     let took = eventually("the newcomer's catalogue on every member, and theirs on it", DEADLINE, || async {
         let [guetersloh, bielefeld, newcomer] = &owl.nodes[..] else { return false };
         (0..3).all(|k| {

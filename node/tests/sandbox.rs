@@ -8,7 +8,7 @@ use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArra
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use urbanmesh::RunningNode;
-use urbanmesh::sandbox::{Sandbox, eventually};
+use urbanmesh::sandbox::{Sandbox, eventually, peer};
 use urbanmesh_catalog::{DatasetSpec, Derived};
 use urbanmesh_policy::{Interface, Subject};
 use urbanmesh_protocol::ReadRequest;
@@ -18,10 +18,6 @@ const FIRST_MS: i64 = 1_772_360_220_000;
 const STEP_MS: i64 = 20 * 60_000;
 const READINGS: i64 = 9;
 const DEADLINE: Duration = Duration::from_secs(20);
-
-async fn peer(node: &RunningNode) -> String {
-    node.federation.status().await.me
-}
 
 fn passanten(partner: &str) -> DatasetSpec {
     serde_json::from_value(serde_json::json!({

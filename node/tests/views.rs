@@ -9,7 +9,7 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
 use urbanmesh::RunningNode;
-use urbanmesh::sandbox::{Sandbox, eventually};
+use urbanmesh::sandbox::{Sandbox, eventually, peer};
 use urbanmesh_catalog::DatasetSpec;
 use urbanmesh_catalog::view::ViewSpec;
 use urbanmesh_flight::Freshness;
@@ -83,7 +83,7 @@ async fn a_view_serves_each_source_as_its_owner_allows_and_names_what_does_not_f
     // Members may read Herford's only as hourly aggregates.
     let hourly = serde_json::json!([{"assignee": "federation", "aggregate": {"bucket": "1h", "min_group": 1}}]);
     source(herford, pegel("pegel-hf", "cm", hourly), "WERRE").await;
-    let (b, h) = (owl.peer(1).await, owl.peer(2).await);
+    let (b, h) = (peer(&owl.nodes[1]).await, peer(&owl.nodes[2]).await);
     eventually("the members' sources known at Gütersloh", DEADLINE, || async {
         ["pegel-bi", "temp-bi"].iter().all(|id| guetersloh.catalog.replica(&b, id).is_ok())
             && guetersloh.catalog.replica(&h, "pegel-hf").is_ok()

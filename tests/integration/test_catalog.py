@@ -1114,3 +1114,9 @@ def test_text_is_gzipped_for_clients_that_ask_and_plain_for_the_others(catalog_n
     unpacked = gzip.decompress(packed.body)
     assert len(packed.body) < len(unpacked), "compressed"
     assert unpacked == plain.body, path
+
+
+def test_workspace_pages_are_never_compressed(node):
+    """They carry CSRF tokens beside what staff typed: compressed, their size would tell (BREACH)."""
+    response = node.get("/admin", headers={"Accept-Encoding": "gzip"})
+    assert response.headers.get("Content-Encoding") is None, dict(response.headers)

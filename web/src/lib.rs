@@ -42,6 +42,10 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/datasets/{file}", get(dcat::dataset))
         .route("/views/{file}", get(dcat::view))
         .merge(portal::routes())
+        // Text (pages, JSON, CSV, RDF) and Arrow streams, gzipped for clients that ask.
+        // Not the workspace and login below: their pages carry CSRF tokens beside what the
+        // visitor typed, which compression would let an observer guess by size (BREACH).
+        .layer(tower_http::compression::CompressionLayer::new())
         .merge(workspace::routes())
         .route("/auth/login", get(login::login))
         .route("/auth/callback", get(login::callback))
@@ -54,7 +58,5 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::bound_body))
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(http_metrics, metrics::observe))
-        // Text (pages, JSON, CSV, RDF) and Arrow streams, gzipped for clients that ask.
-        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
