@@ -13,6 +13,7 @@ use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::{BatchStream, Store};
 
 use crate::DataspaceError;
+use crate::table::SealedTable;
 
 #[derive(Clone)]
 pub struct ReadGate {
@@ -115,6 +116,26 @@ impl ReadGate {
         Ok(Opened { scan: BatchStream { schema: scan.schema, batches }, grant, audit })
     }
 
+    /// The dataset as the subject may query it with SQL (`purpose` stated for the
+    /// statement), or the refusal [`ReadGate::decide`] gives. The rows the statement
+    /// draws from it are recorded in one access-log entry when the statement ends; a
+    /// table opened only to `describe` a statement records nothing it allows.
+    pub fn table(
+        &self,
+        subject: &Subject,
+        dataset: &str,
+        purpose: Option<&str>,
+        interface: Interface,
+        describe: bool,
+    ) -> Result<SealedTable, DataspaceError> {
+        let request = ReadRequest { purpose: purpose.map(str::to_owned), ..ReadRequest::whole(dataset) };
+        let (_, grant) = self.decide(subject, &request, interface)?;
+        let audit = (!describe).then(|| {
+            AuditEntry::new(self.audit.clone(), record(subject, &request, interface, Outcome::Permit, grant.describe()))
+        });
+        SealedTable::new(&self.store, dataset, grant, audit)
+    }
+
     /// Records a read answered again from what an earlier, identical read produced (a
     /// portal page made for the same catalogue state): the policy decides anew, and the
     /// access log gets the record the read would have written.
@@ -175,12 +196,19 @@ impl ReadGate {
     }
 
     /// The audit entry of a read this node relays from a member (`dataset` is `member/id`);
-    /// the member keeps its own record of what it served.
-    pub fn relay_entry(&self, subject: &Subject, node: &str, request: &ReadRequest) -> AuditEntry {
+    /// the member keeps its own record of what it served. `interface` is the edge the
+    /// caller used ([`Interface::Relay`] for a Flight ticket passed on as it is).
+    pub fn relay_entry(
+        &self,
+        subject: &Subject,
+        node: &str,
+        request: &ReadRequest,
+        interface: Interface,
+    ) -> AuditEntry {
         let relayed = ReadRequest { dataset: format!("{node}/{}", request.dataset), ..request.clone() };
         AuditEntry::new(
             self.audit.clone(),
-            record(subject, &relayed, Interface::Relay, Outcome::Permit, format!("relayed from {node}")),
+            record(subject, &relayed, interface, Outcome::Permit, format!("relayed from {node}")),
         )
     }
 

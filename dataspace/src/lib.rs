@@ -20,6 +20,7 @@ mod lifecycle;
 mod rules;
 mod run;
 mod sealed;
+mod table;
 
 pub use error::DataspaceError;
 pub use follower::{follow, refresh_all};
@@ -28,3 +29,10 @@ pub use grant::RECORDS;
 pub use lifecycle::{delete, publish};
 pub use rules::check_rules;
 pub use run::{check, scan};
+pub use table::{SealedTable, bounds_time, time_range};
+
+/// Whether a reader's predicate belongs to the filter grammar every read accepts, so that
+/// it may be sent to another node as a read's filter.
+pub fn is_filter(expr: &datafusion::logical_expr::Expr) -> bool {
+    filter::refusal(expr).is_none()
+}

@@ -22,9 +22,11 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
 use datafusion::prelude::DataFrame;
-use urbanmesh_policy::Grant;
+use futures::StreamExt;
+use urbanmesh_policy::{AuditEntry, Grant};
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::rows::column_list;
 use urbanmesh_store::{Store, TimeRange};
@@ -71,7 +73,7 @@ pub(crate) async fn plan(
 
 /// A time range is a bound on the stored time column, so it may only be asked for where
 /// the grant releases that column as stored.
-fn time_released(time: Option<&str>, grant: &Grant) -> Result<(), DataspaceError> {
+pub(crate) fn time_released(time: Option<&str>, grant: &Grant) -> Result<(), DataspaceError> {
     let Some(time) = time else { return Ok(()) };
     let withheld = grant.masked.iter().any(|c| c == time)
         || grant.columns.as_ref().is_some_and(|columns| !columns.iter().any(|c| c == time));
@@ -137,20 +139,28 @@ impl TableProvider for Released {
 /// The grant's physical plan, shown to the reader's plan as a leaf: no children to
 /// rewrite, no filters accepted, no orderings or statistics passed up.
 #[derive(Debug)]
-struct SealedGrantExec {
+pub(crate) struct SealedGrantExec {
     grant: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
+    /// The access log's entry the rows it releases are counted in, if any; kept open
+    /// until the last stream ends.
+    audit: Option<Arc<AuditEntry>>,
 }
 
 impl SealedGrantExec {
-    fn new(grant: Arc<dyn ExecutionPlan>) -> Self {
+    pub(crate) fn new(grant: Arc<dyn ExecutionPlan>) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(grant.schema()),
             grant.output_partitioning().clone(),
             grant.pipeline_behavior(),
             grant.boundedness(),
         );
-        Self { grant, properties: Arc::new(properties) }
+        Self { grant, properties: Arc::new(properties), audit: None }
+    }
+
+    /// Counts the rows released (and their bytes in memory) in `audit`.
+    pub(crate) fn counted(self, audit: Arc<AuditEntry>) -> Self {
+        Self { audit: Some(audit), ..self }
     }
 }
 
@@ -200,7 +210,15 @@ impl ExecutionPlan for SealedGrantExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream, DataFusionError> {
-        self.grant.execute(partition, context)
+        let stream = self.grant.execute(partition, context)?;
+        let Some(audit) = self.audit.clone() else { return Ok(stream) };
+        let schema = stream.schema();
+        let counted = stream.inspect(move |batch| {
+            if let Ok(batch) = batch {
+                audit.served().add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))
     }
 }
 

@@ -5,6 +5,7 @@ use urbanmesh_policy::{Identities, Interface, Subject};
 pub const PURPOSE_HEADER: &str = "x-urbanmesh-purpose";
 
 /// Who calls, and why.
+#[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) subject: Subject,
     pub(crate) purpose: Option<String>,

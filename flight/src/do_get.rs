@@ -10,7 +10,7 @@ use tonic::Status;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use urbanmesh_policy::{AuditEntry, Grant};
+use urbanmesh_policy::{AuditEntry, Grant, Interface};
 use urbanmesh_store::StoreError;
 
 use crate::auth::Caller;
@@ -19,7 +19,7 @@ use crate::target::Target;
 use crate::{FlightContext, FlightError, Opened, ViewRead};
 
 /// Flight messages up to this size; larger batches are split by the encoder.
-const MAX_FLIGHT_DATA_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_FLIGHT_DATA_BYTES: usize = 16 * 1024 * 1024;
 
 pub(crate) async fn do_get(
     context: &FlightContext,
@@ -33,7 +33,7 @@ pub(crate) async fn do_get(
             let members = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: member.clone() })?;
             caller.purpose_into(&mut read);
             let relayed = members.relay(&context.gate, &caller.subject, &member, &read).await?;
-            let audit = context.gate.relay_entry(&caller.subject, &member, &read);
+            let audit = context.gate.relay_entry(&caller.subject, &member, &read, Interface::Relay);
             let bytes = metrics.bytes_sent.clone();
             let counted = relayed.inspect_ok(move |data| {
                 let sent = (data.data_body.len() + data.data_header.len()) as u64;
@@ -44,12 +44,16 @@ pub(crate) async fn do_get(
         }
         Target::View(id) => {
             let read = context.views.read(&caller.subject, &id, caller.interface()).await?;
-            Ok(Either::Right(Either::Left(view_rows(read, metrics, started))))
+            Ok(Either::Right(Either::Left(Either::Left(view_rows(read, metrics, started)))))
+        }
+        Target::Sql(command) => {
+            let rows = crate::sql::do_get(context, metrics, caller.clone(), command).await?;
+            Ok(Either::Right(Either::Left(Either::Right(rows))))
         }
         Target::Dataset(mut request) => {
             caller.purpose_into(&mut request);
             if let Some(read) = context.views.read_named(&caller.subject, &request, caller.interface()).await? {
-                return Ok(Either::Right(Either::Left(view_rows(read, metrics, started))));
+                return Ok(Either::Right(Either::Left(Either::Left(view_rows(read, metrics, started)))));
             }
             let Opened { scan, grant, audit } =
                 context.gate.open(&caller.subject, &request, caller.interface()).await?;
@@ -111,13 +115,19 @@ fn encoded(
             }
             std::task::Poll::Ready(None)
         }))
-        .map_err(|e| match e {
-            ArrowFlightError::ExternalError(source) => match source.downcast::<StoreError>() {
-                Ok(store) => Status::from(FlightError::Store(*store)),
-                Err(other) => Status::internal(other.to_string()),
-            },
-            other => Status::internal(other.to_string()),
-        })
+        .map_err(status_of)
+}
+
+/// A failure while streaming rows: the store's errors with their own codes (a query's
+/// budget ran out, a bad cast), anything else as internal.
+pub(crate) fn status_of(error: ArrowFlightError) -> Status {
+    match error {
+        ArrowFlightError::ExternalError(source) => match source.downcast::<StoreError>() {
+            Ok(store) => Status::from(FlightError::Store(*store)),
+            Err(other) => Status::internal(other.to_string()),
+        },
+        other => Status::internal(other.to_string()),
+    }
 }
 
 /// Schema metadata keys of the duties.

@@ -14,6 +14,7 @@ use urbanmesh_policy::Subject;
 use urbanmesh_store::{StagedAppend, Store, StoreError, conform::conform};
 
 use crate::metrics::FlightMetrics;
+use crate::sql::{self, SqlCommand};
 use crate::target::Target;
 use crate::{FlightContext, FlightError};
 
@@ -35,9 +36,6 @@ pub(crate) async fn do_put(
     subject: &Subject,
     input: Streaming<FlightData>,
 ) -> Result<Acks, FlightError> {
-    if !subject.may_edit() {
-        return Err(FlightError::Unauthenticated);
-    }
     let mut input = input.peekable();
     let descriptor = match std::pin::Pin::new(&mut input).peek().await {
         Some(Ok(first)) => first.flight_descriptor.clone(),
@@ -47,9 +45,24 @@ pub(crate) async fn do_put(
     let descriptor = descriptor.ok_or_else(|| FlightError::Descriptor {
         reason: "the first message must carry a descriptor with path [dataset id]".into(),
     })?;
-    let id = match Target::of_descriptor(&descriptor)? {
+    let target = Target::of_descriptor(&descriptor)?;
+    // Binding a prepared statement's parameters writes nothing; anyone may.
+    if let Target::Sql(command) = target {
+        let (acks, receiver) = mpsc::channel(1);
+        let _ = acks.try_send(match command {
+            SqlCommand::Statement(statement) => sql::bind(statement, input).await.map_err(Status::from),
+            SqlCommand::Metadata(_) | SqlCommand::Refused(_) => {
+                Err(Status::from(FlightError::ReadOnly { what: "writing through Flight SQL".into() }))
+            }
+        });
+        return Ok(ReceiverStream::new(receiver));
+    }
+    if !subject.may_edit() {
+        return Err(FlightError::Unauthenticated);
+    }
+    let id = match target {
         Target::Dataset(read) if read.is_whole() => read.dataset,
-        Target::Dataset(_) | Target::View(_) | Target::Remote { .. } => {
+        Target::Dataset(_) | Target::View(_) | Target::Remote { .. } | Target::Sql(_) => {
             return Err(FlightError::Descriptor {
                 reason: "rows are written to one of this node's datasets: path [dataset id]".into(),
             });

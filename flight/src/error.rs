@@ -30,6 +30,13 @@ pub enum FlightError {
         "batch {batch} rejected; the {stored_batches} batches before it ({stored_rows} rows) were stored: {source}"
     )]
     BatchRejected { batch: usize, stored_batches: usize, stored_rows: usize, source: Box<FlightError> },
+    /// An SQL statement that cannot be planned: the parser's or planner's reason, which
+    /// names the line and column where it can.
+    #[error("invalid SQL: {reason}")]
+    Sql { reason: String },
+    /// A statement or command that would change something: this node answers queries only.
+    #[error("read-only: {what} is not allowed; only queries (SELECT, WITH, VALUES) are answered")]
+    ReadOnly { what: String },
     /// Talking to another member failed (connection, TLS, membership).
     #[error("member connection: {0}")]
     Peer(String),
@@ -75,6 +82,7 @@ fn code(error: &FlightError) -> Code {
         // A member's refusal is passed on as the member said it.
         FlightError::Stream(arrow_flight::error::FlightError::Tonic(status)) => status.code(),
         FlightError::Stream(_) | FlightError::Request(_) | FlightError::Descriptor { .. } => Code::InvalidArgument,
+        FlightError::Sql { .. } | FlightError::ReadOnly { .. } => Code::InvalidArgument,
         FlightError::NotFound { .. } => Code::NotFound,
         FlightError::Forbidden { .. } => Code::PermissionDenied,
         FlightError::Unauthenticated => Code::Unauthenticated,
@@ -120,6 +128,9 @@ fn store_code(error: &StoreError) -> Code {
         | StoreError::FlushInDoubt { .. }
         | StoreError::WritesStopped { .. } => Code::Unavailable,
         StoreError::Query { source } => query_code(source),
+        StoreError::QueryMemory { .. } => Code::ResourceExhausted,
+        StoreError::QueryTimeout { .. } => Code::DeadlineExceeded,
+        StoreError::ReaderGone => Code::Cancelled,
         StoreError::Wal { .. }
         | StoreError::Io { .. }
         | StoreError::Arrow { .. }

@@ -6,7 +6,7 @@ use urbanmesh_protocol::ReadRequest;
 
 use crate::auth::Caller;
 use crate::target::Target;
-use crate::{FlightContext, FlightError, remote, view};
+use crate::{FlightContext, FlightError, remote, sql, view};
 
 pub(crate) async fn get_flight_info(
     context: &FlightContext,
@@ -16,6 +16,7 @@ pub(crate) async fn get_flight_info(
     match Target::of_descriptor(&descriptor)? {
         Target::Dataset(read) => dataset_info(context, caller, read, descriptor).await,
         Target::View(id) => view::flight_info(&context.views.get(&caller.subject, &id)?),
+        Target::Sql(command) => sql::flight_info(context, caller, command, descriptor).await,
         Target::Remote { member, mut read } => {
             caller.purpose_into(&mut read);
             remote::flight_info(context, &caller.subject, member, read, descriptor)

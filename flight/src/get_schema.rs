@@ -5,7 +5,7 @@ use arrow_flight::{FlightDescriptor, SchemaAsIpc, SchemaResult};
 
 use crate::auth::Caller;
 use crate::target::Target;
-use crate::{FlightContext, FlightError, remote, view};
+use crate::{FlightContext, FlightError, remote, sql, view};
 
 pub(crate) async fn get_schema(
     context: &FlightContext,
@@ -16,12 +16,20 @@ pub(crate) async fn get_schema(
         Target::Dataset(mut read) => {
             caller.purpose_into(&mut read);
             let (schema, _) = context.gate.schema(&caller.subject, &read, caller.interface()).await?;
-            let options = IpcWriteOptions::default();
-            let ipc = SchemaAsIpc::new(&schema, &options);
-            return Ok(SchemaResult::try_from(ipc).map_err(arrow_flight::error::FlightError::from)?);
+            return schema_result(&schema);
+        }
+        Target::Sql(command) => {
+            let schema = sql::schema(context, caller, &command).await?;
+            return schema_result(&schema);
         }
         Target::View(id) => view::flight_info(&context.views.get(&caller.subject, &id)?)?,
         Target::Remote { member, read } => remote::flight_info(context, &caller.subject, member, read, descriptor)?,
     };
     Ok(SchemaResult { schema: described.schema })
+}
+
+fn schema_result(schema: &arrow::datatypes::Schema) -> Result<SchemaResult, FlightError> {
+    let options = IpcWriteOptions::default();
+    let ipc = SchemaAsIpc::new(schema, &options);
+    Ok(SchemaResult::try_from(ipc).map_err(arrow_flight::error::FlightError::from)?)
 }

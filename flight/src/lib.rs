@@ -14,6 +14,7 @@ mod metrics;
 mod peer;
 mod remote;
 mod service;
+mod sql;
 mod target;
 mod view;
 
@@ -32,6 +33,7 @@ pub use peer::{
 };
 pub use remote::{MemberDirectory, Remote};
 pub use service::FlightService;
+pub use sql::table_name;
 pub use urbanmesh_dataspace::{Opened, ReadGate};
 pub use view::{Assembled, Freshness, SourceStatus, ViewRead, Views};
 

@@ -19,6 +19,7 @@ use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arrow::datatypes::SchemaRef;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightClient, FlightData, Ticket};
 use futures::{StreamExt, TryStreamExt};
@@ -69,6 +70,14 @@ impl PeerClient {
 }
 
 impl PeerClient {
+    /// The schema the member would send for `request`, without reading (`GetSchema`).
+    pub async fn schema(&self, peer: PeerId, endpoint: &str, request: &ReadRequest) -> Result<SchemaRef, FlightError> {
+        let mut client = FlightClient::new(self.channel(peer, endpoint).await?);
+        let descriptor = arrow_flight::FlightDescriptor::new_cmd(request.encode());
+        let schema = client.get_schema(descriptor).await.inspect_err(|e| self.drop_broken(peer, endpoint, e))?;
+        Ok(Arc::new(schema))
+    }
+
     /// The member's `DoGet` stream as it arrives, for passing on to a Flight client
     /// without decoding and encoding it again.
     pub async fn relay(

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo};
 use urbanmesh_protocol::{PeerId, ReadRequest};
 use urbanmesh_store::BatchStream;
@@ -39,6 +40,19 @@ impl Remote {
         let (peer, endpoint) = self.locate(node)?;
         gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
         self.client.fetch(peer, &endpoint, &on_behalf(subject, request)).await
+    }
+
+    /// The schema the member releases for `request` to `subject` through this node.
+    pub async fn schema(
+        &self,
+        gate: &ReadGate,
+        subject: &Subject,
+        node: &str,
+        request: &ReadRequest,
+    ) -> Result<SchemaRef, FlightError> {
+        let (peer, endpoint) = self.locate(node)?;
+        gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
+        self.client.schema(peer, &endpoint, &on_behalf(subject, request)).await
     }
 
     /// The member's Flight stream, passed on as it comes.

@@ -9,7 +9,7 @@ use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::metrics::FlightMetrics;
-use crate::{FlightContext, auth, do_get, do_put, get_flight_info, get_schema, list_flights};
+use crate::{FlightContext, auth, do_get, do_put, get_flight_info, get_schema, list_flights, sql};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -94,10 +94,21 @@ impl arrow_flight::flight_service_server::FlightService for FlightService {
     }
 
     async fn do_action(&self, request: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
-        Err(Status::unimplemented(format!("no action `{}`; this node offers none", request.get_ref().r#type)))
+        let started = Instant::now();
+        let caller = auth::caller(&self.context.identities, &request).await?;
+        let action = request.into_inner();
+        let Some(answer) = sql::do_action(&self.context, caller, &action).await else {
+            return Err(Status::unimplemented(format!(
+                "no action `{}`; this node offers those of Flight SQL's prepared statements",
+                action.r#type
+            )));
+        };
+        let results = answer?;
+        self.metrics.observe("DoAction", started);
+        Ok(Response::new(Box::pin(futures::stream::iter(results.into_iter().map(Ok)))))
     }
 
     async fn list_actions(&self, _request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
-        Ok(Response::new(Box::pin(futures::stream::empty())))
+        Ok(Response::new(Box::pin(futures::stream::iter(sql::actions().into_iter().map(Ok)))))
     }
 }

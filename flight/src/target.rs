@@ -3,7 +3,8 @@
 //!
 //! - descriptor path `[dataset]`, `["views", view]` or `["remote", member, dataset]`;
 //! - descriptor command or ticket, JSON: a [`ReadRequest`] (`{"dataset": …}`),
-//!   `{"view": view}` or `{"remote": member, "read": ReadRequest}`.
+//!   `{"view": view}` or `{"remote": member, "read": ReadRequest}`;
+//! - descriptor command or ticket, a protobuf `Any` of a Flight SQL message ([`SqlCommand`]).
 
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::{FlightDescriptor, Ticket};
@@ -11,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use urbanmesh_protocol::ReadRequest;
 
 use crate::FlightError;
+use crate::sql::SqlCommand;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Target {
     /// One of this node's datasets, or a view named like one (read whole).
     Dataset(ReadRequest),
@@ -20,6 +22,8 @@ pub(crate) enum Target {
     View(String),
     /// Another member's dataset, read through this node.
     Remote { member: String, read: ReadRequest },
+    /// A Flight SQL command.
+    Sql(SqlCommand),
 }
 
 /// The JSON shapes of the targets that are not a plain read request.
@@ -51,7 +55,7 @@ impl Target {
                     ),
                 }),
             },
-            Ok(DescriptorType::Cmd) => Self::of_json(&descriptor.cmd),
+            Ok(DescriptorType::Cmd) => Self::of_command(&descriptor.cmd),
             Ok(DescriptorType::Unknown) | Err(_) => {
                 Err(FlightError::Descriptor { reason: "the descriptor type must be PATH or CMD".into() })
             }
@@ -59,7 +63,15 @@ impl Target {
     }
 
     pub(crate) fn of_ticket(ticket: &Ticket) -> Result<Self, FlightError> {
-        Self::of_json(&ticket.ticket)
+        Self::of_command(&ticket.ticket)
+    }
+
+    /// A Flight SQL message is told by its type URL; anything else is JSON.
+    fn of_command(bytes: &[u8]) -> Result<Self, FlightError> {
+        match SqlCommand::recognise(bytes) {
+            Some(command) => command.map(Self::Sql),
+            None => Self::of_json(bytes),
+        }
     }
 
     /// The ticket that reads this target.
@@ -70,6 +82,7 @@ impl Target {
             Self::Remote { member, read } => {
                 serde_json::to_vec(&RemoteTicket { remote: member.clone(), read: read.clone() })
             }
+            Self::Sql(command) => return command.ticket(),
         };
         json.map(Ticket::new).map_err(|e| FlightError::Descriptor { reason: e.to_string() })
     }

@@ -211,6 +211,10 @@ pub(crate) struct Limits {
     pub(crate) xlsx_max_cells: u64,
     /// Seconds a response may wait for its reader to take more bytes before it is ended.
     pub(crate) write_timeout_secs: u64,
+    /// Bytes of memory one query may hold (an SQL statement, a Flight or REST read, a page).
+    pub(crate) query_memory_bytes: usize,
+    /// Seconds one query may compute for.
+    pub(crate) query_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -228,11 +232,22 @@ impl From<urbanmesh_web::Limits> for Limits {
             xlsx_max_shared_strings: limits.decode.xlsx_max_shared_strings,
             xlsx_max_cells: limits.decode.xlsx_max_cells,
             write_timeout_secs: limits.write_timeout.as_secs(),
+            query_memory_bytes: urbanmesh_store::QueryLimits::default().memory_bytes,
+            query_timeout_secs: urbanmesh_store::QueryLimits::default().time.as_secs(),
         }
     }
 }
 
 impl Limits {
+    /// Each query's budgets; zero would refuse every query, so the least is one byte and
+    /// one second.
+    pub(crate) fn query(&self) -> urbanmesh_store::QueryLimits {
+        urbanmesh_store::QueryLimits {
+            memory_bytes: self.query_memory_bytes.max(1),
+            time: std::time::Duration::from_secs(self.query_timeout_secs.max(1)),
+        }
+    }
+
     pub(crate) fn web(&self) -> urbanmesh_web::Limits {
         urbanmesh_web::Limits {
             max_body_bytes: self.max_body_bytes,

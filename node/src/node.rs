@@ -9,7 +9,6 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use urbanmesh_catalog::{Catalog, Endpoints};
 use urbanmesh_federation::{Federation, Profile};
 use urbanmesh_flight::{
@@ -97,6 +96,7 @@ impl Storage {
         let mut store_config = StoreConfig::new(data_dir.join("segments"));
         store_config.segment_rows = config.storage.segment_rows;
         store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
+        store_config.query_limits = config.limits.query();
         let store = Store::open(db.clone(), store_config, query, registry)?;
         let mut staff_registry = Registry::default();
         store.register_dataset_metrics(&mut staff_registry);
@@ -287,13 +287,16 @@ fn serve_http(listener: TcpListener, state: AppState, metrics: HttpMetrics, stop
     })
 }
 
-/// Arrow Flight for clients.
+/// Arrow Flight for clients. Small answers (a schema, a prepared statement, a short
+/// result) are sent at once, not held back for delayed ACKs (TCP_NODELAY): without it,
+/// every call waited about 40 ms.
 fn serve_flight(listener: TcpListener, flight: FlightServer, stopped: watch::Receiver<bool>) -> Server {
     tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(flight)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped))
+            .serve_with_incoming_shutdown(incoming, wait_for_stop(stopped))
             .await
             .context("Flight server")
     })

@@ -52,6 +52,8 @@ pub enum Interface {
     Flight,
     /// Arrow Flight, from another member over mutual TLS.
     PeerFlight,
+    /// An SQL statement over Flight SQL.
+    FlightSql,
     /// A page of the public portal.
     Portal,
     /// A regional view reading one of its sources.
@@ -78,6 +80,7 @@ impl Interface {
             Self::Rest => "rest",
             Self::Flight => "flight",
             Self::PeerFlight => "peer-flight",
+            Self::FlightSql => "flight-sql",
             Self::Portal => "portal",
             Self::View => "view",
             Self::Relay => "relay",
@@ -332,6 +335,12 @@ impl AuditEntry {
 
     pub fn served(&self) -> Arc<Served> {
         Arc::clone(&self.served)
+    }
+}
+
+impl std::fmt::Debug for AuditEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditEntry").field("record", &self.record).field("served", &self.served).finish()
     }
 }
 

@@ -54,6 +54,15 @@ pub enum StoreError {
     Corrupt { reason: String },
     #[error("the store is shutting down")]
     ShuttingDown,
+    /// A query needed more memory than its pool holds.
+    #[error("the query needs more memory than `[limits] query_memory_bytes` allows: {reason}")]
+    QueryMemory { reason: String },
+    /// A query computed for longer than it may.
+    #[error("the query ran longer than `[limits] query_timeout_secs` = {secs} allows")]
+    QueryTimeout { secs: u64 },
+    /// The reader of a query went away before it ended.
+    #[error("the reader went away")]
+    ReaderGone,
 }
 
 impl From<DataFusionError> for StoreError {
@@ -61,6 +70,16 @@ impl From<DataFusionError> for StoreError {
     /// division by zero) are the caller's; everything else is the node's.
     fn from(source: DataFusionError) -> Self {
         use datafusion::arrow::error::ArrowError;
+        match source.find_root() {
+            DataFusionError::ResourcesExhausted(reason) => return Self::QueryMemory { reason: reason.clone() },
+            // The query's own budget ended it (see `limits`).
+            DataFusionError::External(inner) => match inner.downcast_ref::<Self>() {
+                Some(Self::QueryTimeout { secs }) => return Self::QueryTimeout { secs: *secs },
+                Some(Self::ReaderGone) => return Self::ReaderGone,
+                _ => {}
+            },
+            _ => {}
+        }
         if let DataFusionError::ArrowError(error, _) = source.find_root() {
             if matches!(
                 error.as_ref(),

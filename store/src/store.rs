@@ -13,6 +13,7 @@ use urbanmesh_catalog::Dataset;
 use crate::commit::{Committer, GroupCommit, Pending, Refusal, WriteStop};
 use crate::compaction::{Compactor, Thresholds};
 use crate::failpoint::Failpoints;
+use crate::limits::QueryLimits;
 use crate::manifest::Manifests;
 use crate::metrics::StoreMetrics;
 use crate::query::{self, Stored, TimeRange};
@@ -38,6 +39,8 @@ pub struct StoreConfig {
     pub batch_rows: usize,
     /// Threads of the query runtime, used to split scans.
     pub query_partitions: usize,
+    /// Memory and time each query may take.
+    pub query_limits: QueryLimits,
     /// Where log entries withdrawn after a failed flush are recorded, outside the log;
     /// beside `segments_dir` by default.
     pub withdrawals_file: PathBuf,
@@ -56,6 +59,7 @@ impl StoreConfig {
             max_tail_age: Duration::from_secs(600),
             batch_rows: 128 * 1024,
             query_partitions: 2,
+            query_limits: QueryLimits::default(),
         }
     }
 }
@@ -302,9 +306,21 @@ impl Store {
         &self.inner.query_runtime
     }
 
-    /// The store's DataFusion session: its batch size and partitions.
+    /// The store's DataFusion session: its batch size and partitions. Plan on it; run
+    /// plans in a [`Store::query_session`], which bounds their memory.
     pub fn session(&self) -> &SessionContext {
         &self.inner.ctx
+    }
+
+    /// A session for one query: the store's configuration, with a memory pool of the
+    /// query's own (`[limits] query_memory_bytes`).
+    pub fn query_session(&self) -> Result<SessionContext, StoreError> {
+        self.inner.config.query_limits.session(&self.inner.ctx)
+    }
+
+    /// The memory and time each query may take.
+    pub fn query_limits(&self) -> QueryLimits {
+        self.inner.config.query_limits
     }
 
     pub fn schema(&self, id: &str) -> Result<SchemaRef, StoreError> {

@@ -115,6 +115,13 @@ impl From<StoreError> for Problem {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}; nothing was stored")).naming_limit(limit)
             }
             StoreError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+            // A query over its budget: the node is fine, this read is too large for it.
+            e @ StoreError::QueryMemory { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).naming_limit("query_memory_bytes")
+            }
+            e @ StoreError::QueryTimeout { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).naming_limit("query_timeout_secs")
+            }
             // The writer must learn whether its batch is stored; the node takes no writes until restarted.
             e @ (StoreError::Flush { .. } | StoreError::FlushInDoubt { .. } | StoreError::WritesStopped { .. }) => {
                 tracing::error!(error = %e, "write refused");

@@ -65,6 +65,10 @@ pub fn member_connections(
                 },
                 () = sender.closed() => return,
             };
+            // Small answers (schemas, acknowledgements) must not wait for delayed ACKs.
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, %address, "member listener: TCP_NODELAY not set");
+            }
             let id = lock(&handshakes).admit();
             let slot = Slot { id, handshakes: Arc::clone(&handshakes) };
             let config = Arc::clone(&config);

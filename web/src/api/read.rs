@@ -86,7 +86,7 @@ pub(crate) async fn remote_rows(
     let remote = state.remote.as_ref().ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no federation"))?;
     let permit = state.download_permit()?;
     let scan = remote.fetch(&state.gate, &subject, &node, &request).await?;
-    let audit = state.gate.relay_entry(&subject, &node, &request);
+    let audit = state.gate.relay_entry(&subject, &node, &request, Interface::Relay);
     let counter = audit.served();
     let scan = BatchStream {
         schema: scan.schema,

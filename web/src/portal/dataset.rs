@@ -52,6 +52,10 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
             h2 { (w.python) }
             pre #pyarrow { code { (snippet(&state.endpoints.flight, &format!("\"{id}\""))) } }
         }
+        section {
+            h2 { (w.sql) }
+            pre #sql { code { (sql_snippet(&state.endpoints.flight, &urbanmesh_flight::table_name(&state.catalog.info().municipality, id), false)) } }
+        }
         p { a #dcat href=(format!("/datasets/{id}.ttl")) { (w.dcat) } }
     };
     let body: bytes::Bytes = frame.html(&dataset.spec.title, main).into();
@@ -198,6 +202,24 @@ fn media(format: &str) -> &'static str {
         "json" => "application/json",
         _ => "application/vnd.apache.parquet",
     }
+}
+
+/// Querying it with SQL through the ADBC Flight SQL driver, into DuckDB; with `token`,
+/// signed in (a bearer token: the admin token or one of the OpenID provider's).
+pub(crate) fn sql_snippet(flight: &str, table: &str, token: bool) -> String {
+    let options = if token {
+        ", db_kwargs={\"adbc.flight.sql.authorization_header\": \"Bearer <token>\"}"
+    } else {
+        ""
+    };
+    format!(
+        "# pip install adbc-driver-flightsql duckdb\n\
+         import adbc_driver_flightsql.dbapi as flightsql, duckdb\n\
+         with flightsql.connect(\"{flight}\"{options}) as conn, conn.cursor() as cur:\n\
+         \x20   cur.execute('SELECT * FROM {table} LIMIT 1000')\n\
+         \x20   rows = cur.fetch_arrow_table()\n\
+         duckdb.sql(\"SELECT count(*) FROM rows\").show()"
+    )
 }
 
 /// Reading it with pyarrow's Flight client.

@@ -217,6 +217,7 @@ fn dataset_page(
 ) -> Markup {
     let id = dataset.id();
     let rows = state.store.stats(id).map(|s| s.rows).unwrap_or(0);
+    let table = urbanmesh_flight::table_name(&state.catalog.info().municipality, id);
     html! {
         h1 { (dataset.spec.title) }
         p {
@@ -225,6 +226,11 @@ fn dataset_page(
             a href=(format!("/admin/datasets/{id}/policy")) { "Wer darf was sehen?" }
         }
         p #policy-summary { (super::summary::summary(&dataset.policy)) }
+        section {
+            h2 { "Mit SQL abfragen" }
+            p { "Name in SQL (Flight SQL, ADBC, DuckDB, DBeaver): " code #sql-name { (table) } }
+            pre #sql { code { (crate::portal::dataset::sql_snippet(&state.endpoints.flight, &table, true)) } }
+        }
         section {
             h2 { "Daten hochladen" }
             @if let Some(upload) = upload { (upload) }
