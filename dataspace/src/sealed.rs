@@ -15,11 +15,12 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -43,8 +44,12 @@ pub(crate) async fn plan(
     grant: &Grant,
 ) -> Result<Arc<dyn ExecutionPlan>, DataspaceError> {
     let range = TimeRange { from: request.from, to: request.to };
+    let range = match &request.filter {
+        Some(filter) => within_filter(store, request, grant, filter, range).await?,
+        None => range,
+    };
     let stored = store.stored(&request.dataset, grant::stored_range(grant, range))?;
-    if !range.is_open() {
+    if request.from.is_some() || request.to.is_some() {
         time_released(stored.time_column.as_deref(), grant)?;
     }
     let released = Released::new(grant::release(stored, grant)?);
@@ -68,6 +73,39 @@ pub(crate) async fn plan(
             e @ (DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_)),
         ) => invalid_filter(filter, &e),
         (_, e) => e.into(),
+    })
+}
+
+/// `range` narrowed to the stored time the reader's filter bounds, where the grant releases
+/// the time column as stored: a filter `time >= …` then reads only the segments it can
+/// match, as `from` would. The bounds are read from the filter as the engine types and
+/// simplifies it, and the filter is still applied to every row read.
+async fn within_filter(
+    store: &Store,
+    request: &ReadRequest,
+    grant: &Grant,
+    filter: &str,
+    range: TimeRange,
+) -> Result<TimeRange, DataspaceError> {
+    let whole = store.stored(&request.dataset, TimeRange::default())?;
+    let Some(time) = whole.time_column.clone().filter(|t| time_released(Some(t), grant).is_ok()) else {
+        return Ok(range);
+    };
+    let frame = store.session().read_table(Arc::new(Released::new(grant::release(whole, grant)?)))?;
+    let predicate = parse_filter(&frame, filter)?;
+    // A filter the engine cannot type narrows nothing here; planning the read says why.
+    let Ok(plan) = frame.filter(predicate).and_then(DataFrame::into_optimized_plan) else { return Ok(range) };
+    let mut bounded = TimeRange::default();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Filter(filter) = node {
+            bounded = crate::table::time_range(split_conjunction(&filter.predicate), &time);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    Ok(TimeRange {
+        from: range.from.into_iter().chain(bounded.from).max(),
+        to: range.to.into_iter().chain(bounded.to).min(),
     })
 }
 

@@ -119,8 +119,9 @@ fn external(error: impl std::error::Error + Send + Sync + 'static) -> DataFusion
     DataFusionError::External(Box::new(error))
 }
 
-/// The time range `filters` bound `time` to (as a superset: `<=` reads to the next
-/// instant); filters that bound nothing are ignored.
+/// The time range `filters` bound `time` to, as a superset: `<=` reads on for a second,
+/// since the store cuts a range's instants to the column's unit (a millisecond `to` one
+/// nanosecond after a value would exclude it). Filters that bound nothing are ignored.
 pub fn time_range<'a>(filters: impl IntoIterator<Item = &'a Expr>, time: &str) -> TimeRange {
     let mut range = TimeRange::default();
     let later = |a: Option<DateTime<Utc>>, b: DateTime<Utc>| Some(a.map_or(b, |a| a.max(b)));
@@ -151,7 +152,7 @@ enum Bound {
 
 fn bounds(filter: &Expr, time: &str) -> Vec<(Bound, DateTime<Utc>)> {
     let is_time = |expr: &Expr| matches!(expr, Expr::Column(column) if column.name == time);
-    let next = |at: DateTime<Utc>| at + chrono::Duration::nanoseconds(1);
+    let next = |at: DateTime<Utc>| at + chrono::Duration::seconds(1);
     match filter {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (op, at) = match (is_time(left), is_time(right)) {
@@ -216,7 +217,7 @@ mod tests {
 
         let between = col("time").between(ms("2026-03-01T00:00:00Z"), ms("2026-03-01T06:00:00Z"));
         let range = time_range([&between], "time");
-        assert_eq!(range.to, Some(at("2026-03-01T06:00:00Z") + chrono::Duration::nanoseconds(1)));
+        assert_eq!(range.to, Some(at("2026-03-01T06:00:01Z")));
     }
 
     #[test]

@@ -713,7 +713,10 @@ def test_remote_rows_through_rest_and_flight_equal_the_origins(federation_factor
             assert sorted(map(json.dumps, remote.json())) == expected
 
     client = fl.FlightClient(bielefeld.addresses["flight"])
-    info = client.get_flight_info(fl.FlightDescriptor.for_path("remote", guetersloh.name, "pegel-gt"))
+    descriptor = fl.FlightDescriptor.for_path("remote", guetersloh.name, "pegel-gt")
+    # The row count travels with the catalogue entry's next version, after the rows are stored.
+    info = wait_until(lambda: (i := client.get_flight_info(descriptor)).total_records == 72 and i,
+                      SETUP_DEADLINE, "the replica's row count")
     assert info.total_records == 72
     remote_table = client.do_get(info.endpoints[0].ticket).read_all()
     local_table = fl.FlightClient(guetersloh.addresses["flight"]).do_get(

@@ -436,6 +436,23 @@ def test_results_read_into_pandas_and_duckdb(towns):
     assert first.astimezone(UTC) == START, got
 
 
+@pytest.mark.parametrize("table", ['"pegel-guetersloh"', 'bielefeld."pegel-bielefeld"'])
+def test_time_bounds_keep_the_rows_on_the_bound(towns, table):
+    """Bounds on the time column narrow what is read, at this node or at the member; the
+    rows exactly on a bound stay in."""
+    dataset = table.split(".")[-1].strip('"')
+    rows = towns.rows[dataset]
+    low, high = START + 2 * STEP, START + 5 * STEP
+    expected = sum(low <= r["time"] <= high for r in rows)
+    bounds = f"time >= TIMESTAMP '{low:%Y-%m-%d %H:%M:%S}' AND time <= TIMESTAMP '{high:%Y-%m-%d %H:%M:%S}'"
+    between = f"time BETWEEN TIMESTAMP '{low:%Y-%m-%d %H:%M:%S}' AND TIMESTAMP '{high:%Y-%m-%d %H:%M:%S}'"
+    on_bound = f"time = TIMESTAMP '{high:%Y-%m-%d %H:%M:%S}'"
+    with connect(towns.gt, towns.gt.token) as conn:
+        for where, count in [(bounds, expected), (between, expected), (on_bound, sum(r["time"] == high for r in rows))]:
+            got = query(conn, f"SELECT count(*) AS n FROM {table} WHERE {where}")
+            assert got == [{"n": count}], (where, got)
+
+
 def test_the_dataset_page_shows_the_tables_sql_name_and_a_snippet_that_runs(towns):
     page = towns.bs.get("/datasets/pegel-salzuflen", headers={"Accept": "text/html"})
     assert page.status == 200, page

@@ -66,7 +66,7 @@ impl SqlCommand {
     fn of_any(any: Any) -> Result<Self, FlightError> {
         let malformed = |e: arrow::error::ArrowError| FlightError::Sql { reason: e.to_string() };
         Ok(match Command::try_from(any).map_err(malformed)? {
-            Command::CommandStatementQuery(query) => Self::Statement(Statement::new(query.query)),
+            Command::CommandStatementQuery(query) => Self::Statement(Statement::new(query.query)?),
             Command::CommandPreparedStatementQuery(prepared) => {
                 Self::Statement(Statement::decode(&prepared.prepared_statement_handle)?)
             }
@@ -184,7 +184,7 @@ pub(crate) async fn do_action(
         CREATE_PREPARED_STATEMENT => Some(
             async {
                 let request: ActionCreatePreparedStatementRequest = unpack(body?)?;
-                let statement = Statement::new(request.query);
+                let statement = Statement::new(request.query)?;
                 let (dataset, parameters) = describe(context, &caller, &statement).await?;
                 let result = ActionCreatePreparedStatementResult {
                     prepared_statement_handle: statement.encode().into(),
@@ -275,7 +275,7 @@ mod tests {
         let query = CommandStatementQuery { query: "SELECT 1".into(), transaction_id: None };
         assert_eq!(
             recognised(&query.as_any().encode_to_vec()),
-            SqlCommand::Statement(Statement::new("SELECT 1".into()))
+            SqlCommand::Statement(Statement::new("SELECT 1".into()).expect("short"))
         );
         let tables = CommandGetTables { include_schema: true, ..Default::default() };
         assert!(matches!(recognised(&tables.as_any().encode_to_vec()), SqlCommand::Metadata(Metadata::Tables(_))));
@@ -294,10 +294,19 @@ mod tests {
             vec![Arc::new(Float64Array::from(vec![80.5])), Arc::new(StringArray::from(vec!["Dalke"]))],
         )
         .expect("row");
-        let bound =
-            Statement::new("SELECT * FROM pegel WHERE value > ? AND station = ?".into()).bind(&row).expect("bound");
+        let bound = Statement::new("SELECT * FROM pegel WHERE value > ? AND station = ?".into())
+            .expect("short")
+            .bind(&row)
+            .expect("bound");
         let ticket = SqlCommand::Statement(bound.clone()).ticket().expect("ticket");
         assert_eq!(recognised(&ticket.ticket), SqlCommand::Statement(bound));
+    }
+
+    #[test]
+    fn an_oversized_statement_is_refused_before_parsing() {
+        let query = CommandStatementQuery { query: "SELECT 1 ".repeat(40_000), transaction_id: None };
+        let error = SqlCommand::recognise(&query.as_any().encode_to_vec()).expect("recognised").expect_err("too long");
+        assert!(error.to_string().contains("bytes"), "{error}");
     }
 
     #[test]

@@ -35,6 +35,9 @@ use crate::{FlightContext, FlightError};
 /// Longest statement handle accepted: the text and its bound values.
 const MAX_HANDLE_BYTES: usize = 1024 * 1024;
 
+/// Longest statement text accepted.
+const MAX_SQL_BYTES: usize = 256 * 1024;
+
 /// A statement and the values bound to its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,8 +49,11 @@ pub(crate) struct Statement {
 }
 
 impl Statement {
-    pub(crate) fn new(sql: String) -> Self {
-        Self { sql, params: None }
+    pub(crate) fn new(sql: String) -> Result<Self, FlightError> {
+        if sql.len() > MAX_SQL_BYTES {
+            return Err(FlightError::Sql { reason: format!("the statement is over {MAX_SQL_BYTES} bytes") });
+        }
+        Ok(Self { sql, params: None })
     }
 
     /// The statement with `row` bound to its parameters, in order.
@@ -74,7 +80,10 @@ impl Statement {
         if bytes.len() > MAX_HANDLE_BYTES {
             return Err(FlightError::Sql { reason: format!("statement handle over {MAX_HANDLE_BYTES} bytes") });
         }
-        serde_json::from_slice(bytes).map_err(|e| FlightError::Sql { reason: format!("invalid statement handle: {e}") })
+        let statement: Self = serde_json::from_slice(bytes)
+            .map_err(|e| FlightError::Sql { reason: format!("invalid statement handle: {e}") })?;
+        Self::new(statement.sql.clone())?;
+        Ok(statement)
     }
 
     /// The bound values, in parameter order.

@@ -207,11 +207,7 @@ fn media(format: &str) -> &'static str {
 /// Querying it with SQL through the ADBC Flight SQL driver, into DuckDB; with `token`,
 /// signed in (a bearer token: the admin token or one of the OpenID provider's).
 pub(crate) fn sql_snippet(flight: &str, table: &str, token: bool) -> String {
-    let options = if token {
-        ", db_kwargs={\"adbc.flight.sql.authorization_header\": \"Bearer <token>\"}"
-    } else {
-        ""
-    };
+    let options = if token { ", db_kwargs={\"adbc.flight.sql.authorization_header\": \"Bearer <token>\"}" } else { "" };
     format!(
         "# pip install adbc-driver-flightsql duckdb\n\
          import adbc_driver_flightsql.dbapi as flightsql, duckdb\n\
