@@ -24,6 +24,25 @@ def wait_for(condition, what, deadline_s=60.0, interval=0.005):
     raise TimeoutError(what)
 
 
+def put_table(node, dataset, table, batch_rows=65536):
+    """Writes `table` into `dataset` with one DoPut of `batch_rows`-row batches, each
+    acknowledged once durable; returns the rows acknowledged."""
+    import pyarrow.flight as fl
+
+    client = fl.FlightClient(node.addresses["flight"])
+    options = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {node.token}".encode())])
+    writer, acks = client.do_put(fl.FlightDescriptor.for_path(dataset), table.schema, options=options)
+    for batch in table.to_batches(max_chunksize=batch_rows):
+        writer.write_batch(batch)
+    writer.done_writing()
+    acked = 0
+    while (ack := acks.read()) is not None:
+        acked += json.loads(ack.to_pybytes())["rows"]
+    writer.close()
+    client.close()
+    return acked
+
+
 def rss_mb(pid):
     """Resident set size of a process, in MB."""
     with open(f"/proc/{pid}/status") as status:

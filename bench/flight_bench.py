@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from benchlib import OPENER, report, rss_mb, wait_for
+from benchlib import OPENER, put_table, report, rss_mb, wait_for
 
 BIN = os.environ.get("URBANMESH_BIN", "target/release/urbanmesh")
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
@@ -129,14 +129,7 @@ def main():
 
     # Durable batched ingest: every 64k-row batch acknowledged after fsync.
     started = time.perf_counter()
-    writer, acks = client.do_put(fl.FlightDescriptor.for_path("series"), SCHEMA, options=options)
-    for batch in table.to_batches(max_chunksize=BATCH):
-        writer.write_batch(batch)
-    writer.done_writing()
-    acked = 0
-    while (ack := acks.read()) is not None:
-        acked += json.loads(ack.to_pybytes())["rows"]
-    writer.close()
+    acked = put_table(node, "series", table, BATCH)
     ingest_s = time.perf_counter() - started
     assert acked == ROWS, (acked, ROWS)
     report("DoPut durable ingest, 64k-row batches", ROWS / ingest_s, "rows/s", target=">= 1,000,000 rows/s")

@@ -18,7 +18,6 @@ Usage: bench/run (or URBANMESH_BIN=target/release/urbanmesh .venv/bin/python ben
 """
 import argparse
 import glob
-import json
 import os
 import signal
 import statistics
@@ -32,10 +31,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.flight as fl
 import pyarrow.parquet as pq
 
-from benchlib import OPENER, Node, federation, report, rss_mb, wait_for
+from benchlib import OPENER, Node, federation, put_table, report, rss_mb, wait_for
 
 BATCH = 65536
 STATIONS = pa.array([f"station-{i:03d}" for i in range(200)])
@@ -80,17 +78,7 @@ def load(node, dataset, title, visibility, table):
     node.call("POST", "/api/v1/datasets", {
         "id": dataset, "title": title, "description": "Synthetic measurements for the SQL benchmark",
         "time_column": "time", "series_key": "station", "schema": SPEC_SCHEMA, "policy": {"visibility": visibility}})
-    client = fl.FlightClient(node.addresses["flight"])
-    options = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {node.token}".encode())])
-    writer, acks = client.do_put(fl.FlightDescriptor.for_path(dataset), SCHEMA, options=options)
-    for batch in table.to_batches(max_chunksize=BATCH):
-        writer.write_batch(batch)
-    writer.done_writing()
-    acked = 0
-    while (ack := acks.read()) is not None:
-        acked += json.loads(ack.to_pybytes())["rows"]
-    writer.close()
-    client.close()
+    acked = put_table(node, dataset, table, BATCH)
     assert acked == table.num_rows, (acked, table.num_rows)
 
 

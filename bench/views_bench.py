@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from benchlib import federation, report, wait_for
+from benchlib import federation, put_table, report, wait_for
 
 DAYS = int(os.environ.get("BENCH_VIEW_DAYS", "30"))
 RUNS = int(os.environ.get("BENCH_VIEW_RUNS", "15"))
@@ -71,17 +71,7 @@ def load(node, index, dataset, keyword, stations):
                               {"name": "quality", "type": "int64", "nullable": True}]},
         "keywords": ["Pegel", keyword], "themes": ["ENVI"], "policy": {"visibility": "public"}})
     table = levels(index, stations, seed=index * 1000 + stations)
-    client = fl.FlightClient(node.addresses["flight"])
-    options = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {node.token}".encode())])
-    writer, acks = client.do_put(fl.FlightDescriptor.for_path(dataset), SCHEMA, options=options)
-    for batch in table.to_batches(max_chunksize=BATCH):
-        writer.write_batch(batch)
-    writer.done_writing()
-    acked = 0
-    while (ack := acks.read()) is not None:
-        acked += json.loads(ack.to_pybytes())["rows"]
-    writer.close()
-    client.close()
+    acked = put_table(node, dataset, table, BATCH)
     assert acked == table.num_rows, (acked, table.num_rows)
     return table.num_rows
 

@@ -453,6 +453,32 @@ def test_time_bounds_keep_the_rows_on_the_bound(towns, table):
             assert got == [{"n": count}], (where, got)
 
 
+def test_people_sign_in_with_their_providers_bearer_jwt(node_factory, oidc_provider):
+    """A JWT of the municipality's OpenID provider: its staff see the internal table, a
+    citizen does not (as if it did not exist), a token for another audience is refused."""
+    herford = node_factory("Herford", start=False)
+    herford.use_oidc(oidc_provider, "herford")
+    herford.start()
+    add_dataset(herford, "zaehlstellen", levels(10.0, ["Radewig"]))  # internal
+    add_dataset(herford, "pegel-herford", levels(60.0, ["Werre"]), {"visibility": "public"})
+    staff, citizen = oidc_provider.access_token("staff-viewer"), oidc_provider.access_token("citizen")
+    foreign = oidc_provider.access_token("staff-admin", client_id="other-app")
+    sql = 'SELECT count(*) AS n FROM "zaehlstellen"'
+    with connect(herford, staff) as conn:
+        assert query(conn, sql) == [{"n": READINGS}]
+    with connect(herford, citizen) as conn:
+        hidden = failure(lambda: query(conn, sql))
+        assert grpc_code(hidden) == "INVALID_ARGUMENT" and "not found" in str(hidden), hidden
+        assert query(conn, 'SELECT count(*) AS n FROM "pegel-herford"') == [{"n": READINGS}]
+
+    def with_foreign_token():
+        with connect(herford, foreign) as conn:
+            return query(conn, 'SELECT count(*) AS n FROM "pegel-herford"')
+
+    refused = failure(with_foreign_token)
+    assert grpc_code(refused) == "UNAUTHENTICATED", refused
+
+
 def test_the_dataset_page_shows_the_tables_sql_name_and_a_snippet_that_runs(towns):
     page = towns.bs.get("/datasets/pegel-salzuflen", headers={"Accept": "text/html"})
     assert page.status == 200, page
@@ -615,6 +641,12 @@ def test_bad_sql_is_invalid_argument_naming_the_position(towns):
             assert position, f"{how}: no position in {error}"
             # The column (counted in characters, from 1) is the second `>`, where an expression was expected.
             assert sql[int(position.group(1)) - 1:] == "> 80", (how, error)
+        # A statement that parses but names no such column: the planner says where.
+        unknown = 'SELECT station, depth FROM gütersloh."pegel-guetersloh"'
+        error = failure(lambda: query(conn, unknown))
+        assert grpc_code(error) == "INVALID_ARGUMENT", error
+        position = re.search(r"Line: 1, Column: (\d+)", str(error))
+        assert position and unknown[int(position.group(1)) - 1:].startswith("depth"), error
         # The connection is fine afterwards.
         assert query(conn, "SELECT 1 AS one") == [{"one": 1}]
 

@@ -129,6 +129,8 @@ pub(crate) fn state(
     let options = state.config_mut().options_mut();
     options.catalog.default_catalog = CATALOG.to_owned();
     options.catalog.default_schema = names::own_schema(context);
+    // Planning errors name where in the statement they arise.
+    options.sql_parser.collect_spans = true;
     Ok(state)
 }
 
@@ -232,11 +234,17 @@ pub(crate) fn sql_error(error: DataFusionError) -> FlightError {
     }
 }
 
-/// DataFusion's message without its wrapping.
+/// DataFusion's message without its wrapping, with the place in the statement it names.
 fn plain(error: &DataFusionError) -> String {
-    match error {
+    let message = match error {
         DataFusionError::SQL(parser, _) => parser.to_string(),
         other => other.message().to_string(),
+    };
+    match error.diagnostic().and_then(|d| d.span) {
+        Some(span) if span.start.line > 0 && !message.contains("Line:") => {
+            format!("{message} at Line: {}, Column: {}", span.start.line, span.start.column)
+        }
+        _ => message,
     }
 }
 
