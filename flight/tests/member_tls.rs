@@ -46,7 +46,7 @@ async fn serve(dir: &std::path::Path, identity: &Identity, is_member: MemberChec
     store.append("zaehlung", batch).await.expect("append");
     let gate = ReadGate::new(catalog.clone(), store.clone(), AuditLog::open(&audit_db).expect("audit log"));
     let identities = Identities::new(AdminToken::new("unused".to_owned()), None);
-    let views = Views::new(catalog.clone(), gate.clone(), None, identity.peer_id().to_string());
+    let views = Views::new(catalog.clone(), store.clone(), gate.clone(), None, identity.peer_id().to_string());
     let context = FlightContext { catalog, store, gate, identities, remote: None, views };
     let service = urbanmesh_flight::server(context, &mut registry);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -192,7 +192,8 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
         Federation::start(db.clone(), identity.clone(), catalog.clone(), network.client(), network_events, profile)
             .await?;
     let remote = Remote { client: PeerClient::new(identity.clone()), directory: Arc::new(Members(federation.clone())) };
-    let views = Views::new(catalog.clone(), gate.clone(), Some(remote.clone()), network.peer_id.to_string());
+    let views =
+        Views::new(catalog.clone(), store.clone(), gate.clone(), Some(remote.clone()), network.peer_id.to_string());
     let flight_context = FlightContext {
         catalog: catalog.clone(),
         store: store.clone(),

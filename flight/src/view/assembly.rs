@@ -17,6 +17,7 @@ use super::conform::Mapping;
 use super::mismatch::Mismatch;
 use super::source::{self, Reader, Source};
 use crate::{FlightError, ReadGate, Remote};
+use urbanmesh_store::Store;
 
 /// A view's merged table and how each source fared.
 #[derive(Debug)]
@@ -85,6 +86,8 @@ pub(crate) struct Assembler<'a> {
     pub(crate) gate: &'a ReadGate,
     pub(crate) remote: Option<&'a Remote>,
     pub(crate) own_peer: &'a str,
+    /// Where the view's own aggregation runs, within the query budgets.
+    pub(crate) store: &'a Store,
 }
 
 impl Assembler<'_> {
@@ -107,7 +110,7 @@ impl Assembler<'_> {
                 let fetched = source::fetch(self.gate, self.remote, source, &request, reader, deadline).await;
                 let shaped = match fetched {
                     Ok((arrived, batches)) => {
-                        shape(view, source, &arrived, batches, schema).await.map_err(Failure::Mismatch)
+                        shape(self.store, view, source, &arrived, batches, schema).await.map_err(Failure::Mismatch)
                     }
                     Err(error) => Err(Failure::Fetch(error.to_string())),
                 };
@@ -188,6 +191,7 @@ fn status(
 
 /// One source's rows in the view's result schema (mapped, converted, aggregated).
 async fn shape(
+    store: &Store,
     view: &View,
     source: &Source,
     arrived: &SchemaRef,
@@ -205,7 +209,7 @@ async fn shape(
     let rows = match (&spec.aggregate, &spec.time_column, spec.bucket()) {
         (Some(rule), Some(time), Some(bucket)) => {
             let order: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            aggregate(conformed, time, bucket.as_secs(), rule, &order).await?
+            aggregate(store, conformed, time, bucket.as_secs(), rule, &order).await?
         }
         _ => conformed,
     };

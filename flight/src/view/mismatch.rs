@@ -3,8 +3,8 @@
 
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
-use datafusion::error::DataFusionError;
 use urbanmesh_catalog::CatalogError;
+use urbanmesh_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Mismatch {
@@ -23,5 +23,5 @@ pub(crate) enum Mismatch {
     #[error("{0}")]
     Arrow(#[from] ArrowError),
     #[error("aggregating: {0}")]
-    Aggregate(#[from] DataFusionError),
+    Aggregate(#[from] StoreError),
 }

@@ -17,6 +17,7 @@ use urbanmesh_catalog::view::View;
 use urbanmesh_catalog::{Catalog, CatalogError};
 use urbanmesh_policy::{AuditEntry, AuditRecord, Interface, Outcome, Subject};
 use urbanmesh_protocol::ReadRequest;
+use urbanmesh_store::Store;
 
 pub use assembly::{Assembled, Freshness, SourceStatus};
 
@@ -32,6 +33,8 @@ pub struct Views {
     remote: Option<Remote>,
     /// This node's PeerId: as which non-public views read local sources.
     own_peer: String,
+    /// Where views' own aggregations run.
+    store: Store,
     states: Arc<Mutex<HashMap<String, Arc<ViewState>>>>,
 }
 
@@ -53,8 +56,8 @@ struct ViewState {
 }
 
 impl Views {
-    pub fn new(catalog: Catalog, gate: ReadGate, remote: Option<Remote>, own_peer: String) -> Self {
-        Self { catalog, gate, remote, own_peer, states: Arc::default() }
+    pub fn new(catalog: Catalog, store: Store, gate: ReadGate, remote: Option<Remote>, own_peer: String) -> Self {
+        Self { catalog, store, gate, remote, own_peer, states: Arc::default() }
     }
 
     /// The view, if the subject may see it; "not found" otherwise, as for a missing one.
@@ -151,6 +154,7 @@ impl Views {
             gate: &self.gate,
             remote: self.remote.as_ref(),
             own_peer: &self.own_peer,
+            store: &self.store,
         };
         let assembled = Arc::new(assembler.assemble(view, &state.good).await?);
         tracing::debug!(view = %view.id(), rows = assembled.rows(), took_ms = assembled.took_ms, "view assembled");
