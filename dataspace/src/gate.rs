@@ -116,24 +116,27 @@ impl ReadGate {
         Ok(Opened { scan: BatchStream { schema: scan.schema, batches }, grant, audit })
     }
 
-    /// The dataset as the subject may query it with SQL (`purpose` stated for the
-    /// statement), or the refusal [`ReadGate::decide`] gives. The rows the statement
+    /// The dataset `request` names as the subject may query it with SQL (with the purpose
+    /// stated for the statement, as for the public where it asks so), or the refusal [`ReadGate::decide`] gives. The rows the statement
     /// draws from it are recorded in one access-log entry when the statement ends; a
     /// table opened only to `describe` a statement records nothing it allows.
     pub fn table(
         &self,
         subject: &Subject,
-        dataset: &str,
-        purpose: Option<&str>,
+        request: &ReadRequest,
         interface: Interface,
         describe: bool,
     ) -> Result<SealedTable, DataspaceError> {
-        let request = ReadRequest { purpose: purpose.map(str::to_owned), ..ReadRequest::whole(dataset) };
+        let request = ReadRequest {
+            purpose: request.purpose.clone(),
+            for_public: request.for_public,
+            ..ReadRequest::whole(&request.dataset)
+        };
         let (_, grant) = self.decide(subject, &request, interface)?;
         let audit = (!describe).then(|| {
             AuditEntry::new(self.audit.clone(), record(subject, &request, interface, Outcome::Permit, grant.describe()))
         });
-        SealedTable::new(&self.store, dataset, grant, audit)
+        SealedTable::new(&self.store, &request.dataset, grant, audit)
     }
 
     /// Records a read answered again from what an earlier, identical read produced (a

@@ -253,7 +253,7 @@ impl ExecutionPlan for SealedGrantExec {
         let schema = stream.schema();
         let counted = stream.inspect(move |batch| {
             if let Ok(batch) = batch {
-                audit.served().add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+                audit.served().add(batch.num_rows() as u64, urbanmesh_store::rows::data_bytes(batch));
             }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))

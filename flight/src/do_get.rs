@@ -43,7 +43,7 @@ pub(crate) async fn do_get(
             Ok(Either::Left(counted))
         }
         Target::View(id) => {
-            let read = context.views.read(&caller.subject, &id, caller.interface()).await?;
+            let read = context.views.read(&caller.reader(), &id, caller.interface()).await?;
             Ok(Either::Right(Either::Left(Either::Left(view_rows(read, metrics, started)))))
         }
         Target::Sql(command) => {

@@ -15,7 +15,7 @@ pub(crate) async fn get_flight_info(
 ) -> Result<FlightInfo, FlightError> {
     match Target::of_descriptor(&descriptor)? {
         Target::Dataset(read) => dataset_info(context, caller, read, descriptor).await,
-        Target::View(id) => view::flight_info(&context.views.get(&caller.subject, &id)?),
+        Target::View(id) => view::flight_info(&context.views.get(&caller.reader(), &id)?),
         Target::Sql(command) => sql::flight_info(context, caller, command, descriptor).await,
         Target::Remote { member, mut read } => {
             caller.purpose_into(&mut read);

@@ -22,7 +22,7 @@ pub(crate) async fn get_schema(
             let schema = sql::schema(context, caller, &command).await?;
             return schema_result(&schema);
         }
-        Target::View(id) => view::flight_info(&context.views.get(&caller.subject, &id)?)?,
+        Target::View(id) => view::flight_info(&context.views.get(&caller.reader(), &id)?)?,
         Target::Remote { member, read } => remote::flight_info(context, &caller.subject, member, read, descriptor)?,
     };
     Ok(SchemaResult { schema: described.schema })

@@ -24,7 +24,7 @@ use urbanmesh_catalog::Catalog;
 use urbanmesh_policy::Identities;
 use urbanmesh_store::Store;
 
-pub use auth::PURPOSE_HEADER;
+pub use auth::{FOR_PUBLIC_HEADER, PURPOSE_HEADER};
 pub use do_get::{ATTRIBUTION_KEY, LICENCE_KEY};
 pub use error::FlightError;
 pub use peer::{

@@ -10,22 +10,23 @@ use crate::target::Target;
 use crate::{FlightContext, FlightError, view};
 
 pub(crate) async fn list_flights(context: &FlightContext, caller: &Caller) -> Result<Vec<FlightInfo>, FlightError> {
+    let reader = caller.reader();
     let datasets = context.catalog.list()?;
     let mut infos = Vec::with_capacity(datasets.len());
-    for dataset in datasets.iter().filter(|d| context.gate.visible(&caller.subject, d)) {
+    for dataset in datasets.iter().filter(|d| context.gate.visible(&reader, d)) {
         // A dataset deleted while listing is simply left out.
         if let Ok(info) = listed(context, caller, dataset).await {
             infos.push(info);
         }
     }
-    for view in context.views.list(&caller.subject)? {
+    for view in context.views.list(&reader)? {
         infos.push(view::flight_info(&view)?);
     }
     Ok(infos)
 }
 
 async fn listed(context: &FlightContext, caller: &Caller, dataset: &Dataset) -> Result<FlightInfo, FlightError> {
-    let (schema, grant) = context.gate.listed_schema(&caller.subject, dataset).await?;
+    let (schema, grant) = context.gate.listed_schema(&caller.reader(), dataset).await?;
     let total_records = if grant.is_unrestricted() { context.store.stats(dataset.id())?.rows as i64 } else { -1 };
     let ticket = Target::Dataset(ReadRequest::whole(dataset.id())).ticket()?;
     Ok(FlightInfo::new()

@@ -78,6 +78,41 @@ impl PeerClient {
         Ok(Arc::new(schema))
     }
 
+    /// The member's answer to an SQL statement (Flight SQL over the members' listener), as
+    /// for the public where `for_public`, with the reader's purpose.
+    pub async fn sql(
+        &self,
+        peer: PeerId,
+        endpoint: &str,
+        statement: &str,
+        for_public: bool,
+        purpose: Option<&str>,
+    ) -> Result<BatchStream, FlightError> {
+        let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(self.channel(peer, endpoint).await?);
+        if for_public {
+            client.set_header(crate::auth::FOR_PUBLIC_HEADER, "1");
+        }
+        if let Some(purpose) = purpose {
+            client.set_header(crate::auth::PURPOSE_HEADER, purpose);
+        }
+        // A member's refusal keeps its code (`FlightError::Stream`).
+        let info = client.execute(statement.to_owned(), None).await?;
+        let ticket = info
+            .endpoint
+            .first()
+            .and_then(|e| e.ticket.clone())
+            .ok_or_else(|| FlightError::Peer(format!("{peer} sent no ticket for the statement")))?;
+        let mut stream = client.do_get(ticket).await?;
+        let first = stream.try_next().await?;
+        let schema = match (&first, stream.schema()) {
+            (_, Some(schema)) => Arc::clone(schema),
+            (Some(batch), None) => batch.schema(),
+            (None, None) => return Err(FlightError::Peer(format!("{peer} sent no schema"))),
+        };
+        let batches = futures::stream::iter(first.map(Ok)).chain(stream.map_err(remote_error));
+        Ok(BatchStream { schema, batches: Box::pin(batches) })
+    }
+
     /// The member's `DoGet` stream as it arrives, for passing on to a Flight client
     /// without decoding and encoding it again.
     pub async fn relay(

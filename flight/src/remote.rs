@@ -55,6 +55,22 @@ impl Remote {
         self.client.schema(peer, &endpoint, &on_behalf(subject, request)).await
     }
 
+    /// The member's answer to an SQL statement over its own dataset `whole.dataset`, asked
+    /// for `subject` through this node: as this node for its staff, else as for the public.
+    pub async fn sql(
+        &self,
+        gate: &ReadGate,
+        subject: &Subject,
+        node: &str,
+        whole: &ReadRequest,
+        statement: &str,
+    ) -> Result<BatchStream, FlightError> {
+        let (peer, endpoint) = self.locate(node)?;
+        gate.may_relay(subject, &peer.to_string(), &whole.dataset)?;
+        let asked = on_behalf(subject, whole);
+        self.client.sql(peer, &endpoint, statement, asked.for_public, asked.purpose.as_deref()).await
+    }
+
     /// The member's Flight stream, passed on as it comes.
     pub(crate) async fn relay(
         &self,

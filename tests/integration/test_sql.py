@@ -701,8 +701,8 @@ def test_an_anonymous_callers_read_of_a_members_table_is_audited_as_for_the_publ
     gt, bs = towns.gt, towns.bs
     purpose = "public information"
     with connect(gt, purpose=purpose) as conn:
-        rows = query(conn, 'SELECT count(*) AS n FROM bad_salzuflen."pegel-salzuflen"')
-    assert rows == [{"n": READINGS}]
+        rows = query(conn, 'SELECT time, value FROM bad_salzuflen."pegel-salzuflen"')
+    assert len(rows) == READINGS
     got = {"Gütersloh": summary(new_records(gt, purpose, 1), towns),
            "Bad Salzuflen": summary(new_records(bs, purpose, 1), towns),
            "Bielefeld": summary([r for r in audit_records(towns.bi) if r.get("purpose") == purpose], towns)}
@@ -726,6 +726,35 @@ def test_a_members_table_is_read_with_the_filter_and_time_range_pushed_to_the_me
     there = new_records(towns.bi, purpose, 1)
     assert [(r["dataset"], r["rows"]) for r in there] == [("pegel-bielefeld", len(wanted))], (
         f"Bielefeld served more than the {len(wanted)} rows asked for: {there}")
+
+
+@pytest.mark.parametrize("who", ["staff", "anonymous"])
+def test_an_aggregate_over_a_members_table_is_computed_at_the_member(towns, who):
+    """Only the groups travel: the member answers the GROUP BY itself (its audit record counts
+    the groups it sent), for this node's staff as for this node, for anyone else as for the
+    public."""
+    purpose = f"statistics ({who})"
+    since = START + dt.timedelta(minutes=30)
+    rows = [r for r in towns.rows["pegel-bielefeld"] if r["time"] >= since]
+    stations = sorted({r["station"] for r in rows})
+    expected = [{"station": s, "n": sum(r["station"] == s for r in rows),
+                 "top": max(r["value"] for r in rows if r["station"] == s),
+                 "mean": sum(r["value"] for r in rows if r["station"] == s) / sum(r["station"] == s for r in rows)}
+                for s in stations]
+    token = towns.gt.token if who == "staff" else None
+    with connect(towns.gt, token, purpose=purpose) as conn:
+        got = query(conn, f"""SELECT station, count(*) AS n, max(value) AS top, avg(value) AS mean
+                              FROM bielefeld."pegel-bielefeld" WHERE time >= '{since:%Y-%m-%dT%H:%M:%SZ}'
+                              GROUP BY station ORDER BY station""")
+    assert got == expected
+    # Bielefeld ran the statement itself (its record: an SQL read of the rows it aggregated) ...
+    there = new_records(towns.bi, purpose, 1)
+    assert [(r["dataset"], r["interface"], r["rows"]) for r in there] == [("pegel-bielefeld", "flight-sql", len(rows))]
+    member = f"peer:{towns.gt.peer_id}"
+    assert there[0]["subject"] == (member if who == "staff" else f"{member} for the public"), there
+    # ... and sent Gütersloh the groups only.
+    here = new_records(towns.gt, purpose, 1)
+    assert [(r["dataset"], r["rows"]) for r in here] == [("Bielefeld/pegel-bielefeld", len(stations))], here
 
 
 # ---- limits ---------------------------------------------------------------------------------------

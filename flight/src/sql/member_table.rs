@@ -20,6 +20,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::{StreamExt, TryStreamExt};
 use urbanmesh_policy::{AuditEntry, Interface, Subject};
 use urbanmesh_protocol::ReadRequest;
+use urbanmesh_store::BatchStream;
 
 use crate::{FlightError, ReadGate, Remote};
 
@@ -31,7 +32,7 @@ pub(crate) struct MemberTable {
 }
 
 /// What every scan of the table shares.
-struct MemberRead {
+pub(crate) struct MemberRead {
     remote: Remote,
     gate: ReadGate,
     subject: Subject,
@@ -64,6 +65,32 @@ impl MemberTable {
             audit,
         };
         Ok(Self { read: Arc::new(read), schema })
+    }
+}
+
+impl MemberTable {
+    /// The member's dataset id.
+    pub(crate) fn dataset(&self) -> &str {
+        &self.read.whole.dataset
+    }
+
+    /// The member, the caller and the access-log entry of this table's reads.
+    pub(crate) fn read(&self) -> Arc<MemberRead> {
+        Arc::clone(&self.read)
+    }
+}
+
+impl MemberRead {
+    /// The member's answer to an SQL statement over its own dataset, asked for the caller.
+    pub(crate) async fn query(&self, statement: &str) -> Result<BatchStream, FlightError> {
+        self.remote.sql(&self.gate, &self.subject, &self.member, &self.whole, statement).await
+    }
+
+    /// Counts a batch the member sent in the access-log entry.
+    pub(crate) fn count(&self, batch: &RecordBatch) {
+        if let Some(audit) = &self.audit {
+            audit.served().add(batch.num_rows() as u64, urbanmesh_store::rows::data_bytes(batch));
+        }
     }
 }
 
@@ -163,9 +190,7 @@ impl PartitionStream for MemberPartition {
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             let counted = fetched.batches.map(move |batch| {
                 let batch = batch.map_err(|e| DataFusionError::External(Box::new(e)))?;
-                if let Some(audit) = &read.audit {
-                    audit.served().add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
-                }
+                read.count(&batch);
                 conformed(&expected, batch)
             });
             Ok::<_, DataFusionError>(counted)

@@ -168,7 +168,7 @@ async fn columns(context: &FlightContext, caller: &Caller, table: &Listed) -> Re
     match table.origin {
         Origin::Own => {
             let dataset = context.catalog.get(&table.table)?;
-            Ok(context.gate.listed_schema(&caller.subject, &dataset).await?.0)
+            Ok(context.gate.listed_schema(&caller.reader(), &dataset).await?.0)
         }
         Origin::Member { .. } | Origin::View => Ok(Arc::clone(&table.described)),
     }

@@ -10,6 +10,7 @@
 mod member_table;
 mod metadata;
 mod names;
+mod pushdown;
 mod statement;
 mod tables;
 mod types;

@@ -28,6 +28,7 @@ use datafusion::sql::sqlparser::ast::{self, visit_expressions_mut};
 use serde::{Deserialize, Serialize};
 
 use super::names::{self, CATALOG};
+use super::pushdown::AggregateAtMember;
 use super::tables::{self, CallerCatalog, Planning};
 use crate::auth::Caller;
 use crate::{FlightContext, FlightError};
@@ -124,8 +125,10 @@ pub(crate) fn state(
         CATALOG.to_owned(),
         Arc::new(CallerCatalog::new(context, Arc::clone(caller), listed, planning)),
     );
-    let mut state =
-        SessionStateBuilder::new_from_existing(session.state()).with_catalog_list(Arc::new(catalogs)).build();
+    let mut state = SessionStateBuilder::new_from_existing(session.state())
+        .with_catalog_list(Arc::new(catalogs))
+        .with_optimizer_rule(Arc::new(AggregateAtMember))
+        .build();
     let options = state.config_mut().options_mut();
     options.catalog.default_catalog = CATALOG.to_owned();
     options.catalog.default_schema = names::own_schema(context);

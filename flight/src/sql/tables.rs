@@ -45,7 +45,7 @@ pub(crate) struct Listed {
 
 /// Every table the caller may query, ordered by schema and name.
 pub(crate) fn list(context: &FlightContext, caller: &Caller) -> Result<Vec<Listed>, FlightError> {
-    let subject = &caller.subject;
+    let subject = &caller.reader();
     let own = names::own_schema(context);
     let mut listed = Vec::new();
     for dataset in context.catalog.list()? {
@@ -165,21 +165,24 @@ impl std::fmt::Debug for TownSchema {
 impl TownSchema {
     async fn open(&self, name: &str, origin: &Origin) -> Result<Arc<dyn TableProvider>, FlightError> {
         let (context, subject) = (&self.context, &self.caller.subject);
-        let purpose = self.caller.purpose.as_deref();
         let describe = self.planning == Planning::Describe;
+        let whole = ReadRequest {
+            purpose: self.caller.purpose.clone(),
+            for_public: self.caller.for_public,
+            ..ReadRequest::whole(name)
+        };
         Ok(match origin {
-            Origin::Own => Arc::new(context.gate.table(subject, name, purpose, Interface::FlightSql, describe)?),
+            Origin::Own => Arc::new(context.gate.table(subject, &whole, Interface::FlightSql, describe)?),
             Origin::Member { member } => {
                 let remote = context.remote.as_ref().ok_or_else(|| FlightError::NotFound { id: name.to_owned() })?;
-                let whole = ReadRequest { purpose: purpose.map(str::to_owned), ..ReadRequest::whole(name) };
                 Arc::new(MemberTable::open(remote, &context.gate, subject, member, whole, describe).await?)
             }
             Origin::View if describe => {
-                let schema = context.views.get(subject, name)?.described().arrow_schema();
+                let schema = context.views.get(&self.caller.reader(), name)?.described().arrow_schema();
                 Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(|e| FlightError::Store(e.into()))?)
             }
             Origin::View => {
-                let read = context.views.read(subject, name, Interface::FlightSql).await?;
+                let read = context.views.read(&self.caller.reader(), name, Interface::FlightSql).await?;
                 let assembled = &read.assembled;
                 let table = MemTable::try_new(Arc::clone(&assembled.schema), vec![assembled.batches.clone()]);
                 Arc::new(table.map_err(|e| FlightError::Store(e.into()))?)

@@ -45,3 +45,9 @@ impl fmt::Display for RowError {
         write!(f, ": {}", self.reason)
     }
 }
+
+/// The bytes of a batch's values as read (its slices, not the whole buffers they share):
+/// what an access-log record counts of the rows a query drew.
+pub fn data_bytes(batch: &datafusion::arrow::record_batch::RecordBatch) -> u64 {
+    batch.columns().iter().map(|column| column.to_data().get_slice_memory_size().unwrap_or(0) as u64).sum()
+}
