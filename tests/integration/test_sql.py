@@ -532,6 +532,19 @@ def test_internal_and_federation_only_tables_are_absent_to_anonymous_callers(tow
         assert query(conn, f'SELECT count(*) AS n FROM bielefeld."{BIELEFELD_VERBUND}"') == [{"n": READINGS}]
 
 
+def test_asking_as_for_the_public_only_narrows(towns):
+    """`x-urbanmesh-for-public` (what a member sends for a caller who is not its staff) makes
+    even the admin token see only what the public may see."""
+    options = {AUTHORIZATION: f"Bearer {towns.gt.token}", CALL_HEADER + "x-urbanmesh-for-public": "1"}
+    with flight_sql.connect(towns.gt.flight, db_kwargs=options, autocommit=True) as conn:
+        listed = objects(conn)[CATALOG]["gütersloh"]
+        hidden = failure(lambda: query(conn, 'SELECT count(*) AS n FROM "messstellen-intern"'))
+        masked = query(conn, 'SELECT count(quality) AS q FROM "pegel-maskiert"')
+    assert "messstellen-intern" not in listed and "pegel-verbund" not in listed, listed
+    assert "not found" in str(hidden), hidden
+    assert masked == [{"q": 0}], masked
+
+
 def test_federation_only_tables_are_read_by_members_staff_through_their_own_node(towns):
     expected = tuples(towns.rows["pegel-verbund"], "time", "station", "value", "quality")
     with connect(towns.bi, towns.bi.token) as conn:
