@@ -44,9 +44,11 @@ pub(crate) async fn plan(
     grant: &Grant,
 ) -> Result<Arc<dyn ExecutionPlan>, DataspaceError> {
     let range = TimeRange { from: request.from, to: request.to };
+    // Under a row cap the first rows in time order are released: a filter's bounds must not
+    // narrow the stored rows to another set of first rows (a page).
     let range = match &request.filter {
-        Some(filter) => within_filter(store, request, grant, filter, range).await?,
-        None => range,
+        Some(filter) if grant.max_rows.is_none() => within_filter(store, request, grant, filter, range).await?,
+        _ => range,
     };
     let stored = store.stored(&request.dataset, grant::stored_range(grant, range))?;
     if request.from.is_some() || request.to.is_some() {

@@ -46,8 +46,12 @@ impl SealedTable {
         audit: Option<AuditEntry>,
     ) -> Result<Self, DataspaceError> {
         let stored = store.stored(dataset, TimeRange::default())?;
-        let time_column =
-            stored.time_column.clone().filter(|time| crate::sealed::time_released(Some(time), &grant).is_ok());
+        // Under a row cap the first rows in time order are released; narrowing the stored
+        // rows by a reader's bound would release others (a page), so nothing is narrowed.
+        let time_column = stored
+            .time_column
+            .clone()
+            .filter(|time| grant.max_rows.is_none() && crate::sealed::time_released(Some(time), &grant).is_ok());
         let released = grant::release(stored, &grant)?;
         let schema = Arc::new(released.schema().as_arrow().clone());
         let audit = audit.map(Arc::new);
@@ -152,7 +156,8 @@ enum Bound {
 
 fn bounds(filter: &Expr, time: &str) -> Vec<(Bound, DateTime<Utc>)> {
     let is_time = |expr: &Expr| matches!(expr, Expr::Column(column) if column.name == time);
-    let next = |at: DateTime<Utc>| at + chrono::Duration::seconds(1);
+    // Past the last instant there is nothing to read on to: the end stays open.
+    let next = |at: DateTime<Utc>| at.checked_add_signed(chrono::Duration::seconds(1));
     match filter {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (op, at) = match (is_time(left), is_time(right)) {
@@ -167,14 +172,18 @@ fn bounds(filter: &Expr, time: &str) -> Vec<(Bound, DateTime<Utc>)> {
             match op {
                 Operator::Gt | Operator::GtEq => vec![(Bound::From, at)],
                 Operator::Lt => vec![(Bound::To, at)],
-                Operator::LtEq => vec![(Bound::To, next(at))],
-                Operator::Eq => vec![(Bound::From, at), (Bound::To, next(at))],
+                Operator::LtEq => next(at).map(|to| (Bound::To, to)).into_iter().collect(),
+                Operator::Eq => {
+                    [Some((Bound::From, at)), next(at).map(|to| (Bound::To, to))].into_iter().flatten().collect()
+                }
                 _ => vec![],
             }
         }
         Expr::Between(Between { expr, negated: false, low, high }) if is_time(expr) => {
             match (instant(low), instant(high)) {
-                (Some(low), Some(high)) => vec![(Bound::From, low), (Bound::To, next(high))],
+                (Some(low), Some(high)) => {
+                    [Some((Bound::From, low)), next(high).map(|to| (Bound::To, to))].into_iter().flatten().collect()
+                }
                 _ => vec![],
             }
         }
@@ -218,6 +227,13 @@ mod tests {
         let between = col("time").between(ms("2026-03-01T00:00:00Z"), ms("2026-03-01T06:00:00Z"));
         let range = time_range([&between], "time");
         assert_eq!(range.to, Some(at("2026-03-01T06:00:01Z")));
+    }
+
+    #[test]
+    fn a_bound_at_the_end_of_time_leaves_the_range_open() {
+        let last = lit(ScalarValue::TimestampMillisecond(Some(DateTime::<Utc>::MAX_UTC.timestamp_millis()), None));
+        let range = time_range([&col("time").lt_eq(last)], "time");
+        assert_eq!(range, TimeRange::default());
     }
 
     #[test]

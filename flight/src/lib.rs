@@ -9,6 +9,7 @@ mod do_put;
 mod error;
 mod get_flight_info;
 mod get_schema;
+mod ipc_guard;
 mod list_flights;
 mod metrics;
 mod peer;

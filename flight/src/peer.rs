@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightClient, FlightData, Ticket};
 use futures::{StreamExt, TryStreamExt};
@@ -53,9 +54,28 @@ impl PeerClient {
 
     /// Reads `request` from `peer` at its member endpoint (`grpc+tls://host:port`).
     pub async fn fetch(&self, peer: PeerId, endpoint: &str, request: &ReadRequest) -> Result<BatchStream, FlightError> {
-        let mut client = FlightClient::new(self.channel(peer, endpoint).await?);
-        let ticket = Ticket { ticket: request.encode().into() };
-        let mut stream = client.do_get(ticket).await.inspect_err(|e| self.drop_broken(peer, endpoint, e))?;
+        self.rows(peer, endpoint, Ticket { ticket: request.encode().into() }, &[]).await
+    }
+
+    /// The member's rows for a ticket, asked with `headers`: its messages as large as ours
+    /// may be, none of them compressed (see `ipc_guard`), decoded as they arrive.
+    async fn rows(
+        &self,
+        peer: PeerId,
+        endpoint: &str,
+        ticket: Ticket,
+        headers: &[(&'static str, &str)],
+    ) -> Result<BatchStream, FlightError> {
+        let mut client = self.service(peer, endpoint).await?;
+        let mut request = tonic::Request::new(ticket);
+        for (name, value) in headers {
+            let value = value.parse().map_err(|_| FlightError::Descriptor { reason: format!("invalid {name}") })?;
+            request.metadata_mut().insert(*name, value);
+        }
+        let answer = client.do_get(request).await.map_err(arrow_flight::error::FlightError::from);
+        let answer = answer.inspect_err(|e| self.drop_broken(peer, endpoint, e))?.into_inner();
+        let checked = crate::ipc_guard::uncompressed::<_, tonic::Status>(answer);
+        let mut stream = FlightRecordBatchStream::new_from_flight_data(checked.map_err(Into::into));
         // The schema arrives with the first message; an empty result still has one.
         let first = stream.try_next().await?;
         let schema = match (&first, stream.schema()) {
@@ -67,12 +87,18 @@ impl PeerClient {
         let batches = futures::stream::iter(first.map(Ok)).chain(rest);
         Ok(BatchStream { schema, batches: Box::pin(batches) })
     }
+
+    /// A Flight client of the member that takes messages as large as this node sends.
+    async fn service(&self, peer: PeerId, endpoint: &str) -> Result<FlightServiceClient<Channel>, FlightError> {
+        Ok(FlightServiceClient::new(self.channel(peer, endpoint).await?)
+            .max_decoding_message_size(crate::MAX_MESSAGE_BYTES))
+    }
 }
 
 impl PeerClient {
     /// The schema the member would send for `request`, without reading (`GetSchema`).
     pub async fn schema(&self, peer: PeerId, endpoint: &str, request: &ReadRequest) -> Result<SchemaRef, FlightError> {
-        let mut client = FlightClient::new(self.channel(peer, endpoint).await?);
+        let mut client = FlightClient::new_from_inner(self.service(peer, endpoint).await?);
         let descriptor = arrow_flight::FlightDescriptor::new_cmd(request.encode());
         let schema = client.get_schema(descriptor).await.inspect_err(|e| self.drop_broken(peer, endpoint, e))?;
         Ok(Arc::new(schema))
@@ -88,12 +114,18 @@ impl PeerClient {
         for_public: bool,
         purpose: Option<&str>,
     ) -> Result<BatchStream, FlightError> {
-        let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(self.channel(peer, endpoint).await?);
+        let mut client =
+            arrow_flight::sql::client::FlightSqlServiceClient::new_from_inner(self.service(peer, endpoint).await?);
+        // Both calls carry them: the statement is planned, and run, for whom they say.
+        let mut headers = Vec::new();
         if for_public {
-            client.set_header(crate::auth::FOR_PUBLIC_HEADER, "1");
+            headers.push((crate::auth::FOR_PUBLIC_HEADER, "1"));
         }
         if let Some(purpose) = purpose {
-            client.set_header(crate::auth::PURPOSE_HEADER, purpose);
+            headers.push((crate::auth::PURPOSE_HEADER, purpose));
+        }
+        for (name, value) in &headers {
+            client.set_header(*name, *value);
         }
         // A member's refusal keeps its code (`FlightError::Stream`).
         let info = client.execute(statement.to_owned(), None).await?;
@@ -102,15 +134,7 @@ impl PeerClient {
             .first()
             .and_then(|e| e.ticket.clone())
             .ok_or_else(|| FlightError::Peer(format!("{peer} sent no ticket for the statement")))?;
-        let mut stream = client.do_get(ticket).await?;
-        let first = stream.try_next().await?;
-        let schema = match (&first, stream.schema()) {
-            (_, Some(schema)) => Arc::clone(schema),
-            (Some(batch), None) => batch.schema(),
-            (None, None) => return Err(FlightError::Peer(format!("{peer} sent no schema"))),
-        };
-        let batches = futures::stream::iter(first.map(Ok)).chain(stream.map_err(remote_error));
-        Ok(BatchStream { schema, batches: Box::pin(batches) })
+        self.rows(peer, endpoint, ticket, &headers).await
     }
 
     /// The member's `DoGet` stream as it arrives, for passing on to a Flight client
@@ -121,8 +145,7 @@ impl PeerClient {
         endpoint: &str,
         request: &ReadRequest,
     ) -> Result<tonic::Streaming<FlightData>, FlightError> {
-        let mut client = FlightServiceClient::new(self.channel(peer, endpoint).await?)
-            .max_decoding_message_size(crate::MAX_MESSAGE_BYTES);
+        let mut client = self.service(peer, endpoint).await?;
         let ticket = Ticket { ticket: request.encode().into() };
         let answer = client.do_get(ticket).await.map_err(arrow_flight::error::FlightError::from);
         Ok(answer.inspect_err(|e| self.drop_broken(peer, endpoint, e))?.into_inner())

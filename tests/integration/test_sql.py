@@ -644,6 +644,19 @@ def test_statements_that_change_anything_are_refused(towns, what, tmp_path):
         assert "kopie" not in json.dumps(objects(conn), ensure_ascii=False), f"{what} left a table behind"
 
 
+@pytest.mark.parametrize("sql, says", [
+    ("SELECT length(repeat('x', 1000000000000)) AS n", "repeat"),
+    ("SELECT lpad('x', 1000000000000) AS n", "lpad"),
+    ("SELECT count(*) AS n FROM generate_series(1, 1000000000000)", "generate_series"),
+    ("SELECT " + "1+" * 2500 + "1 AS n", "operators"),
+])
+def test_what_grows_without_bound_is_refused_before_it_runs(towns, sql, says):
+    with connect(towns.gt) as conn:
+        error = failure(lambda: query(conn, sql))
+        assert grpc_code(error) == "INVALID_ARGUMENT" and says in str(error), error
+        assert query(conn, "SELECT 1 AS one") == [{"one": 1}]
+
+
 def test_bad_sql_is_invalid_argument_naming_the_position(towns):
     sql = 'SELECT station FROM gütersloh."pegel-guetersloh" WHERE value > > 80'
     with connect(towns.gt) as conn:

@@ -207,6 +207,7 @@ pub(crate) async fn bind(
     statement: Statement,
     input: impl Stream<Item = Result<FlightData, Status>> + Send + Unpin + 'static,
 ) -> Result<arrow_flight::PutResult, FlightError> {
+    let input = crate::ipc_guard::uncompressed::<_, Status>(input);
     let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(input.map_err(Into::into));
     let mut bound = None;
     while let Some(batch) = batches.try_next().await? {

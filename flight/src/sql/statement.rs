@@ -39,6 +39,26 @@ const MAX_HANDLE_BYTES: usize = 1024 * 1024;
 /// Longest statement text accepted.
 const MAX_SQL_BYTES: usize = 256 * 1024;
 
+/// Operators a statement may hold. The parser builds a chain of them without bound on its
+/// depth, and every later pass walks it recursively: a long enough `1+1+…` would overflow
+/// the stack. Real statements stay far below.
+const MAX_OPERATORS: usize = 2000;
+
+/// Functions whose result grows with an argument rather than with the rows they read
+/// (`repeat('x', 1e12)` is folded into one allocation while planning, outside any memory
+/// pool), refused like the read filter grammar refuses them.
+const UNBOUNDED_FUNCTIONS: &[&str] = &[
+    "repeat",
+    "lpad",
+    "rpad",
+    "array_repeat",
+    "list_repeat",
+    "array_resize",
+    "list_resize",
+    "range",
+    "generate_series",
+];
+
 /// A statement and the values bound to its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +112,7 @@ impl Statement {
         let Some(params) = &self.params else { return Ok(None) };
         let invalid = |reason: String| FlightError::Sql { reason: format!("invalid bound parameters: {reason}") };
         let bytes = STANDARD.decode(params).map_err(|e| invalid(e.to_string()))?;
+        crate::ipc_guard::check_stream(&bytes)?;
         let reader = StreamReader::try_new(bytes.as_slice(), None).map_err(|e| invalid(e.to_string()))?;
         let mut values = None;
         for batch in reader {
@@ -128,6 +149,8 @@ pub(crate) fn state(
     let mut state = SessionStateBuilder::new_from_existing(session.state())
         .with_catalog_list(Arc::new(catalogs))
         .with_optimizer_rule(Arc::new(AggregateAtMember))
+        // No table functions: `generate_series` and `range` make rows without bound.
+        .with_table_functions(std::collections::HashMap::new())
         .build();
     let options = state.config_mut().options_mut();
     options.catalog.default_catalog = CATALOG.to_owned();
@@ -139,11 +162,13 @@ pub(crate) fn state(
 
 /// The statement's logical plan, with its values bound where it has them.
 pub(crate) async fn logical(state: &SessionState, statement: &Statement) -> Result<LogicalPlan, FlightError> {
+    bounded_depth(&statement.sql)?;
     let mut parsed =
         state.sql_to_statement(&statement.sql, &datafusion::config::Dialect::Generic).map_err(sql_error)?;
     read_only(&parsed)?;
     number_placeholders(&mut parsed);
     let plan = state.statement_to_plan(parsed).await.map_err(sql_error)?;
+    bounded_functions(&plan)?;
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -200,6 +225,70 @@ fn read_only(statement: &DfStatement) -> Result<(), FlightError> {
     Err(FlightError::ReadOnly { what })
 }
 
+/// Refuses a statement with more operators than [`MAX_OPERATORS`], counted on its tokens
+/// (no recursion) before it is parsed.
+fn bounded_depth(sql: &str) -> Result<(), FlightError> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // A statement the tokenizer refuses is left to the parser, which says where.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else { return Ok(()) };
+    let operators = tokens
+        .iter()
+        .filter(|token| match token {
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Eq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::Caret
+            | Token::LParen => true,
+            Token::Word(word) => matches!(word.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
+            _ => false,
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(FlightError::Sql {
+            reason: format!("the statement has {operators} operators, more than {MAX_OPERATORS}"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a plan that calls one of the [`UNBOUNDED_FUNCTIONS`].
+fn bounded_functions(plan: &LogicalPlan) -> Result<(), FlightError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut refused = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let datafusion::logical_expr::Expr::ScalarFunction(call) = e
+                    && UNBOUNDED_FUNCTIONS.contains(&call.name())
+                {
+                    refused = Some(call.name().to_owned());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    match refused {
+        Some(function) => {
+            Err(FlightError::Sql { reason: format!("`{function}` is not allowed: its result grows without bound") })
+        }
+        None => Ok(()),
+    }
+}
+
 /// JDBC and ADBC write parameters as `?`; the planner numbers them `$1`, `$2`, … in the
 /// order they appear.
 fn number_placeholders(statement: &mut DfStatement) {
@@ -254,4 +343,36 @@ fn plain(error: &DataFusionError) -> String {
 /// The schema of a statement's rows, for a `FlightInfo` or a prepared statement.
 pub(crate) fn output(plan: &LogicalPlan) -> SchemaRef {
     Arc::new(plan.schema().as_arrow().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::Int64Array;
+    use arrow::ipc::CompressionType;
+    use arrow::ipc::writer::IpcWriteOptions;
+
+    use super::*;
+
+    #[test]
+    fn compressed_bound_values_are_refused_before_decoding() {
+        let row = RecordBatch::try_from_iter([("$1", Arc::new(Int64Array::from(vec![1])) as _)]).expect("row");
+        let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME)).expect("lz4");
+        let mut bytes = Vec::new();
+        let mut writer = StreamWriter::try_new_with_options(&mut bytes, &row.schema(), options).expect("writer");
+        writer.write(&row).expect("write");
+        writer.finish().expect("finish");
+        drop(writer);
+        let crafted = Statement { sql: "SELECT ?".into(), params: Some(STANDARD.encode(bytes)) };
+        let refused = crafted.values().expect_err("compressed");
+        assert!(refused.to_string().contains("compressed"), "{refused}");
+        let honest = Statement::new("SELECT ?".into()).expect("short").bind(&row).expect("bound");
+        assert_eq!(honest.values().expect("values").map(|v| v.len()), Some(1));
+    }
+
+    #[test]
+    fn long_operator_chains_are_refused_before_parsing() {
+        let chain = format!("SELECT {}1", "1+".repeat(MAX_OPERATORS + 1));
+        assert!(bounded_depth(&chain).is_err());
+        assert!(bounded_depth("SELECT a + b FROM t WHERE c > 1 AND (d < 2 OR e = 3)").is_ok());
+    }
 }
