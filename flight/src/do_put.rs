@@ -70,6 +70,7 @@ pub(crate) async fn do_put(
     };
     context.catalog.get(&id)?;
     let schema = context.store.schema(&id)?;
+    let input = crate::ipc_guard::uncompressed::<_, Status>(input);
     let batches = FlightRecordBatchStream::new_from_flight_data(input.map_err(Into::into));
     let (acks, receiver) = mpsc::channel(ACKS_AHEAD);
     let (store, metrics) = (context.store.clone(), metrics.clone());

@@ -544,3 +544,18 @@ def test_do_put_then_read_back_small(pegel):
     acks = put(pegel.client, "put-errors", [batch(n=7, start=5000)], batch().schema, node.flight_write_options())
     assert [ack["rows"] for ack in acks] == [7]
     assert node.rows_count("put-errors") == before + 7
+
+
+def test_do_put_of_compressed_batches_is_refused_and_the_node_stays_up(pegel):
+    """A compressed batch states the size it decompresses to, and a decoder would allocate
+    it unchecked: such batches are refused with a clear error, nothing is stored."""
+    node = pegel.node
+    before = node.rows_count("put-errors")
+    for codec in ("lz4", "zstd"):
+        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {node.token}".encode())],
+                                           write_options=pa.ipc.IpcWriteOptions(compression=codec))
+        error = flight_error(put, pegel.client, "put-errors", [batch()], batch().schema, options)
+        assert isinstance(error, pa.ArrowException) and "compressed" in str(error), f"{codec}: {error}"
+    assert node.rows_count("put-errors") == before
+    assert put(pegel.client, "put-errors", [batch(start=900)], batch().schema, node.flight_write_options())
+    assert node.rows_count("put-errors") == before + 5
