@@ -215,6 +215,8 @@ pub(crate) struct Limits {
     pub(crate) query_memory_bytes: usize,
     /// Seconds one query may compute for.
     pub(crate) query_timeout_secs: u64,
+    /// Queries that run at once; others wait for a turn within their time.
+    pub(crate) query_concurrency: usize,
 }
 
 impl Default for Limits {
@@ -234,6 +236,7 @@ impl From<urbanmesh_web::Limits> for Limits {
             write_timeout_secs: limits.write_timeout.as_secs(),
             query_memory_bytes: urbanmesh_store::QueryLimits::default().memory_bytes,
             query_timeout_secs: urbanmesh_store::QueryLimits::default().time.as_secs(),
+            query_concurrency: urbanmesh_store::QueryLimits::default().concurrency,
         }
     }
 }
@@ -245,6 +248,7 @@ impl Limits {
         urbanmesh_store::QueryLimits {
             memory_bytes: self.query_memory_bytes.max(1),
             time: std::time::Duration::from_secs(self.query_timeout_secs.max(1)),
+            concurrency: self.query_concurrency.max(1),
         }
     }
 

@@ -39,11 +39,14 @@ pub struct QueryLimits {
     pub memory_bytes: usize,
     /// Time the query may compute for (`query_timeout_secs`).
     pub time: Duration,
+    /// Queries that run at once (`query_concurrency`); the memory the node may give to
+    /// queries is this many times `memory_bytes`.
+    pub concurrency: usize,
 }
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        Self { memory_bytes: 512 * 1024 * 1024, time: Duration::from_secs(60) }
+        Self { memory_bytes: 512 * 1024 * 1024, time: Duration::from_secs(60), concurrency: 8 }
     }
 }
 

@@ -110,6 +110,8 @@ struct Inner {
     stop: Arc<WriteStop>,
     /// Ids of tables whose rows changed, after each group commit.
     changes: broadcast::Sender<String>,
+    /// Turns to run a query (`query_concurrency`).
+    queries: Arc<tokio::sync::Semaphore>,
 }
 
 /// Change notices buffered per listener before it lags.
@@ -149,6 +151,7 @@ impl Store {
             .with_round_robin_repartition(false)
             .with_information_schema(false);
         let (changes, _) = broadcast::channel(CHANGES);
+        let queries = Arc::new(tokio::sync::Semaphore::new(config.query_limits.concurrency.max(1)));
         let inner = Arc::new(Inner {
             commit: GroupCommit::start(Committer {
                 db: db.clone(),
@@ -175,6 +178,7 @@ impl Store {
             tables: RwLock::new(HashMap::new()),
             maintenance,
             stopped: watch::Sender::new(false),
+            queries,
             ctx: SessionContext::new_with_config(session),
             query_runtime,
             metrics,
@@ -316,6 +320,11 @@ impl Store {
     /// query's own (`[limits] query_memory_bytes`).
     pub fn query_session(&self) -> Result<SessionContext, StoreError> {
         self.inner.config.query_limits.session(&self.inner.ctx)
+    }
+
+    /// Turns to run a query, `query_concurrency` of them.
+    pub(crate) fn query_turns(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.inner.queries)
     }
 
     /// The memory and time each query may take.

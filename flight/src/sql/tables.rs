@@ -55,31 +55,33 @@ pub(crate) fn list(context: &FlightContext, caller: &Caller) -> Result<Vec<Liste
         }
     }
     // One schema per member, in the order of their PeerIds; a member whose name folds to a
-    // schema already taken gets a number.
-    let mut members: BTreeMap<String, (String, Vec<Listed>)> = BTreeMap::new();
-    for replica in context.catalog.replicas()? {
+    // schema already taken gets a number. Numbered over every member this node knows of, so
+    // that a name means the same town to every caller.
+    let replicas = context.catalog.replicas()?;
+    let mut members: BTreeMap<String, String> = BTreeMap::new();
+    for replica in &replicas {
+        members.entry(replica.origin.peer.clone()).or_insert_with(|| replica.origin.name.clone());
+    }
+    let mut taken: std::collections::HashSet<String> = [own, VIEWS.to_owned()].into_iter().collect();
+    let mut schemas: HashMap<String, String> = HashMap::new();
+    for (peer, name) in members {
+        let folded = names::schema_of(&name);
+        let schema =
+            (1..).map(|n| if n == 1 { folded.clone() } else { format!("{folded}_{n}") }).find(|s| !taken.contains(s));
+        if let Some(schema) = schema {
+            taken.insert(schema.clone());
+            schemas.insert(peer, schema);
+        }
+    }
+    for replica in replicas {
         let id = replica.entry.dataset.id().to_owned();
         if replica.entry.view || context.gate.may_relay(subject, &replica.origin.peer, &id).is_err() {
             continue;
         }
-        let (_, tables) =
-            members.entry(replica.origin.peer.clone()).or_insert_with(|| (replica.origin.name.clone(), vec![]));
+        let Some(schema) = schemas.get(&replica.origin.peer) else { continue };
         let origin = Origin::Member { member: replica.origin.name.clone() };
-        tables.push(Listed {
-            schema: String::new(),
-            table: id,
-            origin,
-            described: replica.entry.dataset.arrow_schema(),
-        });
-    }
-    let mut taken: std::collections::HashSet<String> = [own, VIEWS.to_owned()].into_iter().collect();
-    for (name, tables) in members.into_values() {
-        let folded = names::schema_of(&name);
-        let schema =
-            (1..).map(|n| if n == 1 { folded.clone() } else { format!("{folded}_{n}") }).find(|s| !taken.contains(s));
-        let Some(schema) = schema else { continue };
-        taken.insert(schema.clone());
-        listed.extend(tables.into_iter().map(|t| Listed { schema: schema.clone(), ..t }));
+        let described = replica.entry.dataset.arrow_schema();
+        listed.push(Listed { schema: schema.clone(), table: id, origin, described });
     }
     for view in context.views.list(subject)? {
         let described = view.described().arrow_schema();
