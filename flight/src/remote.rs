@@ -37,9 +37,8 @@ impl Remote {
         node: &str,
         request: &ReadRequest,
     ) -> Result<BatchStream, FlightError> {
-        let (peer, endpoint) = self.locate(node)?;
-        gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
-        self.client.fetch(peer, &endpoint, &on_behalf(subject, request)).await
+        let (peer, endpoint, asked) = self.asked(gate, subject, node, request)?;
+        self.client.fetch(peer, &endpoint, &asked).await
     }
 
     /// The schema the member releases for `request` to `subject` through this node.
@@ -50,9 +49,8 @@ impl Remote {
         node: &str,
         request: &ReadRequest,
     ) -> Result<SchemaRef, FlightError> {
-        let (peer, endpoint) = self.locate(node)?;
-        gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
-        self.client.schema(peer, &endpoint, &on_behalf(subject, request)).await
+        let (peer, endpoint, asked) = self.asked(gate, subject, node, request)?;
+        self.client.schema(peer, &endpoint, &asked).await
     }
 
     /// The member's answer to an SQL statement over its own dataset `whole.dataset`, asked
@@ -65,9 +63,7 @@ impl Remote {
         whole: &ReadRequest,
         statement: &str,
     ) -> Result<BatchStream, FlightError> {
-        let (peer, endpoint) = self.locate(node)?;
-        gate.may_relay(subject, &peer.to_string(), &whole.dataset)?;
-        let asked = on_behalf(subject, whole);
+        let (peer, endpoint, asked) = self.asked(gate, subject, node, whole)?;
         self.client.sql(peer, &endpoint, statement, asked.for_public, asked.purpose.as_deref()).await
     }
 
@@ -79,9 +75,22 @@ impl Remote {
         node: &str,
         request: &ReadRequest,
     ) -> Result<tonic::Streaming<arrow_flight::FlightData>, FlightError> {
+        let (peer, endpoint, asked) = self.asked(gate, subject, node, request)?;
+        self.client.relay(peer, &endpoint, &asked).await
+    }
+
+    /// Where the member is, and the read as it is to receive it, if `subject` may read
+    /// the member's dataset through this node.
+    fn asked(
+        &self,
+        gate: &ReadGate,
+        subject: &Subject,
+        node: &str,
+        request: &ReadRequest,
+    ) -> Result<(PeerId, String, ReadRequest), FlightError> {
         let (peer, endpoint) = self.locate(node)?;
         gate.may_relay(subject, &peer.to_string(), &request.dataset)?;
-        self.client.relay(peer, &endpoint, &on_behalf(subject, request)).await
+        Ok((peer, endpoint, on_behalf(subject, request)))
     }
 
     fn locate(&self, node: &str) -> Result<(PeerId, String), FlightError> {
