@@ -42,6 +42,9 @@ use crate::{FlightContext, FlightError};
 /// Type URLs of Flight SQL messages start so.
 const TYPE_URL_PREFIX: &str = "type.googleapis.com/arrow.flight.protocol.sql.";
 
+/// Batches a parameter binding may send (empty ones included).
+const MAX_PARAMETER_BATCHES: usize = 16;
+
 /// The actions of prepared statements.
 pub(crate) const CREATE_PREPARED_STATEMENT: &str = "CreatePreparedStatement";
 pub(crate) const CLOSE_PREPARED_STATEMENT: &str = "ClosePreparedStatement";
@@ -210,7 +213,14 @@ pub(crate) async fn bind(
     let input = crate::ipc_guard::uncompressed::<_, Status>(input);
     let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(input.map_err(Into::into));
     let mut bound = None;
+    let mut received = 0;
     while let Some(batch) = batches.try_next().await? {
+        received += 1;
+        if received > MAX_PARAMETER_BATCHES {
+            return Err(FlightError::Sql {
+                reason: format!("parameters come in one row; more than {MAX_PARAMETER_BATCHES} batches were sent"),
+            });
+        }
         if batch.num_rows() > 0 {
             if bound.is_some() {
                 return Err(FlightError::Sql { reason: "parameters are bound one row at a time".into() });
@@ -219,6 +229,8 @@ pub(crate) async fn bind(
         }
     }
     let handle = bound.unwrap_or(statement).encode();
+    // The handle comes back with every execution; one that could not be read back is refused now.
+    Statement::decode(&handle)?;
     let result = DoPutPreparedStatementResult { prepared_statement_handle: Some(handle.into()) };
     Ok(arrow_flight::PutResult { app_metadata: result.encode_to_vec().into() })
 }
@@ -309,6 +321,28 @@ mod tests {
         let query = CommandStatementQuery { query: "SELECT 1 ".repeat(40_000), transaction_id: None };
         let error = SqlCommand::recognise(&query.as_any().encode_to_vec()).expect("recognised").expect_err("too long");
         assert!(error.to_string().contains("bytes"), "{error}");
+    }
+
+    /// The Flight messages of `batches`, empty ones included, as a client's DoPut may send them.
+    async fn sent(batches: Vec<RecordBatch>) -> impl Stream<Item = Result<FlightData, Status>> + Send + Unpin {
+        let schema = batches.first().map(RecordBatch::schema).expect("a batch");
+        let encoded = arrow_flight::utils::batches_to_flight_data(&schema, batches).expect("encoded");
+        futures::stream::iter(encoded.into_iter().map(Ok))
+    }
+
+    #[tokio::test]
+    async fn binding_is_one_row_in_a_few_batches_and_a_handle_that_reads_back() {
+        let statement = Statement::new("SELECT ?".into()).expect("short");
+        let row = |text: String| {
+            RecordBatch::try_from_iter([("$1", Arc::new(StringArray::from(vec![text])) as _)]).expect("row")
+        };
+        let bound = bind(statement.clone(), sent(vec![row("Dalke".into())]).await).await.expect("bound");
+        assert!(!bound.app_metadata.is_empty());
+        let empty = row(String::new()).slice(0, 0);
+        let many = bind(statement.clone(), sent(vec![empty; MAX_PARAMETER_BATCHES + 1]).await).await;
+        assert!(many.expect_err("too many").to_string().contains("batches"));
+        let huge = bind(statement, sent(vec![row("x".repeat(2 * 1024 * 1024))]).await).await;
+        assert!(huge.expect_err("too large").to_string().contains("bytes"));
     }
 
     #[test]
