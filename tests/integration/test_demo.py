@@ -1,5 +1,6 @@
 """The README's main command: `urbanmesh demo` starts five federated towns with data."""
 import json
+import re
 import signal
 import subprocess
 import urllib.parse
@@ -88,6 +89,18 @@ def check_regional_view(node, what):
     assert abs(table.num_rows - stations * 7 * 96) <= stations * 2, table.num_rows
 
 
+def check_printed_sql(log, node):
+    """The SQL statement the demo prints runs as printed, anonymously, across the five towns."""
+    import adbc_driver_flightsql.dbapi as flight_sql
+
+    printed = re.search(r'cur\.execute\("""(.*?)"""\)', log.read_text(errors="replace"), re.S)
+    assert printed, "the demo prints an SQL statement"
+    with flight_sql.connect(node["flight"], autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(printed.group(1))
+        rows = cursor.fetch_arrow_table().to_pylist()
+    assert {row["town"] for row in rows} == set(TOWNS.values()), rows
+
+
 def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
     base = tmp_path / "demo"
     expected = {f"pegel-{slug}" for slug in TOWNS}
@@ -119,6 +132,7 @@ def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
                                "gauge_zero"):
                     assert column in table.column_names, (column, table.column_names)
                 assert len(set(table.column("uuid").to_pylist())) == 2
+                check_printed_sql(tmp_path / f"demo-{run}.log", nodes["guetersloh"])
                 check_town_centre(base, nodes["guetersloh"])
                 for slug, node in nodes.items():
                     check_regional_view(node, f"{slug}'s Pegelstände OWL")

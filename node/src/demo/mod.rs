@@ -361,8 +361,29 @@ fn print_welcome(base: &Path, nodes: &[RunningNode]) {
         http = first.addresses.http,
         view = pegel_owl::VIEW
     );
+    print_sql(first, towns);
     println!("Admin token of {}: {}", home.name, base.join(home.slug).join(TOKEN_FILE).display());
     println!("\nPress Ctrl-C to stop all {} nodes.", nodes.len());
+}
+
+/// Every town's highest level per station in one SQL statement, asked at the first town.
+fn print_sql(first: &RunningNode, towns: &[Town]) {
+    let per_town: Vec<String> = towns
+        .iter()
+        .map(|town| {
+            let table = urbanmesh_flight::table_name(town.name, &dataset_id(town));
+            format!("SELECT '{}' AS town, shortname, max(value) AS top FROM {table} GROUP BY shortname", town.name)
+        })
+        .collect();
+    println!(
+        "SQL across the towns (pip install adbc-driver-flightsql); each GROUP BY runs in its own town:\n\n  \
+         import adbc_driver_flightsql.dbapi as flightsql\n  \
+         cur = flightsql.connect(\"{}\").cursor()\n  \
+         cur.execute(\"\"\"{}\"\"\")\n  \
+         print(cur.fetch_df())\n",
+        first.addresses.flight,
+        per_town.join("\n      UNION ALL ")
+    );
 }
 
 /// A month of levels ending now: a seasonal drift, a daily rhythm, some noise, and a flood
