@@ -156,15 +156,7 @@ impl TableProvider for Released {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
-        let mut frame = self.frame.clone();
-        if let Some(projection) = projection {
-            let names: Vec<&str> = projection.iter().map(|i| self.schema.field(*i).name().as_str()).collect();
-            frame = frame.select_columns(&names)?;
-        }
-        if let Some(limit) = limit {
-            frame = frame.limit(0, Some(limit))?;
-        }
-        Ok(Arc::new(SealedGrantExec::new(frame.create_physical_plan().await?)))
+        sealed_leaf(self.frame.clone(), &self.schema, projection, limit, None).await
     }
 
     /// No reader predicate is ever evaluated inside the grant.
@@ -176,10 +168,30 @@ impl TableProvider for Released {
     }
 }
 
+/// The grant's output `frame` (of `schema`) planned as a sealed leaf: only the projection
+/// and the limit reach it. Where `audit` is given, the rows it releases are counted there.
+pub(crate) async fn sealed_leaf(
+    mut frame: DataFrame,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+    audit: Option<Arc<AuditEntry>>,
+) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+    if let Some(projection) = projection {
+        let names: Vec<&str> = projection.iter().map(|i| schema.field(*i).name().as_str()).collect();
+        frame = frame.select_columns(&names)?;
+    }
+    if let Some(limit) = limit {
+        frame = frame.limit(0, Some(limit))?;
+    }
+    let sealed = SealedGrantExec::new(frame.create_physical_plan().await?);
+    Ok(Arc::new(SealedGrantExec { audit, ..sealed }))
+}
+
 /// The grant's physical plan, shown to the reader's plan as a leaf: no children to
 /// rewrite, no filters accepted, no orderings or statistics passed up.
 #[derive(Debug)]
-pub(crate) struct SealedGrantExec {
+struct SealedGrantExec {
     grant: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
     /// The access log's entry the rows it releases are counted in, if any; kept open
@@ -188,7 +200,7 @@ pub(crate) struct SealedGrantExec {
 }
 
 impl SealedGrantExec {
-    pub(crate) fn new(grant: Arc<dyn ExecutionPlan>) -> Self {
+    fn new(grant: Arc<dyn ExecutionPlan>) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(grant.schema()),
             grant.output_partitioning().clone(),
@@ -196,11 +208,6 @@ impl SealedGrantExec {
             grant.boundedness(),
         );
         Self { grant, properties: Arc::new(properties), audit: None }
-    }
-
-    /// Counts the rows released (and their bytes in memory) in `audit`.
-    pub(crate) fn counted(self, audit: Arc<AuditEntry>) -> Self {
-        Self { audit: Some(audit), ..self }
     }
 }
 

@@ -22,7 +22,7 @@ use urbanmesh_store::{Store, TimeRange};
 
 use crate::DataspaceError;
 use crate::grant;
-use crate::sealed::SealedGrantExec;
+use crate::sealed::sealed_leaf;
 
 /// One dataset under one reader's grant, for one statement. Its audit entry records the
 /// rows the statement drew from it when the table is dropped with the statement.
@@ -87,20 +87,8 @@ impl TableProvider for SealedTable {
             None => TimeRange::default(),
         };
         let stored = self.store.stored(&self.dataset, grant::stored_range(&self.grant, range)).map_err(external)?;
-        let mut frame = grant::release(stored, &self.grant).map_err(external)?;
-        if let Some(projection) = projection {
-            let names: Vec<&str> = projection.iter().map(|i| self.schema.field(*i).name().as_str()).collect();
-            frame = frame.select_columns(&names)?;
-        }
-        if let Some(limit) = limit {
-            frame = frame.limit(0, Some(limit))?;
-        }
-        let plan = frame.create_physical_plan().await?;
-        let sealed = SealedGrantExec::new(plan);
-        Ok(Arc::new(match &self.audit {
-            Some(audit) => sealed.counted(Arc::clone(audit)),
-            None => sealed,
-        }))
+        let frame = grant::release(stored, &self.grant).map_err(external)?;
+        sealed_leaf(frame, &self.schema, projection, limit, self.audit.clone()).await
     }
 
     /// Bounds on the released stored time narrow the stored rows read; they are checked

@@ -532,6 +532,33 @@ def test_internal_and_federation_only_tables_are_absent_to_anonymous_callers(tow
         assert query(conn, f'SELECT count(*) AS n FROM bielefeld."{BIELEFELD_VERBUND}"') == [{"n": READINGS}]
 
 
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    length, prefix = len(payload), b""
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        prefix += bytes([byte | (0x80 if length else 0)])
+        if not length:
+            return bytes([number << 3 | 2]) + prefix + payload
+
+
+def test_a_statement_ticket_grants_nothing_to_whoever_replays_it(towns):
+    """A ticket carries the statement only: a staff member's ticket for an internal table,
+    replayed by an anonymous caller, is planned for that caller and finds no such table."""
+    import pyarrow.flight as fl
+
+    query = _field(1, b'SELECT count(*) AS n FROM "messstellen-intern"')
+    command = _field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + _field(2, query)
+    staff = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {towns.gt.token}".encode())])
+    client = fl.FlightClient(towns.gt.flight)
+    info = client.get_flight_info(fl.FlightDescriptor.for_command(command), staff)
+    ticket = info.endpoints[0].ticket
+    assert client.do_get(ticket, staff).read_all().to_pylist() == [{"n": len(towns.rows["messstellen-intern"])}]
+    with pytest.raises(pa.ArrowException) as replayed:
+        client.do_get(ticket).read_all()
+    assert "not found" in str(replayed.value) and "messstellen-intern" in str(replayed.value), replayed.value
+
+
 def test_asking_as_for_the_public_only_narrows(towns):
     """`x-urbanmesh-for-public` (what a member sends for a caller who is not its staff) makes
     even the admin token see only what the public may see."""

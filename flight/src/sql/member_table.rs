@@ -80,14 +80,33 @@ impl MemberTable {
     }
 }
 
+/// What one scan asks the member for.
+#[derive(Debug, Clone)]
+pub(crate) enum Ask {
+    /// Rows, as a read of the dataset.
+    Rows(ReadRequest),
+    /// The answer to an SQL statement over the dataset, its columns named as the plan expects.
+    Statement(String),
+}
+
 impl MemberRead {
-    /// The member's answer to an SQL statement over its own dataset, asked for the caller.
-    pub(crate) async fn query(&self, statement: &str) -> Result<BatchStream, FlightError> {
-        self.remote.sql(&self.gate, &self.subject, &self.member, &self.whole, statement).await
+    /// One partition of a scan: `ask`, made when the plan runs, in the shape of `schema`.
+    pub(crate) fn partition(self: &Arc<Self>, ask: Ask, schema: SchemaRef) -> Arc<dyn PartitionStream> {
+        Arc::new(MemberPartition { read: Arc::clone(self), ask, schema })
+    }
+
+    /// The member's answer, asked for the caller.
+    async fn answer(&self, ask: &Ask) -> Result<BatchStream, FlightError> {
+        match ask {
+            Ask::Rows(request) => self.remote.fetch(&self.gate, &self.subject, &self.member, request).await,
+            Ask::Statement(statement) => {
+                self.remote.sql(&self.gate, &self.subject, &self.member, &self.whole, statement).await
+            }
+        }
     }
 
     /// Counts a batch the member sent in the access-log entry.
-    pub(crate) fn count(&self, batch: &RecordBatch) {
+    fn count(&self, batch: &RecordBatch) {
         if let Some(audit) = &self.audit {
             audit.served().add(batch.num_rows() as u64, urbanmesh_store::rows::data_bytes(batch));
         }
@@ -134,8 +153,8 @@ impl TableProvider for MemberTable {
             limit,
             ..self.read.whole.clone()
         };
-        let partition = MemberPartition { read: Arc::clone(&self.read), request, schema: Arc::clone(&schema) };
-        Ok(Arc::new(StreamingTableExec::try_new(schema, vec![Arc::new(partition)], None, [], false, None)?))
+        let partition = self.read.partition(Ask::Rows(request), Arc::clone(&schema));
+        Ok(Arc::new(StreamingTableExec::try_new(schema, vec![partition], None, [], false, None)?))
     }
 
     fn supports_filters_pushdown(
@@ -160,17 +179,17 @@ fn read_filter(filter: &Expr) -> Option<String> {
     datafusion::sql::unparser::expr_to_sql(filter).ok().map(|sql| sql.to_string())
 }
 
-/// One read at the member, made when the plan runs.
+/// One answer of the member, asked when the plan runs.
 struct MemberPartition {
     read: Arc<MemberRead>,
-    request: ReadRequest,
+    ask: Ask,
     /// The columns the plan expects, in its order.
     schema: SchemaRef,
 }
 
 impl std::fmt::Debug for MemberPartition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemberPartition").field("member", &self.read.member).field("request", &self.request).finish()
+        f.debug_struct("MemberPartition").field("member", &self.read.member).field("ask", &self.ask).finish()
     }
 }
 
@@ -180,14 +199,10 @@ impl PartitionStream for MemberPartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let (read, request, schema) = (Arc::clone(&self.read), self.request.clone(), Arc::clone(&self.schema));
+        let (read, ask, schema) = (Arc::clone(&self.read), self.ask.clone(), Arc::clone(&self.schema));
         let expected = Arc::clone(&schema);
         let batches = futures::stream::once(async move {
-            let fetched = read
-                .remote
-                .fetch(&read.gate, &read.subject, &read.member, &request)
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let fetched = read.answer(&ask).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
             let counted = fetched.batches.map(move |batch| {
                 let batch = batch.map_err(|e| DataFusionError::External(Box::new(e)))?;
                 read.count(&batch);

@@ -18,18 +18,15 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{TableType, provider_as_source, source_as_provider};
 use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Aggregate, Expr, Filter, LogicalPlan, LogicalPlanBuilder, TableScan};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use futures::{StreamExt, TryStreamExt};
+use datafusion::physical_plan::streaming::StreamingTableExec;
 
-use super::member_table::{MemberRead, MemberTable};
+use super::member_table::{Ask, MemberRead, MemberTable};
 
 /// Aggregate functions a member computes as this node would.
 const SENT: &[&str] = &["count", "sum", "min", "max", "avg"];
@@ -198,52 +195,14 @@ impl TableProvider for MemberAnswer {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
-        let partition = AnswerPartition {
-            read: Arc::clone(&self.read),
-            statement: self.statement.clone(),
-            schema: Arc::clone(&self.schema),
-        };
+        let partition = self.read.partition(Ask::Statement(self.statement.clone()), Arc::clone(&self.schema));
         Ok(Arc::new(StreamingTableExec::try_new(
             Arc::clone(&self.schema),
-            vec![Arc::new(partition)],
+            vec![partition],
             projection,
             [],
             false,
             None,
         )?))
-    }
-}
-
-struct AnswerPartition {
-    read: Arc<MemberRead>,
-    statement: String,
-    schema: SchemaRef,
-}
-
-impl std::fmt::Debug for AnswerPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnswerPartition").field("statement", &self.statement).finish()
-    }
-}
-
-impl PartitionStream for AnswerPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let (read, statement, schema) = (Arc::clone(&self.read), self.statement.clone(), Arc::clone(&self.schema));
-        let expected = Arc::clone(&schema);
-        let batches = futures::stream::once(async move {
-            let answer = read.query(&statement).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-            Ok::<_, DataFusionError>(answer.batches.map(move |batch| {
-                let batch = batch.map_err(|e| DataFusionError::External(Box::new(e)))?;
-                read.count(&batch);
-                // By position: the member names its columns after its own expressions.
-                Ok(arrow::array::RecordBatch::try_new(Arc::clone(&expected), batch.columns().to_vec())?)
-            }))
-        })
-        .try_flatten();
-        Box::pin(RecordBatchStreamAdapter::new(schema, batches))
     }
 }
