@@ -18,8 +18,8 @@ use crate::table::SealedTable;
 #[derive(Clone)]
 pub struct ReadGate {
     catalog: Catalog,
-    store: Store,
-    audit: AuditLog,
+    pub(crate) store: Store,
+    pub(crate) audit: AuditLog,
 }
 
 /// An allowed read: its rows, the grant it runs under (for the duties), and its audit
@@ -227,7 +227,7 @@ fn judge(subject: &Subject, dataset: &Dataset, request: &ReadRequest) -> Decisio
     dataset.policy.decide(subject, &access)
 }
 
-fn record(
+pub(crate) fn record(
     subject: &Subject,
     request: &ReadRequest,
     interface: Interface,

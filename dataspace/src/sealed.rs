@@ -127,13 +127,13 @@ pub(crate) fn time_released(time: Option<&str>, grant: &Grant) -> Result<(), Dat
 
 /// The grant's output as a table of its own.
 #[derive(Debug)]
-struct Released {
+pub(crate) struct Released {
     frame: DataFrame,
     schema: SchemaRef,
 }
 
 impl Released {
-    fn new(frame: DataFrame) -> Self {
+    pub(crate) fn new(frame: DataFrame) -> Self {
         let schema = Arc::new(frame.schema().as_arrow().clone());
         Self { frame, schema }
     }

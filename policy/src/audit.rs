@@ -54,6 +54,9 @@ pub enum Interface {
     PeerFlight,
     /// An SQL statement over Flight SQL.
     FlightSql,
+    /// The OGC SensorThings API, or a GeoJSON of stations.
+    #[serde(rename = "sensorthings")]
+    SensorThings,
     /// A page of the public portal.
     Portal,
     /// A regional view reading one of its sources.
@@ -81,6 +84,7 @@ impl Interface {
             Self::Flight => "flight",
             Self::PeerFlight => "peer-flight",
             Self::FlightSql => "flight-sql",
+            Self::SensorThings => "sensorthings",
             Self::Portal => "portal",
             Self::View => "view",
             Self::Relay => "relay",

@@ -363,7 +363,7 @@ impl Store {
         Ok(())
     }
 
-    fn table(&self, id: &str) -> Result<Arc<Table>, StoreError> {
+    pub(crate) fn table(&self, id: &str) -> Result<Arc<Table>, StoreError> {
         let tables = self.inner.tables.read().unwrap_or_else(PoisonError::into_inner);
         tables.get(id).cloned().ok_or_else(|| unknown(id))
     }

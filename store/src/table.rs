@@ -10,6 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::StoreError;
 use crate::compaction::Thresholds;
 use crate::extent::TimeExtent;
+use crate::latest::LatestRows;
 use crate::manifest::{Manifest, Manifests, Segment};
 use crate::segment;
 use crate::wal::Wal;
@@ -20,6 +21,7 @@ pub(crate) struct Table {
     pub(crate) schema: SchemaRef,
     pub(crate) time_column: Option<String>,
     time_index: Option<usize>,
+    pub(crate) series_key: Option<String>,
     /// Columns segments are sorted by: time, then series key.
     pub(crate) sort_columns: Vec<usize>,
     pub(crate) dir: PathBuf,
@@ -42,6 +44,12 @@ struct TableState {
     tail_bytes: usize,
     oldest: Option<Instant>,
     extent: Option<TimeExtent>,
+    /// The latest row of each series, once a reader asked for it; kept up to date by
+    /// every publish from then on.
+    latest: Option<LatestRows>,
+    /// Publishes so far: a latest-rows index built from a snapshot is taken only if none
+    /// happened while it was built.
+    publishes: u64,
 }
 
 /// A durable batch not yet in a segment, with the last sequence number it covers.
@@ -119,6 +127,7 @@ impl Table {
             id: spec.id.to_owned(),
             time_column: spec.time_column.map(str::to_owned),
             time_index,
+            series_key: spec.series_key.map(str::to_owned),
             schema: spec.schema,
             sort_columns,
             dir,
@@ -134,6 +143,8 @@ impl Table {
                 tail_rows,
                 tail_bytes,
                 extent,
+                latest: None,
+                publishes: 0,
             }),
         })
     }
@@ -149,6 +160,13 @@ impl Table {
         state.extent = TimeExtent::union(state.extent, extent);
         state.tail_rows += batch.num_rows();
         state.tail_bytes += batch.get_array_memory_size();
+        state.publishes += 1;
+        if let Some(latest) = &mut state.latest
+            && let Err(e) = latest.fold(&batch)
+        {
+            tracing::warn!(dataset = %self.id, error = %e, "latest rows dropped; the next read rebuilds them");
+            state.latest = None;
+        }
         state.tail.push(TailEntry { last_seq: seq, batch });
         state.oldest.get_or_insert_with(Instant::now);
         state.tail_rows >= self.thresholds.segment_rows
@@ -178,6 +196,21 @@ impl Table {
         Snapshot {
             segments: state.manifest.segments.iter().map(|s| self.dir.join(&s.file)).collect(),
             tail: state.tail.iter().map(|e| e.batch.clone()).collect(),
+        }
+    }
+
+    /// The latest row of each series if known, else the publish count to build them at.
+    pub(crate) fn latest(&self) -> Result<RecordBatch, u64> {
+        let state = self.state();
+        state.latest.as_ref().map(|l| l.rows().clone()).ok_or(state.publishes)
+    }
+
+    /// Keeps `latest`, built from a snapshot taken at `publishes`, unless rows were
+    /// published since.
+    pub(crate) fn keep_latest(&self, publishes: u64, latest: LatestRows) {
+        let mut state = self.state();
+        if state.publishes == publishes && !self.is_deleted() {
+            state.latest = Some(latest);
         }
     }
 

@@ -15,6 +15,7 @@ mod ops;
 mod portal;
 mod problem;
 mod session;
+mod sta;
 mod state;
 mod workspace;
 mod write_deadline;
@@ -41,6 +42,9 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/catalog.rdf", get(dcat::catalog_rdfxml))
         .route("/datasets/{file}", get(dcat::dataset))
         .route("/views/{file}", get(dcat::view))
+        .route("/sta/v1.1", get(sta::root))
+        .route("/sta/v1.1/", get(sta::root))
+        .route("/sta/v1.1/{*path}", get(sta::resource))
         .merge(portal::routes())
         // Text (pages, JSON, CSV, RDF) and Arrow streams, gzipped for clients that ask.
         // Not the workspace and login below: their pages carry CSRF tokens beside what the

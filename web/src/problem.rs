@@ -54,6 +54,11 @@ impl Problem {
         Self { limit: Some(limit), ..self }
     }
 
+    /// Its status and detail, for interfaces whose standard prescribes another error body.
+    pub(crate) fn into_parts(self) -> (StatusCode, String) {
+        (self.status, self.detail)
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)
     }

@@ -3,7 +3,7 @@
 
 mod audit;
 pub(crate) mod datasets;
-mod encode;
+pub(crate) mod encode;
 mod federation;
 pub(crate) mod ingest;
 mod policy;

@@ -8,7 +8,7 @@ pub(crate) mod dataset;
 mod home;
 pub(crate) mod lang;
 pub(crate) mod layout;
-mod rows;
+pub(crate) mod rows;
 mod search;
 pub(crate) mod view;
 mod words;

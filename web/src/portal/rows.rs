@@ -8,6 +8,11 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 use arrow::util::display::array_value_to_string;
 
+/// Columns that name a series for people, best first, where its key is a code.
+pub(crate) const LABELS: [&str; 4] = ["shortname", "name", "station", "longname"];
+/// Numbers that describe where a station is, not what it measures.
+pub(crate) const NOT_MEASURES: [&str; 5] = ["lon", "lat", "km", "gauge_zero", "records"];
+
 /// The columns a page draws from.
 pub(crate) struct Columns {
     pub(crate) time: String,
@@ -51,7 +56,7 @@ impl Columns {
             .or_else(|| {
                 schema.fields().iter().map(AsRef::as_ref).find(|f| {
                     numeric(f.data_type())
-                        && !["lon", "lat", "km", "gauge_zero", "records"].contains(&f.name().as_str())
+                        && !NOT_MEASURES.contains(&f.name().as_str())
                 })
             })?
             .name()
@@ -60,7 +65,7 @@ impl Columns {
             time,
             value,
             key: key.and_then(has),
-            label: ["shortname", "name", "station", "longname"].into_iter().find_map(has),
+            label: LABELS.into_iter().find_map(has),
             state: has("state"),
             lon: has("lon"),
             lat: has("lat"),
