@@ -445,6 +445,40 @@ def test_catalog_export_conforms(catalog_node, tmp_path, extension, fmt, media_t
     assert not list(graph.subjects(RDF.type, HYDRA.PagedCollection)), "an unpaged export has no paging node"
 
 
+def test_a_located_series_lists_its_map_services(node, tmp_path):
+    """A dataset with a series key and a geometry is also served as GeoJSON and by the
+    SensorThings API: the export lists both, it still conforms, and both addresses answer."""
+    schema = {"fields": [*pegel_spec()["schema"]["fields"],
+                         {"name": "lon", "type": "float64", "nullable": True},
+                         {"name": "lat", "type": "float64", "nullable": True}]}
+    node.create_dataset(pegel_spec("pegel-karte", schema=schema, geometry={"lon": "lon", "lat": "lat"}))
+    rows = [{"time": "2026-03-01T06:00:00Z", "station": "Dalke", "value": 81.5, "lon": 8.38, "lat": 51.90}]
+    assert node.post_json("/api/v1/datasets/pegel-karte/rows", rows).status == 200
+    file, _ = export(node, "/datasets/pegel-karte.ttl", tmp_path, "pegel-karte.ttl")
+    validate(file, "turtle")
+    graph = parse(file, "turtle")
+    subject = dataset_iri(node, "pegel-karte")
+    distributions = set(graph.objects(subject, DCAT.distribution))
+    assert len(distributions) == 6, distributions
+    urls = {str(graph.value(d, DCAT.accessURL)): d for d in distributions}
+    geojson = f"{node.http}/api/v1/datasets/pegel-karte/latest.geojson"
+    sta = f"{node.http}/sta/v1.1/Things?$filter=properties/dataset%20eq%20%27pegel-karte%27"
+    assert geojson in urls and sta in urls, sorted(urls)
+    assert str(graph.value(urls[geojson], DCTERMS.format)).endswith("/file-type/GEOJSON")
+    collection = node.get(geojson[len(node.http):])
+    assert collection.status == 200 and collection.content_type == "application/geo+json", collection
+    [feature] = collection.json()["features"]
+    assert feature["geometry"] == {"type": "Point", "coordinates": [8.38, 51.90]}
+    assert feature["properties"]["station"] == "Dalke" and feature["properties"]["value"] == 81.5
+    things = node.get(sta[len(node.http):]).json()["value"]
+    assert [t["name"] for t in things] == ["Dalke"], things
+    # Without a geometry there is no map to serve.
+    node.create_dataset(pegel_spec("pegel-ohne-karte"))
+    file, _ = export(node, "/datasets/pegel-ohne-karte.ttl", tmp_path, "pegel-ohne-karte.ttl")
+    assert len(set(parse(file, "turtle").objects(dataset_iri(node, "pegel-ohne-karte"), DCAT.distribution))) == 4
+    assert node.get("/api/v1/datasets/pegel-ohne-karte/latest.geojson").status == 400
+
+
 def test_catalog_syntaxes_state_the_same_triples(catalog_node):
     graphs = {fmt: parse(catalog_node.get(f"/catalog.{ext}").body, fmt) for ext, fmt, _ in SYNTAXES}
     turtle = set(graphs["turtle"])

@@ -268,7 +268,54 @@ impl<'a> Graph<'a> {
         )?;
         link(later, flight, dcat::ACCESS_URL, iri(&self.endpoints.flight)?.as_ref())?;
         link(later, flight, dcat::ACCESS_SERVICE, self.service.as_ref())?;
-        self.licensed(later, flight, licence.as_ref(), attribution.as_deref())
+        self.licensed(later, flight, licence.as_ref(), attribution.as_deref())?;
+        if spec.time_column.is_none() || spec.series_key.is_none() {
+            return Ok(());
+        }
+        // Stations with their latest values, where rows have a point location: the
+        // dataset's geometry, or a view's `lon` and `lat` columns.
+        let located = match collection {
+            Collection::Datasets => spec.geometry.is_some(),
+            Collection::Views => ["lon", "lat"].iter().all(|c| spec.schema.field(c).is_some()),
+        };
+        if !located {
+            return Ok(());
+        }
+        let mut services = vec![(
+            "geojson",
+            "GeoJSON, latest values",
+            "GEOJSON",
+            "application/geo+json",
+            format!("{base}/api/v1/{path}/{id}/latest.geojson"),
+            None,
+        )];
+        if collection == Collection::Datasets {
+            services.push((
+                "sensorthings",
+                "OGC SensorThings API 1.1",
+                "JSON",
+                "application/json",
+                format!("{base}/sta/v1.1/Things?$filter=properties/dataset%20eq%20%27{id}%27"),
+                Some(format!("OGC SensorThings API 1.1, Dienst {base}/sta/v1.1")),
+            ));
+        }
+        for (fragment, label, format, media_type, url, description) in services {
+            let distribution = node(format!("{page}#{fragment}"));
+            let distribution = distribution.as_ref();
+            let url = iri(&url)?;
+            link(out, subject, dcat::DISTRIBUTION, distribution)?;
+            link(later, distribution, rdf::TYPE, dcat::DISTRIBUTION_CLASS)?;
+            self.text(later, distribution, dct::TITLE, &format!("{} ({label})", spec.title))?;
+            if let Some(description) = description {
+                self.text(later, distribution, dct::DESCRIPTION, &description)?;
+            }
+            link(later, distribution, dcat::ACCESS_URL, url.as_ref())?;
+            link(later, distribution, dct::FORMAT, iri(&format!("{FILE_TYPES}{format}"))?.as_ref())?;
+            link(later, distribution, dcat::MEDIA_TYPE, iri(&format!("{IANA_MEDIA_TYPES}{media_type}"))?.as_ref())?;
+            self.licensed(later, distribution, licence.as_ref(), attribution.as_deref())?;
+            moment(later, distribution, dct::MODIFIED, Moment::DateTime(modified))?;
+        }
+        Ok(())
     }
 
     fn licensed(

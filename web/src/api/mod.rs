@@ -5,6 +5,7 @@ mod audit;
 pub(crate) mod datasets;
 pub(crate) mod encode;
 mod federation;
+mod geojson;
 pub(crate) mod ingest;
 mod policy;
 mod read;
@@ -23,11 +24,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/datasets/{id}", get(datasets::get).put(datasets::update).delete(datasets::delete))
         .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
         .route("/datasets/{id}/upload", post(ingest::upload))
+        .route("/datasets/{id}/latest.geojson", get(geojson::dataset))
         .route("/datasets/{id}/policy", get(policy::get).put(policy::put))
         .route("/views", get(views::list).post(views::create))
         .route("/views/{id}", get(views::get).put(views::update).delete(views::delete))
         .route("/views/{id}/rows", get(views::rows))
         .route("/views/{id}/status", get(views::status))
+        .route("/views/{id}/latest.geojson", get(geojson::view))
         .route("/audit", get(audit::query))
         .route("/me", get(policy::me))
         .route("/search", get(search::search))

@@ -128,7 +128,13 @@ fn data_sections(dataset: &Dataset, batches: &[RecordBatch], w: &Words) -> Marku
             }
             @let spots = spots(&series, unit);
             @if !spots.is_empty() {
-                section { h2 { (w.map) } (map(&spots, w.map_label)) }
+                section {
+                    h2 { (w.map) }
+                    (map(&spots, w.map_label))
+                    @if dataset.spec.geometry.is_some() {
+                        p { a #geojson href=(format!("/api/v1/datasets/{}/latest.geojson", dataset.id())) type="application/geo+json" { (w.geojson) } }
+                    }
+                }
             }
         }
         @if !preview.is_empty() {

@@ -37,6 +37,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
             section {
                 h2 { (w.map) }
                 (map(&spots, &format!("{} ({})", w.map_label, w.legend)))
+                p { a #geojson href=(format!("/api/v1/views/{}/latest.geojson", spec.id)) type="application/geo+json" { (w.geojson) } }
             }
         }
         @if series.is_empty() { p { (w.no_rows) } } @else { (latest_values(&series, unit, w)) }
