@@ -42,9 +42,13 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .route("/catalog.rdf", get(dcat::catalog_rdfxml))
         .route("/datasets/{file}", get(dcat::dataset))
         .route("/views/{file}", get(dcat::view))
-        .route("/sta/v1.1", get(sta::root))
-        .route("/sta/v1.1/", get(sta::root))
-        .route("/sta/v1.1/{*path}", get(sta::resource))
+        .merge(
+            Router::new()
+                .route("/sta/v1.1", get(sta::root))
+                .route("/sta/v1.1/", get(sta::root))
+                .route("/sta/v1.1/{*path}", get(sta::resource))
+                .layer(axum::middleware::map_response(sta::open_to_any_origin)),
+        )
         .merge(portal::routes())
         // Text (pages, JSON, CSV, RDF) and Arrow streams, gzipped for clients that ask.
         // Not the workspace and login below: their pages carry CSRF tokens beside what the

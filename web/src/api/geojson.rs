@@ -62,7 +62,7 @@ pub(crate) async fn view(
 }
 
 fn geojson(collection: Value) -> Response {
-    ([(header::CONTENT_TYPE, MEDIA_TYPE)], collection.to_string()).into_response()
+    crate::sta::any_origin(([(header::CONTENT_TYPE, MEDIA_TYPE)], collection.to_string()).into_response())
 }
 
 /// A FeatureCollection of the rows with a position: the coordinates as the geometry,

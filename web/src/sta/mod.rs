@@ -95,6 +95,18 @@ impl IntoResponse for StaError {
     }
 }
 
+/// Lets map portals on other origins (Masterportal) read what the public may read: the
+/// answers are the same for any origin, and browsers send no credentials to `*`.
+pub(crate) fn any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, header::HeaderValue::from_static("*"));
+    response
+}
+
+/// [`any_origin`] as a middleware for the routes below `/sta/v1.1`.
+pub(crate) async fn open_to_any_origin(response: Response) -> Response {
+    any_origin(response)
+}
+
 /// `GET /sta/v1.1`: the entity sets and the conformance classes.
 pub(crate) async fn root(State(state): State<AppState>) -> Json<Value> {
     let base = format!("{}/sta/v1.1", state.endpoints.http);
@@ -321,7 +333,12 @@ struct Entity<'a> {
 impl Properties for Entity<'_> {
     fn property(&self, path: &[String]) -> Scalar {
         let Some((first, rest)) = path.split_first() else { return Scalar::Null };
-        if let Some((kind, _)) = kind_of(&self.item).navigation(first) {
+        let own = kind_of(&self.item);
+        // `Things/name` on a Thing, as Masterportal's examples write it, is its `name`.
+        if !rest.is_empty() && (first == own.plural() || first == own.singular()) {
+            return self.property(rest);
+        }
+        if let Some((kind, _)) = own.navigation(first) {
             let related = match self.graph.related(&self.item, kind) {
                 Related::One(item) => item,
                 Related::Many(nodes) => nodes.first().map(|n| Item::Node(*n)),
