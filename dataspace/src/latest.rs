@@ -18,9 +18,9 @@ use datafusion::prelude::DataFrame;
 use futures::TryStreamExt;
 use urbanmesh_policy::{AuditEntry, Grant, Interface, Outcome, Subject};
 use urbanmesh_protocol::ReadRequest;
-use urbanmesh_store::{Stored, TimeRange};
+use urbanmesh_store::{Store, Stored, TimeRange};
 
-use crate::sealed::{Released, time_released};
+use crate::sealed::Released;
 use crate::{DataspaceError, ReadGate, gate, grant};
 
 /// The latest released row of each series, and the grant they were released under.
@@ -44,48 +44,73 @@ impl ReadGate {
                 reason: format!("dataset `{dataset}` has no time column and series key, so it has no latest values"),
             });
         };
-        let key_released = grant.aggregate.as_ref().map_or(Ok(()), |aggregate| {
-            if aggregate.by.as_ref().is_some_and(|by| by.contains(&key)) {
-                Ok(())
-            } else {
-                Err(DataspaceError::InvalidRequest {
-                    reason: format!("the series key `{key}` is aggregated away, so there are no latest values per series"),
-                })
-            }
-        });
-        time_released(Some(&time), &grant).and(time_released(Some(&key), &grant)).and(key_released)?;
+        let (schema, rows) = latest_rows(&self.store, dataset, &time, &key, &grant).await?;
         let audit = AuditEntry::new(
             self.audit.clone(),
             gate::record(subject, &request, interface, Outcome::Permit, grant.describe()),
         );
-        let frame = self.latest_frame(dataset, &time, &key, &grant).await?;
-        let scan = self.store.run(move |_| async move { frame.create_physical_plan().await.map_err(DataspaceError::from) }).await?;
-        let schema = scan.schema.clone();
-        let rows: Vec<RecordBatch> = scan.batches.try_collect().await?;
         audit.served().add(rows.iter().map(|b| b.num_rows() as u64).sum(), 0);
         Ok(Latest { schema, rows, grant })
     }
+}
 
-    async fn latest_frame(&self, dataset: &str, time: &str, key: &str, grant: &Grant) -> Result<DataFrame, DataspaceError> {
-        let session = self.store.session();
-        if grant.aggregate.is_none()
-            && grant.max_rows.is_none()
-            && let Some(stored) = self.store.latest(dataset).await?
-        {
-            let frame = session.read_batch(stored)?;
-            if filters_series_only(&frame, grant, key) {
-                let stored = Stored { id: dataset.to_owned(), time_column: Some(time.to_owned()), frame };
-                return grant::release(stored, grant);
-            }
+/// The latest row of each series (by `key`, latest in `time`) of what `grant` releases of
+/// `dataset`, computed on the store's query runtime within the query budgets.
+pub async fn latest_rows(
+    store: &Store,
+    dataset: &str,
+    time: &str,
+    key: &str,
+    grant: &Grant,
+) -> Result<(SchemaRef, Vec<RecordBatch>), DataspaceError> {
+    releases_series(time, key, grant)?;
+    let frame = latest_frame(store, dataset, time, key, grant).await?;
+    let scan = store.run(move |_| async move { frame.create_physical_plan().await.map_err(DataspaceError::from) }).await?;
+    let schema = scan.schema.clone();
+    let rows: Vec<RecordBatch> = scan.batches.try_collect().await?;
+    Ok((schema, rows))
+}
+
+async fn latest_frame(store: &Store, dataset: &str, time: &str, key: &str, grant: &Grant) -> Result<DataFrame, DataspaceError> {
+    let session = store.session();
+    if grant.aggregate.is_none()
+        && grant.max_rows.is_none()
+        && let Some(stored) = store.latest(dataset).await?
+    {
+        let frame = session.read_batch(stored)?;
+        if filters_series_only(&frame, grant, key) {
+            let stored = Stored { id: dataset.to_owned(), time_column: Some(time.to_owned()), frame };
+            return grant::release(stored, grant);
         }
-        let released = grant::release(self.store.stored(dataset, TimeRange::default())?, grant)?;
-        let sealed = session.read_table(Arc::new(Released::new(released)))?;
-        let rank = row_number()
-            .partition_by(vec![ident(key)])
-            .order_by(vec![ident(time).sort(false, true)])
-            .build()?
-            .alias(RANK);
-        Ok(sealed.window(vec![rank])?.filter(ident(RANK).eq(lit(1u64)))?.drop_columns(&[RANK])?)
+    }
+    let released = grant::release(store.stored(dataset, TimeRange::default())?, grant)?;
+    let sealed = session.read_table(Arc::new(Released::new(released)))?;
+    let rank = row_number()
+        .partition_by(vec![ident(key)])
+        .order_by(vec![ident(time).sort(false, true)])
+        .build()?
+        .alias(RANK);
+    Ok(sealed.window(vec![rank])?.filter(ident(RANK).eq(lit(1u64)))?.drop_columns(&[RANK])?)
+}
+
+/// Latest rows per series need the time column and the series key as stored.
+fn releases_series(time: &str, key: &str, grant: &Grant) -> Result<(), DataspaceError> {
+    for column in [time, key] {
+        let withheld = grant.masked.iter().any(|c| c == column)
+            || grant.columns.as_ref().is_some_and(|columns| !columns.iter().any(|c| c == column));
+        if withheld {
+            return Err(DataspaceError::InvalidRequest {
+                reason: format!("the column `{column}` is not released to you, so there are no latest values per series"),
+            });
+        }
+    }
+    match &grant.aggregate {
+        Some(aggregate) if !aggregate.by.as_ref().is_some_and(|by| by.iter().any(|c| c == key)) => {
+            Err(DataspaceError::InvalidRequest {
+                reason: format!("the series key `{key}` is aggregated away, so there are no latest values per series"),
+            })
+        }
+        _ => Ok(()),
     }
 }
 

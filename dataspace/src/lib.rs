@@ -27,7 +27,7 @@ pub use error::DataspaceError;
 pub use follower::{follow, refresh_all};
 pub use gate::{Opened, ReadGate};
 pub use grant::RECORDS;
-pub use latest::Latest;
+pub use latest::{Latest, latest_rows};
 pub use lifecycle::{delete, publish};
 pub use rules::check_rules;
 pub use run::{check, scan};

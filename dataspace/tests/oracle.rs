@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use proptest::prelude::*;
-use urbanmesh_dataspace::scan;
+use urbanmesh_dataspace::{latest_rows, scan};
 use urbanmesh_policy::{Aggregate, Grant};
 use urbanmesh_protocol::ReadRequest;
 use urbanmesh_store::{Store, StoreConfig};
@@ -220,5 +220,61 @@ fn whether_a_read_fails_never_depends_on_withheld_rows() {
         };
         let (plain, twin) = (outcome(released), outcome(with_withheld));
         prop_assert_eq!(plain.is_err(), twin.is_err(), "{:?} vs {:?} for {:?}", plain, twin, request);
+    });
+}
+
+/// The definition of the latest rows: what the grant releases, as a plain table, and of
+/// each station the row with the latest time.
+async fn latest_defined(store: &Store, id: &str, grant: &Grant) -> Result<Vec<RecordBatch>, String> {
+    let whole = ReadRequest::whole(id);
+    let released = sealed(store, &whole, grant).await?;
+    let schema = scan(store, &whole, grant).await.map_err(|e| e.to_string())?.schema;
+    let context = SessionContext::new();
+    let table = MemTable::try_new(schema, vec![released]).map_err(|e| e.to_string())?;
+    context.register_table("released", Arc::new(table)).map_err(|e| e.to_string())?;
+    let latest = "SELECT r.* FROM released r JOIN (SELECT station, max(time) AS latest FROM released GROUP BY station) l \
+                  ON r.station = l.station AND r.time = l.latest";
+    context.sql(latest).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_latest_rows_are_the_latest_of_what_the_grant_releases() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = runtime.block_on(async {
+        let db = sled::open(dir.path().join("meta")).expect("sled");
+        let mut config = StoreConfig::new(dir.path().join("segments"));
+        config.segment_rows = 16;
+        Store::open(db, config, tokio::runtime::Handle::current(), &mut Registry::default()).expect("store")
+    });
+    let tables = AtomicUsize::new(0);
+    let config = ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |(rows in data(), split in 0usize..60, grant in grants())| {
+        let id = format!("l{}", tables.fetch_add(1, Ordering::Relaxed));
+        let dataset = dataset(&id);
+        let split = split.min(rows.len());
+        let (latest, defined) = runtime.block_on(async {
+            store.attach(&dataset).expect("attach");
+            // Rows before and after the store first builds its latest rows: the index is
+            // built from what is stored, then kept up to date by each append.
+            let whole = batch(&dataset, &rows);
+            if split > 0 {
+                store.append(&id, whole.slice(0, split)).await.expect("append");
+            }
+            let _ = latest_rows(&store, &id, "time", "station", &grant).await;
+            if split < rows.len() {
+                store.append(&id, whole.slice(split, rows.len() - split)).await.expect("append");
+            }
+            let latest = latest_rows(&store, &id, "time", "station", &grant).await.map(|(_, rows)| rows);
+            (latest, latest_defined(&store, &id, &grant).await)
+        });
+        let series_withheld = grant.masked.iter().any(|c| c == "station")
+            || grant.columns.as_ref().is_some_and(|c| !c.iter().any(|c| c == "station"))
+            || grant.aggregate.as_ref().is_some_and(|a| a.by.is_none());
+        match (&latest, &defined) {
+            (Ok(latest), Ok(defined)) => prop_assert_eq!(canonical(latest).1, canonical(defined).1, "under {:?}", grant),
+            (Err(_), _) => prop_assert!(series_withheld, "latest failed under {:?}: {:?}", grant, latest.as_ref().err()),
+            (Ok(_), Err(e)) => prop_assert!(false, "latest served but the definition failed: {}", e),
+        }
     });
 }

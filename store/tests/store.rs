@@ -54,6 +54,17 @@ async fn read(store: &Store, id: &str) -> Vec<RecordBatch> {
     store.stored(id, TimeRange::default()).expect("stored").frame.collect().await.expect("batches")
 }
 
+/// (station, value) of the latest row of each station, by station.
+async fn latest(store: &Store) -> Vec<(String, f64)> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Float64Type;
+    let rows = store.latest("pegel").await.expect("latest").expect("a time column and a series key");
+    let (stations, values) = (rows.column(1).as_string::<i32>(), rows.column(2).as_primitive::<Float64Type>());
+    let mut latest: Vec<(String, f64)> = (0..rows.num_rows()).map(|i| (stations.value(i).to_owned(), values.value(i))).collect();
+    latest.sort_by(|a, b| a.0.cmp(&b.0));
+    latest
+}
+
 fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
@@ -93,7 +104,11 @@ async fn appended_rows_are_compacted_and_survive_reopening() {
         std::fs::read_dir(dir.path().join("segments/pegel"))
             .expect("dir")
             .all(|f| { f.expect("entry").file_name().to_string_lossy().ends_with(".parquet") })
-    );
+    );    // The latest row of each station, built from segments and log alike after the restart,
+    // then kept up to date by appends.
+    assert_eq!(latest(&store).await, vec![("s0".into(), 2007.0), ("s1".into(), 2008.0), ("s2".into(), 2009.0)]);
+    store.append("pegel", batch(&dataset, 2010, 1)).await.expect("append");
+    assert_eq!(latest(&store).await[0], ("s0".into(), 2010.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,6 +101,26 @@ def check_printed_sql(log, node):
     assert {row["town"] for row in rows} == set(TOWNS.values()), rows
 
 
+def check_printed_maps(log, node, town):
+    """The map layers the demo prints answer as printed: the town's stations by the
+    SensorThings API, each with its latest value, and every town's stations as GeoJSON."""
+    text = log.read_text(errors="replace")
+    sta = re.search(r"curl '(http://[^']*/sta/v1\.1/Things\?[^']*)'", text)
+    geojson = re.search(r"curl '(http://[^']*/latest\.geojson)'", text)
+    assert sta and geojson, "the demo prints its map layers"
+    things = http_request("GET", sta.group(1), None, {}, 30)
+    assert things.status == 200, things
+    things = things.json()["value"]
+    assert len(things) == STATIONS[town], things
+    for thing in things:
+        assert thing["Locations"][0]["location"]["type"] == "Point", thing
+        level = next(d for d in thing["Datastreams"] if d["unitOfMeasurement"]["symbol"] == "cm")
+        assert len(level["Observations"]) == 1, level
+    features = http_request("GET", geojson.group(1), None, {}, 30)
+    assert features.status == 200 and features.content_type == "application/geo+json", features
+    assert len(features.json()["features"]) == sum(STATIONS.values())
+
+
 def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
     base = tmp_path / "demo"
     expected = {f"pegel-{slug}" for slug in TOWNS}
@@ -133,6 +153,7 @@ def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
                     assert column in table.column_names, (column, table.column_names)
                 assert len(set(table.column("uuid").to_pylist())) == 2
                 check_printed_sql(tmp_path / f"demo-{run}.log", nodes["guetersloh"])
+                check_printed_maps(tmp_path / f"demo-{run}.log", nodes["guetersloh"], "guetersloh")
                 check_town_centre(base, nodes["guetersloh"])
                 for slug, node in nodes.items():
                     check_regional_view(node, f"{slug}'s Pegelstände OWL")

@@ -361,6 +361,14 @@ fn print_welcome(base: &Path, nodes: &[RunningNode]) {
         http = first.addresses.http,
         view = pegel_owl::VIEW
     );
+    println!(
+        "Map layers: {home}'s stations with their latest values by the SensorThings API, as Masterportal asks, \
+         and every town's as GeoJSON:\n\n  curl '{http}/sta/v1.1/{layer}'\n  curl '{http}/api/v1/views/{view}/latest.geojson'\n",
+        home = home.name,
+        http = first.addresses.http,
+        layer = "Things?$expand=Locations,Datastreams/Observations($orderby=phenomenonTime%20desc;$top=1)",
+        view = pegel_owl::VIEW
+    );
     print_sql(first, towns);
     println!("Admin token of {}: {}", home.name, base.join(home.slug).join(TOKEN_FILE).display());
     println!("\nPress Ctrl-C to stop all {} nodes.", nodes.len());

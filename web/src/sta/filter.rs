@@ -9,8 +9,10 @@ use serde_json::Value;
 use super::StaError;
 use super::geo::Polygon;
 
-/// Deepest nesting of parentheses and operators accepted.
+/// Deepest nesting of parentheses, function calls and negations accepted.
 const MAX_DEPTH: usize = 64;
+/// Most binary operators one expression may have.
+const MAX_OPERATORS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Expr {
@@ -108,7 +110,7 @@ impl Function {
 
 /// Parses a `$filter` expression; the error names what is wrong and where.
 pub(crate) fn parse(text: &str) -> Result<Expr, StaError> {
-    let mut parser = Parser { tokens: tokenize(text)?, at: 0, depth: 0 };
+    let mut parser = Parser { tokens: tokenize(text)?, at: 0, depth: 0, operators: 0 };
     let expr = parser.or()?;
     match parser.tokens.get(parser.at) {
         None => Ok(expr),
@@ -226,7 +228,10 @@ fn number_or_time(word: &str) -> Result<Literal, StaError> {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Nesting at the current token.
     depth: usize,
+    /// Binary operators so far.
+    operators: usize,
 }
 
 impl Parser {
@@ -237,17 +242,27 @@ impl Parser {
         }
     }
 
-    fn deeper(&mut self) -> Result<(), StaError> {
+    /// Parses one level deeper with `inner`.
+    fn nested(&mut self, inner: fn(&mut Self) -> Result<Expr, StaError>) -> Result<Expr, StaError> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH { Err(bad(format!("nested deeper than {MAX_DEPTH}"))) } else { Ok(()) }
+        if self.depth > MAX_DEPTH {
+            return Err(bad(format!("nested deeper than {MAX_DEPTH}")));
+        }
+        let parsed = inner(self);
+        self.depth -= 1;
+        parsed
+    }
+
+    fn operator(&mut self) -> Result<(), StaError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS { Err(bad(format!("more than {MAX_OPERATORS} operators"))) } else { Ok(()) }
     }
 
     fn binary(&mut self, ops: &[(&str, Op)], next: fn(&mut Self) -> Result<Expr, StaError>) -> Result<Expr, StaError> {
-        self.deeper()?;
         let mut left = next(self)?;
         while let Some(op) = self.peek_word().and_then(|w| ops.iter().find(|(name, _)| *name == w)).map(|(_, op)| *op) {
             self.at += 1;
-            self.deeper()?;
+            self.operator()?;
             left = Expr::Binary(Box::new(left), op, Box::new(next(self)?));
         }
         Ok(left)
@@ -264,8 +279,7 @@ impl Parser {
     fn not(&mut self) -> Result<Expr, StaError> {
         if self.peek_word() == Some("not") {
             self.at += 1;
-            self.deeper()?;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            return Ok(Expr::Not(Box::new(self.nested(Self::not)?)));
         }
         self.comparison()
     }
@@ -277,6 +291,7 @@ impl Parser {
         match self.peek_word().and_then(|w| OPS.iter().find(|(name, _)| *name == w)) {
             Some((_, op)) => {
                 self.at += 1;
+                self.operator()?;
                 Ok(Expr::Binary(Box::new(left), *op, Box::new(self.additive()?)))
             }
             None => Ok(left),
@@ -294,8 +309,7 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, StaError> {
         if self.tokens.get(self.at) == Some(&Token::Minus) {
             self.at += 1;
-            self.deeper()?;
-            return Ok(Expr::Negate(Box::new(self.unary()?)));
+            return Ok(Expr::Negate(Box::new(self.nested(Self::unary)?)));
         }
         self.primary()
     }
@@ -305,8 +319,7 @@ impl Parser {
         self.at += 1;
         match token {
             Token::Open => {
-                self.deeper()?;
-                let inner = self.or()?;
+                let inner = self.nested(Self::or)?;
                 self.expect(&Token::Close)?;
                 Ok(inner)
             }
@@ -320,8 +333,7 @@ impl Parser {
                     self.at += 1;
                 } else {
                     loop {
-                        self.deeper()?;
-                        arguments.push(self.or()?);
+                        arguments.push(self.nested(Self::or)?);
                         match self.tokens.get(self.at) {
                             Some(Token::Comma) => self.at += 1,
                             Some(Token::Close) => {
@@ -593,5 +605,10 @@ mod tests {
         }
         let deep = format!("{}result{}", "(".repeat(500), ")".repeat(500));
         assert!(parse(&deep).expect_err("deep").to_string().contains("nested deeper"));
+        let long = vec!["name eq 'a'"; 300].join(" or ");
+        assert!(parse(&long).expect_err("long").to_string().contains("more than 256 operators"));
+        // Depth is nesting, not length: a flat `or` of many terms and a dozen parentheses parse.
+        assert!(parse(&vec!["name eq 'a'"; 40].join(" or ")).is_ok());
+        assert!(parse(&format!("{}result gt 1{}", "(".repeat(12), ")".repeat(12))).is_ok());
     }
 }

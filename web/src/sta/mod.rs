@@ -144,7 +144,7 @@ pub(crate) async fn resource(
         }
         (Target::One(_), Tail::Ref) => return Err(StaError::bad_request("$ref follows a collection here")),
         (target, tail) => {
-            let page = request.page(target, &options).await?;
+            let page = request.page(target, &options, observations::Asked::Collection).await?;
             let mut object = Map::new();
             if let Some(count) = page.count {
                 object.insert("@iot.count".into(), Value::from(count));
@@ -156,7 +156,8 @@ pub(crate) async fn resource(
             };
             object.insert("value".into(), Value::Array(values));
             if page.more {
-                object.insert("@iot.nextLink".into(), Value::from(next_link(&graph.base, &path_text(&path.steps, &tail), &query, &options)));
+                let collection = format!("{}/{}", graph.base, path_text(&path.steps, &tail));
+                object.insert("@iot.nextLink".into(), Value::from(next_link(&collection, &options)));
             }
             Json(Value::Object(object)).into_response()
         }
@@ -208,8 +209,13 @@ impl Request<'_> {
                 (Some(id), Target::Observations(streams)) => {
                     let missing = || StaError::not_found(format!("no Observation with id '{id}'"));
                     let (stream, at) = self.graph.observation_id(id).filter(|(s, _)| streams.contains(s)).ok_or_else(missing)?;
-                    let page = observations::page(self.state, self.subject, self.graph, &[stream], &Options::default(), Some(at)).await?;
-                    Target::One(Item::Observation(page.items.into_iter().next().ok_or_else(missing)?))
+                    let asked = observations::Asked::At(at);
+                    let page = observations::page(self.state, self.subject, self.graph, &[stream], &Options::default(), asked).await?;
+                    // The id names a time to the microsecond; the stored time may be coarser.
+                    let found = page.items.into_iter().map(Item::Observation).find(|item| {
+                        self.graph.json(item).get("@iot.id").and_then(Value::as_str) == Some(id.as_str())
+                    });
+                    Target::One(found.ok_or_else(missing)?)
                 }
                 (Some(_), Target::One(_)) => return Err(StaError::bad_request("an id names one of a collection")),
             });
@@ -235,18 +241,26 @@ impl Request<'_> {
                             Related::Observations(streams) => Target::Observations(streams),
                             Related::One(_) => continue,
                         };
-                        let page = self.page(target, &expand.options).await?;
+                        let page = self.page(target, &expand.options, observations::Asked::Expanded).await?;
                         if let Some(count) = page.count {
                             object.insert(format!("{}@iot.count", expand.name), Value::from(count));
                         }
                         object.insert(expand.name.clone(), Value::Array(page.values));
+                        if page.more
+                            && let Some(link) = object.get("@iot.selfLink").and_then(Value::as_str)
+                        {
+                            let next = next_link(&format!("{link}/{}", expand.name), &expand.options);
+                            object.insert(format!("{}@iot.nextLink", expand.name), Value::from(next));
+                        }
                     }
                 }
             }
             if let Some(select) = &options.select {
                 let keep = |key: &str| {
                     let key = if key == "@iot.id" { "id" } else { key };
-                    select.iter().any(|s| s == key) || options.expand.iter().any(|e| e.name == key)
+                    // An expansion keeps its count and next link (`Datastreams@iot.count`).
+                    let expanded = key.strip_suffix("@iot.count").or_else(|| key.strip_suffix("@iot.nextLink")).unwrap_or(key);
+                    select.iter().any(|s| s == key) || options.expand.iter().any(|e| e.name == expanded)
                 };
                 object.retain(|key, _| keep(key));
             }
@@ -254,7 +268,12 @@ impl Request<'_> {
         })
     }
 
-    fn page<'s>(&'s self, target: Target, options: &'s Options) -> BoxFuture<'s, Result<Page, StaError>> {
+    fn page<'s>(
+        &'s self,
+        target: Target,
+        options: &'s Options,
+        asked: observations::Asked,
+    ) -> BoxFuture<'s, Result<Page, StaError>> {
         Box::pin(async move {
             let top = options.top();
             let (items, count, more) = match target {
@@ -267,12 +286,12 @@ impl Request<'_> {
                         nodes.sort_by(|a, b| self.order(*a, *b, options));
                     }
                     let count = options.count.then_some(nodes.len() as u64);
-                    let more = nodes.len() > options.skip.saturating_add(top);
+                    let more = top > 0 && nodes.len() > options.skip.saturating_add(top);
                     let items = nodes.into_iter().skip(options.skip).take(top).map(Item::Node).collect();
                     (items, count, more)
                 }
                 Target::Observations(streams) => {
-                    let page = observations::page(self.state, self.subject, self.graph, &streams, options, None).await?;
+                    let page = observations::page(self.state, self.subject, self.graph, &streams, options, asked).await?;
                     (page.items.into_iter().map(Item::Observation).collect(), page.count, page.more)
                 }
             };
@@ -375,11 +394,11 @@ fn path_text(steps: &[Step], tail: &Tail) -> String {
     parts.join("/")
 }
 
-/// The request's URL for the page after this one: `$skip` moved on by `$top`.
-fn next_link(base: &str, path: &str, query: &str, options: &Options) -> String {
-    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    pairs.retain(|(name, _)| name != "$skip");
+/// The collection's URL for the page after this one: the options as given, with `$skip`
+/// moved on by `$top`.
+fn next_link(collection: &str, options: &Options) -> String {
+    let mut pairs: Vec<(String, String)> = options.given.iter().filter(|(name, _)| name != "$skip").cloned().collect();
     pairs.push(("$skip".into(), (options.skip + options.top()).to_string()));
     let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-    format!("{base}/{path}?{query}")
+    format!("{collection}?{query}")
 }

@@ -41,23 +41,38 @@ fn latest_only(options: &Options) -> bool {
         && matches!(options.orderby.as_slice(), [order] if order.descending && order.path == ["phenomenonTime"])
 }
 
-/// A page of the observations of `streams`, as `options` ask; `at` narrows to one time
-/// (an observation named by id).
+/// How a page of observations is asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Asked {
+    /// As a collection of its own: `more` is exact.
+    Collection,
+    /// Inside `$expand`: the latest observation comes from the latest rows, and `more`
+    /// says only that older ones may exist.
+    Expanded,
+    /// The one observation at this time (named by its id).
+    At(DateTime<Utc>),
+}
+
+/// A page of the observations of `streams`, as `options` ask.
 pub(crate) async fn page(
     state: &AppState,
     subject: &Subject,
     graph: &Graph,
     streams: &[usize],
     options: &Options,
-    at: Option<DateTime<Utc>>,
+    asked: Asked,
 ) -> Result<Page, StaError> {
-    if at.is_none() && latest_only(options) && streams.iter().all(|s| graph.streams[*s].latest.is_some()) {
-        let mut items: Vec<Observation> = streams.iter().filter_map(|s| graph.streams[*s].latest.clone()).collect();
-        items.sort_by(|a, b| b.time.cmp(&a.time));
-        let more = items.len() > 1;
-        items.truncate(1);
-        return Ok(Page { items, count: None, more });
+    if asked == Asked::Expanded
+        && latest_only(options)
+        && let [stream] = streams
+        && let Some(latest) = &graph.streams[*stream].latest
+    {
+        return Ok(Page { items: vec![latest.clone()], count: None, more: true });
     }
+    let at = match asked {
+        Asked::At(at) => Some(at),
+        Asked::Collection | Asked::Expanded => None,
+    };
     let top = options.top();
     let wanted = options.skip.saturating_add(top).saturating_add(1);
     let mut items = Vec::new();
@@ -76,7 +91,7 @@ pub(crate) async fn page(
         sort(&mut items, options);
         items.drain(..options.skip.min(items.len()));
     }
-    let more = items.len() > top;
+    let more = top > 0 && items.len() > top;
     items.truncate(top);
     Ok(Page { items, count, more })
 }
@@ -116,12 +131,12 @@ impl Query {
         let row = &graph.streams[stream];
         let station = &graph.stations[row.station];
         let source = &graph.sources[station.source];
-        let columns = Columns { time: &source.time, result: &row.column };
-        let filter = options.filter.as_ref().map(|f| columns.expr(f)).transpose()?;
+        let columns = Columns { time: &source.time, result: &row.column, bucket_seconds: source.bucket_seconds };
+        let filter = options.filter.as_ref().map(|f| columns.condition(f)).transpose()?;
         let mut order: Vec<SortExpr> = options
             .orderby
             .iter()
-            .map(|o| Ok(columns.path(&o.path)?.sort(!o.descending, false)))
+            .map(|o| Ok(columns.path(&o.path, "$orderby")?.0.sort(!o.descending, false)))
             .collect::<Result<_, StaError>>()?;
         order.push(ident(&source.time).sort(true, false));
         Ok(Self {
@@ -233,83 +248,158 @@ fn planning_error(error: StoreError) -> StaError {
 struct Columns<'a> {
     time: &'a str,
     result: &'a str,
+    /// A bucket's width, where observations are aggregates: their result time is its end.
+    bucket_seconds: Option<i64>,
+}
+
+/// What a `$filter` expression over observations yields, checked before it is planned so
+/// that a mistake is named rather than failing in the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Type {
+    Number,
+    Time,
+    Bool,
+    Text,
+    Null,
+}
+
+impl Type {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Number => "a number",
+            Self::Time => "a time",
+            Self::Bool => "true or false",
+            Self::Text => "text",
+            Self::Null => "null",
+        }
+    }
+}
+
+fn mistake(reason: String) -> StaError {
+    StaError::bad_request(format!("$filter: {reason}"))
 }
 
 impl Columns<'_> {
-    fn path(&self, path: &[String]) -> Result<Df, StaError> {
+    fn path(&self, path: &[String], option: &str) -> Result<(Df, Type), StaError> {
         match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            ["phenomenonTime" | "resultTime" | "id" | "@iot.id"] => Ok(ident(self.time)),
-            ["result"] => Ok(ident(self.result)),
+            ["phenomenonTime"] => Ok((ident(self.time), Type::Time)),
+            ["resultTime"] => Ok(match self.bucket_seconds {
+                Some(seconds) => {
+                    let width = ScalarValue::DurationSecond(Some(seconds));
+                    (ident(self.time) + lit(width), Type::Time)
+                }
+                None => (ident(self.time), Type::Time),
+            }),
+            ["result"] => Ok((ident(self.result), Type::Number)),
             _ => Err(StaError::bad_request(format!(
-                "Observations can be filtered and ordered by phenomenonTime, resultTime and result, not `{}`",
+                "{option}: Observations can be filtered and ordered by phenomenonTime, resultTime and result, not `{}`",
                 path.join("/")
             ))),
         }
     }
 
-    fn expr(&self, expr: &Expr) -> Result<Df, StaError> {
+    /// A `$filter` as a condition on the stream's rows.
+    fn condition(&self, expr: &Expr) -> Result<Df, StaError> {
+        match self.expr(expr)? {
+            (condition, Type::Bool) => Ok(condition),
+            (_, other) => Err(mistake(format!("the filter is {}, not a condition", other.name()))),
+        }
+    }
+
+    fn expr(&self, expr: &Expr) -> Result<(Df, Type), StaError> {
         Ok(match expr {
             Expr::Literal(literal) => match literal {
-                Literal::Null => lit(ScalarValue::Null),
-                Literal::Bool(b) => lit(*b),
-                Literal::Number(n) => lit(*n),
-                Literal::Text(s) => lit(s.clone()),
-                Literal::Time(t) => time_literal(*t),
-                Literal::Geometry(_) => return Err(StaError::bad_request("$filter: observations have no geometry")),
+                Literal::Null => (lit(ScalarValue::Null), Type::Null),
+                Literal::Bool(b) => (lit(*b), Type::Bool),
+                Literal::Number(n) => (lit(*n), Type::Number),
+                Literal::Text(s) => (lit(s.clone()), Type::Text),
+                Literal::Time(t) => (time_literal(*t), Type::Time),
+                Literal::Geometry(_) => return Err(mistake("observations have no geometry".into())),
             },
-            Expr::Path(path) => self.path(path)?,
-            Expr::Not(inner) => Df::Not(Box::new(self.expr(inner)?)),
-            Expr::Negate(inner) => Df::Negative(Box::new(self.expr(inner)?)),
-            Expr::Binary(left, op, right) => {
-                let null = |e: &Expr| matches!(e, Expr::Literal(Literal::Null));
-                match (op, null(left), null(right)) {
-                    (Op::Eq, false, true) => return Ok(self.expr(left)?.is_null()),
-                    (Op::Ne, false, true) => return Ok(self.expr(left)?.is_not_null()),
-                    _ => {}
-                }
-                let (l, r) = (self.expr(left)?, self.expr(right)?);
-                match op {
-                    Op::Eq => l.eq(r),
-                    Op::Ne => l.not_eq(r),
-                    Op::Gt => l.gt(r),
-                    Op::Ge => l.gt_eq(r),
-                    Op::Lt => l.lt(r),
-                    Op::Le => l.lt_eq(r),
-                    Op::And => l.and(r),
-                    Op::Or => l.or(r),
-                    Op::Add => l + r,
-                    Op::Sub => l - r,
-                    Op::Mul => l * r,
-                    Op::Div => l / r,
-                    Op::Mod => l % r,
-                }
-            }
+            Expr::Path(path) => self.path(path, "$filter")?,
+            Expr::Not(inner) => match self.expr(inner)? {
+                (inner, Type::Bool) => (Df::Not(Box::new(inner)), Type::Bool),
+                (_, other) => return Err(mistake(format!("`not` needs a condition, not {}", other.name()))),
+            },
+            Expr::Negate(inner) => match self.expr(inner)? {
+                (inner, Type::Number) => (Df::Negative(Box::new(inner)), Type::Number),
+                (_, other) => return Err(mistake(format!("`-` needs a number, not {}", other.name()))),
+            },
+            Expr::Binary(left, op, right) => self.binary(left, *op, right)?,
             Expr::Call(function, arguments) => {
-                let mut args = arguments.iter().map(|a| self.expr(a)).collect::<Result<Vec<_>, _>>()?;
+                let arguments = arguments.iter().map(|a| self.expr(a)).collect::<Result<Vec<_>, _>>()?;
+                let types: Vec<Type> = arguments.iter().map(|(_, t)| *t).collect();
+                let mut args: Vec<Df> = arguments.into_iter().map(|(e, _)| e).collect();
+                let wants = |wanted: Type| -> Result<(), StaError> {
+                    match types.iter().find(|t| **t != wanted) {
+                        Some(other) => Err(mistake(format!("`{function:?}` needs {}, not {}", wanted.name(), other.name()))),
+                        None => Ok(()),
+                    }
+                };
                 let part = |name: &str, args: &mut Vec<Df>| {
                     let mut call = vec![lit(name)];
                     call.append(args);
-                    datafusion::functions::datetime::date_part().call(call)
+                    (datafusion::functions::datetime::date_part().call(call), Type::Number)
                 };
                 match function {
-                    Function::Year => part("year", &mut args),
-                    Function::Month => part("month", &mut args),
-                    Function::Day => part("day", &mut args),
-                    Function::Hour => part("hour", &mut args),
-                    Function::Minute => part("minute", &mut args),
-                    Function::Second => part("second", &mut args),
-                    Function::Round => datafusion::functions::math::round().call(args),
-                    Function::Floor => datafusion::functions::math::floor().call(args),
-                    Function::Ceiling => datafusion::functions::math::ceil().call(args),
-                    Function::Now => time_literal(Utc::now()),
+                    Function::Year | Function::Month | Function::Day | Function::Hour | Function::Minute | Function::Second => {
+                        wants(Type::Time)?;
+                        let name = format!("{function:?}").to_lowercase();
+                        part(&name, &mut args)
+                    }
+                    Function::Round | Function::Floor | Function::Ceiling => {
+                        wants(Type::Number)?;
+                        let call = match function {
+                            Function::Round => datafusion::functions::math::round().call(args),
+                            Function::Floor => datafusion::functions::math::floor().call(args),
+                            _ => datafusion::functions::math::ceil().call(args),
+                        };
+                        (call, Type::Number)
+                    }
+                    Function::Now => (time_literal(Utc::now()), Type::Time),
                     other => {
-                        return Err(StaError::bad_request(format!(
-                            "$filter: `{other:?}` does not apply to observations' times and results"
-                        )));
+                        return Err(mistake(format!("`{other:?}` does not apply to observations' times and results")));
                     }
                 }
             }
         })
+    }
+
+    fn binary(&self, left: &Expr, op: Op, right: &Expr) -> Result<(Df, Type), StaError> {
+        let ((l, lt), (r, rt)) = (self.expr(left)?, self.expr(right)?);
+        let comparison = matches!(op, Op::Eq | Op::Ne | Op::Gt | Op::Ge | Op::Lt | Op::Le);
+        if comparison && (lt == Type::Null || rt == Type::Null) {
+            let value = if lt == Type::Null { r } else { l };
+            return match op {
+                Op::Eq => Ok((value.is_null(), Type::Bool)),
+                Op::Ne => Ok((value.is_not_null(), Type::Bool)),
+                _ => Err(mistake("null can only be compared with eq and ne".into())),
+            };
+        }
+        let typed = match op {
+            Op::And | Op::Or if lt == Type::Bool && rt == Type::Bool => Type::Bool,
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mod if lt == Type::Number && rt == Type::Number => Type::Number,
+            _ if comparison && lt == rt => Type::Bool,
+            _ => {
+                return Err(mistake(format!("`{op:?}` cannot combine {} with {}", lt.name(), rt.name()).to_lowercase()));
+            }
+        };
+        let combined = match op {
+            Op::Eq => l.eq(r),
+            Op::Ne => l.not_eq(r),
+            Op::Gt => l.gt(r),
+            Op::Ge => l.gt_eq(r),
+            Op::Lt => l.lt(r),
+            Op::Le => l.lt_eq(r),
+            Op::And => l.and(r),
+            Op::Or => l.or(r),
+            Op::Add => l + r,
+            Op::Sub => l - r,
+            Op::Mul => l * r,
+            Op::Div => l / r,
+            Op::Mod => l % r,
+        };
+        Ok((combined, typed))
     }
 }
 

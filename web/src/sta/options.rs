@@ -14,6 +14,8 @@ pub(crate) const MAX_TOP: usize = 10_000;
 const MAX_EXPAND_DEPTH: usize = 6;
 /// Longest query accepted.
 const MAX_QUERY_LEN: usize = 16 * 1024;
+/// Most entities a page may skip.
+const MAX_SKIP: usize = 1_000_000_000;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Options {
@@ -25,6 +27,8 @@ pub(crate) struct Options {
     pub(crate) top: Option<usize>,
     pub(crate) skip: usize,
     pub(crate) count: bool,
+    /// The options as given (name, value), to link the next page with.
+    pub(crate) given: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +63,7 @@ impl Options {
             }
             seen.push(name);
             options.set(name, value, kind, 0)?;
+            options.given.push((name.clone(), value.clone()));
         }
         Ok(options)
     }
@@ -74,7 +79,11 @@ impl Options {
             "$filter" => self.filter = Some(filter::parse(value)?),
             "$expand" => self.expand = expansions(value, kind, depth)?,
             "$select" => {
-                let names: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+                let names: Vec<String> = value
+                    .split(',')
+                    .map(|s| if s.trim() == "@iot.id" { "id".to_owned() } else { s.trim().to_owned() })
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 if let Some(unknown) = names.iter().find(|n| !kind.has_property(n) && kind.navigation(n).is_none()) {
                     return Err(bad(format!("{} have no property `{unknown}`", kind.plural())));
                 }
@@ -86,10 +95,12 @@ impl Options {
                     .map(|part| {
                         let mut words = part.split_whitespace();
                         let path = words.next().ok_or_else(|| bad("an empty ordering".into()))?;
-                        let descending = match words.next() {
+                        let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
                             None | Some("asc") => false,
                             Some("desc") => true,
-                            Some(other) => return Err(bad(format!("`{other}` is neither asc nor desc"))),
+                            Some(_) => {
+                                return Err(bad(format!("`{}` is neither asc nor desc", part.trim())));
+                            }
                         };
                         if words.next().is_some() {
                             return Err(bad(format!("`{}` is not `property [asc|desc]`", part.trim())));
@@ -105,7 +116,13 @@ impl Options {
                 }
                 self.top = Some(top);
             }
-            "$skip" => self.skip = count(value).map_err(bad)?,
+            "$skip" => {
+                let skip = count(value).map_err(bad)?;
+                if skip > MAX_SKIP {
+                    return Err(bad(format!("at most {MAX_SKIP}")));
+                }
+                self.skip = skip;
+            }
             "$count" => {
                 self.count = match value {
                     "true" => true,
@@ -128,7 +145,7 @@ fn count(value: &str) -> Result<usize, String> {
 /// one expansion per navigation property, paths merged into nested expansions.
 fn expansions(text: &str, kind: Kind, depth: usize) -> Result<Vec<Expand>, StaError> {
     let mut expands: Vec<Expand> = Vec::new();
-    for item in split_top_level(text, ',')? {
+    for item in split_top_level(text, ',').map_err(|e| StaError::bad_request(format!("$expand: {e}")))? {
         let (path, options) = match item.find('(') {
             Some(open) => {
                 let inner = item[open + 1..]
@@ -162,11 +179,13 @@ fn add(expands: &mut Vec<Expand>, kind: Kind, names: &[&str], options: Option<&s
     let expand = &mut expands[at];
     if rest.is_empty() {
         if let Some(options) = options {
-            for option in split_top_level(options, ';')? {
+            let options = split_top_level(options, ';').map_err(|e| StaError::bad_request(format!("$expand: {e}")))?;
+            for option in options {
                 let (option, value) = option
                     .split_once('=')
                     .ok_or_else(|| StaError::bad_request(format!("$expand: `{option}` is not `$option=value`")))?;
                 expand.options.set(option.trim(), value, target, depth + 1)?;
+                expand.options.given.push((option.trim().to_owned(), value.to_owned()));
             }
         }
         Ok(())
@@ -176,7 +195,7 @@ fn add(expands: &mut Vec<Expand>, kind: Kind, names: &[&str], options: Option<&s
 }
 
 /// Splits at `separator` outside parentheses and quoted strings.
-fn split_top_level(text: &str, separator: char) -> Result<Vec<&str>, StaError> {
+fn split_top_level(text: &str, separator: char) -> Result<Vec<&str>, String> {
     let mut parts = Vec::new();
     let (mut depth, mut quoted, mut start) = (0usize, false, 0);
     for (at, c) in text.char_indices() {
@@ -184,7 +203,7 @@ fn split_top_level(text: &str, separator: char) -> Result<Vec<&str>, StaError> {
             '\'' => quoted = !quoted,
             '(' if !quoted => depth += 1,
             ')' if !quoted => {
-                depth = depth.checked_sub(1).ok_or_else(|| StaError::bad_request(format!("unbalanced `)` in `{text}`")))?;
+                depth = depth.checked_sub(1).ok_or_else(|| format!("unbalanced `)` in `{text}`"))?;
             }
             c if c == separator && depth == 0 && !quoted => {
                 parts.push(text[start..at].trim());
@@ -194,7 +213,7 @@ fn split_top_level(text: &str, separator: char) -> Result<Vec<&str>, StaError> {
         }
     }
     if depth != 0 || quoted {
-        return Err(StaError::bad_request(format!("unbalanced parentheses or quotes in `{text}`")));
+        return Err(format!("unbalanced parentheses or quotes in `{text}`"));
     }
     parts.push(text[start..].trim());
     Ok(parts.into_iter().filter(|p| !p.is_empty()).collect())
@@ -216,6 +235,9 @@ mod tests {
         assert_eq!(observations.name, "Observations");
         assert_eq!(observations.options.top, Some(1));
         assert_eq!(observations.options.orderby, vec![Order { path: vec!["phenomenonTime".into()], descending: true }]);
+        // frost-sta-client writes the direction in capitals.
+        let options = Options::from_query("$orderby=phenomenonTime%20DESC,result%20ASC", Kind::Observation).expect("options");
+        assert_eq!(options.orderby.iter().map(|o| o.descending).collect::<Vec<_>>(), [true, false]);
     }
 
     #[test]
@@ -238,10 +260,11 @@ mod tests {
             ("$skip=x", "$skip"),
             ("$count=yes", "$count"),
             ("$orderby=name%20up", "$orderby"),
+            ("$skip=18446744073709551615", "$skip: at most"),
             ("$select=colour", "$select: Things have no property `colour`"),
             ("$expand=Cars", "no navigation property `Cars`"),
             ("$expand=Datastreams($top=x)", "$top"),
-            ("$expand=Datastreams($top=1", "unbalanced"),
+            ("$expand=Datastreams($top=1", "$expand: unbalanced"),
             ("$frobnicate=1", "unknown query option `$frobnicate`"),
             ("$top=1&$top=2", "given twice"),
             ("$filter=name%20eq", "$filter"),
