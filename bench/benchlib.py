@@ -43,6 +43,21 @@ def put_table(node, dataset, table, batch_rows=65536):
     return acked
 
 
+def wait_compacted(node, dataset, rows):
+    """Waits until all `rows` are in Parquet segments (counted in the segment files'
+    footers) and the node's manifest lists every one of those segments."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    def compacted():
+        files = glob.glob(os.path.join(node.dir, "segments", dataset, "seg-*.parquet"))
+        if sum(pq.read_metadata(f).num_rows for f in files) < rows:
+            return False
+        return node.call("GET", f"/api/v1/datasets/{dataset}").get("segments") == len(files)
+    wait_for(compacted, f"compaction of {dataset} at {node.name}", 600, 0.2)
+
+
 def rss_mb(pid):
     """Resident set size of a process, in MB."""
     with open(f"/proc/{pid}/status") as status:

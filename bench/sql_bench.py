@@ -18,7 +18,6 @@ Usage: bench/run (or URBANMESH_BIN=target/release/urbanmesh .venv/bin/python ben
 `--quick` for a smoke run (200k rows, 2 towns of 50k), `--rows N` for the single-node table.
 """
 import argparse
-import glob
 import os
 import signal
 import statistics
@@ -34,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from benchlib import OPENER, Node, federation, put_table, report, rss_mb, wait_for
+from benchlib import OPENER, Node, federation, put_table, report, rss_mb, wait_compacted, wait_for
 
 BATCH = 65536
 STATIONS = pa.array([f"station-{i:03d}" for i in range(200)])
@@ -81,17 +80,6 @@ def load(node, dataset, title, visibility, table):
         "time_column": "time", "series_key": "station", "schema": SPEC_SCHEMA, "policy": {"visibility": visibility}})
     acked = put_table(node, dataset, table, BATCH)
     assert acked == table.num_rows, (acked, table.num_rows)
-
-
-def wait_compacted(node, dataset, rows):
-    """Waits until all `rows` are in Parquet segments (counted in the segment files'
-    footers) and the node's manifest lists every one of those segments."""
-    def compacted():
-        files = glob.glob(os.path.join(node.dir, "segments", dataset, "seg-*.parquet"))
-        if sum(pq.read_metadata(f).num_rows for f in files) < rows:
-            return False
-        return node.call("GET", f"/api/v1/datasets/{dataset}").get("segments") == len(files)
-    wait_for(compacted, f"compaction of {dataset} at {node.name}", 600, 0.2)
 
 
 def schema_of(town):

@@ -50,6 +50,13 @@ impl ReadGate {
         dataset.policy.visible_to(subject)
     }
 
+    /// Whether the subject's whole read of the dataset would be allowed, as it stands
+    /// (no purpose stated), without recording anything: for listings that offer what the
+    /// subject may read, such as the SensorThings entities.
+    pub fn may_read(&self, subject: &Subject, dataset: &Dataset) -> bool {
+        matches!(judge(subject, dataset, &ReadRequest::whole(dataset.id())), Decision::Permit(_))
+    }
+
     /// The dataset and the grant for this read, or a refusal: "not found" where the subject
     /// may not see the dataset, "forbidden" with the reason where it may. Refusals are audited.
     pub fn decide(

@@ -120,13 +120,19 @@ async fn sealed(store: &Store, request: &ReadRequest, grant: &Grant) -> Result<V
     scan.batches.try_collect().await.map_err(|e| e.to_string())
 }
 
+/// What the grant releases for `whole` (a request without filter, columns or limit), as a
+/// plain table.
+async fn released(store: &Store, whole: &ReadRequest, grant: &Grant) -> Result<MemTable, String> {
+    let rows = sealed(store, whole, grant).await?;
+    let schema = scan(store, whole, grant).await.map_err(|e| e.to_string())?.schema;
+    MemTable::try_new(schema, vec![rows]).map_err(|e| e.to_string())
+}
+
 /// The definition: the grant's output over the request's range, as a plain table, then
 /// the request's filter, projection and limit on it.
 async fn definition(store: &Store, request: &ReadRequest, grant: &Grant) -> Result<Vec<RecordBatch>, String> {
     let whole = ReadRequest { filter: None, columns: None, limit: None, ..request.clone() };
-    let released = sealed(store, &whole, grant).await?;
-    let schema = scan(store, &whole, grant).await.map_err(|e| e.to_string())?.schema;
-    let table = MemTable::try_new(schema, vec![released]).map_err(|e| e.to_string())?;
+    let table = released(store, &whole, grant).await?;
     let mut frame = SessionContext::new().read_table(Arc::new(table)).map_err(|e| e.to_string())?;
     if let Some(filter) = &request.filter {
         let predicate = frame.parse_sql_expr(filter).map_err(|e| e.to_string())?;
@@ -142,17 +148,23 @@ async fn definition(store: &Store, request: &ReadRequest, grant: &Grant) -> Resu
     frame.collect().await.map_err(|e| e.to_string())
 }
 
-#[test]
-fn a_read_is_the_request_applied_to_what_the_grant_releases() {
+/// A store with small segments, so that reads meet Parquet segments as well as the log
+/// tail, and the runtime it runs on.
+fn small_segments(dir: &std::path::Path) -> (tokio::runtime::Runtime, Store) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
     let store = runtime.block_on(async {
-        let db = sled::open(dir.path().join("meta")).expect("sled");
-        let mut config = StoreConfig::new(dir.path().join("segments"));
-        // Small segments, so that reads meet Parquet segments as well as the log tail.
+        let db = sled::open(dir.join("meta")).expect("sled");
+        let mut config = StoreConfig::new(dir.join("segments"));
         config.segment_rows = 16;
         Store::open(db, config, tokio::runtime::Handle::current(), &mut Registry::default()).expect("store")
     });
+    (runtime, store)
+}
+
+#[test]
+fn a_read_is_the_request_applied_to_what_the_grant_releases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (runtime, store) = small_segments(dir.path());
     let tables = AtomicUsize::new(0);
     let config = ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(rows in data(), grant in grants(), request in requests())| {
@@ -226,11 +238,8 @@ fn whether_a_read_fails_never_depends_on_withheld_rows() {
 /// The definition of the latest rows: what the grant releases, as a plain table, and of
 /// each station the row with the latest time.
 async fn latest_defined(store: &Store, id: &str, grant: &Grant) -> Result<Vec<RecordBatch>, String> {
-    let whole = ReadRequest::whole(id);
-    let released = sealed(store, &whole, grant).await?;
-    let schema = scan(store, &whole, grant).await.map_err(|e| e.to_string())?.schema;
+    let table = released(store, &ReadRequest::whole(id), grant).await?;
     let context = SessionContext::new();
-    let table = MemTable::try_new(schema, vec![released]).map_err(|e| e.to_string())?;
     context.register_table("released", Arc::new(table)).map_err(|e| e.to_string())?;
     let latest = "SELECT r.* FROM released r JOIN (SELECT station, max(time) AS latest FROM released GROUP BY station) l \
                   ON r.station = l.station AND r.time = l.latest";
@@ -239,14 +248,8 @@ async fn latest_defined(store: &Store, id: &str, grant: &Grant) -> Result<Vec<Re
 
 #[test]
 fn the_latest_rows_are_the_latest_of_what_the_grant_releases() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = runtime.block_on(async {
-        let db = sled::open(dir.path().join("meta")).expect("sled");
-        let mut config = StoreConfig::new(dir.path().join("segments"));
-        config.segment_rows = 16;
-        Store::open(db, config, tokio::runtime::Handle::current(), &mut Registry::default()).expect("store")
-    });
+    let (runtime, store) = small_segments(dir.path());
     let tables = AtomicUsize::new(0);
     let config = ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(rows in data(), split in 0usize..60, grant in grants())| {

@@ -439,6 +439,12 @@ def check_dataset_page(b: Browser, werre: Written) -> None:
     circle_titles = [" ".join(content(t) for t in b.all("title", c)) for c in circles]
     for station in werre.stations:
         assert sum(station in t for t in circle_titles) == 1, f"{station} in circle titles {circle_titles}"
+    # The map links its stations as GeoJSON, each at its latest position with its latest value.
+    geojson = http_request("GET", attr(b.one("a#geojson"), "href"))
+    assert geojson.status == 200 and geojson.content_type == "application/geo+json", geojson
+    features = geojson.json()["features"]
+    assert len(features) == len(werre.stations), features
+    assert all(f["geometry"]["type"] == "Point" for f in features), features
 
     # The preview: the 20 latest rows.
     preview = data_rows(b.one("table#preview"))
@@ -537,6 +543,8 @@ def test_the_regional_dashboard_shows_all_five_towns(browser, dashboard):
     # The map: one circle per station, in the state of its latest reading, coloured by state.
     maps = b.all("svg.map")
     assert maps, "no svg.map on the dashboard"
+    geojson = http_request("GET", attr(b.one("a#geojson"), "href"))
+    assert geojson.status == 200 and len(geojson.json()["features"]) == len(dashboard.stations), geojson
     circles = b.all("circle", maps[0])
     assert len(circles) == len(dashboard.stations), (
         f"{len(circles)} circles for {len(dashboard.stations)} stations: {[content(c) for c in circles]}")

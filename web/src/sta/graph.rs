@@ -116,7 +116,9 @@ impl Graph {
             if spec.time_column.is_none() || spec.series_key.is_none() || spec.geometry.is_none() {
                 continue;
             }
-            if !state.gate.visible(subject, &dataset) {
+            // A listing, not a read the caller asked for: what it may not read is left out
+            // without a refusal in the access log.
+            if !state.gate.visible(subject, &dataset) || !state.gate.may_read(subject, &dataset) {
                 continue;
             }
             match state.gate.latest(subject, dataset.id(), Interface::SensorThings).await {
@@ -212,7 +214,7 @@ impl Graph {
             Kind::ObservedProperty => (0..self.properties.len()).map(Node::Property).collect(),
             Kind::HistoricalLocation | Kind::Observation => Vec::new(),
         };
-        nodes.sort_by_key(|n| self.id(*n));
+        nodes.sort_by_cached_key(|n| self.id(*n));
         nodes
     }
 

@@ -21,7 +21,6 @@ use super::filter::{Expr, Function, Literal, Op};
 use super::graph::{Graph, Observation, micros};
 use super::options::Options;
 use crate::AppState;
-use crate::api::encode::json_objects;
 
 /// One page of observations, and how many match where `$count` asks.
 pub(crate) struct Page {
@@ -204,15 +203,13 @@ impl Query {
         let mut items = Vec::new();
         for batch in &batches {
             let times = micros(batch, &time)?;
-            let objects = json_objects(batch).map_err(StaError::internal)?;
-            for (at, object) in times.into_iter().zip(objects) {
+            let results = batch.column_by_name(&column).map(|c| numbers(c)).transpose()?;
+            let records = batch.column_by_name(RECORDS).map(|c| numbers(c)).transpose()?;
+            for (row, at) in times.into_iter().enumerate() {
                 let Some(at) = at else { continue };
-                items.push(Observation {
-                    stream: self.stream,
-                    time: at,
-                    result: object.get(&column).cloned().unwrap_or_default(),
-                    records: object.get(RECORDS).and_then(serde_json::Value::as_i64),
-                });
+                let result = results.as_ref().and_then(|r| r.get(row)).cloned().unwrap_or_default();
+                let records = records.as_ref().and_then(|r| r.get(row)).and_then(serde_json::Value::as_i64);
+                items.push(Observation { stream: self.stream, time: at, result, records });
             }
         }
         Ok(items)
@@ -236,6 +233,23 @@ impl Query {
             .unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// A numeric column's values as JSON numbers: integers as integers.
+fn numbers(column: &arrow::array::ArrayRef) -> Result<Vec<serde_json::Value>, StaError> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let integer = column.data_type().is_integer();
+    let target = if integer { DataType::Int64 } else { DataType::Float64 };
+    let cast = arrow::compute::cast(column, &target).map_err(|e| StaError::internal(format!("results: {e}")))?;
+    Ok((0..cast.len())
+        .map(|row| match (cast.is_valid(row), integer) {
+            (false, _) => serde_json::Value::Null,
+            (true, true) => serde_json::Value::from(cast.as_primitive::<Int64Type>().value(row)),
+            (true, false) => serde_json::Number::from_f64(cast.as_primitive::<Float64Type>().value(row))
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        })
+        .collect())
 }
 
 /// Errors of a `$filter` the engine cannot plan (a number compared with text, say) are
