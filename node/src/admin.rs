@@ -7,11 +7,11 @@ use anyhow::{Context, anyhow, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::{InviteArgs, JoinArgs};
+use crate::cli::{HealthArgs, InviteArgs, JoinArgs};
 use urbanmesh::init::TOKEN_FILE;
 
 pub(crate) async fn invite(args: InviteArgs) -> anyhow::Result<()> {
-    let node = running(&args.data_dir).await?.ok_or_else(|| {
+    let node = running(&args.data_dir, args.url.as_deref()).await?.ok_or_else(|| {
         anyhow!(
             "the node in {} is not running; start it first (`urbanmesh run`), since an invitation names \
              the addresses it listens on",
@@ -26,7 +26,7 @@ pub(crate) async fn invite(args: InviteArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn join(args: JoinArgs) -> anyhow::Result<()> {
-    match running(&args.data_dir).await? {
+    match running(&args.data_dir, args.url.as_deref()).await? {
         Some(node) => {
             let status =
                 node.post("/api/v1/federation/join", &serde_json::json!({ "invitation": args.invitation })).await?;
@@ -47,45 +47,94 @@ pub(crate) async fn join(args: JoinArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `urbanmesh health`: whether the node answers `/readyz` with 200.
+pub(crate) async fn health(args: HealthArgs) -> anyhow::Result<()> {
+    let address = match (&args.url, &args.data_dir) {
+        (Some(url), _) => host_of(url)?.to_owned(),
+        (None, Some(dir)) => bound(dir)?.ok_or_else(|| anyhow!("no node runs in {}", dir.display()))?,
+        (None, None) => "127.0.0.1:8470".to_owned(),
+    };
+    let (status, _) = request(&address, "GET", "/readyz", None, &[]).await.with_context(|| format!("asking {address}"))?;
+    if status != 200 {
+        bail!("{address} is not ready (HTTP {status})");
+    }
+    println!("{address}: ready");
+    Ok(())
+}
+
 /// The admin API of the node running in `data_dir`, if it runs.
 struct AdminApi {
     address: String,
     token: String,
 }
 
-async fn running(data_dir: &Path) -> anyhow::Result<Option<AdminApi>> {
-    let Ok(text) = std::fs::read_to_string(data_dir.join("addresses.json")) else { return Ok(None) };
-    let addresses: serde_json::Value = serde_json::from_str(&text).context("reading addresses.json")?;
-    let Some(address) = addresses["http"].as_str().and_then(|h| h.strip_prefix("http://")) else { return Ok(None) };
-    if TcpStream::connect(address).await.is_err() {
+/// The node `data_dir` holds, at `url` or where its `addresses.json` says, if it answers.
+async fn running(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Option<AdminApi>> {
+    let address = match url {
+        Some(url) => host_of(url)?.to_owned(),
+        None => match bound(data_dir)? {
+            Some(address) => address,
+            None => return Ok(None),
+        },
+    };
+    if TcpStream::connect(&address).await.is_err() {
         return Ok(None);
     }
     let token = std::fs::read_to_string(data_dir.join(TOKEN_FILE)).context("reading the admin token")?;
-    Ok(Some(AdminApi { address: address.to_owned(), token: token.trim().to_owned() }))
+    Ok(Some(AdminApi { address, token: token.trim().to_owned() }))
+}
+
+/// The HTTP address the node running in `data_dir` bound, from its `addresses.json`.
+fn bound(data_dir: &Path) -> anyhow::Result<Option<String>> {
+    let Ok(text) = std::fs::read_to_string(data_dir.join("addresses.json")) else { return Ok(None) };
+    let addresses: serde_json::Value = serde_json::from_str(&text).context("reading addresses.json")?;
+    Ok(addresses["http"].as_str().and_then(|h| h.strip_prefix("http://")).map(str::to_owned))
+}
+
+/// `host:port` of an `http://` URL (TLS is a proxy's business in front of the node).
+fn host_of(url: &str) -> anyhow::Result<&str> {
+    url.strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/'))
+        .filter(|host| !host.is_empty() && !host.contains('/'))
+        .ok_or_else(|| anyhow!("--url must be the node's plain HTTP address, e.g. http://127.0.0.1:8470; got `{url}`"))
+}
+
+/// One HTTP/1.1 request: the status and the body.
+async fn request(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address).await?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.map_or(0, <[u8]>::len)));
+    stream.write_all(head.as_bytes()).await?;
+    if let Some(body) = body {
+        stream.write_all(body).await?;
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("the node's answer is not HTTP"))?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
 }
 
 impl AdminApi {
-    /// One HTTP/1.1 request on loopback; the answer's JSON, or the problem's detail as error.
+    /// One request with the admin token; the answer's JSON, or the problem's detail as error.
     async fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
         let body = serde_json::to_vec(body)?;
-        let mut stream = TcpStream::connect(&self.address).await?;
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.address,
-            self.token,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&body).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        let text = String::from_utf8_lossy(&answer);
-        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("the node's answer is not HTTP"))?;
-        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let json: serde_json::Value = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+        let authorization = format!("Bearer {}", self.token);
+        let headers = [("Authorization", authorization.as_str()), ("Content-Type", "application/json")];
+        let (status, body) = request(&self.address, "POST", path, Some(&body), &headers).await?;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
         if !(200..300).contains(&status) {
-            bail!("{}", json["detail"].as_str().unwrap_or(body));
+            bail!("{}", json["detail"].as_str().unwrap_or(&body));
         }
         Ok(json)
     }

@@ -27,12 +27,39 @@ pub(crate) enum Command {
     Invite(InviteArgs),
     /// Join a federation with an invitation: at once if the node runs, else at its next start.
     Join(JoinArgs),
+    /// Check a configuration file (with the URBANMESH_… settings of the environment over
+    /// it) and name what is wrong; exits 1 if anything is.
+    Check(CheckArgs),
+    /// Ask a running node whether it is ready (`/readyz`); exits 0 if it is, 1 if not. For
+    /// container health checks: needs no curl.
+    Health(HealthArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct CheckArgs {
+    /// The configuration file to check.
+    #[arg(long, env = "URBANMESH_CONFIG")]
+    pub(crate) config: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct HealthArgs {
+    /// The node's HTTP address; from `DIR/addresses.json` with --data-dir, else
+    /// http://127.0.0.1:8470.
+    #[arg(long)]
+    pub(crate) url: Option<String>,
+    #[arg(long, env = "URBANMESH_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
 pub(crate) struct InviteArgs {
-    #[arg(long)]
+    #[arg(long, env = "URBANMESH_DATA_DIR")]
     pub(crate) data_dir: PathBuf,
+    /// The running node's HTTP address, where `DIR/addresses.json` names another (a
+    /// node in another container): e.g. http://guetersloh:8470.
+    #[arg(long)]
+    pub(crate) url: Option<String>,
     /// How long the invitation stays valid: 90s, 30m, 24h, 7d.
     #[arg(long, default_value = "24h")]
     pub(crate) ttl: String,
@@ -46,15 +73,18 @@ pub(crate) struct InviteArgs {
 
 #[derive(Args)]
 pub(crate) struct JoinArgs {
-    #[arg(long)]
+    #[arg(long, env = "URBANMESH_DATA_DIR")]
     pub(crate) data_dir: PathBuf,
+    /// The running node's HTTP address, as for `invite`.
+    #[arg(long)]
+    pub(crate) url: Option<String>,
     /// The invitation line printed by `urbanmesh invite`.
     pub(crate) invitation: String,
 }
 
 #[derive(Args)]
 pub(crate) struct InitArgs {
-    #[arg(long)]
+    #[arg(long, env = "URBANMESH_DATA_DIR")]
     pub(crate) data_dir: PathBuf,
     /// The municipality this node belongs to, e.g. "Gütersloh".
     #[arg(long)]
@@ -66,8 +96,12 @@ pub(crate) struct InitArgs {
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
-    #[arg(long)]
+    #[arg(long, env = "URBANMESH_DATA_DIR")]
     pub(crate) data_dir: PathBuf,
+    /// The configuration file; `DIR/config.toml` when not given. A data directory without
+    /// a node key is initialised for the `[node]` this file names.
+    #[arg(long, env = "URBANMESH_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
     /// HTTP listen address (REST API, metrics); port 0 picks a free port.
     #[arg(long)]
     pub(crate) http: Option<SocketAddr>,

@@ -71,6 +71,10 @@ pub(crate) struct OidcSection {
     pub(crate) client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) client_secret: Option<String>,
+    /// A file holding the client secret (a mounted secret), read at start where
+    /// `client_secret` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) client_secret_file: Option<PathBuf>,
     /// The `aud` of bearer tokens for this node; the client id when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) audience: Option<String>,
@@ -303,12 +307,12 @@ impl Config {
         data_dir.join("config.toml")
     }
 
-    /// Reads the data directory's configuration and applies `overrides` (the command line's).
-    pub fn load(data_dir: &Path, overrides: &Overrides) -> anyhow::Result<Self> {
-        let path = Self::path(data_dir);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}; create a node first with `urbanmesh init`", path.display()))?;
-        let mut config: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    /// The node's configuration: `file` (the data directory's `config.toml` when not
+    /// given), then the settings of the environment over it (`URBANMESH_<SECTION>__<KEY>`,
+    /// see [`crate::environment`]), then the command line's `overrides` over both.
+    pub fn load(data_dir: &Path, file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let path = file.map_or_else(|| Self::path(data_dir), Path::to_path_buf);
+        let mut config = Self::read(&path, std::env::vars())?;
         if let Some(http) = overrides.http {
             config.http.listen = http;
         }
@@ -322,6 +326,68 @@ impl Config {
             config.p2p.listen = vec![p2p.clone()];
         }
         Ok(config)
+    }
+
+    /// `path` with the settings of `vars` over it, checked: an unknown or mistyped key is
+    /// named with where it came from, and the parts that must fit together are checked
+    /// ([`Config::check`]).
+    pub fn read(path: &Path, vars: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!("reading {}; create a node first with `urbanmesh init`, or give --config", path.display())
+        })?;
+        let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let defaults = toml::Table::try_from(Self::new("", None)).context("the default configuration")?;
+        let applied = crate::environment::apply(&mut table, &defaults, vars)?;
+        let mut config: Self = if applied.is_empty() {
+            toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+        } else {
+            let merged = toml::to_string(&table).context("merging the environment's settings")?;
+            toml::from_str(&merged)
+                .with_context(|| format!("{} with the settings of {}", path.display(), applied.join(", ")))?
+        };
+        if let Some(oidc) = &mut config.oidc
+            && oidc.client_secret.is_none()
+            && let Some(file) = &oidc.client_secret_file
+        {
+            let secret = std::fs::read_to_string(file)
+                .with_context(|| format!("[oidc] client_secret_file: reading {}", file.display()))?;
+            oidc.client_secret = Some(secret.trim_end_matches(['\n', '\r']).to_owned());
+        }
+        config.check().with_context(|| format!("{}", path.display()))?;
+        Ok(config)
+    }
+
+    /// What the types alone do not check: the node's name, the catalogue's description,
+    /// the OpenID provider's address and the purposes.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.node.name.trim().is_empty() {
+            anyhow::bail!("[node] name: must name the municipality");
+        }
+        self.catalog_info()?;
+        if let Some(oidc) = &self.oidc {
+            if !(oidc.issuer.starts_with("https://") || oidc.issuer.starts_with("http://")) {
+                anyhow::bail!("[oidc] issuer: `{}` is not an http(s) URL", oidc.issuer);
+            }
+            if oidc.client_id.trim().is_empty() {
+                anyhow::bail!("[oidc] client_id: must not be empty");
+            }
+        }
+        if let Some(empty) = self.policy.purposes.iter().position(|p| p.trim().is_empty()) {
+            anyhow::bail!("[policy] purposes: entry {} is empty", empty + 1);
+        }
+        for (key, listen) in [("http", &self.http), ("flight", &self.flight), ("peer_flight", &self.peer_flight)] {
+            if let Some(url) = &listen.public_url
+                && !url.contains("://")
+            {
+                anyhow::bail!("[{key}] public_url: `{url}` is not a URL such as https://daten.example.de");
+            }
+        }
+        Ok(())
+    }
+
+    /// The node's name, as `[node] name` gives it.
+    pub fn name(&self) -> &str {
+        &self.node.name
     }
 }
 

@@ -26,12 +26,30 @@ pub fn init(dir: &Path, name: &str, ars: Option<&str>) -> anyhow::Result<()> {
             bail!("--ars must be the 12-digit Amtlicher Regionalschlüssel, e.g. 057540008008; got `{ars}`");
         }
     }
+    identity(dir)?;
+    let config = toml::to_string_pretty(&Config::new(name.trim(), ars.map(str::to_owned)))?;
+    std::fs::write(Config::path(dir), config).context("writing config.toml")?;
+    tracing::info!(node = %name.trim(), dir = %dir.display(), "node initialised");
+    Ok(())
+}
+
+/// Creates the node's identity key and admin token in `dir` unless it has them: what a
+/// node started with `--config` on an empty data directory (a new container's volume)
+/// needs. Returns whether it created them; refuses a directory with a store but no key.
+pub fn identity(dir: &Path) -> anyhow::Result<bool> {
+    if dir.join(KEY_FILE).exists() {
+        return Ok(false);
+    }
+    for existing in [TOKEN_FILE, "meta"] {
+        if dir.join(existing).exists() {
+            bail!("{} holds a node's {existing} but no {KEY_FILE}; refusing to give it a new identity", dir.display());
+        }
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-
     // An ed25519 secret key is 32 random bytes; the node's peer identity derives from it.
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the node key: {e}"))?;
@@ -39,11 +57,7 @@ pub fn init(dir: &Path, name: &str, ars: Option<&str>) -> anyhow::Result<()> {
     let mut token = [0u8; 32];
     getrandom::fill(&mut token).map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
     write_secret(&dir.join(TOKEN_FILE), hex::encode(token).as_bytes())?;
-
-    let config = toml::to_string_pretty(&Config::new(name.trim(), ars.map(str::to_owned)))?;
-    std::fs::write(Config::path(dir), config).context("writing config.toml")?;
-    tracing::info!(node = %name.trim(), dir = %dir.display(), "node initialised");
-    Ok(())
+    Ok(true)
 }
 
 /// Writes a file only its owner can read, durably, failing if it already exists.

@@ -4,6 +4,7 @@
 //! a thin command line over it.
 
 pub mod config;
+pub mod environment;
 pub mod init;
 mod node;
 pub mod sandbox;

@@ -24,9 +24,18 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         cli::Command::Run(args) => {
-            let config = Config::load(&args.data_dir, &args.overrides())?;
+            let config = Config::load(&args.data_dir, args.config.as_deref(), &args.overrides())?;
+            if args.config.is_some() && init::identity(&args.data_dir)? {
+                tracing::info!(node = %config.name(), dir = %args.data_dir.display(), "new node: key and admin token created");
+            }
             runtime::block_on(|query| async move { urbanmesh::run(&args.data_dir, config, query).await })
         }
+        cli::Command::Check(args) => {
+            let config = Config::read(&args.config, std::env::vars())?;
+            println!("{}: ok (node `{}`)", args.config.display(), config.name());
+            Ok(())
+        }
+        cli::Command::Health(args) => runtime::block_on(|_| admin::health(args)),
         cli::Command::Demo(args) => runtime::block_on(|query| demo::run(args, query)),
         cli::Command::Invite(args) => runtime::block_on(|_| admin::invite(args)),
         cli::Command::Join(args) => runtime::block_on(|_| admin::join(args)),

@@ -75,7 +75,7 @@ impl Sandbox {
 pub async fn node(base: &Path, name: &str) -> anyhow::Result<RunningNode> {
     let dir = base.join(name);
     init::init(&dir, name, None)?;
-    let config = Config::load(&dir, &Overrides::loopback())?;
+    let config = Config::load(&dir, None, &Overrides::loopback())?;
     start(&dir, config, tokio::runtime::Handle::current()).await
 }
 

@@ -221,7 +221,7 @@ async fn start_town(base: &Path, town: &Town, query: tokio::runtime::Handle) -> 
     }
     let loopback = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let overrides = Overrides { http: loopback, flight: loopback, ..Overrides::default() };
-    let node = urbanmesh::start(&data_dir, Config::load(&data_dir, &overrides)?, query).await?;
+    let node = urbanmesh::start(&data_dir, Config::load(&data_dir, None, &overrides)?, query).await?;
     let dataset = dataset_id(town);
     if node.catalog.get(&dataset).is_err() {
         load_water_levels(&node, town).await?;
