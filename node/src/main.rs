@@ -15,7 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    runtime::init_tracing();
+    // The demo talks to a newcomer on stdout; its nodes' log says only what went wrong.
+    runtime::init_tracing(if matches!(cli.command, cli::Command::Demo(_)) { "warn" } else { "info" });
     match cli.command {
         cli::Command::Init(args) => {
             init::init(&args.data_dir, &args.name, args.ars.as_deref())?;

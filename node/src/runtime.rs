@@ -3,9 +3,10 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// Logs as text, or as JSON lines when `URBANMESH_LOG_FORMAT=json`; filter by `RUST_LOG`.
-pub(crate) fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs as text, or as JSON lines when `URBANMESH_LOG_FORMAT=json`; filter by `RUST_LOG`,
+/// else at `level`.
+pub(crate) fn init_tracing(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

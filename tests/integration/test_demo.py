@@ -1,5 +1,6 @@
 """The README's main command: `urbanmesh demo` starts five federated towns with data."""
 import json
+import os
 import re
 import signal
 import subprocess
@@ -17,7 +18,10 @@ STATIONS = {"guetersloh": 3, "bielefeld": 2, "herford": 2, "detmold": 2, "bad-sa
 
 
 def start_demo(base, log):
-    return subprocess.Popen([str(binary()), "demo", "--base-dir", str(base)], stdout=log, stderr=subprocess.STDOUT)
+    # As a newcomer runs it: no RUST_LOG of the test run's.
+    env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+    return subprocess.Popen([str(binary()), "demo", "--base-dir", str(base)], stdout=log, stderr=subprocess.STDOUT,
+                            env=env)
 
 
 def addresses(base, slugs=tuple(TOWNS)):
@@ -101,6 +105,19 @@ def check_printed_sql(log, node):
     assert {row["town"] for row in rows} == set(TOWNS.values()), rows
 
 
+def check_printed_portals(log, nodes):
+    """The demo first names each town's portal, on the fixed ports where they are free, and
+    its log is quiet: no INFO lines between the newcomer and the instructions."""
+    text = log.read_text(errors="replace")
+    portals = re.findall(r"^  (\S[^\n]*?)\s+(http://127\.0\.0\.1:\d+)/$", text.split("Their APIs")[0], re.M)
+    assert [name for name, _ in portals] == list(TOWNS.values())[:len(portals)] and len(portals) == len(nodes), portals
+    for (name, url), slug in zip(portals, TOWNS):
+        assert url == nodes[slug]["http"], (name, url, nodes[slug])
+        page = http_request("GET", url + "/", None, {"Accept": "text/html"}, 30)
+        assert page.status == 200 and page.content_type.startswith("text/html"), page
+    assert " INFO " not in text, "the demo's log is quiet by default"
+
+
 def check_printed_maps(log, node, town):
     """The map layers the demo prints answer as printed: the town's stations by the
     SensorThings API, each with its latest value, and every town's stations as GeoJSON."""
@@ -154,6 +171,7 @@ def test_demo_starts_five_federated_towns_and_reuses_its_data(tmp_path):
                 assert len(set(table.column("uuid").to_pylist())) == 2
                 check_printed_sql(tmp_path / f"demo-{run}.log", nodes["guetersloh"])
                 check_printed_maps(tmp_path / f"demo-{run}.log", nodes["guetersloh"], "guetersloh")
+                check_printed_portals(tmp_path / f"demo-{run}.log", nodes)
                 check_town_centre(base, nodes["guetersloh"])
                 for slug, node in nodes.items():
                     check_regional_view(node, f"{slug}'s Pegelstände OWL")

@@ -201,8 +201,8 @@ pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow
     let stop = urbanmesh::shutdown_signal();
     let towns = &TOWNS[..usize::from(args.nodes).min(TOWNS.len())];
     let mut nodes = Vec::with_capacity(towns.len());
-    for town in towns {
-        let node = start_town(&args.base_dir, town, query.clone()).await?;
+    for (index, town) in towns.iter().enumerate() {
+        let node = start_town(&args.base_dir, town, index, query.clone()).await?;
         nodes.push(node);
     }
     federate(&nodes).await?;
@@ -214,13 +214,27 @@ pub(crate) async fn run(args: DemoArgs, query: tokio::runtime::Handle) -> anyhow
     Ok(())
 }
 
-async fn start_town(base: &Path, town: &Town, query: tokio::runtime::Handle) -> anyhow::Result<RunningNode> {
+/// The first town's portal is at http://127.0.0.1:8470, the next at 8471, …, and their
+/// Flight at 8815, 8816, …, where those ports are free; any free port otherwise.
+const FIRST_HTTP_PORT: u16 = 8470;
+const FIRST_FLIGHT_PORT: u16 = 8815;
+
+async fn start_town(
+    base: &Path,
+    town: &Town,
+    index: usize,
+    query: tokio::runtime::Handle,
+) -> anyhow::Result<RunningNode> {
     let data_dir = base.join(town.slug);
     if !Config::path(&data_dir).exists() {
         init::init(&data_dir, town.name, Some(town.ars))?;
     }
-    let loopback = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let overrides = Overrides { http: loopback, flight: loopback, ..Overrides::default() };
+    let offset = u16::try_from(index).unwrap_or(0);
+    let overrides = Overrides {
+        http: Some(loopback_port(FIRST_HTTP_PORT + offset)),
+        flight: Some(loopback_port(FIRST_FLIGHT_PORT + offset)),
+        ..Overrides::default()
+    };
     let node = urbanmesh::start(&data_dir, Config::load(&data_dir, None, &overrides)?, query).await?;
     let dataset = dataset_id(town);
     if node.catalog.get(&dataset).is_err() {
@@ -231,6 +245,15 @@ async fn start_town(base: &Path, town: &Town, query: tokio::runtime::Handle) -> 
     }
     pegel_owl::define(&node).await?;
     Ok(node)
+}
+
+/// `port` on loopback if nothing listens there, else any free port.
+fn loopback_port(port: u16) -> SocketAddr {
+    let wanted = SocketAddr::from(([127, 0, 0, 1], port));
+    match std::net::TcpListener::bind(wanted) {
+        Ok(_) => wanted,
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+    }
 }
 
 /// The first town invites the others; a second run finds them members already, on new
@@ -315,7 +338,12 @@ async fn create(node: &RunningNode, spec: DatasetSpec) -> anyhow::Result<urbanme
 
 fn print_welcome(base: &Path, nodes: &[RunningNode]) {
     let towns = &TOWNS[..nodes.len()];
-    println!("\nUrban Mesh demo — the federation \"Pegelverbund OWL\" of {} towns on this machine:\n", nodes.len());
+    println!("\nUrban Mesh demo — the federation \"Pegelverbund OWL\" of {} towns on this machine.", nodes.len());
+    println!("Open a town's portal in your browser:\n");
+    for (node, town) in nodes.iter().zip(towns) {
+        println!("  {:<14} {}/", town.name, node.addresses.http);
+    }
+    println!("\nTheir APIs and Flight endpoints:\n");
     for (node, town) in nodes.iter().zip(towns) {
         println!("  {:<14} {}/api/v1/datasets   Flight {}", town.name, node.addresses.http, node.addresses.flight);
     }
