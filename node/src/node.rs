@@ -162,6 +162,7 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
         Storage::open(&data_dir, &config, query, &mut registry).await?;
     let (identities, verifier) = identities(&config, &admin_token)?;
     let http_metrics = HttpMetrics::register(&mut registry);
+    urbanmesh_web::register_process_metrics(&mut registry);
 
     let identity = Identity::from_secret(read_node_key(&data_dir)?)?;
     let network_config = NetworkConfig {

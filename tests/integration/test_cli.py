@@ -143,6 +143,15 @@ def test_metrics_exposes_the_documented_families(node):
     sent = re.search(r"urbanmesh_flight_sent_bytes_total(?:\{[^}]*\})? (\d+)", text, re.M)
     assert sent and int(sent.group(1)) > 0, text[:3000]
 
+    # The service itself, to anyone: its version and the process's resources.
+    public = node.get("/metrics").text
+    version = re.search(r'^urbanmesh_build_info\{version="([^"]+)"\} 1$', public, re.M)
+    assert version and version.group(1) == node.run_cli("--version").stdout.split()[-1], public[:2000]
+    for name in ("process_resident_memory_bytes", "process_open_fds", "process_threads", "process_cpu_seconds_total",
+                 "process_start_time_seconds"):
+        sample = re.search(rf"^{name} ([0-9.e+]+)$", public, re.M)
+        assert sample and float(sample.group(1)) > 0, f"no {name} in /metrics:\n{public[:3000]}"
+
 
 def test_unknown_endpoint_is_a_problem_404(node):
     response = http_request("GET", node.http + "/api/v1/nope")
