@@ -479,6 +479,29 @@ def test_a_located_series_lists_its_map_services(node, tmp_path):
     assert node.get("/api/v1/datasets/pegel-ohne-karte/latest.geojson").status == 400
 
 
+def test_the_catalogue_and_dataset_pages_answer_304_while_nothing_changed(node):
+    """ETag and If-None-Match: a harvester or a browser that has the current answer gets
+    304 without a body; a change of the catalogue, another syntax or another caller gets
+    a new answer."""
+    node.create_dataset(pegel_spec("pegel-etag"))
+    browser = {"Accept": "text/html"}
+    for path, headers in (("/catalog.ttl", {}), ("/datasets/pegel-etag.ttl", {}), ("/datasets/pegel-etag", browser)):
+        first = node.get(path, headers=headers)
+        tag = first.headers.get("ETag")
+        assert first.status == 200 and tag and tag.startswith('W/"'), (path, first.headers)
+        again = node.get(path, headers={**headers, "If-None-Match": tag})
+        assert again.status == 304 and again.body == b"" and again.headers.get("ETag") == tag, (path, again)
+        assert node.get(path, headers={**headers, "If-None-Match": '"other"'}).status == 200
+    tag = node.get("/catalog.ttl").headers["ETag"]
+    assert node.get("/catalog.jsonld", headers={"If-None-Match": tag}).status == 200, "another syntax, another tag"
+    assert node.get("/catalog.ttl", headers={"If-None-Match": tag}, auth=True).status == 200, "staff see more"
+    page_tag = node.get("/datasets/pegel-etag", headers=browser).headers["ETag"]
+    ingest(node, "pegel-etag", ["2026-03-01T00:00:00Z"])
+    wait_derived(node, "pegel-etag", 1, "2026-03-01T00:00:00Z")
+    assert node.get("/catalog.ttl", headers={"If-None-Match": tag}).status == 200, "new rows, new catalogue"
+    assert node.get("/datasets/pegel-etag", headers={**browser, "If-None-Match": page_tag}).status == 200
+
+
 def test_catalog_syntaxes_state_the_same_triples(catalog_node):
     graphs = {fmt: parse(catalog_node.get(f"/catalog.{ext}").body, fmt) for ext, fmt, _ in SYNTAXES}
     turtle = set(graphs["turtle"])

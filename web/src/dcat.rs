@@ -12,6 +12,7 @@ use urbanmesh_catalog::dcat::{self, MAX_EXPORT_PAGE, Paging, RdfSyntax};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body;
+use crate::etag;
 use crate::portal::{self, lang::Chosen, layout::Frame};
 use crate::problem::Problem;
 
@@ -24,16 +25,31 @@ pub(crate) struct PageParams {
 /// Datasets per page when only `page` is given, as in ckanext-dcat.
 const DEFAULT_EXPORT_PAGE: usize = 100;
 
-pub(crate) async fn catalog_turtle(state: State<AppState>, caller: Caller, page: Query<PageParams>) -> Response {
-    catalog(state, caller, page, RdfSyntax::Turtle).await
+pub(crate) async fn catalog_turtle(
+    state: State<AppState>,
+    caller: Caller,
+    page: Query<PageParams>,
+    headers: HeaderMap,
+) -> Response {
+    catalog(state, caller, page, &headers, RdfSyntax::Turtle).await
 }
 
-pub(crate) async fn catalog_jsonld(state: State<AppState>, caller: Caller, page: Query<PageParams>) -> Response {
-    catalog(state, caller, page, RdfSyntax::JsonLd).await
+pub(crate) async fn catalog_jsonld(
+    state: State<AppState>,
+    caller: Caller,
+    page: Query<PageParams>,
+    headers: HeaderMap,
+) -> Response {
+    catalog(state, caller, page, &headers, RdfSyntax::JsonLd).await
 }
 
-pub(crate) async fn catalog_rdfxml(state: State<AppState>, caller: Caller, page: Query<PageParams>) -> Response {
-    catalog(state, caller, page, RdfSyntax::RdfXml).await
+pub(crate) async fn catalog_rdfxml(
+    state: State<AppState>,
+    caller: Caller,
+    page: Query<PageParams>,
+    headers: HeaderMap,
+) -> Response {
+    catalog(state, caller, page, &headers, RdfSyntax::RdfXml).await
 }
 
 pub(crate) async fn catalog_negotiated(
@@ -43,7 +59,7 @@ pub(crate) async fn catalog_negotiated(
     headers: HeaderMap,
 ) -> Response {
     match negotiate(&headers) {
-        Ok(syntax) => catalog(state, caller, page, syntax).await,
+        Ok(syntax) => catalog(state, caller, page, &headers, syntax).await,
         Err(problem) => problem.into_response(),
     }
 }
@@ -52,6 +68,7 @@ async fn catalog(
     State(state): State<AppState>,
     Caller(subject): Caller,
     Query(params): Query<PageParams>,
+    headers: &HeaderMap,
     syntax: RdfSyntax,
 ) -> Response {
     let paging = match (params.page, params.per_page) {
@@ -68,6 +85,16 @@ async fn catalog(
             Some(Paging { page, per_page, path: format!("/catalog.{}", syntax.extension()) })
         }
     };
+    let page = format!("{:?}", paging.as_ref().map(|p| (p.page, p.per_page)));
+    let tag = etag::tag(state.catalog.generation().unwrap_or_default(), &[
+        "catalog",
+        syntax.extension(),
+        &page,
+        &subject.label(),
+    ]);
+    if let Some(unchanged) = etag::unchanged(headers, &tag) {
+        return unchanged;
+    }
     let permit = match state.download_permit() {
         Ok(permit) => permit,
         Err(problem) => return problem.into_response(),
@@ -77,7 +104,7 @@ async fn catalog(
             .map(drop)
             .map_err(std::io::Error::other)
     });
-    rdf_response(syntax, Body::from_stream(body))
+    etag::tagged(rdf_response(syntax, Body::from_stream(body)), &tag)
 }
 
 /// `/datasets/{file}`: `pegel.ttl`, `pegel.jsonld`, `pegel.rdf`, or `pegel` by `Accept`.
@@ -89,19 +116,37 @@ pub(crate) async fn dataset(
     chosen: Chosen,
     uri: Uri,
 ) -> Result<Response, Problem> {
+    let generation = state.catalog.generation().unwrap_or_default();
     if !file.contains('.') && portal::wants_html(&headers) {
+        // The page an anonymous visitor got at this generation, in this language, is the
+        // page again (as the page cache has it). Signed-in pages carry the session's form
+        // tokens and are not tagged.
+        let anonymous = matches!(subject, urbanmesh_policy::Subject::Anonymous);
+        let tag = anonymous.then(|| etag::tag(generation, &["page", &uri.to_string(), chosen.lang.code()]));
+        if let Some(unchanged) = tag.as_deref().and_then(|tag| etag::unchanged(&headers, tag)) {
+            return Ok(unchanged);
+        }
         let frame = Frame { chosen, uri: &uri, site: &state.catalog.info().title };
-        return Ok(portal::dataset::page(&state, &subject, &frame, &file).await);
+        let page = portal::dataset::page(&state, &subject, &frame, &file).await;
+        return Ok(match &tag {
+            Some(tag) => etag::tagged(page, tag),
+            None => page,
+        });
     }
     let (id, syntax) = rdf_file(&file, &headers)?;
     let record = state.catalog.get(&id)?;
     if !state.gate.visible(&subject, &record) {
         return Err(Problem::dataset_not_found(&id));
     }
-    exported(&state, syntax, move |catalog, endpoints, out| {
+    let tag = etag::tag(generation, &["dataset", &id, syntax.extension(), &subject.label()]);
+    if let Some(unchanged) = etag::unchanged(&headers, &tag) {
+        return Ok(unchanged);
+    }
+    let response = exported(&state, syntax, move |catalog, endpoints, out| {
         dcat::write_dataset(catalog, endpoints, syntax, &id, &subject, out)
     })
-    .await
+    .await?;
+    Ok(etag::tagged(response, &tag))
 }
 
 /// `/views/{file}`: the view's dashboard for browsers, its DCAT description otherwise

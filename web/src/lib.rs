@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod body;
 mod dcat;
+mod etag;
 mod limits;
 pub mod login;
 mod metrics;
