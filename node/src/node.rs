@@ -214,6 +214,7 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
                 oidc.client_secret.clone(),
                 endpoints.http.clone(),
                 verifier,
+                &db,
             )
             .map_err(|e| anyhow::anyhow!("OpenID login: {e}"))?,
         )),

@@ -19,7 +19,7 @@ pub enum Subject {
 }
 
 /// A person, from a verified token of the node's OpenID provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Person {
     /// The provider's `sub`.
     pub id: String,

@@ -154,6 +154,9 @@ class Node:
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.base / "data"
+        # Where HTTP listens; a fixed port keeps the node's address (and its OpenID
+        # callback) the same across restarts.
+        self.http_listen = "127.0.0.1:0"
         self.log_path = self.base / "node.log"
         self.name = name
         self.ars = ars
@@ -265,7 +268,7 @@ class Node:
                 "--data-dir",
                 str(self.data_dir),
                 "--http",
-                "127.0.0.1:0",
+                self.http_listen,
                 "--flight",
                 "127.0.0.1:0",
             ],

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import urllib.parse
 
@@ -518,3 +519,32 @@ def test_a_node_without_oidc_has_no_login(node):
     # A cookie that looks like a session is nobody there.
     who = with_cookie(node, "GET", "/api/v1/me", f"{SESSION_COOKIE}={'ab' * 32}")
     assert who.status == 200 and who.json()["kind"] == "anonymous", who
+
+
+# ---- 7. restarts ------------------------------------------------------------------------------------
+
+
+def test_sessions_and_logins_under_way_survive_a_restart(node_factory, oidc_provider):
+    """An update or a rescheduled container signs nobody out: sessions and logins begun
+    before a restart are kept in the node's database (under a hash of the cookie's value)."""
+    node = node_factory("Herford", start=False)
+    node.use_oidc(oidc_provider, TENANT)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        node.http_listen = f"127.0.0.1:{probe.getsockname()[1]}"
+    node.start()
+    signed_in = login(oidc_provider, node, "staff-admin")
+    session = signed_in.cookies(node.http)[SESSION_COOKIE]
+    halfway, callback = to_callback(oidc_provider, node, "staff-editor")
+    node.restart()
+    assert me(signed_in, node)["id"] == "staff-admin"
+    finished = halfway.request("GET", callback)
+    assert finished.status == 303 and SESSION_COOKIE in set_cookies(finished), finished
+    assert me(halfway, node)["id"] == "staff-editor"
+    # After a kill -9 too, once the database has written the session out.
+    node.kill9()
+    node.start()
+    assert me(signed_in, node)["id"] == "staff-admin"
+    # What is on disk cannot be replayed as a cookie.
+    stored = b"".join(path.read_bytes() for path in (node.data_dir / "meta").rglob("*") if path.is_file())
+    assert session.encode() not in stored

@@ -9,6 +9,7 @@ mod auth;
 mod body;
 mod dcat;
 mod etag;
+mod expiring;
 mod limits;
 pub mod login;
 mod metrics;

@@ -2,9 +2,8 @@
 //! PKCE (`openidconnect`), then a session cookie. `GET /auth/login?next=/admin`,
 //! `GET /auth/callback`, `POST /auth/logout`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -14,11 +13,12 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use urbanmesh_policy::{TokenVerifier, constant_time_eq};
 
 use crate::AppState;
+use crate::expiring::Expiring;
 use crate::problem::Problem;
 use crate::session::{self, Sessions};
 
@@ -41,15 +41,18 @@ pub struct Login {
     provider: OnceCell<CoreProviderMetadata>,
     /// The provider's `end_session_endpoint`, where logout continues (RP-initiated logout).
     end_session: OnceCell<Option<String>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// Logins under way, by their state; kept like the sessions, so that a login begun
+    /// before a restart can finish after it.
+    pending: Expiring<Pending>,
     pub(crate) sessions: Sessions,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Pending {
-    verifier: PkceCodeVerifier,
-    nonce: Nonce,
+    /// The PKCE verifier's secret.
+    verifier: String,
+    nonce: String,
     next: String,
-    created: Instant,
 }
 
 impl Login {
@@ -59,6 +62,7 @@ impl Login {
         client_secret: Option<String>,
         base: String,
         verifier: Arc<TokenVerifier>,
+        db: &sled::Db,
     ) -> Result<Self, String> {
         let http = openidconnect::reqwest::ClientBuilder::new()
             .redirect(openidconnect::reqwest::redirect::Policy::none())
@@ -74,8 +78,12 @@ impl Login {
             http,
             provider: OnceCell::new(),
             end_session: OnceCell::new(),
-            pending: Mutex::default(),
-            sessions: Sessions::default(),
+            pending: Expiring::new(
+                db.open_tree("logins").map_err(|e| e.to_string())?,
+                PENDING_LIFETIME,
+                MAX_PENDING,
+            ),
+            sessions: Sessions::new(db.open_tree("sessions").map_err(|e| e.to_string())?),
         })
     }
 
@@ -113,20 +121,12 @@ impl Login {
             .clone()
     }
 
-    fn remember(&self, state: String, pending: Pending) {
-        let mut all = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        all.retain(|_, p| p.created.elapsed() < PENDING_LIFETIME);
-        if all.len() >= MAX_PENDING {
-            if let Some(oldest) = all.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| k.clone()) {
-                all.remove(&oldest);
-            }
-        }
-        all.insert(state, pending);
+    fn remember(&self, state: &str, pending: Pending) -> Result<(), Problem> {
+        self.pending.insert(state, pending).map_err(|e| Problem::internal(format!("storing the login: {e}")))
     }
 
     fn take(&self, state: &str) -> Option<Pending> {
-        let mut all = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        all.remove(state).filter(|p| p.created.elapsed() < PENDING_LIFETIME)
+        self.pending.take(state)
     }
 }
 
@@ -146,7 +146,8 @@ pub(crate) async fn login(State(state): State<AppState>, Query(query): Query<Log
         .set_pkce_challenge(challenge)
         .url();
     let next = local_path(query.next.as_deref());
-    login.remember(csrf.secret().clone(), Pending { verifier, nonce, next, created: Instant::now() });
+    let pending = Pending { verifier: verifier.secret().clone(), nonce: nonce.secret().clone(), next };
+    login.remember(csrf.secret(), pending)?;
     let cookie = session::set_cookie(LOGIN_COOKIE, csrf.secret(), Some(PENDING_LIFETIME), login.secure());
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(url.as_str())).into_response())
 }
@@ -188,13 +189,13 @@ pub(crate) async fn callback(
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))
         .map_err(|e| Problem::internal(format!("token endpoint: {e}")))?
-        .set_pkce_verifier(pending.verifier)
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
         .request_async(&login.http)
         .await
         .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, format!("the code was not accepted: {e}")))?;
     let id_token = tokens.id_token().ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "no ID token"))?;
     id_token
-        .claims(&client.id_token_verifier(), &pending.nonce)
+        .claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
         .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, format!("ID token refused: {e}")))?;
     let person = login
         .verifier
@@ -205,7 +206,7 @@ pub(crate) async fn callback(
     let id = login
         .sessions
         .start(person, Some(id_token.to_string()))
-        .map_err(|e| Problem::internal(format!("random source: {e}")))?;
+        .map_err(|e| Problem::internal(e.to_string()))?;
     let secure = login.secure();
     let mut response = Redirect::to(&pending.next).into_response();
     let headers = response.headers_mut();

@@ -1,13 +1,14 @@
 //! Signed-in people of the workspace: server-side sessions behind an HttpOnly, SameSite
 //! cookie, each with its CSRF token for state-changing requests.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
+use serde::{Deserialize, Serialize};
 use urbanmesh_policy::{Person, constant_time_eq};
+
+use crate::expiring::Expiring;
 
 pub(crate) const SESSION_COOKIE: &str = "urbanmesh_session";
 /// Header (or form field `csrf`) that state-changing requests made with the session carry.
@@ -16,43 +17,47 @@ const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 /// Most sessions held; the oldest go first.
 const MAX_SESSIONS: usize = 10_000;
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
     pub(crate) person: Person,
     pub(crate) csrf: String,
     /// Sent to the provider at logout (`id_token_hint`).
     pub(crate) id_token: Option<String>,
-    created: Instant,
 }
 
-#[derive(Default)]
+/// The workspace's sessions, kept in the node's database so that a restart (an update, a
+/// rescheduled container) signs nobody out.
 pub(crate) struct Sessions {
-    by_id: Mutex<HashMap<String, Session>>,
+    by_id: Expiring<Session>,
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    #[error("no randomness for the session: {0}")]
+    Random(#[from] getrandom::Error),
+    #[error("storing the session: {0}")]
+    Stored(#[from] sled::Error),
 }
 
 impl Sessions {
+    pub(crate) fn new(tree: sled::Tree) -> Self {
+        Self { by_id: Expiring::new(tree, LIFETIME, MAX_SESSIONS) }
+    }
+
     /// Starts a session; returns its id (the cookie value).
-    pub(crate) fn start(&self, person: Person, id_token: Option<String>) -> Result<String, getrandom::Error> {
+    pub(crate) fn start(&self, person: Person, id_token: Option<String>) -> Result<String, SessionError> {
         let id = random_token()?;
-        let session = Session { person, csrf: random_token()?, id_token, created: Instant::now() };
-        let mut sessions = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.retain(|_, s| s.created.elapsed() < LIFETIME);
-        if sessions.len() >= MAX_SESSIONS {
-            if let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.created).map(|(id, _)| id.clone()) {
-                sessions.remove(&oldest);
-            }
-        }
-        sessions.insert(id.clone(), session);
+        self.by_id.insert(&id, Session { person, csrf: random_token()?, id_token })?;
         Ok(id)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Session> {
-        let sessions = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.get(id).filter(|s| s.created.elapsed() < LIFETIME).cloned()
+        self.by_id.get(id)
     }
 
     pub(crate) fn end(&self, id: &str) -> Option<Session> {
-        self.by_id.lock().unwrap_or_else(PoisonError::into_inner).remove(id)
+        self.by_id.take(id)
     }
 }
 
