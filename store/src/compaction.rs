@@ -26,6 +26,8 @@ pub(crate) struct Thresholds {
     pub(crate) max_tail_age: Duration,
     /// Merge small tail batches in memory once there are this many.
     pub(crate) coalesce_entries: usize,
+    /// How long the files of merged segments stay for readers (see [`crate::merging`]).
+    pub(crate) retired_grace: Duration,
 }
 
 pub(crate) struct Compactor {
@@ -45,6 +47,7 @@ impl Compactor {
         if table.is_deleted() || self.stop.is_stopped() {
             return Ok(());
         }
+        self.remove_retired(table);
         let view = table.tail_view();
         let aged = view.oldest.is_some_and(|t| t.elapsed() >= self.thresholds.max_tail_age);
         let full = view.rows >= self.thresholds.segment_rows || view.bytes >= self.thresholds.segment_bytes;
@@ -54,7 +57,7 @@ impl Compactor {
         } else if view.entries.len() >= self.thresholds.coalesce_entries {
             self.coalesce(table, view.entries).await
         } else {
-            Ok(())
+            self.merge_small(table).await.map(drop)
         }
     }
 

@@ -21,6 +21,10 @@ pub(crate) const POINTS: &[&str] = &[
     "after-segments-delete",
     // segment.rs: the first segment folder exists, no segment is written yet.
     "segment-dir-created",
+    // merging.rs: the merged segment is written, the manifest still names the small ones;
+    // then the manifest names the merged one, the small ones' files are still there.
+    "merge-written",
+    "merge-swapped",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

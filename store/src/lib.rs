@@ -23,6 +23,7 @@ mod failpoint;
 mod latest;
 mod limits;
 mod manifest;
+mod merging;
 mod metrics;
 mod query;
 mod removal;

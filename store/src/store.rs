@@ -35,6 +35,8 @@ pub struct StoreConfig {
     pub segments_dir: PathBuf,
     pub segment_rows: usize,
     pub max_tail_age: Duration,
+    /// How long the files of merged segments stay for readers that still use them.
+    pub retired_grace: Duration,
     /// Rows per batch the query engine produces.
     pub batch_rows: usize,
     /// Threads of the query runtime, used to split scans.
@@ -57,6 +59,7 @@ impl StoreConfig {
             segments_dir,
             segment_rows: 1_000_000,
             max_tail_age: Duration::from_secs(600),
+            retired_grace: crate::merging::RETIRED_GRACE,
             batch_rows: 128 * 1024,
             query_partitions: 2,
             query_limits: QueryLimits::default(),
@@ -141,6 +144,7 @@ impl Store {
             segment_bytes: SEGMENT_BYTES,
             max_tail_age: config.max_tail_age,
             coalesce_entries: 64,
+            retired_grace: config.retired_grace,
         };
         // No round-robin repartitioning: it would spread one segment's batches over
         // partitions only to merge them again (a filtered read paid 15 % for it on 2 cores)

@@ -47,6 +47,8 @@ struct TableState {
     /// The latest row of each series, once a reader asked for it; kept up to date by
     /// every publish from then on.
     latest: Option<LatestRows>,
+    /// Files of merged segments, and since when no manifest names them.
+    retired: Vec<(PathBuf, Instant)>,
     /// Publishes so far: a latest-rows index built from a snapshot is taken only if none
     /// happened while it was built.
     publishes: u64,
@@ -145,6 +147,7 @@ impl Table {
                 extent,
                 latest: None,
                 publishes: 0,
+                retired: Vec::new(),
             }),
         })
     }
@@ -239,6 +242,23 @@ impl Table {
         (state.tail_rows, state.tail_bytes) = measure(&state.tail);
         state.oldest = (!state.tail.is_empty()).then(Instant::now);
         state.manifest = manifest;
+    }
+
+    /// Takes `manifest`, in which one merged segment replaced the segments whose files
+    /// are `files`; those files are retired.
+    pub(crate) fn merged(&self, manifest: Manifest, files: Vec<PathBuf>) {
+        let mut state = self.state();
+        state.manifest = manifest;
+        let now = Instant::now();
+        state.retired.extend(files.into_iter().map(|file| (file, now)));
+    }
+
+    /// The retired files retired at `cutoff` or before, no longer kept.
+    pub(crate) fn retired_before(&self, cutoff: Instant) -> Vec<PathBuf> {
+        let mut state = self.state();
+        let (old, young): (Vec<_>, Vec<_>) = std::mem::take(&mut state.retired).into_iter().partition(|(_, at)| *at <= cutoff);
+        state.retired = young;
+        old.into_iter().map(|(file, _)| file).collect()
     }
 
     pub(crate) fn stats(&self) -> TableStats {

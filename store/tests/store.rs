@@ -123,3 +123,50 @@ async fn deleting_a_table_removes_its_rows_and_files() {
     store.attach(&dataset).expect("attach again");
     assert_eq!(store.stats("pegel").expect("stats").rows, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_of_small_segments_is_merged_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dataset = dataset();
+    let files = |dir: &std::path::Path| -> usize {
+        std::fs::read_dir(dir.join("segments/pegel")).map_or(0, |d| {
+            d.filter(|f| f.as_ref().is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".parquet"))).count()
+        })
+    };
+    {
+        let db = sled::open(dir.path().join("meta")).expect("sled");
+        let mut config = StoreConfig::new(dir.path().join("segments"));
+        // Every append of 10 rows becomes a segment of its own, far below a full one.
+        config.segment_rows = 400;
+        config.max_tail_age = Duration::from_millis(1);
+        config.retired_grace = Duration::ZERO;
+        let store = Store::open(db, config, tokio::runtime::Handle::current(), &mut Registry::default()).expect("store");
+        store.attach(&dataset).expect("attach");
+        for part in 0..8 {
+            store.append("pegel", batch(&dataset, part * 10, 10)).await.expect("append");
+            let written = part as usize + 1;
+            wait_until("the append to leave the log", || store.stats("pegel").expect("stats").tail_rows == 0).await;
+            assert!(store.stats("pegel").expect("stats").segments <= written);
+        }
+        // Eight compactions, merged four at a time at least: a few segments hold every row.
+        wait_until("small segments to be merged", || store.stats("pegel").expect("stats").segments < 4).await;
+        let read = read(&store, "pegel").await;
+        assert_eq!(rows(&read), 80);
+        let values: Vec<f64> = read
+            .iter()
+            .flat_map(|b| b.column(2).as_any().downcast_ref::<Float64Array>().expect("values").values().to_vec())
+            .collect();
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(sorted, (0..80).map(f64::from).collect::<Vec<_>>(), "every row once");
+        // The merged segments' files go once no reader can use them.
+        let segments = store.stats("pegel").expect("stats").segments;
+        wait_until("retired files to go", || files(dir.path()) == segments).await;
+        store.shutdown().await.expect("shutdown");
+    }
+    let meta = dir.path().join("meta");
+    wait_until("the database lock", || sled::open(&meta).is_ok()).await;
+    let store = open(dir.path(), 1000);
+    assert_eq!(rows(&read(&store, "pegel").await), 80);
+    assert_eq!(files(dir.path()), store.stats("pegel").expect("stats").segments);
+}

@@ -412,3 +412,33 @@ def test_a_crash_right_after_the_first_segment_folder_loses_nothing(node_factory
     wait_until(lambda: node.dataset("pegel").get("segments", 0) >= 1, 30, "a compacted segment")
     assert stored_values(node) == [float(i) for i in range(80)], "rows lost or doubled by the compaction"
     assert node.terminate() == 0
+
+
+@pytest.mark.parametrize("point", ["merge-written", "merge-swapped"])
+def test_a_crash_while_small_segments_are_merged_loses_nothing(node_factory, point):
+    """A trickle-fed dataset gains a small segment at every aged compaction; four in a row
+    are merged into one. A crash with the merged segment written but not yet in the
+    manifest, or in the manifest with the small ones' files still there, loses no row and
+    leaves no file the manifest does not name."""
+    node = node_factory(start=False)
+    node.init()
+    node.set_config("segment_rows", 400)
+    node.set_config("max_tail_age_secs", 1)
+    node.env[FAILPOINT] = f"{point}:abort"
+    node.start()
+    node.create_dataset(pegel_spec("pegel"))
+    for part in range(4):
+        assert node.post_json("/api/v1/datasets/pegel/rows", pegel_rows(part * 10, 10)).status == 200
+        if part < 3:
+            wait_until(lambda: node.dataset("pegel").get("segments", 0) == part + 1, 30, f"segment {part + 1}")
+    wait_for_abort(node, point)
+
+    node.start()
+    assert stored_values(node) == [float(i) for i in range(40)]
+    folder = node.data_dir / "segments" / "pegel"
+    files = sorted(p.name for p in folder.iterdir())
+    assert len(files) == node.dataset("pegel")["segments"], f"files the manifest does not name: {files}"
+    # The merge is done again, and the small segments' files go.
+    wait_until(lambda: node.dataset("pegel")["segments"] == 1, 30, "the merge after the restart")
+    assert stored_values(node) == [float(i) for i in range(40)]
+    assert node.terminate() == 0
