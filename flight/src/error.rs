@@ -128,7 +128,7 @@ fn store_code(error: &StoreError) -> Code {
         | StoreError::FlushInDoubt { .. }
         | StoreError::WritesStopped { .. } => Code::Unavailable,
         StoreError::Query { source } => query_code(source),
-        StoreError::QueryMemory { .. } => Code::ResourceExhausted,
+        StoreError::QueryMemory { .. } | StoreError::DiskFull { .. } => Code::ResourceExhausted,
         StoreError::QueryTimeout { .. } => Code::DeadlineExceeded,
         StoreError::ReaderGone => Code::Cancelled,
         StoreError::Wal { .. }

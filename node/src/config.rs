@@ -278,11 +278,16 @@ pub(crate) struct Storage {
     pub(crate) segment_rows: usize,
     /// Seconds a smaller log tail may wait before it is compacted anyway.
     pub(crate) max_tail_age_secs: u64,
+    /// Writes are refused (507) while the data directory's disk has less free space than
+    /// this; reads go on, and writes resume once space is freed. 0 turns the floor off.
+    pub(crate) min_free_bytes: u64,
+    /// A file of this size in the data directory, given up to start on a full disk.
+    pub(crate) ballast_bytes: u64,
 }
 
 impl Default for Storage {
     fn default() -> Self {
-        Self { segment_rows: 1_000_000, max_tail_age_secs: 600 }
+        Self { segment_rows: 1_000_000, max_tail_age_secs: 600, min_free_bytes: 64 << 20, ballast_bytes: 32 << 20 }
     }
 }
 

@@ -3,6 +3,7 @@
 //! so that tests and tools can run several nodes side by side. The `urbanmesh` binary is
 //! a thin command line over it.
 
+mod ballast;
 pub mod config;
 pub mod environment;
 pub mod init;

@@ -87,6 +87,7 @@ impl Storage {
         query: tokio::runtime::Handle,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
+        crate::ballast::settle(data_dir, config.storage.min_free_bytes, config.storage.ballast_bytes)?;
         // sled caches up to 1 GiB by default; the tail lives in memory already.
         let db = sled::Config::new()
             .path(data_dir.join("meta"))
@@ -96,6 +97,7 @@ impl Storage {
         let mut store_config = StoreConfig::new(data_dir.join("segments"));
         store_config.segment_rows = config.storage.segment_rows;
         store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
+        store_config.min_free_bytes = config.storage.min_free_bytes;
         store_config.query_limits = config.limits.query();
         let store = Store::open(db.clone(), store_config, query, registry)?;
         let mut staff_registry = Registry::default();

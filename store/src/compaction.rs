@@ -11,6 +11,7 @@ use crate::failpoint::Failpoints;
 use crate::manifest::{Manifests, Segment};
 use crate::metrics::StoreMetrics;
 use crate::segment;
+use crate::space::DiskSpace;
 use crate::table::{Table, TailEntry};
 
 /// Tail batches smaller than this are merged with their neighbours.
@@ -37,6 +38,8 @@ pub(crate) struct Compactor {
     pub(crate) thresholds: Thresholds,
     pub(crate) stop: Arc<WriteStop>,
     pub(crate) failpoints: Failpoints,
+    /// Below the free-space floor, segments are not written: they need room of their own.
+    pub(crate) space: Arc<DiskSpace>,
 }
 
 impl Compactor {
@@ -48,6 +51,9 @@ impl Compactor {
             return Ok(());
         }
         self.remove_retired(table);
+        if self.space.check().is_err() {
+            return Ok(());
+        }
         let view = table.tail_view();
         let aged = view.oldest.is_some_and(|t| t.elapsed() >= self.thresholds.max_tail_age);
         let full = view.rows >= self.thresholds.segment_rows || view.bytes >= self.thresholds.segment_bytes;

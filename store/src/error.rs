@@ -63,6 +63,12 @@ pub enum StoreError {
     /// The reader of a query went away before it ended.
     #[error("the reader went away")]
     ReaderGone,
+    /// The disk holding the store has less free space than the floor.
+    #[error(
+        "the node's disk is nearly full ({free} bytes free, below `[storage] min_free_bytes` = {floor}); \
+         nothing was stored, and writes resume once space is freed"
+    )]
+    DiskFull { free: u64, floor: u64 },
 }
 
 impl From<DataFusionError> for StoreError {

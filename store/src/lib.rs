@@ -29,6 +29,7 @@ mod query;
 mod removal;
 mod run;
 mod segment;
+mod space;
 mod store;
 mod table;
 mod wal;

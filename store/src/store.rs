@@ -18,6 +18,7 @@ use crate::manifest::Manifests;
 use crate::metrics::StoreMetrics;
 use crate::query::{self, Stored, TimeRange};
 use crate::removal::Removal;
+use crate::space::DiskSpace;
 pub use crate::table::TableStats;
 use crate::table::{Table, TableSpec};
 use crate::withdrawal::Withdrawals;
@@ -37,6 +38,8 @@ pub struct StoreConfig {
     pub max_tail_age: Duration,
     /// How long the files of merged segments stay for readers that still use them.
     pub retired_grace: Duration,
+    /// Writes are refused while the store's disk has less free space than this (0: never).
+    pub min_free_bytes: u64,
     /// Rows per batch the query engine produces.
     pub batch_rows: usize,
     /// Threads of the query runtime, used to split scans.
@@ -60,6 +63,7 @@ impl StoreConfig {
             segment_rows: 1_000_000,
             max_tail_age: Duration::from_secs(600),
             retired_grace: crate::merging::RETIRED_GRACE,
+            min_free_bytes: 0,
             batch_rows: 128 * 1024,
             query_partitions: 2,
             query_limits: QueryLimits::default(),
@@ -115,6 +119,8 @@ struct Inner {
     changes: broadcast::Sender<String>,
     /// Turns to run a query (`query_concurrency`).
     queries: Arc<tokio::sync::Semaphore>,
+    /// The free-space floor writes must stay above.
+    space: Arc<DiskSpace>,
 }
 
 /// Change notices buffered per listener before it lags.
@@ -155,6 +161,7 @@ impl Store {
             .with_round_robin_repartition(false)
             .with_information_schema(false);
         let (changes, _) = broadcast::channel(CHANGES);
+        let space = Arc::new(DiskSpace::new(&config.segments_dir, config.min_free_bytes));
         let queries = Arc::new(tokio::sync::Semaphore::new(config.query_limits.concurrency.max(1)));
         let inner = Arc::new(Inner {
             commit: GroupCommit::start(Committer {
@@ -174,7 +181,9 @@ impl Store {
                 thresholds,
                 stop: Arc::clone(&stop),
                 failpoints: config.failpoints.clone(),
+                space: Arc::clone(&space),
             },
+            space,
             stop,
             db,
             config,
@@ -276,6 +285,7 @@ impl Store {
         if rows == 0 {
             return Err(StoreError::Empty);
         }
+        self.inner.space.check()?;
         let entry = if batch.get_array_memory_size() > LARGE_ENTRY_BYTES {
             let encoded = batch.clone();
             tokio::task::spawn_blocking(move || wal::encode(&encoded))

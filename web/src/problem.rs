@@ -120,6 +120,9 @@ impl From<StoreError> for Problem {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}; nothing was stored")).naming_limit(limit)
             }
             StoreError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+            e @ StoreError::DiskFull { .. } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()).naming_limit("min_free_bytes")
+            }
             // A query over its budget: the node is fine, this read is too large for it.
             e @ StoreError::QueryMemory { .. } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).naming_limit("query_memory_bytes")
