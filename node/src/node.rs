@@ -225,6 +225,7 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
     let state = AppState {
         pages: Arc::default(),
         login,
+        sessions: Arc::new(urbanmesh_web::session::Sessions::new(db.open_tree("sessions")?)),
         catalog: catalog.clone(),
         federation: federation.clone(),
         remote: Some(remote),

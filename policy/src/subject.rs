@@ -4,7 +4,7 @@ use serde::Serialize;
 pub const STAFF_ROLES: [&str; 3] = ["viewer", "editor", "admin"];
 
 /// The caller of a request, as established by the edge it came through.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
     Anonymous,

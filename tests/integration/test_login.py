@@ -21,11 +21,13 @@ import json
 import re
 import socket
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import pytest
 
-from conftest import Node, http_request, pegel_spec
+from conftest import Node, Response, http_request, pegel_spec
 from oidc import Browser, b64url, jwt_header, jwt_payload
 
 TENANT = "herford"
@@ -124,6 +126,25 @@ def logout(browser: Browser, node: Node, fields: dict[str, str] | None):
     body = urllib.parse.urlencode(fields or {}).encode()
     return browser.request("POST", node.url("/auth/logout"), body,
                            {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_UNFOLLOWED = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+
+
+def unfollowed(method: str, url: str, body: bytes | None, headers: dict) -> Response:
+    """One request whose redirect is answered, not followed."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with _UNFOLLOWED.open(request, timeout=30) as response:
+            return Response(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Response(error.code, error.headers, error.read())
 
 
 def with_cookie(node: Node, method: str, path: str, cookie: str, headers: dict | None = None, body=None):
@@ -511,14 +532,52 @@ def test_logout_needs_the_csrf_token_and_ends_both_sessions(herford, oidc_provid
 # ---- 7. a node without an OpenID provider ----------------------------------------------------------
 
 
-def test_a_node_without_oidc_has_no_login(node):
-    for path in ("/auth/login?next=/", "/auth/callback?code=x&state=y"):
-        problem(node.get(path), 404)
-    result = node.request("POST", "/auth/logout", b"csrf=x", {"Content-Type": "application/x-www-form-urlencoded"})
-    problem(result, 404)
+def test_a_node_without_oidc_signs_its_administration_in_with_the_admin_token(node):
+    """Without an OpenID provider (the demo, a node before its Keycloak), the workspace
+    is reached with the node's admin token: a session like any other, CSRF included."""
+    problem(node.get("/auth/callback?code=x&state=y"), 404)
     # A cookie that looks like a session is nobody there.
     who = with_cookie(node, "GET", "/api/v1/me", f"{SESSION_COOKIE}={'ab' * 32}")
     assert who.status == 200 and who.json()["kind"] == "anonymous", who
+
+    form = http_request("GET", node.url("/auth/login", {"next": "/admin"}), None, {"Accept": "text/html"})
+    assert form.status == 200 and 'action="/auth/token"' in form.text and 'name="token"' in form.text, form
+    assert 'value="/admin"' in form.text
+
+    def sign_in(token: str):
+        body = urllib.parse.urlencode({"token": token, "next": "/admin"}).encode()
+        return unfollowed("POST", node.url("/auth/token"), body, {"Content-Type": "application/x-www-form-urlencoded"})
+
+    wrong = sign_in("0" * 64)
+    assert wrong.status == 401 and SESSION_COOKIE not in set_cookies(wrong) and 'role="alert"' in wrong.text, wrong
+    signed = sign_in(node.token)
+    assert signed.status == 303 and signed.headers["Location"] == "/admin", signed
+    session, attributes = cookie_attributes(set_cookies(signed)[SESSION_COOKIE])
+    assert "httponly" in attributes and attributes.get("samesite") == "Lax", attributes
+    cookie = f"{SESSION_COOKIE}={session}"
+    workspace = with_cookie(node, "GET", "/admin", cookie, {"Accept": "text/html"})
+    assert workspace.status == 200 and "Admin-Token" in workspace.text, workspace
+    me_now = with_cookie(node, "GET", "/api/v1/me", cookie).json()
+    assert me_now["kind"] == "admin" and me_now["admin"] is True and me_now["csrf"], me_now
+    # Changes with the session need its CSRF token, as with a person's.
+    spec = json.dumps(pegel_spec("per-sitzung")).encode()
+    refused = with_cookie(node, "POST", "/api/v1/datasets", cookie, {"Content-Type": "application/json"}, spec)
+    problem(refused, 403)
+    created = with_cookie(node, "POST", "/api/v1/datasets", cookie,
+                          {"Content-Type": "application/json", "x-csrf-token": me_now["csrf"]}, spec)
+    assert created.status == 201, created
+    # Signing out ends the session.
+    out = unfollowed("POST", node.url("/auth/logout"), urllib.parse.urlencode({"csrf": me_now["csrf"]}).encode(),
+                     {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+    assert out.status == 303, out
+    assert with_cookie(node, "GET", "/api/v1/me", cookie).json()["kind"] == "anonymous"
+
+
+def test_with_a_provider_the_admin_token_signs_nobody_in(herford):
+    body = urllib.parse.urlencode({"token": herford.token}).encode()
+    result = http_request("POST", herford.url("/auth/token"), body, {"Content-Type": "application/x-www-form-urlencoded"})
+    problem(result, 404)
+    assert SESSION_COOKIE not in set_cookies(result), result.headers
 
 
 # ---- 7. restarts ------------------------------------------------------------------------------------

@@ -24,15 +24,15 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if let (None, Some(login)) = (authorization, &state.login) {
-            if let Some((_, session)) = crate::session::of_request(&parts.headers, &login.sessions) {
+        if authorization.is_none() {
+            if let Some((_, session)) = crate::session::of_request(&parts.headers, &state.sessions) {
                 if !crate::session::csrf_ok(parts, &session) {
                     return Err(Problem::new(
                         StatusCode::FORBIDDEN,
                         format!("changes made with a session need its CSRF token in `{}`", crate::session::CSRF_HEADER),
                     ));
                 }
-                return Ok(Self(Subject::Person(session.person)));
+                return Ok(Self(session.subject));
             }
         }
         let subject = state

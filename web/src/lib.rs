@@ -17,7 +17,7 @@ mod ops;
 mod portal;
 mod process;
 mod problem;
-mod session;
+pub mod session;
 mod sta;
 mod state;
 mod workspace;
@@ -61,6 +61,7 @@ pub fn router(state: AppState, http_metrics: metrics::HttpMetrics) -> Router {
         .merge(workspace::routes())
         .route("/auth/login", get(login::login))
         .route("/auth/callback", get(login::callback))
+        .route("/auth/token", post(login::token))
         .route("/auth/logout", post(login::logout))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -15,12 +15,12 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
-use urbanmesh_policy::{TokenVerifier, constant_time_eq};
+use urbanmesh_policy::{Subject, TokenVerifier, constant_time_eq};
 
 use crate::AppState;
 use crate::expiring::Expiring;
 use crate::problem::Problem;
-use crate::session::{self, Sessions};
+use crate::session;
 
 const LOGIN_COOKIE: &str = "urbanmesh_login";
 const PENDING_LIFETIME: Duration = Duration::from_secs(600);
@@ -44,7 +44,6 @@ pub struct Login {
     /// Logins under way, by their state; kept like the sessions, so that a login begun
     /// before a restart can finish after it.
     pending: Expiring<Pending>,
-    pub(crate) sessions: Sessions,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -83,7 +82,6 @@ impl Login {
                 PENDING_LIFETIME,
                 MAX_PENDING,
             ),
-            sessions: Sessions::new(db.open_tree("sessions").map_err(|e| e.to_string())?),
         })
     }
 
@@ -135,9 +133,16 @@ pub(crate) struct LoginQuery {
     next: Option<String>,
 }
 
-/// Sends the browser to the provider, with PKCE, a state bound to a cookie, and a nonce.
-pub(crate) async fn login(State(state): State<AppState>, Query(query): Query<LoginQuery>) -> Result<Response, Problem> {
-    let login = configured(&state)?;
+/// Sends the browser to the provider, with PKCE, a state bound to a cookie, and a nonce;
+/// without a provider, shows the form to sign in with the admin token.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    Query(query): Query<LoginQuery>,
+    uri: axum::http::Uri,
+) -> Result<Response, Problem> {
+    let Some(login) = state.login.as_deref() else {
+        return Ok(crate::workspace::token_sign_in(&state, &uri, &local_path(query.next.as_deref()), false));
+    };
     let client = login.client().await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf, nonce) = client
@@ -203,9 +208,9 @@ pub(crate) async fn callback(
         .await
         .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
     tracing::info!(person = %person.id, roles = ?person.roles, "signed in");
-    let id = login
+    let id = state
         .sessions
-        .start(person, Some(id_token.to_string()))
+        .start(Subject::Person(person), Some(id_token.to_string()))
         .map_err(|e| Problem::internal(e.to_string()))?;
     let secure = login.secure();
     let mut response = Redirect::to(&pending.next).into_response();
@@ -232,14 +237,18 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, Problem> {
-    let login = configured(&state)?;
-    let Some((id, session)) = session::of_request(&headers, &login.sessions) else {
+    let Some((id, session)) = session::of_request(&headers, &state.sessions) else {
         return Ok(Redirect::to("/").into_response());
     };
     if !constant_time_eq(form.csrf.as_bytes(), session.csrf.as_bytes()) {
         return Err(Problem::new(StatusCode::FORBIDDEN, "the logout form's CSRF token does not match the session"));
     }
-    login.sessions.end(&id);
+    state.sessions.end(&id);
+    let secure = state.endpoints.http.starts_with("https://");
+    let cookie = session::set_cookie(session::SESSION_COOKIE, "", Some(Duration::ZERO), secure);
+    let Some(login) = state.login.as_deref() else {
+        return Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response());
+    };
     let target = match (login.end_session().await, &session.id_token) {
         (Some(end), Some(hint)) => Some(end)
             .map(|end| {
@@ -254,8 +263,37 @@ pub(crate) async fn logout(
             .unwrap_or_else(|| "/".into()),
         _ => "/".into(),
     };
-    let cookie = session::set_cookie(session::SESSION_COOKIE, "", Some(Duration::ZERO), login.secure());
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&target)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TokenForm {
+    token: String,
+    next: Option<String>,
+}
+
+/// `POST /auth/token`: signs the holder of the admin token in to the workspace, on a node
+/// without an OpenID provider (with one, people sign in as themselves).
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, Problem> {
+    let next = local_path(form.next.as_deref());
+    if state.login.is_some() {
+        return Err(Problem::new(StatusCode::NOT_FOUND, "this node signs people in at its OpenID provider: /auth/login"));
+    }
+    let presented = format!("Bearer {}", form.token.trim());
+    let subject = state.identities.subject(Some(&presented)).await.ok();
+    if subject != Some(Subject::Admin) {
+        tracing::info!("workspace sign-in with a wrong admin token refused");
+        return Ok(crate::workspace::token_sign_in(&state, &uri, &next, true));
+    }
+    let id = state.sessions.start(Subject::Admin, None).map_err(|e| Problem::internal(e.to_string()))?;
+    tracing::info!("signed in with the admin token");
+    let secure = state.endpoints.http.starts_with("https://");
+    let cookie = session::set_cookie(session::SESSION_COOKIE, &id, Some(session::lifetime()), secure);
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
 }
 
 fn configured(state: &AppState) -> Result<&Login, Problem> {

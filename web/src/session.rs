@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use serde::{Deserialize, Serialize};
-use urbanmesh_policy::{Person, constant_time_eq};
+use urbanmesh_policy::{Subject, constant_time_eq};
 
 use crate::expiring::Expiring;
 
@@ -19,7 +19,8 @@ const MAX_SESSIONS: usize = 10_000;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
-    pub(crate) person: Person,
+    /// A person signed in at the OpenID provider, or the holder of the admin token.
+    pub(crate) subject: Subject,
     pub(crate) csrf: String,
     /// Sent to the provider at logout (`id_token_hint`).
     pub(crate) id_token: Option<String>,
@@ -27,7 +28,7 @@ pub(crate) struct Session {
 
 /// The workspace's sessions, kept in the node's database so that a restart (an update, a
 /// rescheduled container) signs nobody out.
-pub(crate) struct Sessions {
+pub struct Sessions {
     by_id: Expiring<Session>,
 }
 
@@ -41,14 +42,15 @@ pub(crate) enum SessionError {
 }
 
 impl Sessions {
-    pub(crate) fn new(tree: sled::Tree) -> Self {
+    /// The sessions in `tree` of the node's database.
+    pub fn new(tree: sled::Tree) -> Self {
         Self { by_id: Expiring::new(tree, LIFETIME, MAX_SESSIONS) }
     }
 
     /// Starts a session; returns its id (the cookie value).
-    pub(crate) fn start(&self, person: Person, id_token: Option<String>) -> Result<String, SessionError> {
+    pub(crate) fn start(&self, subject: Subject, id_token: Option<String>) -> Result<String, SessionError> {
         let id = random_token()?;
-        self.by_id.insert(&id, Session { person, csrf: random_token()?, id_token })?;
+        self.by_id.insert(&id, Session { subject, csrf: random_token()?, id_token })?;
         Ok(id)
     }
 

@@ -30,6 +30,8 @@ pub struct AppState {
     pub pages: Arc<portal::PageCache>,
     /// Workspace login at the OpenID provider; `None` without `[oidc]`.
     pub login: Option<Arc<login::Login>>,
+    /// Signed-in people (and the admin token's holder) of the workspace.
+    pub sessions: Arc<crate::session::Sessions>,
     /// Set once every listener is up; cleared when shutdown begins.
     pub ready: Arc<AtomicBool>,
     /// Rendered by `/metrics`; registration is finished before the router is built. Names

@@ -399,6 +399,7 @@ fn print_welcome(base: &Path, nodes: &[RunningNode]) {
     );
     print_sql(first, towns);
     println!("Admin token of {}: {}", home.name, base.join(home.slug).join(TOKEN_FILE).display());
+    println!("Sign in to {}'s workspace with it: {}/admin", home.name, first.addresses.http);
     println!("\nPress Ctrl-C to stop all {} nodes.", nodes.len());
 }
 

@@ -49,19 +49,13 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(login) = &state.login else {
-            return Err(message(
-                state,
-                &parts.uri,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Arbeitsbereich nicht eingerichtet",
-                "Dieser Knoten hat keinen Anmeldedienst ([oidc] in config.toml).",
-            ));
-        };
-        match session::of_request(&parts.headers, &login.sessions) {
+        match session::of_request(&parts.headers, &state.sessions) {
             Some((_, session)) => {
-                let name = session.person.name.clone().unwrap_or_else(|| session.person.id.clone());
-                let subject = Subject::Person(session.person);
+                let name = match &session.subject {
+                    Subject::Person(person) => person.name.clone().unwrap_or_else(|| person.id.clone()),
+                    _ => "Administration (Admin-Token)".to_owned(),
+                };
+                let subject = session.subject;
                 if !subject.is_staff() {
                     return Err(message(
                         state,
@@ -228,6 +222,32 @@ pub(crate) fn not_found(state: &AppState, uri: &Uri) -> Response {
         uri,
         site: &state.catalog.info().title,
     })
+}
+
+/// Signing in with the node's admin token, where no OpenID provider is configured (the
+/// demo, a node set up before its Keycloak): the token is in `admin.token` of the data
+/// directory.
+pub(crate) fn token_sign_in(state: &AppState, uri: &Uri, next: &str, refused: bool) -> Response {
+    let frame = Frame { chosen: Chosen { lang: Lang::De, switched: false }, uri, site: &state.catalog.info().title };
+    let status = if refused { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    frame.page(
+        status,
+        "Anmelden",
+        html! {
+            h1 { "Anmelden" }
+            p {
+                "Dieser Knoten hat keinen Anmeldedienst ([oidc] in config.toml). Die Verwaltung meldet sich mit dem "
+                "Admin-Token des Knotens an: der Inhalt der Datei " code { "admin.token" } " im Datenverzeichnis."
+            }
+            @if refused { p.error role="alert" { "Dieses Token gilt hier nicht." } }
+            form method="post" action="/auth/token" {
+                input type="hidden" name="next" value=(next);
+                label for="token" { "Admin-Token" }
+                input #token type="password" name="token" autocomplete="off" required;
+                button type="submit" { "Anmelden" }
+            }
+        },
+    )
 }
 
 fn message(state: &AppState, uri: &Uri, status: StatusCode, title: &str, text: &str) -> Response {
