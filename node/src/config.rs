@@ -283,11 +283,23 @@ pub(crate) struct Storage {
     pub(crate) min_free_bytes: u64,
     /// A file of this size in the data directory, given up to start on a full disk.
     pub(crate) ballast_bytes: u64,
+    /// Where segments live when not in `DIR/segments`: S3-compatible object storage,
+    /// `s3://bucket/prefix`, with credentials and endpoint from the `AWS_…` variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`,
+    /// `AWS_ALLOW_HTTP`). The write-ahead log stays on local disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) segments: Option<String>,
 }
 
 impl Default for Storage {
     fn default() -> Self {
-        Self { segment_rows: 1_000_000, max_tail_age_secs: 600, min_free_bytes: 64 << 20, ballast_bytes: 32 << 20 }
+        Self {
+            segment_rows: 1_000_000,
+            max_tail_age_secs: 600,
+            min_free_bytes: 64 << 20,
+            ballast_bytes: 32 << 20,
+            segments: None,
+        }
     }
 }
 
@@ -379,6 +391,11 @@ impl Config {
         }
         if let Some(empty) = self.policy.purposes.iter().position(|p| p.trim().is_empty()) {
             anyhow::bail!("[policy] purposes: entry {} is empty", empty + 1);
+        }
+        if let Some(segments) = &self.storage.segments
+            && !segments.starts_with("s3://")
+        {
+            anyhow::bail!("[storage] segments: `{segments}` is not an object storage address such as s3://bucket/prefix");
         }
         for (key, listen) in [("http", &self.http), ("flight", &self.flight), ("peer_flight", &self.peer_flight)] {
             if let Some(url) = &listen.public_url

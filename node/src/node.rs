@@ -98,6 +98,7 @@ impl Storage {
         store_config.segment_rows = config.storage.segment_rows;
         store_config.max_tail_age = Duration::from_secs(config.storage.max_tail_age_secs);
         store_config.min_free_bytes = config.storage.min_free_bytes;
+        store_config.segments_url = config.storage.segments.clone();
         store_config.query_limits = config.limits.query();
         let store = Store::open(db.clone(), store_config, query, registry)?;
         let mut staff_registry = Registry::default();

@@ -50,7 +50,10 @@ impl Compactor {
         if table.is_deleted() || self.stop.is_stopped() {
             return Ok(());
         }
-        self.remove_retired(table);
+        if table.take_orphan_check() {
+            self.remove_orphans(table).await?;
+        }
+        self.remove_retired(table).await;
         if self.space.check().is_err() {
             return Ok(());
         }
@@ -95,7 +98,7 @@ impl Compactor {
         let (rows, bytes, extent) = tokio::task::spawn_blocking(move || {
             let batches: Vec<_> = entries.into_iter().map(|e| e.batch).collect();
             let merged = segment::merge_sorted(&batches, &writer.sort_columns)?;
-            let bytes = segment::write(&writer.dir, &file, &merged, &failpoints)?;
+            let bytes = writer.segments.write(&file, &merged, &failpoints)?;
             Ok::<_, StoreError>((merged.num_rows() as u64, bytes, writer.extent_of(&merged)))
         })
         .await
@@ -115,6 +118,22 @@ impl Compactor {
             .map_err(|e| StoreError::Corrupt { reason: format!("trimming task failed: {e}") })??;
         self.metrics.segments_written.inc();
         tracing::debug!(dataset = %table.id, rows, bytes, "compacted tail into a segment");
+        Ok(())
+    }
+
+    /// Removes segments in object storage that no manifest names (leftovers of a crash).
+    async fn remove_orphans(&self, table: &Arc<Table>) -> Result<(), StoreError> {
+        let table = Arc::clone(table);
+        let removed = tokio::task::spawn_blocking(move || {
+            let manifest = table.manifest();
+            let keep: std::collections::HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+            table.segments.remove_orphans(&keep)
+        })
+        .await
+        .map_err(|e| StoreError::from_join(e, "removing leftover segments"))??;
+        if removed > 0 {
+            tracing::info!(removed, "removed leftover segments from object storage");
+        }
         Ok(())
     }
 

@@ -22,6 +22,7 @@ mod extent;
 mod failpoint;
 mod latest;
 mod limits;
+mod location;
 mod manifest;
 mod merging;
 mod metrics;

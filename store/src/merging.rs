@@ -7,13 +7,8 @@
 //! files are. Readers that took a snapshot before the swap still read the run's files:
 //! they are removed only once they have been out of the manifest longer than any read runs.
 
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::StoreError;
 use crate::compaction::Compactor;
@@ -44,10 +39,10 @@ impl Compactor {
         let (rows, bytes) = tokio::task::spawn_blocking(move || {
             let mut batches = Vec::new();
             for segment in &files {
-                batches.extend(read(reader.dir.join(&segment.file))?);
+                batches.extend(reader.segments.read(&segment.file)?);
             }
             let merged = segment::merge_sorted(&batches, &reader.sort_columns)?;
-            let bytes = segment::write(&reader.dir, &file, &merged, &failpoints)?;
+            let bytes = reader.segments.write(&file, &merged, &failpoints)?;
             Ok::<_, StoreError>((merged.num_rows() as u64, bytes))
         })
         .await
@@ -55,14 +50,14 @@ impl Compactor {
         if rows != merged.iter().map(|s| s.rows).sum::<u64>() {
             return Err(StoreError::Corrupt { reason: format!("merging into {name} changed the number of rows") });
         }
-        self.failpoints.hit("merge-written").map_err(StoreError::io(table.dir.join(&name)))?;
+        self.failpoints.hit("merge-written").map_err(StoreError::io(table.segments.url(&name)))?;
         let extent = merged.iter().map(|s| s.extent).fold(None, TimeExtent::union);
         let mut manifest = manifest;
         manifest.segments.splice(run, [Segment { file: name, rows, bytes, extent }]);
         self.manifests.store(&table.id, &manifest)?;
         self.stop.flush(&self.db).await?;
-        self.failpoints.hit("merge-swapped").map_err(StoreError::io(&table.dir))?;
-        table.merged(manifest, merged.iter().map(|s| table.dir.join(&s.file)).collect());
+        self.failpoints.hit("merge-swapped").map_err(StoreError::io(table.segments.to_string()))?;
+        table.merged(manifest, merged.iter().map(|s| s.file.clone()).collect());
         self.metrics.segments_written.inc();
         tracing::debug!(dataset = %table.id, segments = merged.len(), rows, "merged small segments");
         Ok(true)
@@ -97,20 +92,23 @@ impl Compactor {
     }
 
     /// Removes the files of merged segments that no reader can still be using.
-    pub(crate) fn remove_retired(&self, table: &Table) {
+    pub(crate) async fn remove_retired(&self, table: &Arc<Table>) {
         let Some(cutoff) = Instant::now().checked_sub(self.thresholds.retired_grace) else { return };
-        for path in table.retired_before(cutoff) {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(file = %path.display(), error = %e, "a merged segment's file stays"),
+        let files = table.retired_before(cutoff);
+        if files.is_empty() {
+            return;
+        }
+        let table = Arc::clone(table);
+        let removed = tokio::task::spawn_blocking(move || {
+            for file in files {
+                if let Err(error) = table.segments.remove(&file) {
+                    tracing::warn!(%file, %error, "a merged segment's file stays until the next start");
+                }
             }
+        })
+        .await;
+        if let Err(error) = removed {
+            tracing::warn!(%error, "removing merged segments' files failed");
         }
     }
-}
-
-fn read(path: PathBuf) -> Result<Vec<RecordBatch>, StoreError> {
-    let file = File::open(&path).map_err(StoreError::io(&path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }

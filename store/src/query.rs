@@ -74,7 +74,7 @@ fn rows(ctx: &SessionContext, table: &Table, snapshot: Snapshot) -> Result<DataF
     let urls = snapshot
         .segments
         .iter()
-        .map(|path| ListingTableUrl::parse(path.to_string_lossy()))
+        .map(ListingTableUrl::parse)
         .collect::<Result<Vec<_>, _>>()?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config =

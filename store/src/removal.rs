@@ -5,13 +5,11 @@
 //! segment folder, the tombstone) is only cleared, now or at the next start. Segment files
 //! are never removed while a manifest that names them can still be read.
 
-use std::path::Path;
-
 use crate::StoreError;
 use crate::commit::WriteStop;
 use crate::failpoint::Failpoints;
+use crate::location::Segments;
 use crate::manifest::{Manifest, Manifests};
-use crate::segment::sync_dir;
 use crate::wal::Wal;
 
 pub(crate) struct Removal<'a> {
@@ -22,44 +20,36 @@ pub(crate) struct Removal<'a> {
 }
 
 impl Removal<'_> {
-    /// Removes the log, manifest and segment folder `dir` of table `id`. Blocks.
-    pub(crate) fn remove(&self, id: &str, dir: &Path) -> Result<(), StoreError> {
+    /// Removes the log, manifest and `segments` of table `id`. Blocks.
+    pub(crate) fn remove(&self, id: &str, segments: &Segments) -> Result<(), StoreError> {
         let log = Wal::tree_name(id);
         let has_log = self.db.tree_names().iter().any(|name| name.as_ref() == log.as_bytes());
-        if !has_log && !dir.exists() && !self.manifests.contains(id)? {
+        if !has_log && !self.manifests.contains(id)? && !segments.exists()? {
             return Ok(());
         }
-        self.failpoints.hit("before-manifest-delete").map_err(StoreError::io(dir))?;
+        self.failpoints.hit("before-manifest-delete").map_err(StoreError::io(segments.to_string()))?;
         self.manifests.store(id, &Manifest::tombstone())?;
         self.stop.flush_now(self.db)?;
-        self.failpoints.hit("after-manifest-delete").map_err(StoreError::io(dir))?;
-        self.clear(id, dir)
+        self.failpoints.hit("after-manifest-delete").map_err(StoreError::io(segments.to_string()))?;
+        self.clear(id, segments)
     }
 
     /// Finishes a removal a crash cut short, if `id` has a tombstone. Blocks.
-    pub(crate) fn finish(&self, id: &str, dir: &Path) -> Result<bool, StoreError> {
+    pub(crate) fn finish(&self, id: &str, segments: &Segments) -> Result<bool, StoreError> {
         if !self.manifests.load(id)?.deleted {
             return Ok(false);
         }
         tracing::info!(dataset = %id, "finishing the removal of a table's storage cut short by a crash");
-        self.clear(id, dir)?;
+        self.clear(id, segments)?;
         Ok(true)
     }
 
     /// Everything after the commit point: log, files (made durable in their parent), and
     /// last the tombstone.
-    fn clear(&self, id: &str, dir: &Path) -> Result<(), StoreError> {
+    fn clear(&self, id: &str, segments: &Segments) -> Result<(), StoreError> {
         self.db.drop_tree(Wal::tree_name(id))?;
-        match std::fs::remove_dir_all(dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(StoreError::Io { path: dir.to_owned(), source: e });
-            }
-            _ => {}
-        }
-        if let Some(parent) = dir.parent().filter(|parent| parent.exists()) {
-            sync_dir(parent)?;
-        }
-        self.failpoints.hit("after-segments-delete").map_err(StoreError::io(dir))?;
+        segments.remove_all()?;
+        self.failpoints.hit("after-segments-delete").map_err(StoreError::io(segments.to_string()))?;
         self.manifests.remove(id)?;
         self.stop.flush_now(self.db)
     }

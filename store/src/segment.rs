@@ -1,6 +1,5 @@
 //! Immutable Parquet segments: written once, fsynced, renamed into place.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 
@@ -37,11 +36,7 @@ pub(crate) fn write(dir: &Path, name: &str, batch: &RecordBatch, failpoints: &Fa
     }
     let temporary = dir.join(format!(".{name}.tmp"));
     let file = File::create(&temporary).map_err(StoreError::io(&temporary))?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::LZ4_RAW)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties()))?;
     writer.write(batch)?;
     let file = writer.into_inner()?;
     file.sync_all().map_err(StoreError::io(&temporary))?;
@@ -50,6 +45,21 @@ pub(crate) fn write(dir: &Path, name: &str, batch: &RecordBatch, failpoints: &Fa
     std::fs::rename(&temporary, &target).map_err(StoreError::io(&target))?;
     sync_dir(dir)?;
     Ok(bytes)
+}
+
+/// `batch` as a segment's bytes, for object storage.
+pub(crate) fn encode(batch: &RecordBatch) -> Result<bytes::Bytes, StoreError> {
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties()))?;
+    writer.write(batch)?;
+    Ok(bytes::Bytes::from(writer.into_inner()?))
+}
+
+/// LZ4 and row groups small enough to prune on time.
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::LZ4_RAW)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
 }
 
 /// Creates `dir` and whichever of its parents are missing (the first segment also makes
@@ -71,27 +81,6 @@ fn create_dirs(dir: &Path, sync: &mut dyn FnMut(&Path) -> Result<(), StoreError>
         }
     }
     Ok(!missing.is_empty())
-}
-
-/// Deletes files in `dir` that no manifest names: leftovers of a compaction cut short.
-pub(crate) fn remove_orphans(dir: &Path, keep: &HashSet<&str>) -> Result<usize, StoreError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => {
-            return Err(StoreError::Io { path: dir.to_owned(), source: e });
-        }
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let path = entry.map_err(StoreError::io(dir))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if !keep.contains(name) {
-            std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {

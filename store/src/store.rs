@@ -18,6 +18,7 @@ use crate::manifest::Manifests;
 use crate::metrics::StoreMetrics;
 use crate::query::{self, Stored, TimeRange};
 use crate::removal::Removal;
+use crate::location::SegmentRoot;
 use crate::space::DiskSpace;
 pub use crate::table::TableStats;
 use crate::table::{Table, TableSpec};
@@ -40,6 +41,9 @@ pub struct StoreConfig {
     pub retired_grace: Duration,
     /// Writes are refused while the store's disk has less free space than this (0: never).
     pub min_free_bytes: u64,
+    /// Segments in S3-compatible object storage (`s3://bucket/prefix`) instead of
+    /// `segments_dir`; credentials and endpoint from the `AWS_…` variables.
+    pub segments_url: Option<String>,
     /// Rows per batch the query engine produces.
     pub batch_rows: usize,
     /// Threads of the query runtime, used to split scans.
@@ -64,6 +68,7 @@ impl StoreConfig {
             max_tail_age: Duration::from_secs(600),
             retired_grace: crate::merging::RETIRED_GRACE,
             min_free_bytes: 0,
+            segments_url: None,
             batch_rows: 128 * 1024,
             query_partitions: 2,
             query_limits: QueryLimits::default(),
@@ -121,6 +126,8 @@ struct Inner {
     queries: Arc<tokio::sync::Semaphore>,
     /// The free-space floor writes must stay above.
     space: Arc<DiskSpace>,
+    /// Where tables' segments live.
+    root: SegmentRoot,
 }
 
 /// Change notices buffered per listener before it lags.
@@ -162,6 +169,7 @@ impl Store {
             .with_information_schema(false);
         let (changes, _) = broadcast::channel(CHANGES);
         let space = Arc::new(DiskSpace::new(&config.segments_dir, config.min_free_bytes));
+        let root = SegmentRoot::new(config.segments_dir.clone(), config.segments_url.as_deref())?;
         let queries = Arc::new(tokio::sync::Semaphore::new(config.query_limits.concurrency.max(1)));
         let inner = Arc::new(Inner {
             commit: GroupCommit::start(Committer {
@@ -192,7 +200,14 @@ impl Store {
             maintenance,
             stopped: watch::Sender::new(false),
             queries,
-            ctx: SessionContext::new_with_config(session),
+            ctx: {
+                let ctx = SessionContext::new_with_config(session);
+                if let Some((url, store)) = root.object_store() {
+                    ctx.register_object_store(url, store);
+                }
+                ctx
+            },
+            root,
             query_runtime,
             metrics,
         });
@@ -221,14 +236,22 @@ impl Store {
                 stored.insert(id.to_owned());
             }
         }
-        if let Ok(entries) = std::fs::read_dir(&self.inner.config.segments_dir) {
-            stored.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
-        }
+        stored.extend(self.inner.root.local_tables());
         for id in stored.iter().filter(|id| !known.contains(id.as_str())) {
             tracing::info!(dataset = %id, "removing storage of a dataset deleted before a crash");
             self.remove_storage(id).await?;
         }
         Ok(())
+    }
+
+    /// Finishes a removal a crash cut short, if `id` has a tombstone (in object storage
+    /// from a thread the runtime lets block).
+    fn finish_removal(&self, id: &str, segments: &crate::location::Segments) -> Result<bool, StoreError> {
+        if segments.is_local() {
+            self.inner.removal().finish(id, segments)
+        } else {
+            tokio::task::block_in_place(|| self.inner.removal().finish(id, segments))
+        }
     }
 
     /// Makes a catalogued dataset's table available, replaying its write-ahead log.
@@ -240,10 +263,11 @@ impl Store {
             time_column: dataset.spec.time_column.as_deref(),
             series_key: dataset.spec.series_key.as_deref(),
         };
-        let dir = self.inner.config.segments_dir.join(dataset.id());
+        let segments = self.inner.root.table(dataset.id(), &self.inner.query_runtime);
         // A delete cut short by a crash has passed its commit point: finish it.
-        self.inner.removal().finish(dataset.id(), &dir)?;
-        let table = Table::open(&self.inner.db, &self.inner.manifests, spec, dir, self.inner.compactor.thresholds)?;
+        self.finish_removal(dataset.id(), &segments)?;
+        let table =
+            Table::open(&self.inner.db, &self.inner.manifests, spec, segments, self.inner.compactor.thresholds)?;
         self.write_tables().insert(dataset.id().to_owned(), Arc::new(table));
         Ok(())
     }
@@ -262,7 +286,10 @@ impl Store {
     async fn remove_storage(&self, id: &str) -> Result<(), StoreError> {
         let inner = Arc::clone(&self.inner);
         let id = id.to_owned();
-        tokio::task::spawn_blocking(move || inner.removal().remove(&id, &inner.config.segments_dir.join(&id)))
+        tokio::task::spawn_blocking(move || {
+            let segments = inner.root.table(&id, &inner.query_runtime);
+            inner.removal().remove(&id, &segments)
+        })
             .await
             .map_err(|e| StoreError::from_join(e, "removing a table"))?
     }

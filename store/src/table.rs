@@ -1,5 +1,4 @@
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -12,7 +11,7 @@ use crate::compaction::Thresholds;
 use crate::extent::TimeExtent;
 use crate::latest::LatestRows;
 use crate::manifest::{Manifest, Manifests, Segment};
-use crate::segment;
+use crate::location::Segments;
 use crate::wal::Wal;
 
 /// One dataset's rows: immutable segments plus the durable tail of the write-ahead log.
@@ -24,7 +23,11 @@ pub(crate) struct Table {
     pub(crate) series_key: Option<String>,
     /// Columns segments are sorted by: time, then series key.
     pub(crate) sort_columns: Vec<usize>,
-    pub(crate) dir: PathBuf,
+    /// Where its segments live.
+    pub(crate) segments: Segments,
+    /// Whether leftover segments in object storage are still to be removed: listing them
+    /// needs the network, so it is done by the first maintenance, not at open.
+    orphans_unchecked: AtomicBool,
     pub(crate) wal: Wal,
     /// Guards the next sequence number; held while an append is staged and queued.
     pub(crate) append_lock: tokio::sync::Mutex<u64>,
@@ -48,7 +51,7 @@ struct TableState {
     /// every publish from then on.
     latest: Option<LatestRows>,
     /// Files of merged segments, and since when no manifest names them.
-    retired: Vec<(PathBuf, Instant)>,
+    retired: Vec<(String, Instant)>,
     /// Publishes so far: a latest-rows index built from a snapshot is taken only if none
     /// happened while it was built.
     publishes: u64,
@@ -63,7 +66,8 @@ pub(crate) struct TailEntry {
 
 /// What a reader sees: a consistent cut of segments and tail.
 pub(crate) struct Snapshot {
-    pub(crate) segments: Vec<PathBuf>,
+    /// Where the query engine reads each segment (a path or an `s3://` URL).
+    pub(crate) segments: Vec<String>,
     pub(crate) tail: Vec<RecordBatch>,
 }
 
@@ -101,14 +105,17 @@ impl Table {
         db: &sled::Db,
         manifests: &Manifests,
         spec: TableSpec<'_>,
-        dir: PathBuf,
+        segments: Segments,
         thresholds: Thresholds,
     ) -> Result<Self, StoreError> {
         let manifest = manifests.load(spec.id)?;
         let wal = Wal::open(db, spec.id)?;
         let replayed = wal.replay(&spec.schema, manifest.compacted_seq)?;
-        let keep: HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
-        segment::remove_orphans(&dir, &keep)?;
+        if segments.is_local() {
+            let keep: HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+            segments.remove_orphans(&keep)?;
+        }
+        let orphans_unchecked = AtomicBool::new(!segments.is_local());
         let next_seq = replayed.last().map_or(manifest.compacted_seq, |(seq, _)| *seq) + 1;
         let tail: Vec<TailEntry> =
             replayed.into_iter().map(|(last_seq, batch)| TailEntry { last_seq, batch }).collect();
@@ -132,7 +139,8 @@ impl Table {
             series_key: spec.series_key.map(str::to_owned),
             schema: spec.schema,
             sort_columns,
-            dir,
+            segments,
+            orphans_unchecked,
             wal,
             append_lock: tokio::sync::Mutex::new(next_seq),
             maintenance_lock: tokio::sync::Mutex::new(()),
@@ -190,6 +198,11 @@ impl Table {
         (state.tail_rows, state.tail_bytes) = (0, 0);
     }
 
+    /// Whether the leftovers in object storage are still to be removed; true once.
+    pub(crate) fn take_orphan_check(&self) -> bool {
+        self.orphans_unchecked.swap(false, Ordering::AcqRel)
+    }
+
     pub(crate) fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
     }
@@ -197,7 +210,7 @@ impl Table {
     pub(crate) fn snapshot(&self) -> Snapshot {
         let state = self.state();
         Snapshot {
-            segments: state.manifest.segments.iter().map(|s| self.dir.join(&s.file)).collect(),
+            segments: state.manifest.segments.iter().map(|s| self.segments.url(&s.file)).collect(),
             tail: state.tail.iter().map(|e| e.batch.clone()).collect(),
         }
     }
@@ -246,7 +259,7 @@ impl Table {
 
     /// Takes `manifest`, in which one merged segment replaced the segments whose files
     /// are `files`; those files are retired.
-    pub(crate) fn merged(&self, manifest: Manifest, files: Vec<PathBuf>) {
+    pub(crate) fn merged(&self, manifest: Manifest, files: Vec<String>) {
         let mut state = self.state();
         state.manifest = manifest;
         let now = Instant::now();
@@ -254,7 +267,7 @@ impl Table {
     }
 
     /// The retired files retired at `cutoff` or before, no longer kept.
-    pub(crate) fn retired_before(&self, cutoff: Instant) -> Vec<PathBuf> {
+    pub(crate) fn retired_before(&self, cutoff: Instant) -> Vec<String> {
         let mut state = self.state();
         let (old, young): (Vec<_>, Vec<_>) = std::mem::take(&mut state.retired).into_iter().partition(|(_, at)| *at <= cutoff);
         state.retired = young;
