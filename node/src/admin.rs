@@ -77,7 +77,11 @@ async fn running(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Option<Ad
             None => return Ok(None),
         },
     };
-    if TcpStream::connect(&address).await.is_err() {
+    if connect(&address).await.is_err() {
+        // A node named by --url must answer: its database belongs to that process.
+        if url.is_some() {
+            bail!("no node answers at {address}");
+        }
         return Ok(None);
     }
     let token = std::fs::read_to_string(data_dir.join(TOKEN_FILE)).context("reading the admin token")?;
@@ -99,6 +103,16 @@ fn host_of(url: &str) -> anyhow::Result<&str> {
         .ok_or_else(|| anyhow!("--url must be the node's plain HTTP address, e.g. http://127.0.0.1:8470; got `{url}`"))
 }
 
+/// How long the CLI waits for a node: a health check must end before its orchestrator's.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn connect(address: &str) -> anyhow::Result<TcpStream> {
+    Ok(tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+        .await
+        .map_err(|_| anyhow!("{address} did not accept a connection within {} s", CONNECT_TIMEOUT.as_secs()))??)
+}
+
 /// One HTTP/1.1 request: the status and the body.
 async fn request(
     address: &str,
@@ -107,7 +121,7 @@ async fn request(
     body: Option<&[u8]>,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(address).await?;
+    let mut stream = connect(address).await?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -118,7 +132,9 @@ async fn request(
         stream.write_all(body).await?;
     }
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
+    tokio::time::timeout(ANSWER_TIMEOUT, stream.read_to_end(&mut answer))
+        .await
+        .map_err(|_| anyhow!("{address} did not answer within {} s", ANSWER_TIMEOUT.as_secs()))??;
     let text = String::from_utf8_lossy(&answer);
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("the node's answer is not HTTP"))?;
     let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);

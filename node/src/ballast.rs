@@ -14,6 +14,8 @@ pub(crate) const BALLAST_FILE: &str = "ballast";
 /// Gives the ballast up on a nearly full disk, or lays it down where there is room.
 pub(crate) fn settle(data_dir: &Path, min_free_bytes: u64, ballast_bytes: u64) -> anyhow::Result<()> {
     let path = data_dir.join(BALLAST_FILE);
+    // A ballast cut short (a crash, a full disk) is never kept.
+    let _ = std::fs::remove_file(path.with_extension("tmp"));
     let free = fs4::available_space(data_dir).with_context(|| format!("measuring the free space of {}", data_dir.display()))?;
     if free < min_free_bytes {
         if path.exists() {
@@ -33,7 +35,11 @@ pub(crate) fn settle(data_dir: &Path, min_free_bytes: u64, ballast_bytes: u64) -
     }
     // Taken back only with room to spare: the floor stays free after it.
     if held < ballast_bytes && free.saturating_sub(ballast_bytes - held) >= min_free_bytes {
-        lay(&path, ballast_bytes).with_context(|| format!("writing {}", path.display()))?;
+        if let Err(error) = lay(&path, ballast_bytes) {
+            // The node starts without it; the next start tries again.
+            let _ = std::fs::remove_file(path.with_extension("tmp"));
+            tracing::warn!(%error, "could not lay the ballast");
+        }
     }
     Ok(())
 }

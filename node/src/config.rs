@@ -329,7 +329,7 @@ impl Config {
     /// see [`crate::environment`]), then the command line's `overrides` over both.
     pub fn load(data_dir: &Path, file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
         let path = file.map_or_else(|| Self::path(data_dir), Path::to_path_buf);
-        let mut config = Self::read(&path, std::env::vars())?;
+        let mut config = Self::read(&path, crate::environment::settings())?;
         if let Some(http) = overrides.http {
             config.http.listen = http;
         }

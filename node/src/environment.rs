@@ -18,6 +18,15 @@ pub const PREFIX: &str = "URBANMESH_";
 const SEPARATOR: &str = "__";
 const FROM_FILE: &str = "_FILE";
 
+/// The process's `URBANMESH_…` variables; others (and any that are not UTF-8) are not
+/// the node's business.
+pub fn settings() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .filter(|(name, _)| name.starts_with(PREFIX))
+        .collect()
+}
+
 /// Sets every `URBANMESH_<SECTION>__<KEY>` of `vars` in `table`, typed like the value
 /// `defaults` has at the same place. Names without `__` are not settings
 /// (`URBANMESH_DATA_DIR`, `URBANMESH_LOG_FORMAT`).
@@ -30,21 +39,29 @@ pub(crate) fn apply(
     let mut vars: Vec<(String, String)> =
         vars.into_iter().filter(|(name, _)| name.starts_with(PREFIX) && name.contains(SEPARATOR)).collect();
     vars.sort();
+    for (name, _) in &vars {
+        if let Some(setting) = name.strip_suffix(FROM_FILE)
+            && vars.iter().any(|(other, _)| other == setting)
+        {
+            bail!("{setting} and {name} are both set; give the value one way");
+        }
+    }
     for (name, raw) in vars {
-        let (path, raw) = match name.strip_suffix(FROM_FILE) {
+        let (path, raw, secret) = match name.strip_suffix(FROM_FILE) {
             Some(setting) => {
                 let text = std::fs::read_to_string(Path::new(&raw))
                     .with_context(|| format!("{name}: reading the value from {raw}"))?;
-                (setting.to_owned(), text.trim_end_matches(['\n', '\r']).to_owned())
+                (setting.to_owned(), text.trim_end_matches(['\n', '\r']).to_owned(), true)
             }
-            None => (name.clone(), raw),
+            None => (name.clone(), raw, false),
         };
         let keys: Vec<String> =
             path[PREFIX.len()..].split(SEPARATOR).map(str::to_ascii_lowercase).collect();
         if keys.iter().any(String::is_empty) {
             bail!("{name}: expected URBANMESH_<SECTION>__<KEY>, e.g. URBANMESH_HTTP__LISTEN");
         }
-        let value = typed(&raw, lookup(defaults, &keys)).with_context(|| format!("{name}"))?;
+        // A value read from a file is a secret: text as it is, never parsed or echoed.
+        let value = if secret { Value::String(raw) } else { typed(&raw, lookup(defaults, &keys)).with_context(|| format!("{name}"))? };
         set(table, &keys, value).with_context(|| format!("{name}"))?;
         applied.push(name);
     }
@@ -76,6 +93,8 @@ fn typed(raw: &str, like: Option<&Value>) -> anyhow::Result<Value> {
             _ => bail!("`{raw}` is neither true nor false"),
         }),
         Some(Value::Array(_) | Value::Table(_)) => parsed()?,
+        // Text stays text, even where it starts like a list (`[::]:8470`).
+        Some(Value::String(_)) => Value::String(raw.to_owned()),
         _ if trimmed.starts_with('[') || trimmed.starts_with('{') => parsed()?,
         _ => Value::String(raw.to_owned()),
     })
@@ -117,7 +136,7 @@ mod tests {
             &mut table,
             &defaults(),
             vars(&[
-                ("URBANMESH_HTTP__LISTEN", "0.0.0.0:8470"),
+                ("URBANMESH_HTTP__LISTEN", "[::]:8470"),
                 ("URBANMESH_LIMITS__QUERY_TIMEOUT_SECS", "5"),
                 ("URBANMESH_P2P__MDNS", "true"),
                 ("URBANMESH_P2P__LISTEN", "[\"/ip4/0.0.0.0/tcp/4001\"]"),
@@ -128,7 +147,8 @@ mod tests {
         )
         .expect("apply");
         assert_eq!(applied.len(), 5);
-        assert_eq!(table["http"]["listen"].as_str(), Some("0.0.0.0:8470"));
+        // Text stays text, even where it starts like a list (an IPv6 address).
+        assert_eq!(table["http"]["listen"].as_str(), Some("[::]:8470"));
         assert_eq!(table["limits"]["query_timeout_secs"].as_integer(), Some(5));
         assert_eq!(table["p2p"]["mdns"].as_bool(), Some(true));
         assert_eq!(table["p2p"]["listen"].as_array().map(Vec::len), Some(1));
@@ -145,6 +165,18 @@ mod tests {
         let path = secret.to_string_lossy().into_owned();
         apply(&mut table, &defaults(), vars(&[("URBANMESH_OIDC__CLIENT_SECRET_FILE", &path)])).expect("apply");
         assert_eq!(table["oidc"]["client_secret"].as_str(), Some("s3cr3t"));
+    }
+
+    #[test]
+    fn a_value_given_twice_is_refused() {
+        let mut table = defaults();
+        let error = apply(
+            &mut table,
+            &defaults(),
+            vars(&[("URBANMESH_OIDC__CLIENT_SECRET", "a"), ("URBANMESH_OIDC__CLIENT_SECRET_FILE", "/run/secrets/x")]),
+        )
+        .expect_err("twice");
+        assert!(error.to_string().contains("both set"), "{error}");
     }
 
     #[test]

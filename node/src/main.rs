@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
             runtime::block_on(|query| async move { urbanmesh::run(&args.data_dir, config, query).await })
         }
         cli::Command::Check(args) => {
-            let config = Config::read(&args.config, std::env::vars())?;
+            let config = Config::read(&args.config, urbanmesh::environment::settings())?;
             println!("{}: ok (node `{}`)", args.config.display(), config.name());
             Ok(())
         }

@@ -100,6 +100,8 @@ impl Storage {
         store_config.min_free_bytes = config.storage.min_free_bytes;
         store_config.segments_url = config.storage.segments.clone();
         store_config.query_limits = config.limits.query();
+        // A merged segment's files stay while any read that began before could still run.
+        store_config.retired_grace = store_config.retired_grace.max(store_config.query_limits.time * 2);
         let store = Store::open(db.clone(), store_config, query, registry)?;
         let mut staff_registry = Registry::default();
         store.register_dataset_metrics(&mut staff_registry);
@@ -226,7 +228,10 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
     let state = AppState {
         pages: Arc::default(),
         login,
-        sessions: Arc::new(urbanmesh_web::session::Sessions::new(db.open_tree("sessions")?)),
+        sessions: Arc::new(urbanmesh_web::session::Sessions::new(
+            db.open_tree("sessions")?,
+            config.oidc.is_none().then_some(admin_token.as_str()),
+        )),
         catalog: catalog.clone(),
         federation: federation.clone(),
         remote: Some(remote),

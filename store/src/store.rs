@@ -168,7 +168,9 @@ impl Store {
             .with_round_robin_repartition(false)
             .with_information_schema(false);
         let (changes, _) = broadcast::channel(CHANGES);
-        let space = Arc::new(DiskSpace::new(&config.segments_dir, config.min_free_bytes));
+        // The log lives beside the segments' folder, in the data directory.
+        let data_dir = config.segments_dir.parent().unwrap_or(&config.segments_dir).to_owned();
+        let space = Arc::new(DiskSpace::new(&data_dir, config.min_free_bytes));
         let root = SegmentRoot::new(config.segments_dir.clone(), config.segments_url.as_deref())?;
         let queries = Arc::new(tokio::sync::Semaphore::new(config.query_limits.concurrency.max(1)));
         let inner = Arc::new(Inner {

@@ -495,6 +495,15 @@ def test_the_catalogue_and_dataset_pages_answer_304_while_nothing_changed(node):
     tag = node.get("/catalog.ttl").headers["ETag"]
     assert node.get("/catalog.jsonld", headers={"If-None-Match": tag}).status == 200, "another syntax, another tag"
     assert node.get("/catalog.ttl", headers={"If-None-Match": tag}, auth=True).status == 200, "staff see more"
+    # The tags tell nothing of the catalogue's state, and shared caches keep no answer.
+    assert len(tag) == len('W/"0123456789abcdef"'), tag
+    assert "private" in node.get("/catalog.ttl").headers["Cache-Control"]
+    # A view is part of the catalogue too.
+    view = {"id": "etag-view", "title": "Sicht", "description": "Eine Sicht", "select": {"keywords": ["x"]},
+            "schema": {"fields": [{"name": "time", "type": "timestamp[ms, UTC]"}]}, "time_column": "time"}
+    assert node.post_json("/api/v1/views", view).status == 201
+    assert node.get("/catalog.ttl", headers={"If-None-Match": tag}).status == 200, "a new view, a new catalogue"
+    tag = node.get("/catalog.ttl").headers["ETag"]
     page_tag = node.get("/datasets/pegel-etag", headers=browser).headers["ETag"]
     ingest(node, "pegel-etag", ["2026-03-01T00:00:00Z"])
     wait_derived(node, "pegel-etag", 1, "2026-03-01T00:00:00Z")

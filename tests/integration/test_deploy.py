@@ -247,9 +247,12 @@ def test_the_compose_towns_run_as_processes_federate_and_sign_staff_in(tmp_path,
     finally:
         for town in towns.values():
             town.stop()
-    # A stopped node is not healthy.
+    # A stopped node is not healthy, and a join through it fails rather than being kept
+    # in a database another process may hold.
     result = towns["herford"].cli("health", "--url", towns["herford"].http)
     assert result.returncode == 1, result.stdout
+    result = towns["herford"].cli("join", "--url", towns["herford"].http, "um1.nothing")
+    assert result.returncode == 1 and "no node answers" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("broken", ["meta", "admin.token"])

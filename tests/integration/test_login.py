@@ -566,6 +566,16 @@ def test_a_node_without_oidc_signs_its_administration_in_with_the_admin_token(no
     created = with_cookie(node, "POST", "/api/v1/datasets", cookie,
                           {"Content-Type": "application/json", "x-csrf-token": me_now["csrf"]}, spec)
     assert created.status == 201, created
+    # A session of the admin token lasts as long as the token: a new token ends it.
+    node.terminate()
+    (node.data_dir / "admin.token").write_text("cd" * 32)
+    node.start()
+    assert with_cookie(node, "GET", "/api/v1/me", cookie).json()["kind"] == "anonymous"
+    signed = sign_in("cd" * 32)
+    session, _ = cookie_attributes(set_cookies(signed)[SESSION_COOKIE])
+    cookie = f"{SESSION_COOKIE}={session}"
+    me_now = with_cookie(node, "GET", "/api/v1/me", cookie).json()
+    assert me_now["kind"] == "admin", me_now
     # Signing out ends the session.
     out = unfollowed("POST", node.url("/auth/logout"), urllib.parse.urlencode({"csrf": me_now["csrf"]}).encode(),
                      {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})

@@ -86,11 +86,11 @@ async fn catalog(
         }
     };
     let page = format!("{:?}", paging.as_ref().map(|p| (p.page, p.per_page)));
-    let tag = etag::tag(state.catalog.generation().unwrap_or_default(), &[
+    let tag = etag::tag(etag::catalogue_state(&state.catalog), &[
         "catalog",
         syntax.extension(),
         &page,
-        &subject.label(),
+        &etag::caller(&subject),
     ]);
     if let Some(unchanged) = etag::unchanged(headers, &tag) {
         return unchanged;
@@ -116,7 +116,7 @@ pub(crate) async fn dataset(
     chosen: Chosen,
     uri: Uri,
 ) -> Result<Response, Problem> {
-    let generation = state.catalog.generation().unwrap_or_default();
+    let generation = etag::catalogue_state(&state.catalog);
     if !file.contains('.') && portal::wants_html(&headers) {
         // The page an anonymous visitor got at this generation, in this language, is the
         // page again (as the page cache has it). Signed-in pages carry the session's form
@@ -138,7 +138,7 @@ pub(crate) async fn dataset(
     if !state.gate.visible(&subject, &record) {
         return Err(Problem::dataset_not_found(&id));
     }
-    let tag = etag::tag(generation, &["dataset", &id, syntax.extension(), &subject.label()]);
+    let tag = etag::tag(generation, &["dataset", &id, syntax.extension(), &etag::caller(&subject)]);
     if let Some(unchanged) = etag::unchanged(&headers, &tag) {
         return Ok(unchanged);
     }

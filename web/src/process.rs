@@ -66,6 +66,13 @@ fn read() -> Figures {
     let stat = std::fs::read_to_string("/proc/self/stat").ok();
     let boot = std::fs::read_to_string("/proc/stat").ok();
     let mut figures = stat.as_deref().map(|stat| parse_stat(stat, boot.as_deref())).unwrap_or_default();
+    // The page size differs between kernels (16 and 64 KiB on some aarch64): take the
+    // resident size as the kernel states it.
+    if let Some(kib) = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+    }) {
+        figures.resident_bytes = Some(kib * 1024);
+    }
     figures.open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as i64);
     figures
 }

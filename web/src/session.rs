@@ -24,12 +24,19 @@ pub(crate) struct Session {
     pub(crate) csrf: String,
     /// Sent to the provider at logout (`id_token_hint`).
     pub(crate) id_token: Option<String>,
+    /// For the admin token's holder: the fingerprint of the token signed in with, so that
+    /// the session ends when the token is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admin_token: Option<String>,
 }
 
 /// The workspace's sessions, kept in the node's database so that a restart (an update, a
 /// rescheduled container) signs nobody out.
 pub struct Sessions {
     by_id: Expiring<Session>,
+    /// The fingerprint of the admin token sessions of its holder must carry; `None` where
+    /// the holder may not sign in (an OpenID provider is configured).
+    admin_token: Option<String>,
 }
 
 /// Why a session could not start.
@@ -42,20 +49,26 @@ pub(crate) enum SessionError {
 }
 
 impl Sessions {
-    /// The sessions in `tree` of the node's database.
-    pub fn new(tree: sled::Tree) -> Self {
-        Self { by_id: Expiring::new(tree, LIFETIME, MAX_SESSIONS) }
+    /// The sessions in `tree` of the node's database. With `admin_token` (a node without
+    /// an OpenID provider), its holder may sign in; a session of an earlier token, or one
+    /// from before a provider was configured, is nobody's.
+    pub fn new(tree: sled::Tree, admin_token: Option<&str>) -> Self {
+        Self { by_id: Expiring::new(tree, LIFETIME, MAX_SESSIONS), admin_token: admin_token.map(fingerprint) }
     }
 
     /// Starts a session; returns its id (the cookie value).
     pub(crate) fn start(&self, subject: Subject, id_token: Option<String>) -> Result<String, SessionError> {
         let id = random_token()?;
-        self.by_id.insert(&id, Session { subject, csrf: random_token()?, id_token })?;
+        let admin_token = matches!(subject, Subject::Admin).then(|| self.admin_token.clone()).flatten();
+        self.by_id.insert(&id, Session { subject, csrf: random_token()?, id_token, admin_token })?;
         Ok(id)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Session> {
-        self.by_id.get(id)
+        self.by_id.get(id).filter(|session| match session.subject {
+            Subject::Admin => session.admin_token.is_some() && session.admin_token == self.admin_token,
+            _ => true,
+        })
     }
 
     pub(crate) fn end(&self, id: &str) -> Option<Session> {
@@ -107,6 +120,12 @@ pub(crate) fn set_cookie(name: &str, value: &str, max_age: Option<Duration>, sec
 
 pub(crate) fn lifetime() -> Duration {
     LIFETIME
+}
+
+/// A token's SHA-256, hex: what a session keeps of the admin token.
+fn fingerprint(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
 /// 32 random bytes, hex.
