@@ -36,7 +36,12 @@ impl ReadGate {
     /// The latest row of each series of `dataset`, as `subject`'s grant releases it, with
     /// one access-log entry. Refused like any read; invalid where the dataset has no time
     /// column or series key, or the grant releases neither as stored.
-    pub async fn latest(&self, subject: &Subject, dataset: &str, interface: Interface) -> Result<Latest, DataspaceError> {
+    pub async fn latest(
+        &self,
+        subject: &Subject,
+        dataset: &str,
+        interface: Interface,
+    ) -> Result<Latest, DataspaceError> {
         let request = ReadRequest::whole(dataset);
         let (described, grant) = self.decide(subject, &request, interface)?;
         let (Some(time), Some(key)) = (described.spec.time_column.clone(), described.spec.series_key.clone()) else {
@@ -65,13 +70,20 @@ pub async fn latest_rows(
 ) -> Result<(SchemaRef, Vec<RecordBatch>), DataspaceError> {
     releases_series(time, key, grant)?;
     let frame = latest_frame(store, dataset, time, key, grant).await?;
-    let scan = store.run(move |_| async move { frame.create_physical_plan().await.map_err(DataspaceError::from) }).await?;
-    let schema = scan.schema.clone();
+    let scan =
+        store.run(move |_| async move { frame.create_physical_plan().await.map_err(DataspaceError::from) }).await?;
+    let schema = Arc::clone(&scan.schema);
     let rows: Vec<RecordBatch> = scan.batches.try_collect().await?;
     Ok((schema, rows))
 }
 
-async fn latest_frame(store: &Store, dataset: &str, time: &str, key: &str, grant: &Grant) -> Result<DataFrame, DataspaceError> {
+async fn latest_frame(
+    store: &Store,
+    dataset: &str,
+    time: &str,
+    key: &str,
+    grant: &Grant,
+) -> Result<DataFrame, DataspaceError> {
     let session = store.session();
     if grant.aggregate.is_none()
         && grant.max_rows.is_none()
@@ -85,11 +97,8 @@ async fn latest_frame(store: &Store, dataset: &str, time: &str, key: &str, grant
     }
     let released = grant::release(store.stored(dataset, TimeRange::default())?, grant)?;
     let sealed = session.read_table(Arc::new(Released::new(released)))?;
-    let rank = row_number()
-        .partition_by(vec![ident(key)])
-        .order_by(vec![ident(time).sort(false, true)])
-        .build()?
-        .alias(RANK);
+    let rank =
+        row_number().partition_by(vec![ident(key)]).order_by(vec![ident(time).sort(false, true)]).build()?.alias(RANK);
     Ok(sealed.window(vec![rank])?.filter(ident(RANK).eq(lit(1u64)))?.drop_columns(&[RANK])?)
 }
 
@@ -100,7 +109,9 @@ fn releases_series(time: &str, key: &str, grant: &Grant) -> Result<(), Dataspace
             || grant.columns.as_ref().is_some_and(|columns| !columns.iter().any(|c| c == column));
         if withheld {
             return Err(DataspaceError::InvalidRequest {
-                reason: format!("the column `{column}` is not released to you, so there are no latest values per series"),
+                reason: format!(
+                    "the column `{column}` is not released to you, so there are no latest values per series"
+                ),
             });
         }
     }

@@ -54,7 +54,8 @@ pub(crate) async fn health(args: HealthArgs) -> anyhow::Result<()> {
         (None, Some(dir)) => bound(dir)?.ok_or_else(|| anyhow!("no node runs in {}", dir.display()))?,
         (None, None) => "127.0.0.1:8470".to_owned(),
     };
-    let (status, _) = request(&address, "GET", "/readyz", None, &[]).await.with_context(|| format!("asking {address}"))?;
+    let (status, _) =
+        request(&address, "GET", "/readyz", None, &[]).await.with_context(|| format!("asking {address}"))?;
     if status != 200 {
         bail!("{address} is not ready (HTTP {status})");
     }

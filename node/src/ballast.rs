@@ -16,13 +16,22 @@ pub(crate) fn settle(data_dir: &Path, min_free_bytes: u64, ballast_bytes: u64) -
     let path = data_dir.join(BALLAST_FILE);
     // A ballast cut short (a crash, a full disk) is never kept.
     let _ = std::fs::remove_file(path.with_extension("tmp"));
-    let free = fs4::available_space(data_dir).with_context(|| format!("measuring the free space of {}", data_dir.display()))?;
+    let free = fs4::available_space(data_dir)
+        .with_context(|| format!("measuring the free space of {}", data_dir.display()))?;
     if free < min_free_bytes {
         if path.exists() {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            tracing::warn!(free, min_free_bytes, "disk nearly full: gave up the ballast to start; writes are refused until space is freed");
+            tracing::warn!(
+                free,
+                min_free_bytes,
+                "disk nearly full: gave up the ballast to start; writes are refused until space is freed"
+            );
         } else {
-            tracing::warn!(free, min_free_bytes, "disk nearly full and no ballast left; writes are refused until space is freed");
+            tracing::warn!(
+                free,
+                min_free_bytes,
+                "disk nearly full and no ballast left; writes are refused until space is freed"
+            );
         }
         return Ok(());
     }
@@ -34,12 +43,13 @@ pub(crate) fn settle(data_dir: &Path, min_free_bytes: u64, ballast_bytes: u64) -
         return Ok(());
     }
     // Taken back only with room to spare: the floor stays free after it.
-    if held < ballast_bytes && free.saturating_sub(ballast_bytes - held) >= min_free_bytes {
-        if let Err(error) = lay(&path, ballast_bytes) {
-            // The node starts without it; the next start tries again.
-            let _ = std::fs::remove_file(path.with_extension("tmp"));
-            tracing::warn!(%error, "could not lay the ballast");
-        }
+    if held < ballast_bytes
+        && free.saturating_sub(ballast_bytes - held) >= min_free_bytes
+        && let Err(error) = lay(&path, ballast_bytes)
+    {
+        // The node starts without it; the next start tries again.
+        let _ = std::fs::remove_file(path.with_extension("tmp"));
+        tracing::warn!(%error, "could not lay the ballast");
     }
     Ok(())
 }

@@ -395,7 +395,9 @@ impl Config {
         if let Some(segments) = &self.storage.segments
             && !segments.starts_with("s3://")
         {
-            anyhow::bail!("[storage] segments: `{segments}` is not an object storage address such as s3://bucket/prefix");
+            anyhow::bail!(
+                "[storage] segments: `{segments}` is not an object storage address such as s3://bucket/prefix"
+            );
         }
         for (key, listen) in [("http", &self.http), ("flight", &self.flight), ("peer_flight", &self.peer_flight)] {
             if let Some(url) = &listen.public_url

@@ -55,14 +55,17 @@ pub(crate) fn apply(
             }
             None => (name.clone(), raw, false),
         };
-        let keys: Vec<String> =
-            path[PREFIX.len()..].split(SEPARATOR).map(str::to_ascii_lowercase).collect();
+        let keys: Vec<String> = path[PREFIX.len()..].split(SEPARATOR).map(str::to_ascii_lowercase).collect();
         if keys.iter().any(String::is_empty) {
             bail!("{name}: expected URBANMESH_<SECTION>__<KEY>, e.g. URBANMESH_HTTP__LISTEN");
         }
         // A value read from a file is a secret: text as it is, never parsed or echoed.
-        let value = if secret { Value::String(raw) } else { typed(&raw, lookup(defaults, &keys)).with_context(|| format!("{name}"))? };
-        set(table, &keys, value).with_context(|| format!("{name}"))?;
+        let value = if secret {
+            Value::String(raw)
+        } else {
+            typed(&raw, lookup(defaults, &keys)).with_context(|| name.clone())?
+        };
+        set(table, &keys, value).with_context(|| name.clone())?;
         applied.push(name);
     }
     Ok(applied)
@@ -78,14 +81,14 @@ fn lookup<'a>(table: &'a Table, keys: &[String]) -> Option<&'a Value> {
 fn typed(raw: &str, like: Option<&Value>) -> anyhow::Result<Value> {
     let trimmed = raw.trim();
     let parsed = || -> anyhow::Result<Value> {
-        let document: Table = toml::from_str(&format!("value = {trimmed}"))
-            .with_context(|| format!("`{raw}` is not a valid value"))?;
+        let document: Table =
+            toml::from_str(&format!("value = {trimmed}")).with_context(|| format!("`{raw}` is not a valid value"))?;
         document.get("value").cloned().context("no value")
     };
     Ok(match like {
-        Some(Value::Integer(_)) => Value::Integer(
-            trimmed.parse().with_context(|| format!("`{raw}` is not a whole number"))?,
-        ),
+        Some(Value::Integer(_)) => {
+            Value::Integer(trimmed.parse().with_context(|| format!("`{raw}` is not a whole number"))?)
+        }
         Some(Value::Float(_)) => Value::Float(trimmed.parse().with_context(|| format!("`{raw}` is not a number"))?),
         Some(Value::Boolean(_)) => Value::Boolean(match trimmed {
             "true" => true,

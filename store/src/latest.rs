@@ -3,6 +3,7 @@
 //! a table's history. Regional views fold their assembled rows with it too.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::{cast, interleave_record_batch};
@@ -94,9 +95,12 @@ impl Store {
         // The snapshot is cut after the publish count is read: a publish in between is
         // in the snapshot and makes the count differ, so the index is not kept.
         let stored = self.stored(id, TimeRange::default())?;
-        let mut scan = self.run(move |_| async move { stored.frame.create_physical_plan().await.map_err(StoreError::from) }).await?;
-        let mut latest = LatestRows::new(table.schema.clone(), &time, &key)
-            .ok_or_else(|| StoreError::InvalidRequest { reason: format!("dataset `{id}` lacks `{time}` or `{key}`") })?;
+        let mut scan = self
+            .run(move |_| async move { stored.frame.create_physical_plan().await.map_err(StoreError::from) })
+            .await?;
+        let mut latest = LatestRows::new(Arc::clone(&table.schema), &time, &key).ok_or_else(|| {
+            StoreError::InvalidRequest { reason: format!("dataset `{id}` lacks `{time}` or `{key}`") }
+        })?;
         while let Some(batch) = scan.batches.next().await {
             latest.fold(&batch?)?;
         }
@@ -124,7 +128,9 @@ mod tests {
         RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()).with_timezone("UTC"),
+                ),
                 Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
                 Arc::new(Float64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
             ],

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::StoreError;
 use crate::failpoint::Failpoints;
@@ -138,7 +138,9 @@ impl Segments {
     pub(crate) fn remove(&self, file: &str) -> Result<(), StoreError> {
         match self {
             Self::Local(dir) => match std::fs::remove_file(dir.join(file)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path: dir.join(file), source: e }),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(StoreError::Io { path: dir.join(file), source: e })
+                }
                 _ => Ok(()),
             },
             Self::Object { store, prefix, runtime, .. } => {

@@ -75,7 +75,8 @@ impl Compactor {
             }
             let (mut rows, mut bytes, mut end) = (0usize, 0usize, start);
             while end < segments.len() && small(&segments[end]) {
-                let (next_rows, next_bytes) = (rows + segments[end].rows as usize, bytes + segments[end].bytes as usize);
+                let (next_rows, next_bytes) =
+                    (rows + segments[end].rows as usize, bytes + segments[end].bytes as usize);
                 // A segment's bytes on disk are compressed; its rows in memory are bounded
                 // by the same limit as a compaction's.
                 if next_rows > self.thresholds.segment_rows || next_bytes > self.thresholds.segment_bytes / 4 {

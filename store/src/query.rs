@@ -71,11 +71,7 @@ fn rows(ctx: &SessionContext, table: &Table, snapshot: Snapshot) -> Result<DataF
     if snapshot.segments.is_empty() {
         return Ok(tail);
     }
-    let urls = snapshot
-        .segments
-        .iter()
-        .map(ListingTableUrl::parse)
-        .collect::<Result<Vec<_>, _>>()?;
+    let urls = snapshot.segments.iter().map(ListingTableUrl::parse).collect::<Result<Vec<_>, _>>()?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config =
         ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(table.schema.clone());

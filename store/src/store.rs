@@ -14,11 +14,11 @@ use crate::commit::{Committer, GroupCommit, Pending, Refusal, WriteStop};
 use crate::compaction::{Compactor, Thresholds};
 use crate::failpoint::Failpoints;
 use crate::limits::QueryLimits;
+use crate::location::SegmentRoot;
 use crate::manifest::Manifests;
 use crate::metrics::StoreMetrics;
 use crate::query::{self, Stored, TimeRange};
 use crate::removal::Removal;
-use crate::location::SegmentRoot;
 use crate::space::DiskSpace;
 pub use crate::table::TableStats;
 use crate::table::{Table, TableSpec};
@@ -292,8 +292,8 @@ impl Store {
             let segments = inner.root.table(&id, &inner.query_runtime);
             inner.removal().remove(&id, &segments)
         })
-            .await
-            .map_err(|e| StoreError::from_join(e, "removing a table"))?
+        .await
+        .map_err(|e| StoreError::from_join(e, "removing a table"))?
     }
 
     /// Appends one batch, which must already have the table's schema (see [`crate::conform`]

@@ -10,8 +10,8 @@ use crate::StoreError;
 use crate::compaction::Thresholds;
 use crate::extent::TimeExtent;
 use crate::latest::LatestRows;
-use crate::manifest::{Manifest, Manifests, Segment};
 use crate::location::Segments;
+use crate::manifest::{Manifest, Manifests, Segment};
 use crate::wal::Wal;
 
 /// One dataset's rows: immutable segments plus the durable tail of the write-ahead log.
@@ -269,7 +269,8 @@ impl Table {
     /// The retired files retired at `cutoff` or before, no longer kept.
     pub(crate) fn retired_before(&self, cutoff: Instant) -> Vec<String> {
         let mut state = self.state();
-        let (old, young): (Vec<_>, Vec<_>) = std::mem::take(&mut state.retired).into_iter().partition(|(_, at)| *at <= cutoff);
+        let (old, young): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut state.retired).into_iter().partition(|(_, at)| *at <= cutoff);
         state.retired = young;
         old.into_iter().map(|(file, _)| file).collect()
     }

@@ -60,7 +60,8 @@ async fn latest(store: &Store) -> Vec<(String, f64)> {
     use datafusion::arrow::datatypes::Float64Type;
     let rows = store.latest("pegel").await.expect("latest").expect("a time column and a series key");
     let (stations, values) = (rows.column(1).as_string::<i32>(), rows.column(2).as_primitive::<Float64Type>());
-    let mut latest: Vec<(String, f64)> = (0..rows.num_rows()).map(|i| (stations.value(i).to_owned(), values.value(i))).collect();
+    let mut latest: Vec<(String, f64)> =
+        (0..rows.num_rows()).map(|i| (stations.value(i).to_owned(), values.value(i))).collect();
     latest.sort_by(|a, b| a.0.cmp(&b.0));
     latest
 }
@@ -104,7 +105,7 @@ async fn appended_rows_are_compacted_and_survive_reopening() {
         std::fs::read_dir(dir.path().join("segments/pegel"))
             .expect("dir")
             .all(|f| { f.expect("entry").file_name().to_string_lossy().ends_with(".parquet") })
-    );    // The latest row of each station, built from segments and log alike after the restart,
+    ); // The latest row of each station, built from segments and log alike after the restart,
     // then kept up to date by appends.
     assert_eq!(latest(&store).await, vec![("s0".into(), 2007.0), ("s1".into(), 2008.0), ("s2".into(), 2009.0)]);
     store.append("pegel", batch(&dataset, 2010, 1)).await.expect("append");
@@ -140,7 +141,8 @@ async fn a_trickle_of_small_segments_is_merged_and_nothing_is_lost() {
         config.segment_rows = 400;
         config.max_tail_age = Duration::from_millis(1);
         config.retired_grace = Duration::ZERO;
-        let store = Store::open(db, config, tokio::runtime::Handle::current(), &mut Registry::default()).expect("store");
+        let store =
+            Store::open(db, config, tokio::runtime::Handle::current(), &mut Registry::default()).expect("store");
         store.attach(&dataset).expect("attach");
         for part in 0..8 {
             store.append("pegel", batch(&dataset, part * 10, 10)).await.expect("append");

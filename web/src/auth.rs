@@ -24,16 +24,16 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if authorization.is_none() {
-            if let Some((_, session)) = crate::session::of_request(&parts.headers, &state.sessions) {
-                if !crate::session::csrf_ok(parts, &session) {
-                    return Err(Problem::new(
-                        StatusCode::FORBIDDEN,
-                        format!("changes made with a session need its CSRF token in `{}`", crate::session::CSRF_HEADER),
-                    ));
-                }
-                return Ok(Self(session.subject));
+        if authorization.is_none()
+            && let Some((_, session)) = crate::session::of_request(&parts.headers, &state.sessions)
+        {
+            if !crate::session::csrf_ok(parts, &session) {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    format!("changes made with a session need its CSRF token in `{}`", crate::session::CSRF_HEADER),
+                ));
             }
+            return Ok(Self(session.subject));
         }
         let subject = state
             .identities

@@ -86,12 +86,10 @@ async fn catalog(
         }
     };
     let page = format!("{:?}", paging.as_ref().map(|p| (p.page, p.per_page)));
-    let tag = etag::tag(etag::catalogue_state(&state.catalog), &[
-        "catalog",
-        syntax.extension(),
-        &page,
-        &etag::caller(&subject),
-    ]);
+    let tag = etag::tag(
+        etag::catalogue_state(&state.catalog),
+        &["catalog", syntax.extension(), &page, &etag::caller(&subject)],
+    );
     if let Some(unchanged) = etag::unchanged(headers, &tag) {
         return unchanged;
     }

@@ -15,9 +15,8 @@ use axum::response::{IntoResponse, Response};
 /// A weak entity tag for the answer to `parts` at catalogue state `generation`.
 pub(crate) fn tag(generation: u64, parts: &[&str]) -> String {
     static STARTED: OnceLock<u128> = OnceLock::new();
-    let started = STARTED.get_or_init(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
-    });
+    let started = STARTED
+        .get_or_init(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     let mut hasher = DefaultHasher::new();
     (started, generation, parts).hash(&mut hasher);
     let mut tag = String::with_capacity(24);
@@ -28,9 +27,9 @@ pub(crate) fn tag(generation: u64, parts: &[&str]) -> String {
 /// `304 Not Modified` where the request's `If-None-Match` names `tag` (or `*`).
 pub(crate) fn unchanged(headers: &HeaderMap, tag: &str) -> Option<Response> {
     let matches = headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|list| {
-        list.split(',').map(str::trim).any(|candidate| {
-            candidate == "*" || candidate.trim_start_matches("W/") == tag.trim_start_matches("W/")
-        })
+        list.split(',')
+            .map(str::trim)
+            .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag.trim_start_matches("W/"))
     });
     matches.then(|| tagged(StatusCode::NOT_MODIFIED.into_response(), tag))
 }

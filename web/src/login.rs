@@ -77,11 +77,7 @@ impl Login {
             http,
             provider: OnceCell::new(),
             end_session: OnceCell::new(),
-            pending: Expiring::new(
-                db.open_tree("logins").map_err(|e| e.to_string())?,
-                PENDING_LIFETIME,
-                MAX_PENDING,
-            ),
+            pending: Expiring::new(db.open_tree("logins").map_err(|e| e.to_string())?, PENDING_LIFETIME, MAX_PENDING),
         })
     }
 
@@ -281,7 +277,10 @@ pub(crate) async fn token(
 ) -> Result<Response, Problem> {
     let next = local_path(form.next.as_deref());
     if state.login.is_some() {
-        return Err(Problem::new(StatusCode::NOT_FOUND, "this node signs people in at its OpenID provider: /auth/login"));
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "this node signs people in at its OpenID provider: /auth/login",
+        ));
     }
     let presented = format!("Bearer {}", form.token.trim());
     let subject = state.identities.subject(Some(&presented)).await.ok();

@@ -51,7 +51,12 @@ impl Collector for ProcessCollector {
         if let Some(start) = figures.start_time_seconds {
             let gauge = ConstGauge::new(start);
             let help = "Start time of the process since the epoch, in seconds";
-            gauge.encode(encoder.encode_descriptor("process_start_time_seconds", help, None, gauge.metric_type())?)?;
+            gauge.encode(encoder.encode_descriptor(
+                "process_start_time_seconds",
+                help,
+                None,
+                gauge.metric_type(),
+            )?)?;
         }
         if let Some(seconds) = figures.cpu_seconds {
             let counter = ConstCounter::new(seconds);
@@ -69,7 +74,10 @@ fn read() -> Figures {
     // The page size differs between kernels (16 and 64 KiB on some aarch64): take the
     // resident size as the kernel states it.
     if let Some(kib) = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
     }) {
         figures.resident_bytes = Some(kib * 1024);
     }
@@ -88,7 +96,8 @@ fn parse_stat(stat: &str, boot: Option<&str>) -> Figures {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // Field numbers of proc(5), less the three before `state` (pid, comm, and state is index 0).
     let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<i64>().ok());
-    let boot_seconds = boot.and_then(|b| b.lines().find_map(|l| l.strip_prefix("btime "))).and_then(|b| b.trim().parse::<f64>().ok());
+    let boot_seconds =
+        boot.and_then(|b| b.lines().find_map(|l| l.strip_prefix("btime "))).and_then(|b| b.trim().parse::<f64>().ok());
     Figures {
         cpu_seconds: field(14).zip(field(15)).map(|(user, system)| (user + system) as f64 / TICKS),
         threads: field(20),

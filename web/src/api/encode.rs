@@ -112,7 +112,8 @@ fn write_json<F: json::writer::JsonFormat>(
 /// The rows of `batch` as JSON objects, each column's value as the JSON download writes it.
 pub(crate) fn json_objects(batch: &RecordBatch) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
     let mut buffer = Vec::new();
-    let mut writer = json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::JsonArray>(&mut buffer);
+    let mut writer =
+        json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::JsonArray>(&mut buffer);
     writer.write(batch).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())?;
     drop(writer);

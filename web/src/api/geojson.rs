@@ -30,8 +30,8 @@ pub(crate) async fn dataset(
     let dataset = state.catalog.get(&id).ok().filter(|d| state.gate.visible(&subject, d));
     let geometry = dataset.and_then(|d| d.spec.geometry);
     let latest = state.gate.latest(&subject, &id, Interface::SensorThings).await?;
-    let geometry =
-        geometry.ok_or_else(|| Problem::bad_request(format!("dataset `{id}` declares no geometry, so it has no map")))?;
+    let geometry = geometry
+        .ok_or_else(|| Problem::bad_request(format!("dataset `{id}` declares no geometry, so it has no map")))?;
     let collection = features(&latest.rows, &geometry.lon, &geometry.lat)?;
     let mut response = geojson(collection);
     duties(&mut response, latest.grant.attribution.as_deref(), latest.grant.licence.as_deref());
@@ -46,9 +46,11 @@ pub(crate) async fn view(
     let ViewRead { view, assembled, audit } = state.views.read(&subject, &id, Interface::SensorThings).await?;
     let spec = &view.spec;
     let (Some(time), Some(key)) = (&spec.time_column, &spec.series_key) else {
-        return Err(Problem::bad_request(format!("view `{id}` has no time column and series key, so it has no latest values")));
+        return Err(Problem::bad_request(format!(
+            "view `{id}` has no time column and series key, so it has no latest values"
+        )));
     };
-    let mut latest = LatestRows::new(assembled.schema.clone(), time, key)
+    let mut latest = LatestRows::new(std::sync::Arc::clone(&assembled.schema), time, key)
         .ok_or_else(|| Problem::bad_request(format!("view `{id}` lacks its time column or series key")))?;
     for batch in &assembled.batches {
         latest.fold(batch).map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -71,9 +73,10 @@ fn features(batches: &[RecordBatch], lon: &str, lat: &str) -> Result<Value, Prob
     let mut features = Vec::new();
     for batch in batches {
         let coordinate = |name: &str| {
-            batch.column_by_name(name).and_then(|c| cast(c, &DataType::Float64).ok()).ok_or_else(|| {
-                Problem::bad_request(format!("the coordinate column `{name}` is not released to you"))
-            })
+            batch
+                .column_by_name(name)
+                .and_then(|c| cast(c, &DataType::Float64).ok())
+                .ok_or_else(|| Problem::bad_request(format!("the coordinate column `{name}` is not released to you")))
         };
         let (xs, ys) = (coordinate(lon)?, coordinate(lat)?);
         let (xs, ys) = (xs.as_primitive::<Float64Type>(), ys.as_primitive::<Float64Type>());

@@ -53,7 +53,10 @@ pub(crate) async fn me(
 ) -> Json<Me> {
     // A bearer token decides who the caller is; the session's token only goes with the session.
     let by_session = !headers.contains_key(axum::http::header::AUTHORIZATION);
-    let csrf = by_session.then(|| crate::session::of_request(&headers, &state.sessions)).flatten().map(|(_, session)| session.csrf);
+    let csrf = by_session
+        .then(|| crate::session::of_request(&headers, &state.sessions))
+        .flatten()
+        .map(|(_, session)| session.csrf);
     Json(Me { staff: subject.is_staff(), admin: subject.is_admin(), editor: subject.may_edit(), csrf, subject })
 }
 

@@ -54,10 +54,11 @@ impl Columns {
             .ok()
             .filter(|f| numeric(f.data_type()))
             .or_else(|| {
-                schema.fields().iter().map(AsRef::as_ref).find(|f| {
-                    numeric(f.data_type())
-                        && !NOT_MEASURES.contains(&f.name().as_str())
-                })
+                schema
+                    .fields()
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .find(|f| numeric(f.data_type()) && !NOT_MEASURES.contains(&f.name().as_str()))
             })?
             .name()
             .clone();

@@ -387,10 +387,12 @@ impl Scalar {
             Value::Number(n) => n.as_f64().map_or(Self::Null, Self::Number),
             Value::String(s) => Self::Text(s.clone()),
             Value::Object(object) => match (object.get("type").and_then(Value::as_str), object.get("coordinates")) {
-                (Some("Point"), Some(Value::Array(xy))) => match (xy.first().and_then(Value::as_f64), xy.get(1).and_then(Value::as_f64)) {
-                    (Some(x), Some(y)) => Self::Point(x, y),
-                    _ => Self::Null,
-                },
+                (Some("Point"), Some(Value::Array(xy))) => {
+                    match (xy.first().and_then(Value::as_f64), xy.get(1).and_then(Value::as_f64)) {
+                        (Some(x), Some(y)) => Self::Point(x, y),
+                        _ => Self::Null,
+                    }
+                }
                 _ => Self::Null,
             },
             Value::Array(_) => Self::Null,
@@ -401,7 +403,9 @@ impl Scalar {
         match self {
             Self::Time(t) => Some(*t),
             // An interval `start/end` compares by its start, as FROST does.
-            Self::Text(s) => DateTime::parse_from_rfc3339(s.split('/').next().unwrap_or(s)).ok().map(|t| t.with_timezone(&Utc)),
+            Self::Text(s) => {
+                DateTime::parse_from_rfc3339(s.split('/').next().unwrap_or(s)).ok().map(|t| t.with_timezone(&Utc))
+            }
             _ => None,
         }
     }
@@ -493,7 +497,9 @@ fn binary(left: Scalar, op: Op, right: Scalar) -> Scalar {
                 _ => None,
             };
             let holds = match (op, ordering) {
-                (Op::Ne, None) => !(left == Scalar::Null && right == Scalar::Null) && (left == Scalar::Null || right == Scalar::Null),
+                (Op::Ne, None) => {
+                    !(left == Scalar::Null && right == Scalar::Null) && (left == Scalar::Null || right == Scalar::Null)
+                }
                 (_, None) => false,
                 (Op::Eq, Some(o)) => o == Ordering::Equal,
                 (Op::Ne, Some(o)) => o != Ordering::Equal,
@@ -577,7 +583,9 @@ mod tests {
         assert!(holds("result gt 80 and result le 87.5"));
         assert!(holds("not (result lt 10) or name eq 'x'"));
         assert!(holds("result add 2.5 eq 90 and result mul 2 gt 170 and result mod 2 eq 1.5"));
-        assert!(holds("phenomenonTime gt 2026-03-01T11:00:00Z and not (phenomenonTime lt 2026-03-01T13:00:00.000+01:00)"));
+        assert!(holds(
+            "phenomenonTime gt 2026-03-01T11:00:00Z and not (phenomenonTime lt 2026-03-01T13:00:00.000+01:00)"
+        ));
         assert!(holds("year(phenomenonTime) eq 2026 and month(phenomenonTime) eq 3 and hour(phenomenonTime) eq 12"));
         assert!(holds("substringof('Werre', name) and startswith(name, 'Det') and endswith(name, 'rre')"));
         assert!(holds("contains(name, 'mold') and length(name) eq 13 and indexof(name, 'Werre') eq 8"));

@@ -123,7 +123,11 @@ impl Graph {
             }
             match state.gate.latest(subject, dataset.id(), Interface::SensorThings).await {
                 Ok(latest) => graph.add(&dataset, &latest)?,
-                Err(e @ (DataspaceError::NotFound { .. } | DataspaceError::Forbidden { .. } | DataspaceError::InvalidRequest { .. })) => {
+                Err(
+                    e @ (DataspaceError::NotFound { .. }
+                    | DataspaceError::Forbidden { .. }
+                    | DataspaceError::InvalidRequest { .. }),
+                ) => {
                     tracing::debug!(dataset = %dataset.id(), error = %e, "not served as a sensor to this caller");
                 }
                 Err(e) => return Err(e.into()),
@@ -143,7 +147,7 @@ impl Graph {
             title: spec.title.clone(),
             time: time.clone(),
             key: key.clone(),
-            bucket_seconds: latest.grant.aggregate.as_ref().and_then(|a| a.bucket_seconds()).and_then(|s| i64::try_from(s).ok()),
+            bucket_seconds: latest.grant.aggregate.as_ref().and_then(|a| a.bucket_seconds()),
         });
         let measures: Vec<&str> = latest
             .schema
@@ -151,7 +155,10 @@ impl Graph {
             .iter()
             .filter(|f| f.data_type().is_numeric())
             .map(|f| f.name().as_str())
-            .filter(|name| ![time.as_str(), key.as_str(), &geometry.lon, &geometry.lat].contains(name) && !NOT_MEASURES.contains(name))
+            .filter(|name| {
+                ![time.as_str(), key.as_str(), &geometry.lon, &geometry.lat].contains(name)
+                    && !NOT_MEASURES.contains(name)
+            })
             .collect();
         self.properties.extend(measures.iter().map(|column| (source, (*column).to_owned())));
         let label = LABELS.into_iter().find(|l| latest.schema.field_with_name(l).is_ok());
@@ -169,7 +176,9 @@ impl Graph {
                 let key_value = ScalarValue::try_from_array(keys.as_ref(), row)
                     .map_err(|e| StaError::internal(format!("series key: {e}")))?;
                 let key_text = match &key_value {
-                    ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s.clone(),
+                    ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                        s.clone()
+                    }
                     other => other.to_string(),
                 };
                 let name = label
@@ -184,7 +193,8 @@ impl Graph {
                     let result = object.get(*column).cloned().unwrap_or(Value::Null);
                     let records = object.get(RECORDS).and_then(Value::as_i64);
                     let stream = self.streams.len();
-                    let latest = at.filter(|_| !result.is_null()).map(|time| Observation { stream, time, result, records });
+                    let latest =
+                        at.filter(|_| !result.is_null()).map(|time| Observation { stream, time, result, records });
                     self.streams.push(Stream {
                         station,
                         column: (*column).to_owned(),
@@ -193,7 +203,9 @@ impl Graph {
                         latest,
                     });
                 }
-                for drop in [time.as_str(), geometry.lon.as_str(), geometry.lat.as_str(), RECORDS].iter().chain(&measures) {
+                for drop in
+                    [time.as_str(), geometry.lon.as_str(), geometry.lat.as_str(), RECORDS].iter().chain(&measures)
+                {
                     object.remove(*drop);
                 }
                 self.stations.push(Station { source, key: key_value, key_text, name, position, properties: object });
@@ -208,7 +220,9 @@ impl Graph {
         let mut nodes: Vec<Node> = match kind {
             Kind::Thing => stations.map(Node::Thing).collect(),
             Kind::Location => stations.filter(|s| self.stations[*s].position.is_some()).map(Node::Location).collect(),
-            Kind::FeatureOfInterest => stations.filter(|s| self.stations[*s].position.is_some()).map(Node::Feature).collect(),
+            Kind::FeatureOfInterest => {
+                stations.filter(|s| self.stations[*s].position.is_some()).map(Node::Feature).collect()
+            }
             Kind::Datastream => (0..self.streams.len()).map(Node::Datastream).collect(),
             Kind::Sensor => (0..self.sources.len()).map(Node::Sensor).collect(),
             Kind::ObservedProperty => (0..self.properties.len()).map(Node::Property).collect(),
@@ -280,13 +294,21 @@ impl Graph {
 
     /// Where the navigation property to `kind` leads from `item`.
     pub(crate) fn related(&self, item: &Item, kind: Kind) -> Related {
-        let streams_of = |station: usize| (0..self.streams.len()).filter(|d| self.streams[*d].station == station).collect::<Vec<_>>();
+        let streams_of = |station: usize| {
+            (0..self.streams.len()).filter(|d| self.streams[*d].station == station).collect::<Vec<_>>()
+        };
         let located = |s: usize| self.stations[s].position.is_some();
         match (item, kind) {
-            (Item::Node(Node::Thing(s)), Kind::Location) => Related::Many(located(*s).then_some(Node::Location(*s)).into_iter().collect()),
-            (Item::Node(Node::Thing(s)), Kind::Datastream) => Related::Many(streams_of(*s).into_iter().map(Node::Datastream).collect()),
+            (Item::Node(Node::Thing(s)), Kind::Location) => {
+                Related::Many(located(*s).then_some(Node::Location(*s)).into_iter().collect())
+            }
+            (Item::Node(Node::Thing(s)), Kind::Datastream) => {
+                Related::Many(streams_of(*s).into_iter().map(Node::Datastream).collect())
+            }
             (Item::Node(Node::Location(s)), Kind::Thing) => Related::Many(vec![Node::Thing(*s)]),
-            (Item::Node(Node::Datastream(d)), Kind::Thing) => Related::One(Some(Item::Node(Node::Thing(self.streams[*d].station)))),
+            (Item::Node(Node::Datastream(d)), Kind::Thing) => {
+                Related::One(Some(Item::Node(Node::Thing(self.streams[*d].station))))
+            }
             (Item::Node(Node::Datastream(d)), Kind::Sensor) => {
                 Related::One(Some(Item::Node(Node::Sensor(self.stations[self.streams[*d].station].source))))
             }
@@ -307,7 +329,10 @@ impl Graph {
                 let (source, column) = &self.properties[*p];
                 Related::Many(
                     (0..self.streams.len())
-                        .filter(|d| self.stations[self.streams[*d].station].source == *source && self.streams[*d].column == *column)
+                        .filter(|d| {
+                            self.stations[self.streams[*d].station].source == *source
+                                && self.streams[*d].column == *column
+                        })
                         .map(Node::Datastream)
                         .collect(),
                 )
@@ -384,7 +409,8 @@ impl Graph {
     }
 
     fn properties_of(&self, node: Node) -> Map<String, Value> {
-        let point = |s: usize| self.stations[s].position.map(|(lon, lat)| json!({"type": "Point", "coordinates": [lon, lat]}));
+        let point =
+            |s: usize| self.stations[s].position.map(|(lon, lat)| json!({"type": "Point", "coordinates": [lon, lat]}));
         let value = match node {
             Node::Thing(s) => {
                 let station = &self.stations[s];
@@ -458,7 +484,9 @@ pub(crate) fn micros(batch: &RecordBatch, time: &str) -> Result<Vec<Option<DateT
     let column = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))
         .map_err(|e| StaError::internal(format!("time column `{time}`: {e}")))?;
     let column = column.as_primitive::<TimestampMicrosecondType>();
-    Ok((0..column.len()).map(|i| column.is_valid(i).then(|| DateTime::from_timestamp_micros(column.value(i))).flatten()).collect())
+    Ok((0..column.len())
+        .map(|i| column.is_valid(i).then(|| DateTime::from_timestamp_micros(column.value(i))).flatten())
+        .collect())
 }
 
 /// FNV-1a over the parts, kept to 53 bits so that JavaScript reads it exactly.

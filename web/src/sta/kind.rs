@@ -57,7 +57,10 @@ impl Kind {
 
     /// The entity type a navigation property leads to, and whether it is a collection.
     pub(crate) fn navigation(self, name: &str) -> Option<(Self, bool)> {
-        self.navigations().iter().copied().find(|(kind, many)| name == if *many { kind.plural() } else { kind.singular() })
+        self.navigations()
+            .iter()
+            .copied()
+            .find(|(kind, many)| name == if *many { kind.plural() } else { kind.singular() })
     }
 
     pub(crate) fn navigations(self) -> &'static [(Self, bool)] {
@@ -65,9 +68,12 @@ impl Kind {
             Self::Thing => &[(Self::Location, true), (Self::HistoricalLocation, true), (Self::Datastream, true)],
             Self::Location => &[(Self::Thing, true), (Self::HistoricalLocation, true)],
             Self::HistoricalLocation => &[(Self::Thing, false), (Self::Location, true)],
-            Self::Datastream => {
-                &[(Self::Thing, false), (Self::Sensor, false), (Self::ObservedProperty, false), (Self::Observation, true)]
-            }
+            Self::Datastream => &[
+                (Self::Thing, false),
+                (Self::Sensor, false),
+                (Self::ObservedProperty, false),
+                (Self::Observation, true),
+            ],
             Self::Sensor | Self::ObservedProperty => &[(Self::Datastream, true)],
             Self::Observation => &[(Self::Datastream, false), (Self::FeatureOfInterest, false)],
             Self::FeatureOfInterest => &[(Self::Observation, true)],
@@ -92,7 +98,9 @@ impl Kind {
             ],
             Self::Sensor => &["name", "description", "encodingType", "metadata", "properties"],
             Self::ObservedProperty => &["name", "definition", "description", "properties"],
-            Self::Observation => &["phenomenonTime", "result", "resultTime", "resultQuality", "validTime", "parameters"],
+            Self::Observation => {
+                &["phenomenonTime", "result", "resultTime", "resultQuality", "validTime", "parameters"]
+            }
             Self::FeatureOfInterest => &["name", "description", "encodingType", "feature", "properties"],
         }
     }

@@ -208,13 +208,17 @@ impl Request<'_> {
                     .ok_or_else(|| StaError::not_found(format!("no {} with id {id}", step.kind.singular())))?,
                 (Some(id), Target::Observations(streams)) => {
                     let missing = || StaError::not_found(format!("no Observation with id '{id}'"));
-                    let (stream, at) = self.graph.observation_id(id).filter(|(s, _)| streams.contains(s)).ok_or_else(missing)?;
+                    let (stream, at) =
+                        self.graph.observation_id(id).filter(|(s, _)| streams.contains(s)).ok_or_else(missing)?;
                     let asked = observations::Asked::At(at);
-                    let page = observations::page(self.state, self.subject, self.graph, &[stream], &Options::default(), asked).await?;
+                    let page =
+                        observations::page(self.state, self.subject, self.graph, &[stream], &Options::default(), asked)
+                            .await?;
                     // The id names a time to the microsecond; the stored time may be coarser.
-                    let found = page.items.into_iter().map(Item::Observation).find(|item| {
-                        self.graph.json(item).get("@iot.id").and_then(Value::as_str) == Some(id.as_str())
-                    });
+                    let found =
+                        page.items.into_iter().map(Item::Observation).find(|item| {
+                            self.graph.json(item).get("@iot.id").and_then(Value::as_str) == Some(id.as_str())
+                        });
                     Target::One(found.ok_or_else(missing)?)
                 }
                 (Some(_), Target::One(_)) => return Err(StaError::bad_request("an id names one of a collection")),
@@ -224,7 +228,11 @@ impl Request<'_> {
     }
 
     /// The entity as JSON, with its expansions and only the selected properties.
-    fn render<'s>(&'s self, item: &'s Item, options: &'s Options) -> BoxFuture<'s, Result<Map<String, Value>, StaError>> {
+    fn render<'s>(
+        &'s self,
+        item: &'s Item,
+        options: &'s Options,
+    ) -> BoxFuture<'s, Result<Map<String, Value>, StaError>> {
         Box::pin(async move {
             let mut object = self.graph.json(item);
             for expand in &options.expand {
@@ -232,7 +240,8 @@ impl Request<'_> {
                 let Some((kind, _)) = from.navigation(&expand.name) else { continue };
                 match self.graph.related(item, kind) {
                     Related::One(Some(related)) => {
-                        object.insert(expand.name.clone(), Value::Object(self.render(&related, &expand.options).await?));
+                        object
+                            .insert(expand.name.clone(), Value::Object(self.render(&related, &expand.options).await?));
                     }
                     Related::One(None) => {}
                     related @ (Related::Many(_) | Related::Observations(_)) => {
@@ -259,7 +268,8 @@ impl Request<'_> {
                 let keep = |key: &str| {
                     let key = if key == "@iot.id" { "id" } else { key };
                     // An expansion keeps its count and next link (`Datastreams@iot.count`).
-                    let expanded = key.strip_suffix("@iot.count").or_else(|| key.strip_suffix("@iot.nextLink")).unwrap_or(key);
+                    let expanded =
+                        key.strip_suffix("@iot.count").or_else(|| key.strip_suffix("@iot.nextLink")).unwrap_or(key);
                     select.iter().any(|s| s == key) || options.expand.iter().any(|e| e.name == expanded)
                 };
                 object.retain(|key, _| keep(key));
@@ -291,7 +301,8 @@ impl Request<'_> {
                     (items, count, more)
                 }
                 Target::Observations(streams) => {
-                    let page = observations::page(self.state, self.subject, self.graph, &streams, options, asked).await?;
+                    let page =
+                        observations::page(self.state, self.subject, self.graph, &streams, options, asked).await?;
                     (page.items.into_iter().map(Item::Observation).collect(), page.count, page.more)
                 }
             };
@@ -304,7 +315,8 @@ impl Request<'_> {
     }
 
     fn order(&self, a: Node, b: Node, options: &Options) -> Ordering {
-        let (a, b) = (Entity { graph: self.graph, item: Item::Node(a) }, Entity { graph: self.graph, item: Item::Node(b) });
+        let (a, b) =
+            (Entity { graph: self.graph, item: Item::Node(a) }, Entity { graph: self.graph, item: Item::Node(b) });
         for order in &options.orderby {
             let ordering = compare(&a.property(&order.path), &b.property(&order.path));
             let ordering = if order.descending { ordering.reverse() } else { ordering };

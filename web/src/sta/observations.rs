@@ -99,7 +99,9 @@ fn sort(items: &mut [Observation], options: &Options) {
     items.sort_by(|a, b| {
         for order in &options.orderby {
             let ordering = match order.path.first().map(String::as_str) {
-                Some("result") => a.result.as_f64().partial_cmp(&b.result.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
+                Some("result") => {
+                    a.result.as_f64().partial_cmp(&b.result.as_f64()).unwrap_or(std::cmp::Ordering::Equal)
+                }
                 _ => a.time.cmp(&b.time),
             };
             let ordering = if order.descending { ordering.reverse() } else { ordering };
@@ -203,8 +205,8 @@ impl Query {
         let mut items = Vec::new();
         for batch in &batches {
             let times = micros(batch, &time)?;
-            let results = batch.column_by_name(&column).map(|c| numbers(c)).transpose()?;
-            let records = batch.column_by_name(RECORDS).map(|c| numbers(c)).transpose()?;
+            let results = batch.column_by_name(&column).map(numbers).transpose()?;
+            let records = batch.column_by_name(RECORDS).map(numbers).transpose()?;
             for (row, at) in times.into_iter().enumerate() {
                 let Some(at) = at else { continue };
                 let result = results.as_ref().and_then(|r| r.get(row)).cloned().unwrap_or_default();
@@ -346,7 +348,9 @@ impl Columns<'_> {
                 let mut args: Vec<Df> = arguments.into_iter().map(|(e, _)| e).collect();
                 let wants = |wanted: Type| -> Result<(), StaError> {
                     match types.iter().find(|t| **t != wanted) {
-                        Some(other) => Err(mistake(format!("`{function:?}` needs {}, not {}", wanted.name(), other.name()))),
+                        Some(other) => {
+                            Err(mistake(format!("`{function:?}` needs {}, not {}", wanted.name(), other.name())))
+                        }
                         None => Ok(()),
                     }
                 };
@@ -356,7 +360,12 @@ impl Columns<'_> {
                     (datafusion::functions::datetime::date_part().call(call), Type::Number)
                 };
                 match function {
-                    Function::Year | Function::Month | Function::Day | Function::Hour | Function::Minute | Function::Second => {
+                    Function::Year
+                    | Function::Month
+                    | Function::Day
+                    | Function::Hour
+                    | Function::Minute
+                    | Function::Second => {
                         wants(Type::Time)?;
                         let name = format!("{function:?}").to_lowercase();
                         part(&name, &mut args)
@@ -395,7 +404,9 @@ impl Columns<'_> {
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mod if lt == Type::Number && rt == Type::Number => Type::Number,
             _ if comparison && lt == rt => Type::Bool,
             _ => {
-                return Err(mistake(format!("`{op:?}` cannot combine {} with {}", lt.name(), rt.name()).to_lowercase()));
+                return Err(mistake(
+                    format!("`{op:?}` cannot combine {} with {}", lt.name(), rt.name()).to_lowercase(),
+                ));
             }
         };
         let combined = match op {
@@ -425,8 +436,12 @@ fn time_literal(at: DateTime<Utc>) -> Df {
 fn timestamp(data_type: &DataType, at: DateTime<Utc>) -> ScalarValue {
     let micros = at.timestamp_micros();
     match data_type {
-        DataType::Timestamp(TimeUnit::Second, tz) => ScalarValue::TimestampSecond(Some(micros.div_euclid(1_000_000)), tz.clone()),
-        DataType::Timestamp(TimeUnit::Millisecond, tz) => ScalarValue::TimestampMillisecond(Some(micros.div_euclid(1000)), tz.clone()),
+        DataType::Timestamp(TimeUnit::Second, tz) => {
+            ScalarValue::TimestampSecond(Some(micros.div_euclid(1_000_000)), tz.clone())
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+            ScalarValue::TimestampMillisecond(Some(micros.div_euclid(1000)), tz.clone())
+        }
         DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
             ScalarValue::TimestampNanosecond(Some(micros.saturating_mul(1000)), tz.clone())
         }

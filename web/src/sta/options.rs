@@ -161,14 +161,20 @@ fn expansions(text: &str, kind: Kind, depth: usize) -> Result<Vec<Expand>, StaEr
     Ok(expands)
 }
 
-fn add(expands: &mut Vec<Expand>, kind: Kind, names: &[&str], options: Option<&str>, depth: usize) -> Result<(), StaError> {
+fn add(
+    expands: &mut Vec<Expand>,
+    kind: Kind,
+    names: &[&str],
+    options: Option<&str>,
+    depth: usize,
+) -> Result<(), StaError> {
     let Some((name, rest)) = names.split_first() else { return Ok(()) };
     if depth >= MAX_EXPAND_DEPTH {
         return Err(StaError::bad_request(format!("$expand: nested deeper than {MAX_EXPAND_DEPTH}")));
     }
-    let (target, _) = kind
-        .navigation(name)
-        .ok_or_else(|| StaError::bad_request(format!("$expand: {} have no navigation property `{name}`", kind.plural())))?;
+    let (target, _) = kind.navigation(name).ok_or_else(|| {
+        StaError::bad_request(format!("$expand: {} have no navigation property `{name}`", kind.plural()))
+    })?;
     let at = match expands.iter().position(|e| e.name == *name) {
         Some(at) => at,
         None => {
@@ -236,7 +242,8 @@ mod tests {
         assert_eq!(observations.options.top, Some(1));
         assert_eq!(observations.options.orderby, vec![Order { path: vec!["phenomenonTime".into()], descending: true }]);
         // frost-sta-client writes the direction in capitals.
-        let options = Options::from_query("$orderby=phenomenonTime%20DESC,result%20ASC", Kind::Observation).expect("options");
+        let options =
+            Options::from_query("$orderby=phenomenonTime%20DESC,result%20ASC", Kind::Observation).expect("options");
         assert_eq!(options.orderby.iter().map(|o| o.descending).collect::<Vec<_>>(), [true, false]);
     }
 

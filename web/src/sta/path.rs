@@ -67,7 +67,10 @@ pub(crate) fn parse(path: &str) -> Result<ResourcePath, StaError> {
             None => {
                 let last = steps.last().map(|s| s.kind).unwrap_or(Kind::Thing);
                 if !last.has_property(name) || id.is_some() {
-                    return Err(StaError::not_found(format!("{} have no property or navigation `{name}`", last.plural())));
+                    return Err(StaError::not_found(format!(
+                        "{} have no property or navigation `{name}`",
+                        last.plural()
+                    )));
                 }
                 if steps.last().is_some_and(|s| s.many && s.id.is_none()) {
                     return Err(StaError::bad_request(format!("`{name}` is a property of one entity: name it by id")));
@@ -75,7 +78,9 @@ pub(crate) fn parse(path: &str) -> Result<ResourcePath, StaError> {
                 tail = match (rest.next(), rest.next()) {
                     (None, _) => Tail::Property(name.to_owned()),
                     (Some(&"$value"), None) => Tail::Value(name.to_owned()),
-                    (Some(other), _) => return Err(StaError::not_found(format!("nothing at `{other}` after `{name}`"))),
+                    (Some(other), _) => {
+                        return Err(StaError::not_found(format!("nothing at `{other}` after `{name}`")));
+                    }
                 };
             }
         }
@@ -89,7 +94,8 @@ pub(crate) fn parse(path: &str) -> Result<ResourcePath, StaError> {
 /// `Things(42)` → (`Things`, `42`); `Observations('7-1700000000')` → the quoted text.
 fn split_id(segment: &str) -> Result<(&str, Option<String>), StaError> {
     let Some((name, rest)) = segment.split_once('(') else { return Ok((segment, None)) };
-    let id = rest.strip_suffix(')').ok_or_else(|| StaError::bad_request(format!("`{segment}`: the id is not closed")))?;
+    let id =
+        rest.strip_suffix(')').ok_or_else(|| StaError::bad_request(format!("`{segment}`: the id is not closed")))?;
     let id = match id.strip_prefix('\'').and_then(|i| i.strip_suffix('\'')) {
         Some(text) => text.replace("''", "'"),
         None if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => id.to_owned(),
