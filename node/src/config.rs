@@ -297,7 +297,7 @@ impl Default for Storage {
             segment_rows: 1_000_000,
             max_tail_age_secs: 600,
             min_free_bytes: 64 << 20,
-            ballast_bytes: 32 << 20,
+            ballast_bytes: 16 << 20,
             segments: None,
         }
     }

@@ -245,6 +245,10 @@ class Node:
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")
+        # Hundreds of test nodes: no ballast each, and a floor for the machine's disk, not
+        # a production one (test_disk.py sets its own).
+        env.setdefault("URBANMESH_STORAGE__BALLAST_BYTES", "0")
+        env.setdefault("URBANMESH_STORAGE__MIN_FREE_BYTES", str(4 << 20))
         env.update(self.env)
         return env
 

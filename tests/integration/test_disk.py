@@ -65,6 +65,8 @@ def test_a_full_disk_refuses_writes_keeps_reads_starts_and_resumes(small_disk):
     node.init()
     node.set_config("min_free_bytes", FLOOR)
     node.set_config("ballast_bytes", BALLAST)
+    # The test suite's defaults in the environment would override the file.
+    node.env.update({"URBANMESH_STORAGE__MIN_FREE_BYTES": str(FLOOR), "URBANMESH_STORAGE__BALLAST_BYTES": str(BALLAST)})
     node.start()
     assert (node.data_dir / "ballast").stat().st_size == BALLAST
     node.create_dataset(pegel_spec("pegel"))
