@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -34,6 +35,13 @@ LOG_TAIL_BYTES = 20_000
 
 def binary() -> Path:
     return Path(os.environ.get("URBANMESH_BIN", str(DEFAULT_BIN)))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a node or a server that needs a fixed one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.02):

@@ -479,6 +479,25 @@ def test_a_located_series_lists_its_map_services(node, tmp_path):
     assert node.get("/api/v1/datasets/pegel-ohne-karte/latest.geojson").status == 400
 
 
+def test_a_map_tells_nobody_of_a_dataset_they_may_not_see(node):
+    """An internal dataset's GeoJSON answers an anonymous visitor exactly as a dataset that
+    does not exist; staff get its stations."""
+    schema = {"fields": [*pegel_spec()["schema"]["fields"],
+                         {"name": "lon", "type": "float64", "nullable": True},
+                         {"name": "lat", "type": "float64", "nullable": True}]}
+    node.create_dataset(pegel_spec("pegel-intern", schema=schema, geometry={"lon": "lon", "lat": "lat"},
+                                   policy={"visibility": "internal"}))
+    rows = [{"time": "2026-03-01T06:00:00Z", "station": "Dalke", "value": 81.5, "lon": 8.38, "lat": 51.90}]
+    assert node.post_json("/api/v1/datasets/pegel-intern/rows", rows).status == 200
+    hidden = node.get("/api/v1/datasets/pegel-intern/latest.geojson")
+    missing = node.get("/api/v1/datasets/pegel-nirgends/latest.geojson")
+    assert hidden.status == missing.status == 404, (hidden, missing)
+    assert hidden.problem()["detail"].replace("pegel-intern", "X") == missing.problem()["detail"].replace("pegel-nirgends", "X")
+    staff = node.get("/api/v1/datasets/pegel-intern/latest.geojson", auth=True)
+    assert staff.status == 200 and len(staff.json()["features"]) == 1, staff
+    assert node.get("/api/v1/views/nirgends/latest.geojson").status == 404
+
+
 def test_the_catalogue_and_dataset_pages_answer_304_while_nothing_changed(node):
     """ETag and If-None-Match: a harvester or a browser that has the current answer gets
     304 without a body; a change of the catalogue, another syntax or another caller gets

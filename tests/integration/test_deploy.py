@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, binary, wait_until
+from conftest import REPO, binary, free_port, wait_until
 
 COMPOSE = REPO / "docker-compose.yml"
 KUBERNETES = REPO / "deploy" / "kubernetes"
@@ -155,11 +154,6 @@ def test_the_realm_has_the_client_and_the_roles_of_every_town():
     users = {u["username"]: u for u in realm["users"]}
     assert {town for u in users.values() for town in u["clientRoles"]} == set(TOWNS)
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Town:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -27,7 +26,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Node, Response, http_request, pegel_spec
+from conftest import Node, Response, free_port, http_request, pegel_spec
 from oidc import Browser, b64url, jwt_header, jwt_payload
 
 TENANT = "herford"
@@ -598,9 +597,7 @@ def test_sessions_and_logins_under_way_survive_a_restart(node_factory, oidc_prov
     before a restart are kept in the node's database (under a hash of the cookie's value)."""
     node = node_factory("Herford", start=False)
     node.use_oidc(oidc_provider, TENANT)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        node.http_listen = f"127.0.0.1:{probe.getsockname()[1]}"
+    node.http_listen = f"127.0.0.1:{free_port()}"
     node.start()
     signed_in = login(oidc_provider, node, "staff-admin")
     session = signed_in.cookies(node.http)[SESSION_COOKIE]

@@ -7,7 +7,6 @@ The write-ahead log stays on local disk.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from conftest import pegel_spec, wait_until
+from conftest import free_port, pegel_spec, wait_until
 
 BUCKET = "urbanmesh-segments"
 PREFIX = "owl/guetersloh"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

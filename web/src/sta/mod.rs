@@ -4,6 +4,7 @@
 //! [`graph`]); errors are JSON bodies `{"code", "type": "error", "message"}` as FROST
 //! answers them.
 
+mod evaluate;
 mod filter;
 mod geo;
 mod graph;
@@ -22,7 +23,7 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use urbanmesh_policy::Subject;
 
-use self::filter::{Properties, Scalar};
+use self::evaluate::{Properties, Scalar};
 use self::graph::{Graph, Item, Node, Related};
 use self::kind::Kind;
 use self::options::Options;
