@@ -11,12 +11,16 @@ use crate::vocab::{DEFAULT_LICENCE, FREQUENCIES, LICENCES, THEMES};
 
 /// A dataset as the owner describes it (`POST /api/v1/datasets`): its shape and its
 /// DCAT-AP.de description. Vocabulary fields take the codes of the official tables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 1000)]
     pub title: String,
+    /// Mandatory in DCAT-AP.de: what the dataset contains, where and since when.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100000)]
     pub description: String,
     pub schema: SchemaSpec,
     /// The column that orders a time series; reads filter `from`/`to` on it.
@@ -69,7 +73,7 @@ pub struct DatasetSpec {
     pub policy: Option<Policy>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Geometry {
     pub lon: String,
@@ -77,7 +81,7 @@ pub struct Geometry {
 }
 
 /// A stored dataset record: the owner's description plus what the node adds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dataset {
     #[serde(flatten)]
     pub spec: DatasetSpec,

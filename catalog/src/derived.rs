@@ -9,7 +9,7 @@ use crate::Dataset;
 
 /// Row count, time extent and last change of a dataset's rows. As the store knows them
 /// in the catalogue; as one reader may know them once [`Derived::known_to`] has applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Derived {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,

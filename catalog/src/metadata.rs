@@ -7,7 +7,7 @@ use crate::CatalogError;
 use crate::vocab::{GEOCODING_BASE, GEOCODING_LEVELS, PUBLISHER_TYPES};
 
 /// `dct:publisher`: a `foaf:Agent` with its ADMS publisher type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Publisher {
     pub name: String,
@@ -33,7 +33,7 @@ impl Publisher {
 }
 
 /// `dcat:contactPoint`: a vCard with a name and an email address or web page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPoint {
     pub name: String,
@@ -69,7 +69,7 @@ impl ContactPoint {
 }
 
 /// `dct:spatial` and the dcat-ap.de political geocoding.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spatial {
     /// A dcat-ap.de political geocoding IRI or its path, e.g. `municipalityKey/05754008`.
@@ -123,7 +123,7 @@ impl Spatial {
 }
 
 /// `dct:temporal`: the period the data covers, as the owner declares it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Temporal {
     pub start: String,

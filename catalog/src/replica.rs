@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Dataset, Derived};
 
 /// The member a replicated entry comes from, and where to reach it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Origin {
     /// The member's PeerId.
     pub peer: String,

@@ -68,6 +68,27 @@ impl<'de> Deserialize<'de> for FieldType {
     }
 }
 
+/// In the API document: one of the names [`FieldType::parse`] reads, as written back.
+impl utoipa::PartialSchema for FieldType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let all = [
+            Self::Int64,
+            Self::Float64,
+            Self::Utf8,
+            Self::Bool,
+            Self::Date32,
+            Self::TimestampMillis,
+            Self::TimestampMicros,
+        ];
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(all.iter().map(ToString::to_string)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FieldType {}
+
 impl fmt::Display for FieldType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -83,7 +104,7 @@ impl fmt::Display for FieldType {
 }
 
 /// One column as declared by the data owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     pub name: String,
@@ -97,7 +118,7 @@ pub struct FieldSpec {
     pub nullable: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaSpec {
     pub fields: Vec<FieldSpec>,

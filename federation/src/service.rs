@@ -25,7 +25,7 @@ pub struct Profile {
     pub peer_flight: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FederationStatus {
     /// PeerId of this node.
     pub me: String,
@@ -34,14 +34,14 @@ pub struct FederationStatus {
     pub members: Vec<MemberView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FederationInfo {
     pub id: String,
     pub name: String,
     pub founder: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub peer: String,
     pub name: String,

@@ -19,7 +19,7 @@ use refusals::{RefusalFold, is_anonymous_refusal};
 /// Most records one query returns.
 pub const MAX_QUERY: usize = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub at: DateTime<Utc>,
     pub subject: String,
@@ -35,7 +35,7 @@ pub struct AuditRecord {
 }
 
 /// Whether a read was allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Permit,
@@ -43,7 +43,7 @@ pub enum Outcome {
 }
 
 /// The edge a read came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Interface {
     /// The REST API.

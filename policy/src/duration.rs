@@ -93,6 +93,20 @@ impl Serialize for Span {
     }
 }
 
+/// In the API document: the text as written, e.g. `15m`.
+impl utoipa::PartialSchema for Span {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A whole number and a unit (`ms`, `s`, `m` or `min`, `h`, `d`), at most a year"))
+            .pattern(Some(r"^\s*[0-9]+(ms|s|m|min|h|d)\s*$"))
+            .examples(["15m"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Span {}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;

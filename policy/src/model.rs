@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Who may find the dataset in listings, search and the DCAT export.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// Everyone, including anonymous callers and harvesters.
@@ -23,7 +23,7 @@ pub enum Visibility {
 }
 
 /// Whom a rule grants something.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Assignee {
     Anyone,
@@ -36,7 +36,7 @@ pub enum Assignee {
 }
 
 /// What a rule permits; reading is the only action so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     #[default]
@@ -45,7 +45,7 @@ pub enum Action {
 
 /// Rows released only as time buckets, each over at least `min_group` rows (or, with
 /// `weight`, over a sum of at least `min_group` of that column, e.g. counted people).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Aggregate {
     /// Bucket width: `15m`, `1h`, `1d`.
@@ -59,7 +59,7 @@ pub struct Aggregate {
 }
 
 /// One permission: an assignee may read, under constraints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub assignee: Assignee,
@@ -90,7 +90,7 @@ pub struct Rule {
 /// A dataset's usage policy. `{"visibility": "public"}` alone is complete: everyone it is
 /// visible to may read. With rules, only the rules grant reads; the first rule whose
 /// assignee, validity and purpose fit the request applies.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     pub visibility: Visibility,

@@ -4,7 +4,7 @@ use serde::Serialize;
 pub const STAFF_ROLES: [&str; 3] = ["viewer", "editor", "admin"];
 
 /// The caller of a request, as established by the edge it came through.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
     Anonymous,
@@ -19,7 +19,7 @@ pub enum Subject {
 }
 
 /// A person, from a verified token of the node's OpenID provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Person {
     /// The provider's `sub`.
     pub id: String,

@@ -54,7 +54,7 @@ pub fn decode_invitation(text: &str) -> Result<Signed, ProtocolError> {
     Signed::from_bytes(&bytes).map_err(|_| ProtocolError::Malformed("the invitation is damaged".into()))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberStatus {
     Admitted,

@@ -1,7 +1,7 @@
 //! Every error an HTTP client sees, as `application/problem+json` (RFC 9457).
 
 use axum::Json;
-use axum::extract::multipart::MultipartError;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,21 +12,27 @@ use urbanmesh_federation::FederationError;
 use urbanmesh_protocol::ReadRequestError;
 use urbanmesh_store::{RowError, StoreError};
 
-#[derive(Debug, Serialize)]
+/// An error as RFC 9457 describes it: `title` and `status` from the HTTP status, `detail`
+/// saying what was refused and why, and where it applies the field, rows or limit at fault.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(skip)]
     status: StatusCode,
+    /// The HTTP status's reason phrase.
     title: &'static str,
+    /// The HTTP status code.
     #[serde(rename = "status")]
     code: u16,
     detail: String,
     /// Row-level reasons for a rejected batch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<RowError>,
+    /// Of a rejected batch: the rows rejected and all rows (none of them were stored).
     #[serde(skip_serializing_if = "Option::is_none")]
     rejected_rows: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     total_rows: Option<usize>,
+    /// The request field, parameter or option at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
     /// The `[limits]` setting a refused input exceeds.
@@ -269,6 +275,13 @@ impl From<QueryRejection> for Problem {
 impl From<BytesRejection> for Problem {
     fn from(rejection: BytesRejection) -> Self {
         body_problem(rejection.status(), rejection.body_text())
+    }
+}
+
+/// Not a multipart form at all (no `Content-Type`, or no boundary).
+impl From<MultipartRejection> for Problem {
+    fn from(error: MultipartRejection) -> Self {
+        Problem::new(error.status(), error.body_text())
     }
 }
 

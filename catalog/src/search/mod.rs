@@ -83,7 +83,7 @@ pub struct Hit {
     pub highlights: BTreeMap<&'static str, String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FacetCount {
     pub value: String,
     pub count: u64,

@@ -13,22 +13,36 @@ pub const MAX_PER_PAGE: usize = 100;
 pub const MAX_DEPTH: usize = 10_000;
 
 /// Query parameters of `GET /api/v1/search`, as strings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// Free text: words, `"a phrase"`, `field:word`, `-excluded`.
     pub q: Option<String>,
+    /// Theme codes (`TRAN`, `ENVI`, …), comma-separated; any of them matches.
     pub theme: Option<String>,
+    /// Publisher names, comma-separated.
     pub publisher: Option<String>,
+    /// Licence codes (`dl-by-de/2.0`, …), comma-separated.
     pub licence: Option<String>,
+    /// Download formats, comma-separated.
     pub format: Option<String>,
+    /// Municipality names, comma-separated.
     pub municipality: Option<String>,
+    /// Member names, comma-separated (with `scope=federation`).
     pub origin: Option<String>,
     /// `local` (default) or `federation`.
     pub scope: Option<String>,
+    /// `west,south,east,north` in WGS 84; hits overlap it.
     pub bbox: Option<String>,
+    /// Hits cover some time at or after this date or RFC 3339 time.
     pub from: Option<String>,
+    /// Hits cover some time at or before this date or RFC 3339 time.
     pub to: Option<String>,
+    /// `relevance` (default with `q`) or `modified` (newest first).
     pub sort: Option<String>,
+    /// 1-based page number.
     pub page: Option<String>,
+    /// Hits per page.
     pub per_page: Option<String>,
 }
 

@@ -14,12 +14,15 @@ pub const SOURCE_DATASET: &str = "source_dataset";
 
 /// A regional view as its owner defines it (`POST /api/v1/views`); see
 /// `docs/decisions/008-regional-views.md`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ViewSpec {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub id: String,
+    #[schema(min_length = 1)]
     pub title: String,
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub description: String,
     /// Which datasets of the federation are sources.
     pub select: Selector,
@@ -66,7 +69,7 @@ fn default_deadline() -> Span {
 }
 
 /// Datasets match when every criterion given matches one of its values.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Selector {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -79,7 +82,7 @@ pub struct Selector {
 
 /// Where a target column comes from: a source column, optionally with the unit its values
 /// are in where the source schema does not say.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ColumnSource {
     Column(String),
@@ -106,7 +109,7 @@ impl ColumnSource {
 }
 
 /// Time buckets per group, e.g. hourly maximum per station.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ViewAggregate {
     pub bucket: Span,
@@ -116,7 +119,7 @@ pub struct ViewAggregate {
     pub values: BTreeMap<String, AggregateFunction>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AggregateFunction {
     Min,
@@ -127,7 +130,7 @@ pub enum AggregateFunction {
 }
 
 /// A stored view: the owner's definition plus what the node adds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct View {
     #[serde(flatten)]
     pub spec: ViewSpec,

@@ -40,7 +40,7 @@ impl Assembled {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SourceStatus {
     pub node: String,
     pub dataset: String,
@@ -53,7 +53,7 @@ pub struct SourceStatus {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Freshness {
     /// Fetched in this assembly.

@@ -21,7 +21,7 @@ pub fn column_list(schema: &datafusion::arrow::datatypes::Schema) -> String {
 pub const MAX_REPORTED_ERRORS: usize = 100;
 
 /// Why one row (or one column of one row) was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// 1-based position among the data rows (the header does not count).
     pub row: usize,

@@ -9,27 +9,48 @@ use urbanmesh_policy::{AuditQuery, AuditRecord, MAX_QUERY};
 
 use crate::AppState;
 use crate::auth::Admin;
+use crate::api::openapi::PROBLEM;
 use crate::problem::Problem;
 
 const DEFAULT_LIMIT: usize = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditParams {
+    /// Only reads of this dataset.
     dataset: Option<String>,
+    /// Only reads by this subject (as the records name it).
     subject: Option<String>,
+    /// Records at or after this RFC 3339 time.
     from: Option<String>,
+    /// Records before this RFC 3339 time.
     to: Option<String>,
+    /// At most this many records (1 to 10000; 1000 by default).
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditPage {
     records: Vec<AuditRecord>,
     /// Whether the limit cut the answer short; ask again from the last record's time.
     truncated: bool,
 }
 
+/// The access log: who read which dataset, when, under which rule
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "Records, oldest first", body = AuditPage),
+        (status = 400, description = "A bad parameter; `field` names it", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the admin token or the `admin` role", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn query(
     State(state): State<AppState>,
     _admin: Admin,

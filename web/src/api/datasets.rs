@@ -9,10 +9,14 @@ use urbanmesh_policy::Subject;
 
 use crate::AppState;
 use crate::auth::{Caller, Editor};
+use crate::api::openapi::PROBLEM;
 use crate::problem::Problem;
 
+/// The path parameter naming a dataset.
+const ID: &str = "The dataset's id";
+
 /// A dataset record as the API shows it, with what the store knows about its rows.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct DatasetView {
     #[serde(flatten)]
     dataset: Dataset,
@@ -20,8 +24,15 @@ pub(crate) struct DatasetView {
     /// them: a count of all rows would tell what a filtered or aggregated release hides.
     #[serde(flatten)]
     derived: Derived,
+    /// Files the rows are stored in (for staff).
     #[serde(skip_serializing_if = "Option::is_none")]
     segments: Option<usize>,
+}
+
+/// `GET /datasets`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DatasetList {
+    datasets: Vec<DatasetView>,
 }
 
 /// The record as `subject` may see it: the rules of the policy only for staff.
@@ -37,6 +48,22 @@ pub(crate) fn view(state: &AppState, subject: &Subject, mut dataset: Dataset) ->
     Ok(DatasetView { dataset, derived, segments })
 }
 
+/// Describe a new dataset and make its table
+#[utoipa::path(
+    post,
+    path = "/datasets",
+    tag = "datasets",
+    request_body = DatasetSpec,
+    responses(
+        (status = 201, description = "The dataset, described and ready for rows", body = DatasetView,
+         headers(("Location" = String, description = "The dataset's URL"))),
+        (status = 400, description = "The description is invalid; `field` names what", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the `editor` role (a policy: `admin`)", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "A dataset with this id exists", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Editor(subject): Editor,
@@ -56,7 +83,22 @@ pub(crate) async fn publish(state: &AppState, spec: DatasetSpec) -> Result<Datas
     Ok(urbanmesh_dataspace::publish(&state.catalog, &state.store, spec).await?)
 }
 
-/// `PUT /api/v1/datasets/{id}`: replaces the description; the shape of the rows stays.
+/// Replace a dataset's description; the shape of its rows stays
+#[utoipa::path(
+    put,
+    path = "/datasets/{id}",
+    tag = "datasets",
+    params(("id" = String, Path, description = ID)),
+    request_body = DatasetSpec,
+    responses(
+        (status = 200, description = "The dataset as now described", body = DatasetView),
+        (status = 400, description = "The description is invalid, or changes the shape of the rows", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the `editor` role (a policy: `admin`)", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such dataset", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn update(
     State(state): State<AppState>,
     Editor(subject): Editor,
@@ -80,7 +122,15 @@ pub(crate) async fn update(
     Ok(Json(view(&state, &subject, dataset)?))
 }
 
-pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<impl IntoResponse, Problem> {
+/// The datasets the caller may see
+#[utoipa::path(
+    get,
+    path = "/datasets",
+    tag = "datasets",
+    responses((status = 200, description = "Visible datasets, with what the caller may know of their rows", body = DatasetList)),
+    security((), ("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<Json<DatasetList>, Problem> {
     let datasets = state
         .catalog
         .list()?
@@ -89,14 +139,26 @@ pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller)
         // A dataset being deleted has lost its rows already; it is no longer listed.
         .filter_map(|dataset| view(&state, &subject, dataset).ok())
         .collect::<Vec<_>>();
-    Ok(Json(serde_json::json!({ "datasets": datasets })))
+    Ok(Json(DatasetList { datasets }))
 }
 
+/// One dataset's description
+#[utoipa::path(
+    get,
+    path = "/datasets/{id}",
+    tag = "datasets",
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "The dataset, with what the caller may know of its rows", body = DatasetView),
+        (status = 404, description = "No such dataset, or one the caller may not see", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     Caller(subject): Caller,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, Problem> {
+) -> Result<Json<DatasetView>, Problem> {
     let dataset = state.catalog.get(&id)?;
     if !state.gate.visible(&subject, &dataset) {
         return Err(Problem::dataset_not_found(&id));
@@ -104,6 +166,20 @@ pub(crate) async fn get(
     Ok(Json(view(&state, &subject, dataset)?))
 }
 
+/// Delete a dataset with its rows
+#[utoipa::path(
+    delete,
+    path = "/datasets/{id}",
+    tag = "datasets",
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the `editor` role", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such dataset", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     _editor: Editor,

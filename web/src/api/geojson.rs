@@ -20,8 +20,23 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::problem::Problem;
 
+use crate::api::openapi::PROBLEM;
+
 const MEDIA_TYPE: &str = "application/geo+json";
 
+/// A dataset's stations at their latest values, as GeoJSON
+#[utoipa::path(
+    get,
+    path = "/datasets/{id}/latest.geojson",
+    tag = "datasets",
+    params(("id" = String, Path, description = "The dataset's id")),
+    responses(
+        (status = 200, description = "A FeatureCollection with one Point per station", content((Object = "application/geo+json"))),
+        (status = 400, description = "The dataset declares no geometry", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such dataset, or one the caller may not see", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn dataset(
     State(state): State<AppState>,
     Caller(subject): Caller,
@@ -38,6 +53,19 @@ pub(crate) async fn dataset(
     Ok(response)
 }
 
+/// A regional view's stations at their latest values, as GeoJSON
+#[utoipa::path(
+    get,
+    path = "/views/{id}/latest.geojson",
+    tag = "views",
+    params(("id" = String, Path, description = "The view's id")),
+    responses(
+        (status = 200, description = "A FeatureCollection with one Point per station", content((Object = "application/geo+json"))),
+        (status = 400, description = "The view has no time column, series key or position", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such view, or one the caller may not see", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn view(
     State(state): State<AppState>,
     Caller(subject): Caller,

@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::Multipart;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -9,16 +10,54 @@ use urbanmesh_store::decode::{self, Format};
 
 use crate::AppState;
 use crate::auth::Editor;
+use crate::api::openapi::PROBLEM;
 use crate::problem::Problem;
 
-#[derive(Serialize)]
+/// Rows stored durably: they survive a crash from now on.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Stored {
     dataset: String,
     pub(crate) rows: usize,
+    /// The write's sequence number in the dataset's log.
     seq: u64,
 }
 
-/// `POST /datasets/{id}/rows` with JSON, NDJSON or CSV.
+/// A spreadsheet or CSV file in a multipart form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct UploadForm {
+    /// A `.csv` or `.xlsx` file; its header row names the columns.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: String,
+}
+
+/// Append rows, all or none
+///
+/// JSON (an array of objects), NDJSON, CSV with a header, or an `.xlsx` workbook. A batch
+/// with a bad row is rejected whole, naming each bad row and column.
+#[utoipa::path(
+    post,
+    path = "/datasets/{id}/rows",
+    tag = "rows",
+    params(("id" = String, Path, description = "The dataset's id")),
+    request_body(content(
+        (Vec<Object> = "application/json"),
+        (String = "application/x-ndjson"),
+        (String = "text/csv"),
+        (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    )),
+    responses(
+        (status = 200, description = "Stored durably", body = Stored),
+        (status = 400, description = "Rows rejected, nothing stored; `errors` names rows and columns", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the `editor` role", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such dataset", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "The body or batch exceeds a limit; `limit` names the setting", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "An unaccepted Content-Type", body = Problem, content_type = PROBLEM),
+        (status = 507, description = "The node's disk is nearly full; nothing was stored", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn rows(
     State(state): State<AppState>,
     _editor: Editor,
@@ -37,13 +76,32 @@ pub(crate) async fn rows(
     store(&state, id, format, body).await
 }
 
-/// `POST /datasets/{id}/upload`, multipart with one `.csv` or `.xlsx` file.
+/// Append the rows of an uploaded `.csv` or `.xlsx` file, all or none
+#[utoipa::path(
+    post,
+    path = "/datasets/{id}/upload",
+    tag = "rows",
+    params(("id" = String, Path, description = "The dataset's id")),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Stored durably", body = Stored),
+        (status = 400, description = "Rows rejected, nothing stored; or the form has no file", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the `editor` role", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such dataset", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "The file exceeds a limit; `limit` names the setting", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not a .csv or .xlsx file", body = Problem, content_type = PROBLEM),
+        (status = 507, description = "The node's disk is nearly full; nothing was stored", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn upload(
     State(state): State<AppState>,
     _editor: Editor,
     Path(id): Path<String>,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Stored>, Problem> {
+    let mut multipart = multipart?;
     while let Some(field) = multipart.next_field().await? {
         let Some(file_name) = field.file_name().map(str::to_owned) else {
             continue;

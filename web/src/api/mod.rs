@@ -6,6 +6,7 @@ pub(crate) mod datasets;
 pub(crate) mod encode;
 mod federation;
 mod geojson;
+mod openapi;
 pub(crate) mod ingest;
 mod policy;
 mod read;
@@ -13,31 +14,34 @@ mod search;
 mod views;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{AppState, problem};
 
-/// The routes below `/api/v1`.
+/// The routes below `/api/v1`, and `/api/v1/openapi.json` describing them.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/datasets", get(datasets::list).post(datasets::create))
-        .route("/datasets/{id}", get(datasets::get).put(datasets::update).delete(datasets::delete))
-        .route("/datasets/{id}/rows", post(ingest::rows).get(read::rows))
-        .route("/datasets/{id}/upload", post(ingest::upload))
-        .route("/datasets/{id}/latest.geojson", get(geojson::dataset))
-        .route("/datasets/{id}/policy", get(policy::get).put(policy::put))
-        .route("/views", get(views::list).post(views::create))
-        .route("/views/{id}", get(views::get).put(views::update).delete(views::delete))
-        .route("/views/{id}/rows", get(views::rows))
-        .route("/views/{id}/status", get(views::status))
-        .route("/views/{id}/latest.geojson", get(geojson::view))
-        .route("/audit", get(audit::query))
-        .route("/me", get(policy::me))
-        .route("/search", get(search::search))
-        .route("/federation", get(federation::status))
-        .route("/federation/invitations", post(federation::invite))
-        .route("/federation/join", post(federation::join))
-        .route("/federation/members/{peer}", delete(federation::remove))
-        .route("/federation/{node}/datasets/{id}/rows", get(read::remote_rows))
-        .fallback(problem::not_found)
+    let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(datasets::list, datasets::create))
+        .routes(routes!(datasets::get, datasets::update, datasets::delete))
+        .routes(routes!(read::rows, ingest::rows))
+        .routes(routes!(ingest::upload))
+        .routes(routes!(geojson::dataset))
+        .routes(routes!(policy::get, policy::put))
+        .routes(routes!(views::list, views::create))
+        .routes(routes!(views::get, views::update, views::delete))
+        .routes(routes!(views::rows))
+        .routes(routes!(views::status))
+        .routes(routes!(geojson::view))
+        .routes(routes!(audit::query))
+        .routes(routes!(policy::me))
+        .routes(routes!(search::search))
+        .routes(routes!(federation::status))
+        .routes(routes!(federation::invite))
+        .routes(routes!(federation::join))
+        .routes(routes!(federation::remove))
+        .routes(routes!(read::remote_rows))
+        .split_for_parts();
+    router.route("/openapi.json", openapi::serve(&openapi::finish(document))).fallback(problem::not_found)
 }

@@ -9,9 +9,11 @@ use urbanmesh_policy::{Policy, Subject};
 
 use crate::AppState;
 use crate::auth::{Admin, Caller};
+use crate::api::openapi::PROBLEM;
 use crate::problem::Problem;
 
-#[derive(Serialize)]
+/// A dataset's policy, and the purposes policies on this node may require.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PolicyView {
     dataset: String,
     #[serde(flatten)]
@@ -20,6 +22,20 @@ pub(crate) struct PolicyView {
     purposes: Vec<String>,
 }
 
+/// A dataset's usage policy
+#[utoipa::path(
+    get,
+    path = "/datasets/{id}/policy",
+    tag = "policies",
+    params(("id" = String, Path, description = "The dataset's id")),
+    responses(
+        (status = 200, description = "The policy with its rules", body = PolicyView),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the admin token or the `admin` role", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such dataset", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     _admin: Admin,
@@ -29,7 +45,25 @@ pub(crate) async fn get(
     Ok(Json(PolicyView { dataset: id, policy: dataset.policy, purposes: state.catalog.purposes().to_vec() }))
 }
 
-/// Replaces the policy. `{"visibility": "public"}` alone is a complete policy.
+/// Replace a dataset's usage policy
+///
+/// `{"visibility": "public"}` alone is a complete policy. With rules, only the rules grant
+/// reads; the first rule whose assignee, validity and purpose fit a request applies.
+#[utoipa::path(
+    put,
+    path = "/datasets/{id}/policy",
+    tag = "policies",
+    params(("id" = String, Path, description = "The dataset's id")),
+    request_body = Policy,
+    responses(
+        (status = 200, description = "The policy now in force", body = PolicyView),
+        (status = 400, description = "The policy is invalid; `field` names the rule and key", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the admin token or the `admin` role", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such dataset", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn put(
     State(state): State<AppState>,
     Admin(subject): Admin,
@@ -45,7 +79,16 @@ pub(crate) async fn put(
     Ok(Json(PolicyView { dataset: id, policy: dataset.policy, purposes: state.catalog.purposes().to_vec() }))
 }
 
-/// Who the node takes the caller for; with a session, also its CSRF token for changes.
+/// Who the node takes the caller for
+///
+/// With a session, also its CSRF token for changes.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "session",
+    responses((status = 200, description = "The caller and what it may do", body = Me)),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn me(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -60,13 +103,17 @@ pub(crate) async fn me(
     Json(Me { staff: subject.is_staff(), admin: subject.is_admin(), editor: subject.may_edit(), csrf, subject })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Me {
     #[serde(flatten)]
     subject: Subject,
+    /// Staff of this municipality: sees policies and the rows' details.
     staff: bool,
+    /// May describe datasets and write rows.
     editor: bool,
+    /// May set policies and read the access log.
     admin: bool,
+    /// The session's token for changes, sent back in `X-CSRF-Token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     csrf: Option<String>,
 }

@@ -15,23 +15,55 @@ use urbanmesh_store::BatchStream;
 use super::encode::{self, OutputFormat};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::api::openapi::PROBLEM;
 use crate::problem::Problem;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RowsQuery {
+    /// Rows at or after this date or RFC 3339 time (of the time column).
     from: Option<String>,
+    /// Rows before this date or RFC 3339 time.
     to: Option<String>,
     /// Comma-separated column names.
     columns: Option<String>,
+    /// An SQL predicate over the columns, such as `value > 250`.
     filter: Option<String>,
+    /// At most this many rows.
     limit: Option<usize>,
+    /// `json` (default), `ndjson`, `csv` or `parquet`.
     format: Option<String>,
     /// Why the rows are read, where the dataset's policy asks.
     purpose: Option<String>,
 }
 
-/// `GET /datasets/{id}/rows`: streamed as JSON, NDJSON, CSV or Parquet.
+/// A dataset's rows, as its policy releases them to the caller
+///
+/// Streamed as JSON, NDJSON, CSV or Parquet. The duties travel as headers.
+#[utoipa::path(
+    get,
+    path = "/datasets/{id}/rows",
+    tag = "rows",
+    params(("id" = String, Path, description = "The dataset's id"), RowsQuery),
+    responses(
+        (status = 200, description = "The released rows", content(
+            (Vec<Object> = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        ),
+         headers(
+            ("x-urbanmesh-attribution" = String, description = "The attribution readers must show"),
+            ("x-urbanmesh-licence" = String, description = "The licence the rows are used under"),
+         )),
+        (status = 400, description = "A bad parameter; `field` names it", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The policy grants no read for this request (e.g. a purpose is missing)", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such dataset, or one the caller may not see", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Too many downloads at once, or the query's memory or time ran out", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn rows(
     State(state): State<AppState>,
     Caller(subject): Caller,
@@ -73,8 +105,33 @@ pub(crate) fn duties(response: &mut Response, attribution: Option<&str>, licence
 const ATTRIBUTION_HEADER: &str = "x-urbanmesh-attribution";
 const LICENCE_HEADER: &str = "x-urbanmesh-licence";
 
-/// `GET /federation/{node}/datasets/{id}/rows`: another member's rows, fetched through
-/// this node over the members' mutual-TLS Flight; the origin's policy decides.
+/// Another member's rows, fetched through this node
+///
+/// Over the members' mutual-TLS Flight; the member's policy decides what it releases.
+#[utoipa::path(
+    get,
+    path = "/federation/{node}/datasets/{id}/rows",
+    tag = "federation",
+    params(
+        ("node" = String, Path, description = "The member's name or PeerId"),
+        ("id" = String, Path, description = "The dataset's id at the member"),
+        RowsQuery,
+    ),
+    responses(
+        (status = 200, description = "The rows the member released", content(
+            (Vec<Object> = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        )),
+        (status = 400, description = "A bad parameter; `field` names it", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The member's policy grants no read", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such member or dataset", body = Problem, content_type = PROBLEM),
+        (status = 502, description = "The member did not answer, or broke off", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Too many downloads at once", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn remote_rows(
     State(state): State<AppState>,
     Caller(subject): Caller,

@@ -11,19 +11,21 @@ use urbanmesh_catalog::{Dataset, Derived, Origin};
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::api::openapi::PROBLEM;
 use crate::problem::Problem;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SearchResponse {
     total: usize,
     page: usize,
     per_page: usize,
     pages: usize,
     hits: Vec<SearchHit>,
+    /// Counts per value of each facet (`theme`, `publisher`, `licence`, …) over all hits.
     facets: BTreeMap<&'static str, Vec<FacetCount>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SearchHit {
     #[serde(flatten)]
     dataset: Dataset,
@@ -40,7 +42,7 @@ struct SearchHit {
     links: Links,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Links {
     #[serde(rename = "self")]
     this: String,
@@ -48,6 +50,21 @@ struct Links {
     dcat: String,
 }
 
+/// Search the catalogue
+///
+/// Full text with facets, over this node's datasets or with `scope=federation` also those
+/// the members share.
+#[utoipa::path(
+    get,
+    path = "/search",
+    tag = "search",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "A page of hits, with facet counts", body = SearchResponse),
+        (status = 400, description = "A bad parameter; `field` names it", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn search(
     State(state): State<AppState>,
     Caller(subject): Caller,

@@ -16,13 +16,43 @@ use super::encode::OutputFormat;
 use super::read::{duties, streamed};
 use crate::AppState;
 use crate::auth::{Caller, Editor};
+use crate::api::openapi::PROBLEM;
 use crate::problem::Problem;
 
-pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<impl IntoResponse, Problem> {
-    let views: Vec<View> = state.views.list(&subject)?.into_iter().map(|v| shown(&subject, v)).collect();
-    Ok(Json(serde_json::json!({ "views": views })))
+/// The path parameter naming a view.
+const ID: &str = "The view's id";
+
+/// `GET /views`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ViewList {
+    views: Vec<View>,
 }
 
+/// The regional views the caller may see
+#[utoipa::path(
+    get,
+    path = "/views",
+    tag = "views",
+    responses((status = 200, description = "Visible views", body = ViewList)),
+    security((), ("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn list(State(state): State<AppState>, Caller(subject): Caller) -> Result<Json<ViewList>, Problem> {
+    let views = state.views.list(&subject)?.into_iter().map(|v| shown(&subject, v)).collect();
+    Ok(Json(ViewList { views }))
+}
+
+/// One regional view's definition
+#[utoipa::path(
+    get,
+    path = "/views/{id}",
+    tag = "views",
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "The view", body = View),
+        (status = 404, description = "No such view, or one the caller may not see", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     Caller(subject): Caller,
@@ -31,6 +61,22 @@ pub(crate) async fn get(
     Ok(Json(shown(&subject, state.views.get(&subject, &id)?)))
 }
 
+/// Define a regional view
+#[utoipa::path(
+    post,
+    path = "/views",
+    tag = "views",
+    request_body = ViewSpec,
+    responses(
+        (status = 201, description = "The view", body = View,
+         headers(("Location" = String, description = "The view's URL"))),
+        (status = 400, description = "The definition is invalid; `field` names what", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the `editor` role (a policy: `admin`)", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "A view with this id exists", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Editor(subject): Editor,
@@ -44,7 +90,22 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)))
 }
 
-/// `PUT /api/v1/views/{id}`: replaces the definition; the policy stays unless one is given.
+/// Replace a regional view's definition; its policy stays unless one is given
+#[utoipa::path(
+    put,
+    path = "/views/{id}",
+    tag = "views",
+    params(("id" = String, Path, description = ID)),
+    request_body = ViewSpec,
+    responses(
+        (status = 200, description = "The view as now defined", body = View),
+        (status = 400, description = "The definition is invalid; `field` names what", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the `editor` role (a policy: `admin`)", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such view", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn update(
     State(state): State<AppState>,
     Editor(subject): Editor,
@@ -62,6 +123,20 @@ pub(crate) async fn update(
     Ok(Json(view))
 }
 
+/// Delete a regional view
+#[utoipa::path(
+    delete,
+    path = "/views/{id}",
+    tag = "views",
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Needs the `editor` role", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such view", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     _editor: Editor,
@@ -73,13 +148,33 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RowsQuery {
+    /// `json` (default), `ndjson`, `csv` or `parquet`.
     format: Option<String>,
 }
 
-/// `GET /api/v1/views/{id}/rows?format=json|ndjson|csv|parquet`.
+/// A regional view's rows, assembled from its sources
+#[utoipa::path(
+    get,
+    path = "/views/{id}/rows",
+    tag = "views",
+    params(("id" = String, Path, description = ID), RowsQuery),
+    responses(
+        (status = 200, description = "The rows, each source read under its owner's policy", content(
+            (Vec<Object> = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        )),
+        (status = 400, description = "An unknown format", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such view, or one the caller may not see", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Too many downloads at once; retry in a moment", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn rows(
     State(state): State<AppState>,
     Caller(subject): Caller,
@@ -97,7 +192,8 @@ pub(crate) async fn rows(
     Ok(response)
 }
 
-#[derive(Serialize)]
+/// How the latest assembly went.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Status {
     view: String,
     assembled_at: DateTime<Utc>,
@@ -106,7 +202,18 @@ pub(crate) struct Status {
     sources: Vec<SourceStatus>,
 }
 
-/// `GET /api/v1/views/{id}/status`: how each source fared in the latest assembly.
+/// How each source of a regional view fared in its latest assembly
+#[utoipa::path(
+    get,
+    path = "/views/{id}/status",
+    tag = "views",
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "Each source's freshness", body = Status),
+        (status = 404, description = "No such view, or one the caller may not see", body = Problem, content_type = PROBLEM),
+    ),
+    security((), ("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn status(
     State(state): State<AppState>,
     Caller(subject): Caller,
