@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+import html5lib
 import pyarrow.parquet as pq
 import pytest
 from rdflib import RDF, Graph, Namespace, URIRef
@@ -296,6 +297,44 @@ def dashboard(owl) -> Dashboard:
     })
     assert response.status == 201, f"creating the view: {response!r}"
     return board
+
+
+def berlin(moment: dt.datetime) -> tuple[dt.datetime, str]:
+    """German civil time and its zone's German abbreviation, by the EU rule."""
+    local = moment.astimezone(BERLIN)
+    return local, "MESZ" if local.dst() else "MEZ"
+
+
+def test_a_dataset_page_speaks_plain_german_and_english(werre):
+    """Codes become words: the licence's name linked to its text, the update interval; times
+    are German civil time with the zone named, numbers carry a decimal comma on German pages."""
+    path = f"/datasets/{werre.id}"
+    german = html5lib.parse(fetch_page(werre.node, path).text, namespaceHTMLElements=False)
+    metadata = german.find(".//dl[@id='metadata']")
+    licence = metadata.find(".//a[@rel='license']")
+    assert licence is not None and licence.text == "Datenlizenz Deutschland – Namensnennung – Version 2.0", licence
+    assert licence.get("href") == "https://www.govdata.de/dl-de/by-2-0"
+    text = " ".join(metadata.itertext())
+    assert "alle 15 Minuten" in text and "15MIN" not in text and "dl-by-de" not in text, text
+    # The latest values: a <time> with the instant, shown in Berlin's time with its zone.
+    newest = max(row["time"] for row in werre.rows)
+    row = german.find(".//section[@id='latest']//tr[@data-series='WERRE']")
+    stamp = row.find(".//time")
+    assert dt.datetime.fromisoformat(stamp.get("datetime")) == newest, stamp.get("datetime")
+    local, zone = berlin(newest)
+    assert stamp.text == local.strftime(f"%d.%m.%Y, %H:%M {zone}"), stamp.text
+    werre_latest = max((r for r in werre.rows if r["station"] == "WERRE"), key=lambda r: r["time"])["value"]
+    value = "".join(row.find(".//td[@class='value']").itertext())
+    assert value == f"{werre_latest:.1f}".replace(".", ",") + "\u00a0cm", repr(value)
+
+    english = html5lib.parse(fetch_page(werre.node, path, lang="en").text, namespaceHTMLElements=False)
+    licence = english.find(".//dl[@id='metadata']//a[@rel='license']")
+    assert licence.text == "Data licence Germany – attribution – version 2.0", licence.text
+    assert "every 15 minutes" in " ".join(english.find(".//dl[@id='metadata']").itertext())
+    stamp = english.find(".//section[@id='latest']//tr[@data-series='WERRE']//time")
+    assert stamp.text.endswith(" CEST" if local.dst() else " CET"), stamp.text
+    value = "".join(english.find(".//section[@id='latest']//tr[@data-series='WERRE']//td[@class='value']").itertext())
+    assert value == f"{werre_latest:.1f}\u00a0cm", repr(value)
 
 
 # ---- pages without a browser --------------------------------------------------------------------

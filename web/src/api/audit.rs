@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use urbanmesh_policy::{AuditQuery, AuditRecord, MAX_QUERY};
 
 use crate::AppState;
-use crate::auth::Admin;
 use crate::api::openapi::PROBLEM;
+use crate::auth::Admin;
 use crate::problem::Problem;
 
 const DEFAULT_LIMIT: usize = 1000;

@@ -8,8 +8,8 @@ use urbanmesh_catalog::{Dataset, DatasetSpec, Derived};
 use urbanmesh_policy::Subject;
 
 use crate::AppState;
-use crate::auth::{Caller, Editor};
 use crate::api::openapi::PROBLEM;
+use crate::auth::{Caller, Editor};
 use crate::problem::Problem;
 
 /// The path parameter naming a dataset.

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use urbanmesh_federation::{FederationStatus, parse_ttl};
 
 use crate::AppState;
-use crate::auth::Admin;
 use crate::api::openapi::PROBLEM;
+use crate::auth::Admin;
 use crate::problem::Problem;
 
 /// This node's federation and its members

@@ -9,8 +9,8 @@ use serde::Serialize;
 use urbanmesh_store::decode::{self, Format};
 
 use crate::AppState;
-use crate::auth::Editor;
 use crate::api::openapi::PROBLEM;
+use crate::auth::Editor;
 use crate::problem::Problem;
 
 /// Rows stored durably: they survive a crash from now on.

@@ -4,10 +4,10 @@
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use serde_json::Value;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
-use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::problem::Problem;

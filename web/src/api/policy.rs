@@ -8,8 +8,8 @@ use urbanmesh_catalog::Dataset;
 use urbanmesh_policy::{Policy, Subject};
 
 use crate::AppState;
-use crate::auth::{Admin, Caller};
 use crate::api::openapi::PROBLEM;
+use crate::auth::{Admin, Caller};
 use crate::problem::Problem;
 
 /// A dataset's policy, and the purposes policies on this node may require.

@@ -14,8 +14,8 @@ use urbanmesh_store::BatchStream;
 
 use super::encode::{self, OutputFormat};
 use crate::AppState;
-use crate::auth::Caller;
 use crate::api::openapi::PROBLEM;
+use crate::auth::Caller;
 use crate::problem::Problem;
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -10,8 +10,8 @@ use urbanmesh_catalog::search::{FacetCount, SearchParams, SearchRequest};
 use urbanmesh_catalog::{Dataset, Derived, Origin};
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::api::openapi::PROBLEM;
+use crate::auth::Caller;
 use crate::problem::Problem;
 
 #[derive(Serialize, utoipa::ToSchema)]

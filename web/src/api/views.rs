@@ -15,8 +15,8 @@ use urbanmesh_policy::{Interface, Subject};
 use super::encode::OutputFormat;
 use super::read::{duties, streamed};
 use crate::AppState;
-use crate::auth::{Caller, Editor};
 use crate::api::openapi::PROBLEM;
+use crate::auth::{Caller, Editor};
 use crate::problem::Problem;
 
 /// The path parameter naming a view.

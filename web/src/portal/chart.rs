@@ -1,9 +1,9 @@
 //! Time-series charts and station maps as inline SVG, drawn on the server; hover values
 //! come from `<title>` elements.
 
-use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
+use super::lang::Lang;
 use super::rows::Series;
 
 /// Distinct colours with at least 4.5:1 contrast on white.
@@ -35,20 +35,27 @@ pub(crate) fn legend(series: &[Series]) -> Markup {
 }
 
 /// A line per series over their common time span, every point drawn.
-pub(crate) fn chart(series: &[Series], label: &str, unit: Option<&str>) -> Markup {
-    drawn(series, label, unit, usize::MAX, MARKED)
+pub(crate) fn chart(series: &[Series], label: &str, unit: Option<&str>, lang: Lang) -> Markup {
+    drawn(series, label, unit, lang, usize::MAX, MARKED)
 }
 
 /// A small chart (a dashboard's, one per station): at most [`SMALL_POINTS`] points drawn per
 /// series (each the maximum of its stretch, so peaks stay visible), fewer of them marked.
-pub(crate) fn small_chart(series: &[Series], label: &str, unit: Option<&str>) -> Markup {
-    drawn(series, label, unit, SMALL_POINTS, MARKED / 2)
+pub(crate) fn small_chart(series: &[Series], label: &str, unit: Option<&str>, lang: Lang) -> Markup {
+    drawn(series, label, unit, lang, SMALL_POINTS, MARKED / 2)
 }
 
 /// Points a small chart draws per series: about one per two pixels of its width.
 const SMALL_POINTS: usize = 360;
 
-fn drawn(series: &[Series], label: &str, unit: Option<&str>, points_max: usize, marked_max: usize) -> Markup {
+fn drawn(
+    series: &[Series],
+    label: &str,
+    unit: Option<&str>,
+    lang: Lang,
+    points_max: usize,
+    marked_max: usize,
+) -> Markup {
     let points = series.iter().flat_map(|s| s.points.iter());
     let (mut t0, mut t1, mut v0, mut v1) = (i64::MAX, i64::MIN, f64::INFINITY, f64::NEG_INFINITY);
     for (t, v) in points {
@@ -61,15 +68,15 @@ fn drawn(series: &[Series], label: &str, unit: Option<&str>, points_max: usize, 
     let (v0, v1) = (v0 - pad, v1 + pad);
     let x = |t: i64| LEFT + (t - t0) as f64 / ((t1 - t0).max(1) as f64) * (WIDTH - LEFT - RIGHT);
     let y = |v: f64| TOP + (v1 - v) / (v1 - v0) * (HEIGHT - TOP - BOTTOM);
-    let unit = unit.map(|u| format!(" {u}")).unwrap_or_default();
+    let unit = unit.map(|u| format!("\u{a0}{u}")).unwrap_or_default();
     html! {
         svg.chart role="img" aria-label=(label) viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) xmlns="http://www.w3.org/2000/svg" {
             line x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(HEIGHT - BOTTOM) stroke="#c9ced6" {}
             line x1=(LEFT) y1=(HEIGHT - BOTTOM) x2=(WIDTH - RIGHT) y2=(HEIGHT - BOTTOM) stroke="#c9ced6" {}
-            text x="4" y=(TOP + 10.0) { (format!("{:.1}{unit}", v1)) }
-            text x="4" y=(HEIGHT - BOTTOM) { (format!("{:.1}{unit}", v0)) }
-            text x=(LEFT) y=(HEIGHT - 8.0) { (moment(t0)) }
-            text x=(WIDTH - RIGHT) y=(HEIGHT - 8.0) text-anchor="end" { (moment(t1)) }
+            text x="4" y=(TOP + 10.0) { (lang.number(v1, 1)) (unit) }
+            text x="4" y=(HEIGHT - BOTTOM) { (lang.number(v0, 1)) (unit) }
+            text x=(LEFT) y=(HEIGHT - 8.0) { (lang.moment(t0)) }
+            text x=(WIDTH - RIGHT) y=(HEIGHT - 8.0) text-anchor="end" { (lang.moment(t1)) }
             @for (i, one) in series.iter().enumerate() {
                 g class=(format!("c{}", i % PALETTE.len())) {
                     title { (one.name) }
@@ -77,7 +84,7 @@ fn drawn(series: &[Series], label: &str, unit: Option<&str>, points_max: usize, 
                     polyline stroke=(colour(i)) points=(polyline(&points, &x, &y)) {}
                     @for (t, v) in marked(&points, marked_max) {
                         circle cx=(format!("{:.1}", x(t))) cy=(format!("{:.1}", y(v))) r="2.5" fill=(colour(i)) {
-                            title { (one.name) ": " (format!("{v:.1}{unit}")) ", " (moment(t)) }
+                            title { (one.name) ": " (lang.number(v, 1)) (unit) ", " (lang.moment(t)) }
                         }
                     }
                 }
@@ -110,10 +117,6 @@ fn marked(points: &[(i64, f64)], max: usize) -> impl Iterator<Item = (i64, f64)>
     let step = points.len().div_ceil(max).max(1);
     let last = points.len().saturating_sub(1);
     points.iter().enumerate().filter(move |(i, _)| (last - i) % step == 0).map(|(_, p)| *p)
-}
-
-pub(crate) fn moment(millis: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(millis).map_or_else(String::new, |t| t.format("%d.%m.%Y %H:%M").to_string())
 }
 
 /// A place on a map: its name, coordinates, state and what hovering shows.

@@ -7,14 +7,15 @@ use chrono::{TimeDelta, Utc};
 use futures::TryStreamExt;
 use maud::{Markup, html};
 use urbanmesh_catalog::Dataset;
-use urbanmesh_catalog::vocab::THEMES;
+use urbanmesh_catalog::vocab::{FREQUENCIES, THEMES};
 use urbanmesh_policy::{Interface, Subject};
 use urbanmesh_protocol::ReadRequest;
 
 use super::cache::{self, Page};
-use super::chart::{Spot, chart, legend, map, moment, state_class};
+use super::chart::{Spot, chart, legend, map, state_class};
 use super::layout::{Frame, not_found};
 use super::rows::{Columns, Series};
+use super::vocabulary;
 use super::words::{Words, words};
 use crate::AppState;
 
@@ -91,16 +92,16 @@ fn metadata(state: &AppState, subject: &Subject, dataset: &Dataset, w: &Words) -
             h2 { (w.metadata) }
             dl #metadata {
                 dt { (w.publisher) } dd { (publisher) }
-                dt { (w.licence) } dd { (spec.licence()) }
+                dt { (w.licence) } dd { a href=(vocabulary::licence_text(spec.licence())) rel="license" { (w.licence(spec.licence())) } }
                 @if let Some(attribution) = attribution { dt { (w.attribution) } dd { (attribution) } }
                 @if !spec.themes.is_empty() {
                     dt { (w.themes) } dd { (spec.themes.iter().map(|t| w.theme(THEMES.code(t))).collect::<Vec<_>>().join(", ")) }
                 }
                 @if !spec.keywords.is_empty() { dt { (w.keywords) } dd { (spec.keywords.join(", ")) } }
                 @if let (Some(first), Some(last)) = (derived.first, derived.last) {
-                    dt { (w.period) } dd { (moment(first.timestamp_millis())) " – " (moment(last.timestamp_millis())) }
+                    dt { (w.period) } dd { (w.lang.time(first.timestamp_millis())) " – " (w.lang.time(last.timestamp_millis())) }
                 }
-                @if let Some(frequency) = &spec.accrual_periodicity { dt { (w.frequency) } dd { (frequency) } }
+                @if let Some(frequency) = &spec.accrual_periodicity { dt { (w.frequency) } dd { (w.frequency(FREQUENCIES.code(frequency))) } }
             }
         }
     }
@@ -123,10 +124,10 @@ fn data_sections(dataset: &Dataset, batches: &[RecordBatch], w: &Words) -> Marku
             (latest_values(&series, unit, w))
             section {
                 h2 { (w.chart) }
-                (chart(&series, w.chart_label, unit))
+                (chart(&series, w.chart_label, unit, w.lang))
                 (legend(&series))
             }
-            @let spots = spots(&series, unit);
+            @let spots = spots(&series, unit, w);
             @if !spots.is_empty() {
                 section {
                     h2 { (w.map) }
@@ -152,7 +153,7 @@ fn data_sections(dataset: &Dataset, batches: &[RecordBatch], w: &Words) -> Marku
 }
 
 pub(crate) fn latest_values(series: &[Series], unit: Option<&str>, w: &Words) -> Markup {
-    let unit = unit.map(|u| format!(" {u}")).unwrap_or_default();
+    let unit = unit.map(|u| format!("\u{a0}{u}")).unwrap_or_default();
     html! {
         section #latest {
             h2 { (w.latest) }
@@ -163,8 +164,8 @@ pub(crate) fn latest_values(series: &[Series], unit: Option<&str>, w: &Words) ->
                         @if let Some((at, value)) = one.latest() {
                             tr data-series=(one.name) {
                                 th scope="row" { (one.name) }
-                                td { (moment(at)) }
-                                td.value { (format!("{value:.1}{unit}")) }
+                                td { (w.lang.time(at)) }
+                                td.value { (w.lang.number(value, 1)) (unit) }
                                 td { (one.state.as_deref().unwrap_or("–")) }
                             }
                         }
@@ -175,15 +176,15 @@ pub(crate) fn latest_values(series: &[Series], unit: Option<&str>, w: &Words) ->
     }
 }
 
-pub(crate) fn spots(series: &[Series], unit: Option<&str>) -> Vec<Spot> {
-    let unit = unit.map(|u| format!(" {u}")).unwrap_or_default();
+pub(crate) fn spots(series: &[Series], unit: Option<&str>, w: &Words) -> Vec<Spot> {
+    let unit = unit.map(|u| format!("\u{a0}{u}")).unwrap_or_default();
     series
         .iter()
         .filter_map(|one| {
             let (lon, lat) = one.position?;
             let (at, value) = one.latest()?;
             let state = state_class(one.state.as_deref());
-            let detail = format!("{value:.1}{unit}, {}, {state}", moment(at));
+            let detail = format!("{}{unit}, {}, {state}", w.lang.number(value, 1), w.lang.moment(at));
             Some(Spot { name: one.name.clone(), lon, lat, state, detail })
         })
         .collect()

@@ -8,9 +8,11 @@ pub(crate) mod dataset;
 mod home;
 pub(crate) mod lang;
 pub(crate) mod layout;
+mod local;
 pub(crate) mod rows;
 mod search;
 pub(crate) mod view;
+mod vocabulary;
 mod words;
 
 use axum::Router;
@@ -33,7 +35,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The German name of an EU data theme.
 pub(crate) fn theme_name(code: &str) -> &str {
-    words::words(lang::Lang::De).theme(code)
+    vocabulary::theme(lang::Lang::De, code)
 }
 
 /// Whether the client asks for a page rather than data (a browser's `Accept`).

@@ -97,7 +97,7 @@ pub(crate) async fn page(
                                 ul.plain {
                                     @for count in counts.iter().take(12) {
                                         li { a href=(with(&uri, name, &count.value)) {
-                                            (if name == "theme" { w.theme(&count.value) } else { count.value.as_str() }) " (" (count.count) ")"
+                                            (match name { "theme" => w.theme(&count.value), "licence" => w.licence(&count.value), _ => count.value.as_str() }) " (" (count.count) ")"
                                         } }
                                     }
                                 }

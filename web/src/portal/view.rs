@@ -29,7 +29,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
     let columns = Columns::pick(&assembled.schema, spec.time_column.as_deref(), spec.series_key.as_deref());
     let series = columns.as_ref().map(|c| c.series(&assembled.batches)).unwrap_or_default();
     let unit = columns.as_ref().and_then(|c| spec.schema.field(&c.value)).and_then(|f| f.unit.as_deref());
-    let spots = spots(&series, unit);
+    let spots = spots(&series, unit, w);
     let main = html! {
         h1 { (spec.title) }
         p #description { (spec.description) }
@@ -46,7 +46,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
             div #stations {
                 @for one in &series {
                     figure {
-                        (small_chart(std::slice::from_ref(one), &format!("{}: {}", w.chart_label, one.name), unit))
+                        (small_chart(std::slice::from_ref(one), &format!("{}: {}", w.chart_label, one.name), unit, w.lang))
                         figcaption { (one.name) }
                     }
                 }
@@ -65,8 +65,8 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
                             tr data-status=(freshness(source.status)) {
                                 th scope="row" { (source.node) }
                                 td { (source.dataset) }
-                                td { (freshness(source.status)) @if let Some(error) = &source.error { " – " (error) } }
-                                td { (source.rows) }
+                                td { (w.freshness(source.status)) @if let Some(error) = &source.error { " – " (error) } }
+                                td { (w.lang.number(source.rows as f64, 0)) }
                                 td { @if let Some(age) = source.age_seconds { (age) " s" } }
                             }
                         }

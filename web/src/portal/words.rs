@@ -1,6 +1,9 @@
 //! The portal's words in German and English.
 
+use urbanmesh_flight::Freshness;
+
 use super::lang::Lang;
+use super::vocabulary;
 
 pub(crate) struct Words {
     pub(crate) search: &'static str,
@@ -64,18 +67,47 @@ pub(crate) struct Words {
     pub(crate) other_language: &'static str,
     pub(crate) footer: &'static str,
     pub(crate) legend: &'static str,
-    /// The EU data themes by code.
-    theme_names: &'static [(&'static str, &'static str)],
+    /// The status of a view's source: fetched now, served from before, not answering,
+    /// or not matching the view's schema.
+    fresh: &'static str,
+    stale: &'static str,
+    unavailable: &'static str,
+    mismatched: &'static str,
+    pub(crate) lang: Lang,
 }
 
 impl Words {
     /// The name of an EU data theme, or its code.
     pub(crate) fn theme<'a>(&self, code: &'a str) -> &'a str {
-        self.theme_names.iter().find(|(c, _)| *c == code).map_or(code, |(_, name)| name)
+        vocabulary::theme(self.lang, code)
+    }
+
+    /// The name of a dcat-ap.de licence, or its code.
+    pub(crate) fn licence<'a>(&self, code: &'a str) -> &'a str {
+        vocabulary::licence(self.lang, code)
+    }
+
+    /// How often a dataset is updated, in words, or the code.
+    pub(crate) fn frequency<'a>(&self, code: &'a str) -> &'a str {
+        vocabulary::frequency(self.lang, code)
+    }
+
+    pub(crate) fn freshness(&self, status: Freshness) -> &'static str {
+        match status {
+            Freshness::Fresh => self.fresh,
+            Freshness::Stale => self.stale,
+            Freshness::Unavailable => self.unavailable,
+            Freshness::Mismatched => self.mismatched,
+        }
     }
 }
 
 const DE: Words = Words {
+    fresh: "aktuell",
+    stale: "veraltet (letzte gute Daten)",
+    unavailable: "nicht erreichbar",
+    mismatched: "passt nicht zur Sicht",
+    lang: Lang::De,
     search: "Suchen",
     search_label: "Daten suchen",
     search_placeholder: "z. B. Pegel, Wetter, Passanten",
@@ -136,24 +168,14 @@ const DE: Words = Words {
     other_language: "English",
     footer: "Offene Daten, betrieben von der Kommune selbst mit Urban Mesh.",
     legend: "niedrig, normal, hoch",
-    theme_names: &[
-        ("AGRI", "Landwirtschaft, Fischerei, Forstwirtschaft und Nahrungsmittel"),
-        ("ECON", "Wirtschaft und Finanzen"),
-        ("EDUC", "Bildung, Kultur und Sport"),
-        ("ENER", "Energie"),
-        ("ENVI", "Umwelt"),
-        ("GOVE", "Regierung und öffentlicher Sektor"),
-        ("HEAL", "Gesundheit"),
-        ("INTR", "Internationale Themen"),
-        ("JUST", "Justiz, Rechtssystem und öffentliche Sicherheit"),
-        ("REGI", "Regionen und Städte"),
-        ("SOCI", "Bevölkerung und Gesellschaft"),
-        ("TECH", "Wissenschaft und Technologie"),
-        ("TRAN", "Verkehr"),
-    ],
 };
 
 const EN: Words = Words {
+    fresh: "current",
+    stale: "outdated (last good rows shown)",
+    unavailable: "not answering",
+    mismatched: "does not match the view",
+    lang: Lang::En,
     search: "Search",
     search_label: "Search data",
     search_placeholder: "e.g. water level, weather, pedestrians",
@@ -214,21 +236,6 @@ const EN: Words = Words {
     other_language: "Deutsch",
     footer: "Open data, run by the municipality itself with Urban Mesh.",
     legend: "low, normal, high",
-    theme_names: &[
-        ("AGRI", "Agriculture, fisheries, forestry and food"),
-        ("ECON", "Economy and finance"),
-        ("EDUC", "Education, culture and sport"),
-        ("ENER", "Energy"),
-        ("ENVI", "Environment"),
-        ("GOVE", "Government and public sector"),
-        ("HEAL", "Health"),
-        ("INTR", "International issues"),
-        ("JUST", "Justice, legal system and public safety"),
-        ("REGI", "Regions and cities"),
-        ("SOCI", "Population and society"),
-        ("TECH", "Science and technology"),
-        ("TRAN", "Transport"),
-    ],
 };
 
 pub(crate) fn words(lang: Lang) -> &'static Words {
