@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts."""
 import json
+import math
 import os
 import re
 import subprocess
@@ -65,6 +66,57 @@ def rss_mb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _ticks(top, count=5):
+    """Round tick values from 0 up to at least `top`."""
+    top = top or 1
+    magnitude = 10 ** math.floor(math.log10(top / count))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= top / count)
+    return [i * step for i in range(math.ceil(top / step - 1e-9) + 1)]
+
+
+def svg_line_chart(path, title, x_label, x, panels):
+    """Writes a line chart to `path` as SVG, drawn by hand: `panels` is a list of
+    (y label, {series name: values}) stacked over the shared `x` axis; every y axis starts at 0."""
+    from xml.sax.saxutils import escape
+
+    width, left, right, top, height, gap = 760, 64, 170, 40, 200, 56
+    plot = width - left - right
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    x_ticks = _ticks(max(x))
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + len(panels) * (height + gap)}" '
+           'font-family="sans-serif" font-size="12">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{left}" y="22" font-size="14" font-weight="bold">{escape(title)}</text>']
+    for p, (y_label, series) in enumerate(panels):
+        y0 = top + p * (height + gap)
+        y_ticks = _ticks(max(max(values) for values in series.values()))
+
+        def point(xv, yv):
+            return f"{left + plot * xv / x_ticks[-1]:.1f},{y0 + height - height * yv / y_ticks[-1]:.1f}"
+        for t in y_ticks:
+            y = y0 + height - height * t / y_ticks[-1]
+            out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot}" y2="{y:.1f}" stroke="#ddd"/>'
+                       f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{t:g}</text>')
+        for t in x_ticks:
+            xp = left + plot * t / x_ticks[-1]
+            out.append(f'<line x1="{xp:.1f}" y1="{y0 + height}" x2="{xp:.1f}" y2="{y0 + height + 4}" stroke="#333"/>'
+                       f'<text x="{xp:.1f}" y="{y0 + height + 18}" text-anchor="middle">{t:g}</text>')
+        out.append(f'<rect x="{left}" y="{y0}" width="{plot}" height="{height}" fill="none" stroke="#333"/>'
+                   f'<text transform="translate({left - 44},{y0 + height / 2}) rotate(-90)" '
+                   f'text-anchor="middle">{escape(y_label)}</text>')
+        for i, (name, values) in enumerate(series.items()):
+            colour = colours[i % len(colours)]
+            points = " ".join(point(xv, yv) for xv, yv in zip(x, values))
+            out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
+                       f'<line x1="{left + plot + 12}" y1="{y0 + 16 * i + 8}" x2="{left + plot + 32}" '
+                       f'y2="{y0 + 16 * i + 8}" stroke="{colour}" stroke-width="2"/>'
+                       f'<text x="{left + plot + 38}" y="{y0 + 16 * i + 12}">{escape(name)}</text>')
+    out.append(f'<text x="{left + plot / 2}" y="{top + len(panels) * (height + gap) - 12}" '
+               f'text-anchor="middle">{escape(x_label)}</text></svg>')
+    with open(path, "w") as file:
+        file.write("\n".join(out) + "\n")
 
 
 def report(name, value, unit, reference=None, target=None):

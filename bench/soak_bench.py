@@ -10,24 +10,31 @@ log and the segments take, and the node's memory, sampled every minute.
 - `max_tail_age_secs = 60`, so the tail becomes a small segment every minute: the
   segments merge (decision 021) instead of piling up.
 
-Prints one line per minute (rows, segments, files, WAL/sled bytes, segment bytes, RSS) and
-a summary; the run's length is BENCH_SOAK_MINUTES (60).
-Usage: URBANMESH_BIN=target/release/urbanmesh .venv/bin/python bench/soak_bench.py
+Prints one line per minute (rows, reads, refused writes, segments, files, segment bytes,
+database bytes, RSS) and a summary, and writes the same samples to `soak-<date>.csv` and a
+chart of RSS and disk use (database + segment files) to `soak-<date>.svg` in `--out`
+(docs/bench). The run's length is BENCH_SOAK_MINUTES (60).
+Usage: URBANMESH_BIN=target/release/urbanmesh .venv/bin/python bench/soak_bench.py [--out DIR]
 """
+import argparse
+import csv
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
 
-from benchlib import OPENER, Node, rss_mb
+from benchlib import OPENER, Node, rss_mb, svg_line_chart
 
 MINUTES = float(os.environ.get("BENCH_SOAK_MINUTES", "60"))
 STATIONS = 50
 SEND_EVERY_S = 15.0
 DATASET = "pegel-soak"
+COLUMNS = ["minute", "rows_sent", "reads", "refused", "failed_reads", "segments", "segment_files", "segment_bytes",
+           "database_bytes", "rss_mb"]
 
 
 def du(path):
@@ -58,11 +65,29 @@ def get(url):
         response.read()
 
 
+def chart(path, samples):
+    """RSS and disk use (database + segment files) over the minutes of the run."""
+    svg_line_chart(path, f"Soak: {samples[-1]['rows_sent']:,} rows and {samples[-1]['reads']:,} reads in "
+                         f"{samples[-1]['minute']} minutes", "minutes",
+                   [s["minute"] for s in samples],
+                   [("RSS (MB)", {"RSS": [s["rss_mb"] for s in samples]}),
+                    ("disk use (MB)", {"database + segments": [(s["database_bytes"] + s["segment_bytes"]) / 1e6
+                                                               for s in samples],
+                                       "database": [s["database_bytes"] / 1e6 for s in samples],
+                                       "segment files": [s["segment_bytes"] / 1e6 for s in samples]})])
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "bench"),
+                        help="directory for soak-<date>.csv and .svg")
+    out = parser.parse_args().out
+    os.makedirs(out, exist_ok=True)
+    stem = os.path.join(out, "soak-" + time.strftime("%Y-%m-%d"))
     root = tempfile.mkdtemp(prefix="urbanmesh-soak-")
     node = Node(root, "Stadt", {"max_tail_age_secs": 60})
     stop = threading.Event()
-    counts = {"rows": 0, "reads": 0, "errors": 0}
+    counts = {"rows": 0, "reads": 0, "refused": 0, "failed_reads": 0}
     try:
         node.call("POST", "/api/v1/datasets", {
             "id": DATASET, "title": "Pegel Dauerlauf", "description": "50 Pegel, alle 15 Sekunden",
@@ -84,7 +109,7 @@ def main():
                         post(node, [row])
                         counts["rows"] += 1
                     except Exception:
-                        counts["errors"] += 1
+                        counts["refused"] += 1
                 tick += 1
                 stop.wait(max(0.0, SEND_EVERY_S - (time.monotonic() - started)))
 
@@ -103,38 +128,61 @@ def main():
                         get(url)
                         counts["reads"] += 1
                     except Exception:
-                        counts["errors"] += 1
+                        counts["failed_reads"] += 1
                 n += 1
                 stop.wait(1.0)
 
+        meta, segments = os.path.join(node.dir, "meta"), os.path.join(node.dir, "segments")
+        samples = []
+
+        def sample(minute):
+            record = node.call("GET", f"/api/v1/datasets/{DATASET}")
+            samples.append({"minute": minute, "rows_sent": counts["rows"], "reads": counts["reads"],
+                            "refused": counts["refused"], "failed_reads": counts["failed_reads"],
+                            "segments": record.get("segments", 0), "segment_files": files(segments),
+                            "segment_bytes": du(segments), "database_bytes": du(meta),
+                            "rss_mb": round(rss_mb(node.proc.pid), 1)})
+            with open(stem + ".csv", "w", newline="") as file:
+                writer = csv.DictWriter(file, COLUMNS)
+                writer.writeheader()
+                writer.writerows(samples)
+            chart(stem + ".svg", samples)
+            s = samples[-1]
+            print(f"{minute:>6}  {s['rows_sent']:>9}  {s['reads']:>5}  {s['refused']:>7}  {s['failed_reads']:>12}  "
+                  f"{s['segments']:>8}  {s['segment_files']:>13}  {s['segment_bytes'] / 1e6:>11.2f}  "
+                  f"{s['database_bytes'] / 1e6:>11.1f}  {s['rss_mb']:>6.1f}", flush=True)
+
+        print("minute  rows_sent  reads  refused  failed_reads  segments  segment_files  segments_MB  database_MB  "
+              "rss_MB", flush=True)
+        sample(0)
         threads = [threading.Thread(target=sensors, daemon=True), threading.Thread(target=readers, daemon=True)]
         for thread in threads:
             thread.start()
-        meta, segments = os.path.join(node.dir, "meta"), os.path.join(node.dir, "segments")
-        print("minute  rows_sent  reads  errors  segments  segment_files  sled_MB  segments_MB  rss_MB", flush=True)
-        samples = []
         started = time.monotonic()
         minute = 0
         while time.monotonic() - started < MINUTES * 60:
             time.sleep(60 - (time.monotonic() - started) % 60)
             minute += 1
-            record = node.call("GET", f"/api/v1/datasets/{DATASET}")
-            sample = (minute, counts["rows"], counts["reads"], counts["errors"], record.get("segments", 0),
-                      files(segments), du(meta) / 1e6, du(segments) / 1e6, rss_mb(node.proc.pid))
-            samples.append(sample)
-            print("{:>6}  {:>9}  {:>5}  {:>6}  {:>8}  {:>13}  {:>7.1f}  {:>11.2f}  {:>6.1f}".format(*sample), flush=True)
+            sample(minute)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
-        first, last = samples[0], samples[-1]
-        print(f"\nafter {last[0]} minutes: {last[1]:,} rows in {counts['rows'] // STATIONS} rounds, {last[2]:,} reads, "
-              f"{last[3]} errors; segments {last[4]} ({last[5]} files, most {max(s[5] for s in samples)}); "
-              f"sled {first[6]:.1f} -> {last[6]:.1f} MB (most {max(s[6] for s in samples):.1f}); "
-              f"segments {last[7]:.2f} MB; RSS {first[8]:.0f} -> {last[8]:.0f} MB (most {max(s[8] for s in samples):.0f})",
-              flush=True)
+        first, last = samples[1], samples[-1]
+
+        def most(key):
+            return max(s[key] for s in samples)
+        print(f"\nafter {last['minute']} minutes: {last['rows_sent']:,} rows in {last['rows_sent'] // STATIONS} "
+              f"rounds, {last['reads']:,} reads, {last['refused']} writes refused, "
+              f"{last['failed_reads']} reads failed; "
+              f"segments {last['segments']} ({last['segment_files']} files, most {most('segment_files')}); "
+              f"database {first['database_bytes'] / 1e6:.1f} -> {last['database_bytes'] / 1e6:.1f} MB "
+              f"(most {most('database_bytes') / 1e6:.1f}); segments {last['segment_bytes'] / 1e6:.2f} MB; "
+              f"RSS {first['rss_mb']:.0f} -> {last['rss_mb']:.0f} MB (most {most('rss_mb'):.0f}); "
+              f"{stem}.csv, {stem}.svg", flush=True)
     finally:
         stop.set()
         node.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
