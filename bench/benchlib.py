@@ -174,6 +174,13 @@ def federation(root, n, config=None):
     """`n` nodes named Stadt-00 … in one federation: Stadt-00 invites every other node;
     returns once every node sees all `n` admitted and connected."""
     nodes = [Node(root, f"Stadt-{i:02d}", config) for i in range(n)]
+    federate(nodes)
+    return nodes
+
+
+def federate(nodes):
+    """The first of the started `nodes` invites every other; returns once every node sees
+    all of them admitted and connected."""
     for node in nodes[1:]:
         invitation = nodes[0].call("POST", "/api/v1/federation/invitations", {"name": node.name})["invitation"]
         node.call("POST", "/api/v1/federation/join", {"invitation": invitation})
@@ -181,8 +188,7 @@ def federation(root, n, config=None):
     def converged():
         for node in nodes:
             members = node.call("GET", "/api/v1/federation")["members"]
-            if sum(1 for m in members if m["status"] == "admitted" and m["connected"]) < n:
+            if sum(1 for m in members if m["status"] == "admitted" and m["connected"]) < len(nodes):
                 return False
         return True
-    wait_for(converged, f"{n} nodes converge", 120)
-    return nodes
+    wait_for(converged, f"{len(nodes)} nodes converge", 120)
