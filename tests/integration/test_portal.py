@@ -473,6 +473,7 @@ def check_dataset_page(b: Browser, werre: Written) -> None:
     # The map: one circle per station, each with a title naming it.
     maps = b.all("svg.map")
     assert maps, "the dataset has a geometry, but there is no svg.map"
+    check_map_geometry(b, maps[0], len(werre.stations))
     circles = b.all("circle", maps[0])
     assert len(circles) == len(werre.stations), f"{len(circles)} circles for {werre.stations}"
     circle_titles = [" ".join(content(t) for t in b.all("title", c)) for c in circles]
@@ -570,6 +571,37 @@ def test_search_leads_to_the_dataset_page_with_chart_and_latest_values(browser, 
     check_dataset_page(b, werre)
 
 
+STATE_WORDS = {"low": "niedrig", "normal": "normal", "high": "hoch"}
+
+MAP_GEOMETRY = """
+const svg = arguments[0];
+const box = svg.viewBox.baseVal;
+const rect = e => { const b = e.getBBox(); return [b.x, b.y, b.x + b.width, b.y + b.height]; };
+return {
+  view: [box.x, box.y, box.x + box.width, box.y + box.height],
+  circles: [...svg.querySelectorAll('circle')].map(rect),
+  labels: [...svg.querySelectorAll('text')].map(t => [t.textContent, ...rect(t)]),
+};
+"""
+
+
+def check_map_geometry(b: Browser, svg: WebElement, stations: int) -> None:
+    """Every station's circle and label lie inside the map, as the browser lays them out,
+    and no label overlaps another label or a circle."""
+    geometry = b.driver.execute_script(MAP_GEOMETRY, svg)
+    x0, y0, x1, y1 = geometry["view"]
+    inside = lambda r: r[0] >= x0 - 0.5 and r[1] >= y0 - 0.5 and r[2] <= x1 + 0.5 and r[3] <= y1 + 0.5
+    overlap = lambda a, c: min(a[2], c[2]) - max(a[0], c[0]) > 0.5 and min(a[3], c[3]) - max(a[1], c[1]) > 0.5
+    circles, labels = geometry["circles"], geometry["labels"]
+    assert len(circles) == stations and len(labels) == stations, geometry
+    assert all(inside(c) for c in circles), f"a circle outside the map: {circles}"
+    for i, (name, *box) in enumerate(labels):
+        assert inside(box), f"{name} leaves the map: {box} in {geometry['view']}"
+        for other, *other_box in labels[i + 1:]:
+            assert not overlap(box, other_box), f"{name} overlaps {other}: {box} {other_box}"
+        assert not any(overlap(box, c) for c in circles), f"{name} covers a station: {box}"
+
+
 def test_the_regional_dashboard_shows_all_five_towns(browser, dashboard):
     b, host = browser, dashboard.host
     b.open(host.url("/"), "home")
@@ -602,6 +634,9 @@ def test_the_regional_dashboard_shows_all_five_towns(browser, dashboard):
         assert len(named) == 1, f"a circle's title should name its station: {title!r}"
         by_title[named[0].name] = attr(circle, "data-state")
     assert by_title == {s.name: s.state for s in dashboard.stations}, by_title
+    check_map_geometry(b, maps[0], len(dashboard.stations))
+    legend = [content(li) for li in b.all("ul.legend.states li")]
+    assert sorted(legend) == sorted({STATE_WORDS[s.state] for s in dashboard.stations}), legend
 
     # A chart per station.
     figures = b.all("#stations figure")

@@ -38,10 +38,12 @@ svg text { font: 12px system-ui, sans-serif; fill: var(--muted); }
 .chart polyline { fill: none; stroke-width: 1.5; }
 .map { max-width: 36rem; }
 .map circle { stroke: #fff; stroke-width: 1.5; }
-.map text { font-size: 9px; fill: var(--ink); }
+.map text { font-size: 11px; fill: var(--ink); paint-order: stroke; stroke: #eef2f6; stroke-width: 3px; }
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 0.25rem 1rem; font-size: 0.9rem; }
 .c0 { color: #0b5cad; } .c1 { color: #b3261e; } .c2 { color: #1f6f3f; } .c3 { color: #7a3e9d; }
 .c4 { color: #8a5a00; } .c5 { color: #006d77; } .c6 { color: #a0306e; } .c7 { color: #3c4a5c; }
+.dot { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 50%; vertical-align: -0.05em; }
+.dot.low { background: var(--low); } .dot.normal { background: var(--normal); } .dot.high { background: var(--high); } .dot.unknown { background: var(--unknown); }
 .low { fill: var(--low); } .normal { fill: var(--normal); } .high { fill: var(--high); } .unknown { fill: var(--unknown); }
 #stations { display: grid; grid-template-columns: repeat(auto-fill, minmax(20rem, 1fr)); gap: 1rem; }
 tr[data-status=stale] td, tr[data-status=unavailable] td, tr[data-status=mismatched] td { color: var(--high); }

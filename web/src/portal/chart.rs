@@ -1,5 +1,5 @@
-//! Time-series charts and station maps as inline SVG, drawn on the server; hover values
-//! come from `<title>` elements.
+//! Time-series charts as inline SVG, drawn on the server; hover values come from `<title>`
+//! elements.
 
 use maud::{Markup, html};
 
@@ -117,48 +117,4 @@ fn marked(points: &[(i64, f64)], max: usize) -> impl Iterator<Item = (i64, f64)>
     let step = points.len().div_ceil(max).max(1);
     let last = points.len().saturating_sub(1);
     points.iter().enumerate().filter(move |(i, _)| (last - i) % step == 0).map(|(_, p)| *p)
-}
-
-/// A place on a map: its name, coordinates, state and what hovering shows.
-pub(crate) struct Spot {
-    pub(crate) name: String,
-    pub(crate) lon: f64,
-    pub(crate) lat: f64,
-    pub(crate) state: String,
-    pub(crate) detail: String,
-}
-
-/// The spots on a plain equirectangular map (no tiles: nothing is loaded from elsewhere).
-pub(crate) fn map(spots: &[Spot], label: &str) -> Markup {
-    const W: f64 = 480.0;
-    const H: f64 = 360.0;
-    const MARGIN: f64 = 24.0;
-    let (mut w, mut s, mut e, mut n) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
-    for spot in spots {
-        (w, s, e, n) = (w.min(spot.lon), s.min(spot.lat), e.max(spot.lon), n.max(spot.lat));
-    }
-    let squeeze = ((s + n) / 2.0).to_radians().cos().max(0.1);
-    let span = ((e - w) * squeeze).max(n - s).max(0.01);
-    let scale = (W.min(H) - 2.0 * MARGIN) / span;
-    let x = |lon: f64| W / 2.0 + (lon - (w + e) / 2.0) * squeeze * scale;
-    let y = |lat: f64| H / 2.0 - (lat - (s + n) / 2.0) * scale;
-    html! {
-        svg.map role="img" aria-label=(label) viewBox=(format!("0 0 {W} {H}")) xmlns="http://www.w3.org/2000/svg" {
-            rect x="0" y="0" width=(W) height=(H) fill="#eef2f6" {}
-            @for spot in spots {
-                circle class=(spot.state) data-state=(spot.state) cx=(format!("{:.1}", x(spot.lon))) cy=(format!("{:.1}", y(spot.lat))) r="8" {
-                    title { (spot.name) ": " (spot.detail) }
-                }
-                text x=(format!("{:.1}", x(spot.lon) + 11.0)) y=(format!("{:.1}", y(spot.lat) + 4.0)) { (spot.name) }
-            }
-        }
-    }
-}
-
-/// `low`, `normal` or `high`, else `unknown`.
-pub(crate) fn state_class(state: Option<&str>) -> String {
-    match state {
-        Some(s @ ("low" | "normal" | "high")) => s.to_owned(),
-        _ => "unknown".to_owned(),
-    }
 }

@@ -12,8 +12,9 @@ use urbanmesh_policy::{Interface, Subject};
 use urbanmesh_protocol::ReadRequest;
 
 use super::cache::{self, Page};
-use super::chart::{Spot, chart, legend, map, state_class};
+use super::chart::{chart, legend};
 use super::layout::{Frame, not_found};
+use super::map::{Spot, map, state_class};
 use super::rows::{Columns, Series};
 use super::vocabulary;
 use super::words::{Words, words};
@@ -131,7 +132,7 @@ fn data_sections(dataset: &Dataset, batches: &[RecordBatch], w: &Words) -> Marku
             @if !spots.is_empty() {
                 section {
                     h2 { (w.map) }
-                    (map(&spots, w.map_label))
+                    (map(&spots, w.map_label, w))
                     @if dataset.spec.geometry.is_some() {
                         p { a #geojson href=(format!("/api/v1/datasets/{}/latest.geojson", dataset.id())) type="application/geo+json" { (w.geojson) } }
                     }
@@ -166,7 +167,7 @@ pub(crate) fn latest_values(series: &[Series], unit: Option<&str>, w: &Words) ->
                                 th scope="row" { (one.name) }
                                 td { (w.lang.time(at)) }
                                 td.value { (w.lang.number(value, 1)) (unit) }
-                                td { (one.state.as_deref().unwrap_or("–")) }
+                                td { (one.state.as_deref().map_or("–", |s| w.station_state(state_class(Some(s))))) }
                             }
                         }
                     }
@@ -184,7 +185,8 @@ pub(crate) fn spots(series: &[Series], unit: Option<&str>, w: &Words) -> Vec<Spo
             let (lon, lat) = one.position?;
             let (at, value) = one.latest()?;
             let state = state_class(one.state.as_deref());
-            let detail = format!("{}{unit}, {}, {state}", w.lang.number(value, 1), w.lang.moment(at));
+            let detail =
+                format!("{}{unit}, {}, {}", w.lang.number(value, 1), w.lang.moment(at), w.station_state(state));
             Some(Spot { name: one.name.clone(), lon, lat, state, detail })
         })
         .collect()

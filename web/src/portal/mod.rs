@@ -9,6 +9,7 @@ mod home;
 pub(crate) mod lang;
 pub(crate) mod layout;
 mod local;
+mod map;
 pub(crate) mod rows;
 mod search;
 pub(crate) mod view;

@@ -7,9 +7,10 @@ use maud::html;
 use urbanmesh_flight::{Freshness, ViewRead};
 
 use super::cache::{self, Page};
-use super::chart::{map, small_chart};
+use super::chart::small_chart;
 use super::dataset::{downloads, latest_values, snippet, spots};
 use super::layout::{Frame, not_found};
+use super::map::map;
 use super::rows::Columns;
 use super::words::words;
 use urbanmesh_policy::{Interface, Subject};
@@ -36,7 +37,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
         @if !spots.is_empty() {
             section {
                 h2 { (w.map) }
-                (map(&spots, &format!("{} ({})", w.map_label, w.legend)))
+                (map(&spots, w.map_label, w))
                 p { a #geojson href=(format!("/api/v1/views/{}/latest.geojson", spec.id)) type="application/geo+json" { (w.geojson) } }
             }
         }

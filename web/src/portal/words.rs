@@ -66,13 +66,14 @@ pub(crate) struct Words {
     pub(crate) home: &'static str,
     pub(crate) other_language: &'static str,
     pub(crate) footer: &'static str,
-    pub(crate) legend: &'static str,
     /// The status of a view's source: fetched now, served from before, not answering,
     /// or not matching the view's schema.
     fresh: &'static str,
     stale: &'static str,
     unavailable: &'static str,
     mismatched: &'static str,
+    /// Low, normal, high, unknown.
+    station_states: [&'static str; 4],
     pub(crate) lang: Lang,
 }
 
@@ -92,6 +93,17 @@ impl Words {
         vocabulary::frequency(self.lang, code)
     }
 
+    /// A station's state (`low`, `normal`, `high`, `unknown`) in words.
+    pub(crate) fn station_state(&self, state: &str) -> &'static str {
+        let [low, normal, high, unknown] = self.station_states;
+        match state {
+            "low" => low,
+            "normal" => normal,
+            "high" => high,
+            _ => unknown,
+        }
+    }
+
     pub(crate) fn freshness(&self, status: Freshness) -> &'static str {
         match status {
             Freshness::Fresh => self.fresh,
@@ -107,6 +119,7 @@ const DE: Words = Words {
     stale: "veraltet (letzte gute Daten)",
     unavailable: "nicht erreichbar",
     mismatched: "passt nicht zur Sicht",
+    station_states: ["niedrig", "normal", "hoch", "unbekannt"],
     lang: Lang::De,
     search: "Suchen",
     search_label: "Daten suchen",
@@ -167,7 +180,6 @@ const DE: Words = Words {
     home: "Startseite",
     other_language: "English",
     footer: "Offene Daten, betrieben von der Kommune selbst mit Urban Mesh.",
-    legend: "niedrig, normal, hoch",
 };
 
 const EN: Words = Words {
@@ -175,6 +187,7 @@ const EN: Words = Words {
     stale: "outdated (last good rows shown)",
     unavailable: "not answering",
     mismatched: "does not match the view",
+    station_states: ["low", "normal", "high", "unknown"],
     lang: Lang::En,
     search: "Search",
     search_label: "Search data",
@@ -235,7 +248,6 @@ const EN: Words = Words {
     home: "Home",
     other_language: "Deutsch",
     footer: "Open data, run by the municipality itself with Urban Mesh.",
-    legend: "low, normal, high",
 };
 
 pub(crate) fn words(lang: Lang) -> &'static Words {
