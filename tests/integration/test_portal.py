@@ -337,6 +337,35 @@ def test_a_dataset_page_speaks_plain_german_and_english(werre):
     assert value == f"{werre_latest:.1f}\u00a0cm", repr(value)
 
 
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def test_the_chart_has_a_grid_and_a_range_chosen_by_link_with_gaps_left_open(werre):
+    """Horizontal grid lines with values, time marks, links to 24 h / 7 days / 30 days; over
+    30 days the readings of nine and ten days ago join the chart, apart from the recent
+    ones: the days between are a gap, not a line."""
+    path = f"/datasets/{werre.id}"
+    week = html5lib.parse(fetch_page(werre.node, path).text, namespaceHTMLElements=False)
+    links = week.findall(".//nav[@class='ranges']/a")
+    assert [a.get("href") for a in links] == ["?range=24h", "?range=7d", "?range=30d"], links
+    assert [a.get("aria-current") for a in links] == [None, "page", None]
+    chart = week.find(f".//{SVG}svg[@class='chart']")
+    grid = chart.find(f"{SVG}g[@class='grid']")
+    assert len(grid.findall(f"{SVG}line")) >= 4 and len(grid.findall(f"{SVG}text")) >= 4, "a grid with labelled lines"
+
+    month = html5lib.parse(fetch_page(werre.node, path, {"range": "30d"}).text, namespaceHTMLElements=False)
+    assert month.find(".//nav[@class='ranges']/a[@aria-current='page']").get("href") == "?range=30d"
+    chart = month.find(f".//{SVG}svg[@class='chart']")
+    for group in chart.findall(f"{SVG}g"):
+        if group.get("class") == "grid":
+            continue
+        station = group.find(f"{SVG}title").text
+        runs = [len(p.get("points").split()) for p in group.findall(f"{SVG}polyline")]
+        readings = sum(1 for r in werre.rows if r["station"] == station)
+        assert sum(runs) == readings, (station, runs, readings)
+        assert len(runs) == 3, f"{station}: ten days ago, nine days ago and the last hours apart: {runs}"
+
+
 # ---- pages without a browser --------------------------------------------------------------------
 
 

@@ -36,6 +36,8 @@ form.inline { display: inline; }
 .error { color: var(--high); font-weight: 600; }
 svg text { font: 12px system-ui, sans-serif; fill: var(--muted); }
 .chart polyline { fill: none; stroke-width: 1.5; }
+.chart .grid line, .chart .axis { stroke: #dde1e7; stroke-width: 1; }
+.chart .axis { stroke: var(--line); }
 .map { max-width: 36rem; }
 .map circle { stroke: #fff; stroke-width: 1.5; }
 .map text { font-size: 11px; fill: var(--ink); paint-order: stroke; stroke: #eef2f6; stroke-width: 3px; }
@@ -48,6 +50,8 @@ ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 0
 #stations { display: grid; grid-template-columns: repeat(auto-fill, minmax(20rem, 1fr)); gap: 1rem; }
 tr[data-status=stale] td, tr[data-status=unavailable] td, tr[data-status=mismatched] td { color: var(--high); }
 mark { background: #fff3b0; }
+nav.ranges { display: flex; gap: 1rem; margin-bottom: 0.5rem; }
+nav.ranges a[aria-current] { font-weight: 700; color: var(--ink); text-decoration: none; }
 "#;
 
 pub(crate) async fn css() -> impl IntoResponse {

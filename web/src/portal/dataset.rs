@@ -20,8 +20,48 @@ use super::vocabulary;
 use super::words::{Words, words};
 use crate::AppState;
 
-/// How much of a dataset its page draws: the last week of its rows.
-const SHOWN: TimeDelta = TimeDelta::days(7);
+/// How much of a dataset its page draws, as the visitor chose by link (`?range=`): the
+/// last day, week (unless chosen) or month of its rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Range {
+    Day,
+    Week,
+    Month,
+}
+
+impl Range {
+    const ALL: [Range; 3] = [Range::Day, Range::Week, Range::Month];
+
+    fn chosen(uri: &axum::http::Uri) -> Self {
+        let asked = uri.query().into_iter().flat_map(|q| q.split('&')).find_map(|pair| pair.strip_prefix("range="));
+        Self::ALL.into_iter().find(|r| Some(r.code()) == asked).unwrap_or(Range::Week)
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Self::Day => "24h",
+            Self::Week => "7d",
+            Self::Month => "30d",
+        }
+    }
+
+    fn span(self) -> TimeDelta {
+        match self {
+            Self::Day => TimeDelta::days(1),
+            Self::Week => TimeDelta::days(7),
+            Self::Month => TimeDelta::days(30),
+        }
+    }
+
+    fn name(self, w: &Words) -> &'static str {
+        let [day, week, month] = w.ranges;
+        match self {
+            Self::Day => day,
+            Self::Week => week,
+            Self::Month => month,
+        }
+    }
+}
 const PREVIEW_ROWS: usize = 20;
 
 pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>, id: &str) -> Response {
@@ -30,7 +70,8 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
         _ => return not_found(frame),
     };
     let w = words(frame.chosen.lang);
-    let request = latest_request(state, subject, &dataset);
+    let range = Range::chosen(frame.uri);
+    let request = latest_request(state, subject, &dataset, range);
     let key = cache::key(subject, frame, state.catalog.generation().unwrap_or_default());
     if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
         // Served again, but a read all the same: the policy decides and the log records it.
@@ -46,7 +87,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
         p #description { (dataset.spec.description) }
         (metadata(state, subject, &dataset, w))
         @match &rows {
-            Some(batches) => (data_sections(&dataset, batches, w)),
+            Some(batches) => (data_sections(&dataset, batches, range, w)),
             None => p { (w.not_readable) },
         }
         (downloads(&format!("/api/v1/datasets/{id}/rows"), id, w))
@@ -70,9 +111,9 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
 /// The read behind the page: the last week of the dataset's rows.
 /// It ends at the last time the visitor may know of, or now: never at a time only withheld
 /// rows could tell.
-fn latest_request(state: &AppState, subject: &Subject, dataset: &Dataset) -> ReadRequest {
+fn latest_request(state: &AppState, subject: &Subject, dataset: &Dataset, range: Range) -> ReadRequest {
     let last = state.gate.known(subject, dataset).ok().and_then(|d| d.last).unwrap_or_else(Utc::now);
-    let from = dataset.spec.time_column.is_some().then(|| last - SHOWN);
+    let from = dataset.spec.time_column.is_some().then(|| last - range.span());
     ReadRequest { dataset: dataset.id().to_owned(), from, ..ReadRequest::default() }
 }
 
@@ -108,7 +149,7 @@ fn metadata(state: &AppState, subject: &Subject, dataset: &Dataset, w: &Words) -
     }
 }
 
-fn data_sections(dataset: &Dataset, batches: &[RecordBatch], w: &Words) -> Markup {
+fn data_sections(dataset: &Dataset, batches: &[RecordBatch], range: Range, w: &Words) -> Markup {
     let Some(schema) = batches.first().map(RecordBatch::schema) else {
         return html! { p { (w.no_rows) } };
     };
@@ -125,6 +166,15 @@ fn data_sections(dataset: &Dataset, batches: &[RecordBatch], w: &Words) -> Marku
             (latest_values(&series, unit, w))
             section {
                 h2 { (w.chart) }
+                nav.ranges aria-label=(w.range_label) {
+                    @for one in Range::ALL {
+                        @if one == range {
+                            a href=(format!("?range={}", one.code())) aria-current="page" { (one.name(w)) }
+                        } @else {
+                            a href=(format!("?range={}", one.code())) { (one.name(w)) }
+                        }
+                    }
+                }
                 (chart(&series, w.chart_label, unit, w.lang))
                 (legend(&series))
             }

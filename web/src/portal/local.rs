@@ -21,6 +21,18 @@ impl Lang {
         }
     }
 
+    /// A chart's time mark: the day (`03.12.` / `3 Dec`) or the hour (`14:00`), local.
+    pub(crate) fn tick(self, millis: i64, daily: bool) -> String {
+        let Some(local) = DateTime::<Utc>::from_timestamp_millis(millis + berlin_offset_millis(millis)) else {
+            return String::new();
+        };
+        match (self, daily) {
+            (Self::De, true) => local.format("%d.%m.").to_string(),
+            (Self::En, true) => local.format("%-d %b").to_string(),
+            (_, false) => local.format("%H:%M").to_string(),
+        }
+    }
+
     /// The moment as a `<time>` element, machine-readable in its `datetime`.
     pub(crate) fn time(self, millis: i64) -> Markup {
         let iso = DateTime::<Utc>::from_timestamp_millis(millis).map(|t| t.to_rfc3339()).unwrap_or_default();
@@ -49,6 +61,12 @@ impl Lang {
         }
         out
     }
+}
+
+/// How far German civil time is ahead of UTC at `millis`: one hour, or two in summer.
+pub(crate) fn berlin_offset_millis(millis: i64) -> i64 {
+    let summer = DateTime::<Utc>::from_timestamp_millis(millis).is_some_and(is_summer_time);
+    if summer { 7_200_000 } else { 3_600_000 }
 }
 
 fn zone(lang: Lang, summer: bool) -> &'static str {
@@ -101,6 +119,13 @@ mod tests {
         assert_eq!(Lang::De.moment(at("2027-03-28T01:00:00Z")), "28.03.2027, 03:00 MESZ");
         assert_eq!(Lang::De.moment(at("2027-10-31T00:30:00Z")), "31.10.2027, 02:30 MESZ");
         assert_eq!(Lang::De.moment(at("2027-10-31T01:30:00Z")), "31.10.2027, 02:30 MEZ");
+    }
+
+    #[test]
+    fn chart_marks_are_local_days_and_hours() {
+        assert_eq!(Lang::De.tick(at("2026-12-02T23:00:00Z"), true), "03.12.");
+        assert_eq!(Lang::En.tick(at("2026-12-02T23:00:00Z"), true), "3 Dec");
+        assert_eq!(Lang::De.tick(at("2026-07-01T12:00:00Z"), false), "14:00");
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub(crate) struct Words {
     pub(crate) state: &'static str,
     pub(crate) chart: &'static str,
     pub(crate) chart_label: &'static str,
+    /// The chart's time ranges: a day, a week, a month.
+    pub(crate) ranges: [&'static str; 3],
+    pub(crate) range_label: &'static str,
     pub(crate) map: &'static str,
     pub(crate) map_label: &'static str,
     /// The link to the map's stations as GeoJSON.
@@ -158,6 +161,8 @@ const DE: Words = Words {
     state: "Lage",
     chart: "Verlauf",
     chart_label: "Verlauf der Werte",
+    ranges: ["24 Stunden", "7 Tage", "30 Tage"],
+    range_label: "Zeitraum der Grafik",
     map: "Karte",
     map_label: "Karte der Messstellen",
     geojson: "Messstellen mit aktuellen Werten als GeoJSON",
@@ -226,6 +231,8 @@ const EN: Words = Words {
     state: "State",
     chart: "Chart",
     chart_label: "Values over time",
+    ranges: ["24 hours", "7 days", "30 days"],
+    range_label: "Time range of the chart",
     map: "Map",
     map_label: "Map of the stations",
     geojson: "Stations with their latest values as GeoJSON",
