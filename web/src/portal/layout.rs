@@ -47,7 +47,7 @@ impl Frame<'_> {
                         }
                     }
                     main { (main) }
-                    footer { p { (w.footer) " " a href="/catalog.ttl" { "DCAT-AP.de" } } }
+                    footer { p { (w.footer) " " a href="/catalog.ttl" { "DCAT-AP.de" } " · " a href="/barrierefreiheit" { (w.accessibility) } } }
                 }
             }
         };

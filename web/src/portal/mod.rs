@@ -1,6 +1,7 @@
 //! The public portal (decision 009): server-rendered, accessible pages without scripts.
 //! Every row shown passes the `ReadGate` as the visitor.
 
+mod accessibility;
 mod assets;
 mod cache;
 mod chart;
@@ -31,6 +32,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::page))
         .route("/search", get(search::page))
+        .route("/barrierefreiheit", get(accessibility::page))
         .route("/assets/portal.css", get(assets::css))
 }
 

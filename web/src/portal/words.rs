@@ -69,6 +69,8 @@ pub(crate) struct Words {
     pub(crate) home: &'static str,
     pub(crate) other_language: &'static str,
     pub(crate) footer: &'static str,
+    /// The footer's link to the accessibility statement.
+    pub(crate) accessibility: &'static str,
     /// The status of a view's source: fetched now, served from before, not answering,
     /// or not matching the view's schema.
     fresh: &'static str,
@@ -185,6 +187,7 @@ const DE: Words = Words {
     home: "Startseite",
     other_language: "English",
     footer: "Offene Daten, betrieben von der Kommune selbst mit Urban Mesh.",
+    accessibility: "Barrierefreiheit",
 };
 
 const EN: Words = Words {
@@ -255,6 +258,7 @@ const EN: Words = Words {
     home: "Home",
     other_language: "Deutsch",
     footer: "Open data, run by the municipality itself with Urban Mesh.",
+    accessibility: "Accessibility",
 };
 
 pub(crate) fn words(lang: Lang) -> &'static Words {
