@@ -74,6 +74,30 @@ async fn german_words_match_across_inflection_umlauts_and_compounds() {
 }
 
 #[tokio::test]
+async fn a_snippet_of_a_long_description_says_where_it_leaves_text_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = open(dir.path());
+    let filler = "Die Messstellen liegen an kleinen Bächen im Stadtgebiet und werden vom Tiefbauamt betreut. ";
+    let description =
+        format!("{}Hier steht das Wort Grundwasserpegel (Messnetz Süd). {}", filler.repeat(4), filler.repeat(4));
+    let long = spec("lang", "Messnetz", serde_json::json!({"description": description}));
+    catalog.create(long).await.expect("create");
+    catalog.sync_index().await.expect("sync");
+    let hit = &search(&catalog, &[("q", "Grundwasserpegel")]).hits[0];
+    let snippet = hit.highlights.get("description").expect("a snippet");
+    assert!(snippet.starts_with("…\u{a0}") && snippet.ends_with("\u{a0}…"), "{snippet}");
+    assert!(snippet.contains("<mark>Grundwasserpegel</mark>"), "{snippet}");
+    // The text between the ellipses begins and ends with whole words of the description.
+    let inner =
+        snippet.trim_start_matches("…\u{a0}").trim_end_matches("\u{a0}…").replace("<mark>", "").replace("</mark>", "");
+    let at = description.find(&inner).expect("a piece of the description");
+    assert!(
+        description[..at].ends_with(' ') && description[at + inner.len()..].starts_with([' ', '.', ')']),
+        "{inner}"
+    );
+}
+
+#[tokio::test]
 async fn facets_count_the_hits_and_filters_narrow_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = seeded(dir.path()).await;

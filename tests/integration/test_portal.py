@@ -337,6 +337,17 @@ def test_a_dataset_page_speaks_plain_german_and_english(werre):
     assert value == f"{werre_latest:.1f}\u00a0cm", repr(value)
 
 
+def test_a_search_hit_says_when_it_changed_and_in_which_formats_it_comes(werre):
+    page = html5lib.parse(fetch_page(werre.node, "/search", {"q": SEARCH_WORD}).text, namespaceHTMLElements=False)
+    hit = next(li for li in page.findall(".//ol[@id='results']/li")
+               if li.find(".//h2/a").get("href").endswith(f"/datasets/{werre.id}"))
+    about = hit.find("p[@class='about']")
+    text = " ".join(about.itertext())
+    assert text.startswith("Aktualisiert:") and "Formate: CSV, JSON, Parquet, Arrow Flight, GeoJSON, SensorThings" in text, text
+    stamp = about.find("time")
+    assert dt.datetime.fromisoformat(stamp.get("datetime")) <= dt.datetime.now(UTC), stamp.get("datetime")
+
+
 SVG = "{http://www.w3.org/2000/svg}"
 
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tantivy::collector::{Count, FacetCollector, FacetCounts, TopDocs};
 use tantivy::query::{Query, QueryParser};
 use tantivy::schema::Value;
-use tantivy::snippet::SnippetGenerator;
+use tantivy::snippet::{Snippet, SnippetGenerator};
 use tantivy::{DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, TantivyDocument};
 use tokio::sync::{mpsc, oneshot};
 
@@ -92,6 +92,22 @@ pub struct FacetCount {
 /// Changes waiting for the writer; senders wait when it is full.
 const QUEUE: usize = 4096;
 const SNIPPET_CHARS: usize = 240;
+const ELLIPSIS: &str = "…";
+
+/// The snippet as HTML, with an ellipsis where it leaves out the start or the end of a text
+/// `whole` bytes long; fragments begin and end with whole words.
+fn elided(snippet: &Snippet, whole: usize) -> String {
+    let range = snippet.fragment_range();
+    let mut html = snippet.to_html();
+    if range.start > 0 {
+        html = format!("{ELLIPSIS}\u{a0}{html}");
+    }
+    if range.end < whole {
+        html.push_str("\u{a0}");
+        html.push_str(ELLIPSIS);
+    }
+    html
+}
 
 #[derive(Clone)]
 pub struct SearchIndex {
@@ -320,7 +336,8 @@ impl SearchIndex {
             let mut snippet = generator.snippet_from_doc(&document);
             if !snippet.highlighted().is_empty() {
                 snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
-                highlights.insert(*name, snippet.to_html());
+                let field = if *name == "title" { self.inner.fields.title } else { self.inner.fields.description };
+                highlights.insert(*name, elided(&snippet, text(field).trim().len()));
             }
         }
         Ok(Hit { id, origin, score, highlights })

@@ -108,7 +108,7 @@ pub(crate) async fn page(
                 div {
                     @if results.hits.is_empty() { p { (w.no_hits) } }
                     ol #results.plain {
-                        @for hit in &results.hits { (hit_item(&state, &subject, hit)) }
+                        @for hit in &results.hits { (hit_item(&state, &subject, hit, w)) }
                     }
                     (paging(w, &uri, page, results.total.div_ceil(per_page)))
                 }
@@ -137,28 +137,54 @@ pub(crate) fn search_form(w: &Words, q: Option<&str>, federation: bool) -> Marku
     }
 }
 
-fn hit_item(state: &AppState, subject: &urbanmesh_policy::Subject, hit: &urbanmesh_catalog::search::Hit) -> Markup {
-    let (dataset, link, town) = match &hit.origin {
+fn hit_item(
+    state: &AppState,
+    subject: &urbanmesh_policy::Subject,
+    hit: &urbanmesh_catalog::search::Hit,
+    w: &Words,
+) -> Markup {
+    let (dataset, derived, link, town) = match &hit.origin {
         Some(peer) => match state.catalog.replica(peer, &hit.id) {
             Ok(replica) => {
                 let base = replica.origin.http.clone().unwrap_or_default();
-                (replica.entry.dataset, format!("{base}/datasets/{}", hit.id), Some(replica.origin.name))
+                // Visitors learn what the member lets the public know; staff what it lets this node know.
+                let derived = if subject.is_staff() { replica.entry.derived } else { replica.entry.public };
+                (replica.entry.dataset, derived, format!("{base}/datasets/{}", hit.id), Some(replica.origin.name))
             }
             Err(_) => return html! {},
         },
         None => match state.catalog.get(&hit.id) {
-            Ok(dataset) if state.gate.visible(subject, &dataset) => (dataset, format!("/datasets/{}", hit.id), None),
+            Ok(dataset) if state.gate.visible(subject, &dataset) => {
+                let derived = state.gate.known(subject, &dataset).unwrap_or_default();
+                (dataset, derived, format!("/datasets/{}", hit.id), None)
+            }
             _ => return html! {},
         },
     };
     let snippet = hit.highlights.get("description").cloned();
+    let updated = derived.data_modified.unwrap_or(dataset.modified).timestamp_millis();
     html! {
         li {
             h2 { a href=(link) { (dataset.spec.title) } }
             @if let Some(town) = town { p.town { (town) } }
             p { @match snippet { Some(marked) => (PreEscaped(marked)), None => (dataset.spec.description) } }
+            p.about {
+                (w.updated) " " (w.lang.time(updated)) " · " (w.formats) " " (formats(&dataset.spec).join(", "))
+            }
         }
     }
+}
+
+/// The formats a dataset can be had in: downloads, Flight, and for stations the map formats.
+fn formats(spec: &urbanmesh_catalog::DatasetSpec) -> Vec<&'static str> {
+    let mut formats = vec!["CSV", "JSON", "Parquet", "Arrow Flight"];
+    if spec.geometry.is_some() {
+        formats.push("GeoJSON");
+        if spec.series_key.is_some() && spec.time_column.is_some() {
+            formats.push("SensorThings");
+        }
+    }
+    formats
 }
 
 fn facet_label(w: &Words, name: &str) -> &'static str {
