@@ -4,6 +4,7 @@
 //! Records live in the node's sled database; this crate never moves rows of data.
 
 mod catalog;
+pub mod dashboard;
 mod dataset;
 pub mod dcat;
 mod derived;

@@ -41,6 +41,18 @@ from selenium.webdriver.support.select import Select
 
 from conftest import REPO, wait_until
 
+AXE = REPO / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.1 levels A and AA, which BITV 2.0 requires of German public bodies.
+AXE_RUN = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+  .then(result => done({
+    passed: result.passes.length,
+    violations: result.violations.map(v => [v.id, v.impact, v.help, v.nodes.map(n => n.html.slice(0, 160))]),
+  }))
+  .catch(error => done({passed: 0, violations: [['axe failed', 'critical', String(error), []]]}));
+"""
+
 if TYPE_CHECKING:
     from conftest import Node, Response
 
@@ -386,6 +398,14 @@ class Browser:
         self.follow(buttons[0], step)
 
     # ---- measuring the rendered page ------------------------------------------------------------
+
+    def axe_violations(self) -> list:
+        """What axe-core (npm, tests/axe), the checker accessibility audits use, finds against
+        WCAG 2.1 A and AA on the page shown (asserts it checked enough to count)."""
+        self.driver.execute_script(AXE.read_text())
+        result = self.driver.execute_async_script(AXE_RUN)
+        assert result["passed"] >= 10, f"axe checked too little to count on {self.url}: {result}"
+        return result["violations"]
 
     def low_contrast(self) -> list[str]:
         """Text below WCAG AA contrast on the page shown (asserts the page has some text)."""

@@ -493,6 +493,8 @@ def refused_forms(towns: Towns, dataset: str) -> list[tuple[str, str, dict]]:
         ("invite", "/admin/federation/invite", {"name": "Gefälscht", "ttl": "1h"}),
         ("remove", "/admin/federation/remove", {"peer": towns.detmold.peer_id}),
         ("view", "/admin/views/save", {"definition": json.dumps(view_definition(f"{dataset}-view", "Falschtest"))}),
+        ("dashboard", "/admin/dashboards", {"id": f"{dataset}-board", "title": "Gefälscht", "range": "7d",
+                                            "visibility": "public", "description": ""}),
     ]
 
 
@@ -519,6 +521,7 @@ def test_every_form_without_the_sessions_csrf_token_is_refused_and_changes_nothi
     assert policy_of(herford, dataset)["visibility"] == "internal"
     assert len(stored_rows(herford, dataset)) == 2
     assert herford.get(f"/api/v1/views/{dataset}-view", auth=True).status == 404
+    assert herford.get(f"/dashboards/{dataset}-board", headers={"Accept": "text/html"}).status == 404
     members = {m["peer"]: m["status"] for m in herford.federation_status()["members"]}
     assert members.get(detmold.peer_id) == "admitted", members
     # And each form said so with 403.
@@ -814,9 +817,9 @@ def sample(towns) -> Sample:
     return Sample(dataset, view)
 
 
-PAGES = ["datasets", "new", "dataset", "policy", "federation", "views", "audit"]
+PAGES = ["datasets", "new", "dataset", "policy", "federation", "views", "audit", "dashboards"]
 ANSWERS = ["create-invalid", "upload-errors", "upload-stored", "policy-invalid", "invitation", "views-invalid",
-           "viewer-refused", "no-staff"]
+           "viewer-refused", "no-staff", "dashboard-invalid", "tile-invalid"]
 
 
 def workspace_page(kind: str, towns: Towns, sample: Sample) -> tuple[str, HttpResult, int]:
@@ -848,6 +851,15 @@ def workspace_page(kind: str, towns: Towns, sample: Sample) -> tuple[str, HttpRe
         return "an invitation", admin.post("/admin/federation/invite", {"name": "Seitentest", "ttl": "1h"}), 200
     if kind == "views-invalid":
         return "a refused view", admin.post("/admin/views/save", {"definition": "{kaputt"}), 400
+    if kind == "dashboard-invalid":
+        fields = {"id": "Kaputt!", "title": "Kaputt", "range": "7d", "visibility": "public", "description": ""}
+        return "a refused dashboard", admin.post("/admin/dashboards", fields), 400
+    if kind == "tile-invalid":
+        board = unique("seiten-board")
+        fields = {"id": board, "title": "Seiten", "range": "7d", "visibility": "internal", "description": ""}
+        assert admin.post("/admin/dashboards", fields).status == 303
+        tile = {"kind": "chart", "source": "dataset:gibt-es-nicht", "column": "", "title": "", "text": ""}
+        return "a refused tile", admin.post(f"/admin/dashboards/{board}/tiles", tile), 400
     raise AssertionError(kind)
 
 
@@ -869,7 +881,7 @@ def test_every_workspace_page_is_valid_and_accessible_html(towns, sample, kind):
 def workspace_paths(sample: Sample) -> dict[str, str]:
     return {"datasets": "/admin", "new": "/admin/datasets/new", "dataset": f"/admin/datasets/{sample.dataset}",
             "policy": f"/admin/datasets/{sample.dataset}/policy", "federation": "/admin/federation",
-            "views": "/admin/views", "audit": f"/admin/audit?dataset={sample.dataset}"}
+            "views": "/admin/views", "audit": f"/admin/audit?dataset={sample.dataset}", "dashboards": "/admin/dashboards"}
 
 
 def test_workspace_text_meets_wcag_aa_contrast(browser, towns, sample):
@@ -910,3 +922,89 @@ def test_the_new_dataset_form_is_used_with_the_keyboard(browser, towns):
         if len(reached) == len(wanted):
             break
     assert reached == [name or "submit" for name in wanted], f"Tab reaches {reached}, the form has {wanted}"
+
+
+# ---- 8. dashboards built from forms ------------------------------------------------------------
+
+
+def dashboard_charts(b: Browser) -> list[WebElement]:
+    return b.all("section.tile[data-kind=chart] svg.chart")
+
+
+def axis_marks(chart: WebElement) -> list[str]:
+    """The time marks under a chart (the grid's labels centred on vertical lines)."""
+    return [content(t) for t in chart.find_elements("css selector", "g.grid text[text-anchor=middle]")]
+
+
+def test_an_editor_builds_a_dashboard_from_forms_and_visitors_see_its_charts_on_one_time_axis(browser, towns):
+    """Step by step, no JSON: a dashboard (a bad value first: said beside its field, nothing
+    stored), then two chart tiles of two datasets (a column that is not a number is refused
+    beside the column field); the portal shows both charts over the same days."""
+    b, herford = browser, towns.herford
+    word = "Kachelprobe"
+    counts, weather = unique("passanten-probe"), unique("wetter-probe")
+    for dataset in (counts, weather):
+        make_dataset(herford, dataset, word, policy={"visibility": "public"}, rows=6)
+    board = unique("innenstadt")
+    sign_in(b, towns, "staff-editor", "/admin/dashboards")
+
+    form = b.one("form[action='/admin/dashboards']")
+    b.type_into("input#id", board, form)
+    b.type_into("input#title", "   ", form)
+    b.submit(form, "dashboard-without-title")
+    assert b.status() == 400, b.status()
+    error = b.one("#title-error")
+    assert "empty" in content(error) or "leer" in content(error), content(error)
+    assert attr(b.one("input#title"), "aria-describedby") == "title-error"
+    assert attr(b.one("input#id"), "value") == board, "what was typed stays"
+    assert herford.get(f"/dashboards/{board}").status == 404, "nothing was stored"
+
+    form = b.one("form[action='/admin/dashboards']")
+    b.type_into("input#title", f"Innenstadt {word}", form)
+    b.choose("select#range", "7d", form)
+    b.choose("select#visibility", "public", form)
+    b.submit(form, "dashboard-created")
+    assert path_of(b.url) == f"/admin/dashboards/{board}", b.url
+
+    for dataset in (counts, weather):
+        form = b.one("form#add-tile")
+        b.choose("select#kind", "chart", form)
+        b.choose("select#source", f"dataset:{dataset}", form)
+        b.type_into("input#column", "value", form)
+        b.submit(form, f"tile-{dataset}")
+        assert path_of(b.url) == f"/admin/dashboards/{board}", b.url
+    form = b.one("form#add-tile")
+    b.choose("select#kind", "latest", form)
+    b.choose("select#source", f"dataset:{counts}", form)
+    b.type_into("input#column", "station", form)
+    b.submit(form, "tile-bad-column")
+    assert b.status() == 400
+    assert "value" in content(b.one("#column-error")), "the error names the columns that are numbers"
+    assert len(b.all("#tiles ol > li")) == 2, "the refused tile was not added"
+
+    # The portal, as a visitor: both charts, over the same week.
+    b.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    b.open(herford.url(f"/dashboards/{board}"), "dashboard-public")
+    assert b.status() == 200 and b.h1() == f"Innenstadt {word}"
+    charts = dashboard_charts(b)
+    assert len(charts) == 2, f"{len(charts)} charts"
+    assert all(chart.find_elements("css selector", "polyline") for chart in charts), "each chart draws its rows"
+    marks = [axis_marks(chart) for chart in charts]
+    assert marks[0] and marks[0] == marks[1], f"the charts' time marks differ: {marks}"
+    assert b.axe_violations() == [], "the dashboard has accessibility violations"
+    page = herford.get(f"/dashboards/{board}", headers={"Accept": "text/html"})
+    assert not html_problems(page.text, "de", herford), html_problems(page.text, "de", herford)
+    # The builder itself is accessible too.
+    sign_in(b, towns, "staff-editor", f"/admin/dashboards/{board}")
+    assert b.axe_violations() == [], "the dashboard builder has accessibility violations"
+    home = herford.get("/", headers={"Accept": "text/html"})
+    assert f'href="/dashboards/{board}"' in home.text, "the portal's home lists the public dashboard"
+
+    # Internal: only staff see it.
+    clerk = Clerk(towns, "staff-editor")
+    changed = clerk.post(f"/admin/dashboards/{board}", {"title": f"Innenstadt {word}", "range": "24h",
+                                                          "visibility": "internal", "description": ""})
+    assert changed.status == 303, changed
+    assert '<option value="internal" selected' in clerk.get(f"/admin/dashboards/{board}").text
+    assert herford.get(f"/dashboards/{board}", headers={"Accept": "text/html"}).status == 404
+    assert clerk.get(f"/dashboards/{board}").status == 200

@@ -37,6 +37,7 @@ pub struct Catalog {
     /// Purposes a policy may require (`[policy] purposes` in the node's config).
     purposes: Arc<Vec<String>>,
     views: ViewRecords,
+    dashboards: crate::dashboard::Dashboards,
 }
 
 /// Change notices buffered per listener before it lags.
@@ -74,6 +75,7 @@ impl Catalog {
         let (changes, _) = broadcast::channel(CHANGES);
         let info = Arc::new(info);
         let views = ViewRecords::open(db.clone(), datasets.clone(), Arc::clone(&info), changes.clone())?;
+        let dashboards = crate::dashboard::Dashboards::open(db.clone())?;
         Ok(Self {
             db,
             datasets,
@@ -86,6 +88,7 @@ impl Catalog {
             changes,
             purposes: Arc::default(),
             views,
+            dashboards,
         })
     }
 
@@ -100,6 +103,10 @@ impl Catalog {
     }
 
     /// This node's regional view definitions.
+    pub fn dashboards(&self) -> &crate::dashboard::Dashboards {
+        &self.dashboards
+    }
+
     pub fn views(&self) -> &ViewRecords {
         &self.views
     }

@@ -242,6 +242,7 @@ async fn start_town(
     }
     if town.slug == "herford" {
         town_centre::load(&node).await?;
+        town_centre::dashboard(&node).await?;
     }
     pegel_owl::define(&node).await?;
     Ok(node)
@@ -374,12 +375,15 @@ fn print_welcome(base: &Path, nodes: &[RunningNode]) {
             dataset_id(away)
         );
     }
-    if towns.iter().any(|t| t.slug == "herford") {
+    if let Some((herford, _)) = nodes.iter().zip(towns).find(|(_, t)| t.slug == "herford") {
         println!(
             "\nHerford shares its pedestrian counts ({}) with the members only as hourly sums over at least \
-             ten people; its weather ({}) is public.",
+             ten people; its weather ({}) is public. Its staff see both on one dashboard, built as the \
+             workspace builds them (/admin/dashboards): {}/dashboards/{}",
             town_centre::PEDESTRIANS,
-            town_centre::WEATHER
+            town_centre::WEATHER,
+            herford.addresses.http,
+            town_centre::DASHBOARD
         );
     }
     println!(

@@ -16,10 +16,52 @@ use urbanmesh::RunningNode;
 const DAYS: i64 = 30;
 pub(super) const WEATHER: &str = "wetter-herford";
 pub(super) const PEDESTRIANS: &str = "passanten-herford";
+pub(super) const DASHBOARD: &str = "innenstadt-herford";
 
 /// Shopping streets: name, sensor serial, share of the centre's visitors.
 const STREETS: [(&str, &str, f64); 3] =
     [("Bäckerstraße", "HF-LS-0417", 0.45), ("Gehrenberg", "HF-LS-0422", 0.35), ("Radewiger Straße", "HF-LS-0431", 0.2)];
+
+/// Urban Stack's example as a dashboard staff could have built in the workspace: the
+/// pedestrian counts beside the weather, on one time axis. For staff only, since the
+/// counts are not public (members get hourly sums).
+pub(super) async fn dashboard(node: &RunningNode) -> anyhow::Result<()> {
+    use urbanmesh_catalog::dashboard::{Dashboard, Range, Source, Tile, TileKind};
+    if node.catalog.dashboards().get(DASHBOARD).is_ok() {
+        return Ok(());
+    }
+    let chart = |source: &str, column: &str, title: &str| Tile {
+        kind: TileKind::Chart,
+        title: Some(title.to_owned()),
+        source: Some(Source::Dataset(source.to_owned())),
+        column: Some(column.to_owned()),
+        text: None,
+    };
+    let dashboard = Dashboard {
+        id: DASHBOARD.to_owned(),
+        title: "Innenstadt Herford: Passanten und Wetter".to_owned(),
+        description: "Wie viele Menschen in den Einkaufsstraßen unterwegs sind, neben Temperatur und Niederschlag."
+            .to_owned(),
+        range: Range::Week,
+        visibility: urbanmesh_policy::Visibility::Internal,
+        tiles: vec![
+            chart(PEDESTRIANS, "count", "Passanten je Stunde"),
+            chart(WEATHER, "temperature", "Temperatur"),
+            chart(WEATHER, "precipitation", "Niederschlag"),
+            Tile {
+                kind: TileKind::Text,
+                title: Some("Lesehilfe".to_owned()),
+                source: None,
+                column: None,
+                text: Some(
+                    "Alle Grafiken zeigen dieselben sieben Tage. Regen und Kälte leeren die Straßen.".to_owned(),
+                ),
+            },
+        ],
+    };
+    node.catalog.dashboards().put(&dashboard, true).await?;
+    Ok(())
+}
 
 /// Creates and fills both datasets unless they exist (a second run reuses them).
 pub(super) async fn load(node: &RunningNode) -> anyhow::Result<()> {

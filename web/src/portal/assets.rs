@@ -50,6 +50,7 @@ ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 0
 #stations { display: grid; grid-template-columns: repeat(auto-fill, minmax(20rem, 1fr)); gap: 1rem; }
 tr[data-status=stale] td, tr[data-status=unavailable] td, tr[data-status=mismatched] td { color: var(--high); }
 mark { background: #fff3b0; }
+#tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 34rem), 1fr)); gap: 1rem 2rem; }
 p.about { color: var(--muted); font-size: 0.9rem; margin-top: -0.5rem; }
 nav.ranges { display: flex; gap: 1rem; margin-bottom: 0.5rem; }
 nav.ranges a[aria-current] { font-weight: 700; color: var(--ink); text-decoration: none; }

@@ -50,13 +50,19 @@ const GAP_STEPS: i64 = 3;
 
 /// A line per series over their common time span, every point drawn.
 pub(crate) fn chart(series: &[Series], label: &str, unit: Option<&str>, lang: Lang) -> Markup {
-    drawn(series, label, unit, lang, LARGE, usize::MAX, MARKED)
+    drawn(series, label, unit, lang, LARGE, None, usize::MAX, MARKED)
+}
+
+/// A chart over the time from `span.0` to `span.1` (milliseconds), whatever its points
+/// cover: the charts of one dashboard share their time axis.
+pub(crate) fn chart_over(series: &[Series], label: &str, unit: Option<&str>, lang: Lang, span: (i64, i64)) -> Markup {
+    drawn(series, label, unit, lang, LARGE, Some(span), usize::MAX, MARKED)
 }
 
 /// A small chart (a dashboard's, one per station): at most [`SMALL_POINTS`] points drawn per
 /// series (each the maximum of its stretch, so peaks stay visible), fewer of them marked.
 pub(crate) fn small_chart(series: &[Series], label: &str, unit: Option<&str>, lang: Lang) -> Markup {
-    drawn(series, label, unit, lang, SMALL, SMALL_POINTS, MARKED / 2)
+    drawn(series, label, unit, lang, SMALL, None, SMALL_POINTS, MARKED / 2)
 }
 
 /// Points a small chart draws per series: about one per pixel of its width.
@@ -68,9 +74,27 @@ fn drawn(
     unit: Option<&str>,
     lang: Lang,
     size: Size,
+    span: Option<(i64, i64)>,
     points_max: usize,
     marked_max: usize,
 ) -> Markup {
+    let clipped: Vec<Series>;
+    let series = match span {
+        None => series,
+        Some((from, to)) => {
+            let within = |t: &i64| from <= *t && *t <= to;
+            clipped = series
+                .iter()
+                .map(|s| Series {
+                    name: s.name.clone(),
+                    points: s.points.iter().copied().filter(|(t, _)| within(t)).collect(),
+                    state: None,
+                    position: None,
+                })
+                .collect();
+            clipped.as_slice()
+        }
+    };
     let points = series.iter().flat_map(|s| s.points.iter());
     let (mut t0, mut t1, mut v0, mut v1) = (i64::MAX, i64::MIN, f64::INFINITY, f64::NEG_INFINITY);
     for (t, v) in points {
@@ -78,6 +102,9 @@ fn drawn(
     }
     if t0 > t1 {
         return html! {};
+    }
+    if let Some((from, to)) = span {
+        (t0, t1) = (from, to);
     }
     let pad = ((v1 - v0) * 0.05).max(0.5);
     let (step, v0, v1) = value_axis(v0 - pad, v1 + pad);

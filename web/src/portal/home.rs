@@ -20,9 +20,18 @@ pub(crate) async fn page(State(state): State<AppState>, Caller(subject): Caller,
     let frame = Frame { chosen, uri: &uri, site: &info.title };
     let w = words(chosen.lang);
     let views = state.views.list(&subject).unwrap_or_default();
+    let dashboards: Vec<_> = state
+        .catalog
+        .dashboards()
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| super::dashboard::visible(&subject, d))
+        .collect();
     let generation = state.catalog.generation().unwrap_or_default();
     let newest_view = views.iter().map(|v| v.modified).max();
-    let key = cache::key(&subject, &frame, format!("{generation}|{}|{newest_view:?}", views.len()));
+    let boards: Vec<&str> = dashboards.iter().map(|d| d.title.as_str()).collect();
+    let key = cache::key(&subject, &frame, format!("{generation}|{}|{newest_view:?}|{boards:?}", views.len()));
     if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
         return frame.respond(page.status, page.body);
     }
@@ -39,6 +48,17 @@ pub(crate) async fn page(State(state): State<AppState>, Caller(subject): Caller,
             ul.plain {
                 @for view in &views {
                     li { a href=(format!("/views/{}", view.id())) { (view.spec.title) } " – " (view.spec.description) }
+                }
+            }
+        }
+        @if !dashboards.is_empty() {
+            section #dashboards {
+                h2 { (w.dashboards) }
+                ul.plain {
+                    @for dashboard in &dashboards {
+                        li { a href=(format!("/dashboards/{}", dashboard.id)) { (dashboard.title) }
+                            @if !dashboard.description.is_empty() { " – " (dashboard.description) } }
+                    }
                 }
             }
         }

@@ -5,6 +5,7 @@ mod accessibility;
 mod assets;
 mod cache;
 mod chart;
+mod dashboard;
 pub(crate) mod dataset;
 mod home;
 pub(crate) mod lang;
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(home::page))
         .route("/search", get(search::page))
         .route("/barrierefreiheit", get(accessibility::page))
+        .route("/dashboards/{id}", get(dashboard_page))
         .route("/assets/portal.css", get(assets::css))
 }
 
@@ -44,6 +46,18 @@ pub(crate) fn theme_name(code: &str) -> &str {
 /// Whether the client asks for a page rather than data (a browser's `Accept`).
 pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// `/dashboards/{id}`: a dashboard staff built.
+async fn dashboard_page(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Caller(subject): Caller,
+    chosen: Chosen,
+    uri: Uri,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let site = state.catalog.info().title.clone();
+    dashboard::page(&state, &subject, &Frame { chosen, uri: &uri, site: &site }, &id).await
 }
 
 /// Anything else outside the API: the portal's "not found" page.

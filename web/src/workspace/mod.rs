@@ -3,6 +3,7 @@
 //! every form carries the session's CSRF token. German only.
 
 mod audit;
+mod dashboards;
 mod datasets;
 mod federation;
 mod policy;
@@ -36,6 +37,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/views", get(views::list))
         .route("/admin/views/save", post(views::save))
         .route("/admin/audit", get(audit::page_view))
+        .route("/admin/dashboards", get(dashboards::list).post(dashboards::create))
+        .route("/admin/dashboards/{id}", get(dashboards::edit).post(dashboards::save))
+        .route("/admin/dashboards/{id}/tiles", post(dashboards::add_tile))
+        .route("/admin/dashboards/{id}/tiles/{index}/delete", post(dashboards::remove_tile))
+        .route("/admin/dashboards/{id}/delete", post(dashboards::delete))
 }
 
 /// A signed-in member of staff, with the session's CSRF token for the forms.
@@ -183,6 +189,7 @@ pub(crate) fn page_with(
                 a href="/admin" { "Datensätze" } " · "
                 a href="/admin/datasets/new" { "Neuer Datensatz" } " · "
                 a href="/admin/views" { "Ansichten" } " · "
+                a href="/admin/dashboards" { "Dashboards" } " · "
                 a href="/admin/federation" { "Verbund" } " · "
                 a href="/admin/audit" { "Zugriffsprotokoll" } " · "
                 span { (staff.name) }
