@@ -17,7 +17,7 @@ pub const MAX_TILES: usize = 24;
 /// Characters a text tile may hold.
 pub const MAX_TEXT: usize = 4000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dashboard {
     pub id: String,
@@ -34,7 +34,7 @@ pub struct Dashboard {
 }
 
 /// The time a dashboard's charts span.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Range {
     #[serde(rename = "24h")]
     Day,
@@ -69,7 +69,7 @@ impl Range {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tile {
     pub kind: TileKind,
@@ -87,7 +87,7 @@ pub struct Tile {
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TileKind {
     Chart,
@@ -116,7 +116,7 @@ impl TileKind {
 }
 
 /// A dataset or a view of this node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Dataset(String),
@@ -194,6 +194,46 @@ impl Tile {
         }
         if self.title.as_ref().is_some_and(|t| t.len() > 1000) {
             return Err(CatalogError::invalid("title", "must be at most 1000 bytes"));
+        }
+        Ok(())
+    }
+}
+
+impl crate::Catalog {
+    /// Checks a dashboard against this node's catalogue: each tile's source is a dataset or
+    /// view here, and its column, where it names one, is a number of that source.
+    pub fn check_dashboard(&self, dashboard: &Dashboard) -> Result<(), CatalogError> {
+        dashboard.validate()?;
+        for (i, tile) in dashboard.tiles.iter().enumerate() {
+            let Some(source) = &tile.source else { continue };
+            let schema = match source {
+                Source::Dataset(id) => self.get(id).ok().map(|d| d.spec.schema),
+                Source::View(id) => self.views().get(id).ok().map(|v| v.spec.schema),
+            };
+            let Some(schema) = schema else {
+                return Err(CatalogError::invalid(
+                    format!("tiles[{i}].source"),
+                    format!("`{}` is no dataset or view of this node", source.id()),
+                ));
+            };
+            if let Some(column) = &tile.column {
+                if !schema.field(column).is_some_and(|f| f.field_type.arrow().is_numeric()) {
+                    let numbers: Vec<&str> = schema
+                        .fields
+                        .iter()
+                        .filter(|f| f.field_type.arrow().is_numeric())
+                        .map(|f| f.name.as_str())
+                        .collect();
+                    return Err(CatalogError::invalid(
+                        format!("tiles[{i}].column"),
+                        format!(
+                            "`{column}` is not a number column of `{}`; its numbers: {}",
+                            source.id(),
+                            numbers.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

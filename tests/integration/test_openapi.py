@@ -10,6 +10,7 @@ server error.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,8 @@ CONTRACT = {
     "/federation/join": {"post"},
     "/federation/members/{peer}": {"delete"},
     "/federation/{node}/datasets/{id}/rows": {"get"},
+    "/dashboards": {"get", "post"},
+    "/dashboards/{id}": {"get", "put", "delete"},
 }
 METHODS = {"get", "put", "post", "delete", "patch"}
 CHECKS = ",".join([
@@ -154,3 +157,32 @@ def test_every_answer_is_as_documented(api_node, tmp_path, caller):
     assert f"Tested: {operations}" in result.stdout, report
     # The node survived all of it.
     assert api_node.get("/readyz").status == 200, api_node.log_tail()
+
+
+def test_dashboards_through_the_api_are_checked_like_the_workspace_s(api_node):
+    board = {"id": "pegel-board", "title": "Pegel", "range": "24h", "visibility": "internal",
+             "tiles": [{"kind": "chart", "source": {"dataset": SUBJECT}, "column": "value"},
+                       {"kind": "text", "text": "Stand der Pegel"}]}
+    bad = dict(board, tiles=[{"kind": "chart", "source": {"dataset": SUBJECT}, "column": "station"}])
+    problem = api_node.post_json("/api/v1/dashboards", bad).problem()
+    assert problem["status"] == 400 and problem["field"] == "tiles[0].column" and "value" in problem["detail"], problem
+    missing = dict(board, tiles=[{"kind": "map", "source": {"view": "gibt-es-nicht"}}])
+    assert api_node.post_json("/api/v1/dashboards", missing).problem()["field"] == "tiles[0].source"
+    assert api_node.get("/api/v1/dashboards/pegel-board", auth=True).status == 404, "nothing stored of either"
+
+    created = api_node.post_json("/api/v1/dashboards", board)
+    assert created.status == 201 and created.headers["Location"] == "/api/v1/dashboards/pegel-board", created
+    assert api_node.post_json("/api/v1/dashboards", board).status == 409
+    # Internal: staff see it, a visitor finds nothing, on the API and on the portal.
+    assert api_node.get("/api/v1/dashboards/pegel-board", auth=True).json() == dict(board, description="")
+    assert api_node.get("/api/v1/dashboards/pegel-board").status == 404
+    assert api_node.get("/api/v1/dashboards").json() == {"dashboards": []}
+    assert api_node.get("/dashboards/pegel-board", headers={"Accept": "text/html"}).status == 404
+    public = dict(board, visibility="public", range="30d")
+    assert api_node.request("PUT", "/api/v1/dashboards/pegel-board", json.dumps(public).encode(),
+                            {"Content-Type": "application/json"}, auth=True).status == 200
+    assert [d["id"] for d in api_node.get("/api/v1/dashboards").json()["dashboards"]] == ["pegel-board"]
+    page = api_node.get("/dashboards/pegel-board", headers={"Accept": "text/html"})
+    assert page.status == 200 and "<polyline" in page.text and "Stand der Pegel" in page.text, page
+    assert api_node.post_json("/api/v1/dashboards", dict(board, id="x"), auth=False).status == 401
+    assert api_node.delete("/api/v1/dashboards/pegel-board").status == 204

@@ -2,6 +2,7 @@
 //! access log and the federation, as JSON (rows also as CSV, NDJSON, Parquet, Arrow).
 
 mod audit;
+mod dashboards;
 pub(crate) mod datasets;
 pub(crate) mod encode;
 mod federation;
@@ -42,6 +43,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .routes(routes!(federation::join))
         .routes(routes!(federation::remove))
         .routes(routes!(read::remote_rows))
+        .routes(routes!(dashboards::list, dashboards::create))
+        .routes(routes!(dashboards::get, dashboards::update, dashboards::delete))
         .split_for_parts();
     router.route("/openapi.json", openapi::serve(&openapi::finish(document))).fallback(problem::not_found)
 }

@@ -32,6 +32,7 @@ pub(crate) const PROBLEM: &str = "application/problem+json";
         (name = "search", description = "Full-text and faceted search over the catalogue"),
         (name = "audit", description = "The access log, for the data owner"),
         (name = "federation", description = "Membership: invitations, joining, removing members"),
+        (name = "dashboards", description = "Pages of tiles staff build, shown on the portal"),
         (name = "session", description = "Who the node takes the caller for"),
     ),
     components(schemas(Problem))

@@ -76,13 +76,13 @@ async fn tile(state: &AppState, subject: &Subject, tile: &Tile, index: usize, sp
     let read = read(state, subject, source, from).await;
     let heading = tile.title.clone().or_else(|| read.as_ref().map(|r| r.title.clone())).unwrap_or_default();
     let Some(read) = read else {
-        return html! { section.tile id=(id) { h2 { (heading) } p { (w.not_readable) } } };
+        return html! { section.tile data-kind=(tile.kind.code()) id=(id) { h2 { (heading) } p { (w.not_readable) } } };
     };
     let Some(schema) = read.batches.first().map(RecordBatch::schema) else {
-        return html! { section.tile id=(id) { h2 { (heading) } p { (w.no_rows) } } };
+        return html! { section.tile data-kind=(tile.kind.code()) id=(id) { h2 { (heading) } p { (w.no_rows) } } };
     };
     let Some(mut columns) = Columns::pick(&schema, read.time.as_deref(), read.key.as_deref()) else {
-        return html! { section.tile id=(id) { h2 { (heading) } p { (w.no_rows) } } };
+        return html! { section.tile data-kind=(tile.kind.code()) id=(id) { h2 { (heading) } p { (w.no_rows) } } };
     };
     if let Some(column) = tile.column.as_ref().filter(|c| schema.field_with_name(c).is_ok()) {
         columns.value.clone_from(column);

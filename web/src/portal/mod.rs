@@ -48,6 +48,8 @@ pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
 }
 
+pub(crate) use dashboard::visible as dashboard_visible;
+
 /// `/dashboards/{id}`: a dashboard staff built.
 async fn dashboard_page(
     axum::extract::State(state): axum::extract::State<AppState>,

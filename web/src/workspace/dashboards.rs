@@ -138,8 +138,8 @@ pub(crate) async fn add_tile(
     let Posted { staff, form, uri } = posted;
     let Ok(mut dashboard) = state.catalog.dashboards().get(&id) else { return super::not_found(&state, &uri) };
     let stored = async {
-        let tile = tile_of(&state, &form)?;
-        dashboard.tiles.push(tile);
+        dashboard.tiles.push(tile_of(&form)?);
+        state.catalog.check_dashboard(&dashboard).map_err(|e| said(&state, &form, e))?;
         state.catalog.dashboards().put(&dashboard, false).await.map_err(|e| FieldError::of(e, TILE))
     }
     .await;
@@ -211,9 +211,9 @@ fn settings(form: &SettingsForm, tiles: Vec<Tile>) -> Result<Dashboard, FieldErr
     Ok(dashboard)
 }
 
-/// The tile the form describes, its source and number checked against this node's
-/// catalogue.
-fn tile_of(state: &AppState, form: &TileForm) -> Result<Tile, FieldError> {
+/// The tile the form describes (its source and number are checked against the catalogue
+/// with the whole dashboard, [`urbanmesh_catalog::Catalog::check_dashboard`]).
+fn tile_of(form: &TileForm) -> Result<Tile, FieldError> {
     let kind =
         TileKind::parse(&form.kind).ok_or_else(|| FieldError::new("kind", "Bitte die Art der Kachel wählen."))?;
     let text = Some(form.text.trim().to_owned()).filter(|t| !t.is_empty());
@@ -223,24 +223,30 @@ fn tile_of(state: &AppState, form: &TileForm) -> Result<Tile, FieldError> {
     } else {
         let source = Source::parse(&form.source)
             .ok_or_else(|| FieldError::new("source", "Bitte einen Datensatz oder eine Ansicht wählen."))?;
-        let schema = schema_of(state, &source)
-            .ok_or_else(|| FieldError::new("source", format!("„{}“ gibt es auf diesem Knoten nicht.", source.id())))?;
-        let column = Some(form.column.trim().to_owned()).filter(|c| !c.is_empty());
-        if let Some(column) = &column {
-            let numeric = schema.field(column).is_some_and(|f| f.field_type.arrow().is_numeric());
-            if !numeric {
-                let numbers = numbers(&schema).join(", ");
-                return Err(FieldError::new(
-                    "column",
-                    format!("„{column}“ ist keine Zahlenspalte von „{}“; möglich: {numbers}", source.id()),
-                ));
-            }
-        }
-        (Some(source), column)
+        (Some(source), Some(form.column.trim().to_owned()).filter(|c| !c.is_empty()))
     };
     let tile = Tile { kind, title, source, column, text };
     tile.validate().map_err(|e| FieldError::of(e, TILE))?;
     Ok(tile)
+}
+
+/// The catalogue's refusal of the tile, said in the workspace's words.
+fn said(state: &AppState, form: &TileForm, error: CatalogError) -> FieldError {
+    let refused = FieldError::of(error, TILE);
+    let source = Source::parse(&form.source);
+    match (refused.field, &source) {
+        ("source", Some(source)) => {
+            FieldError::new("source", format!("„{}“ gibt es auf diesem Knoten nicht.", source.id()))
+        }
+        ("column", Some(source)) => {
+            let numbers = schema_of(state, source).map(|s| numbers(&s).join(", ")).unwrap_or_default();
+            FieldError::new(
+                "column",
+                format!("„{}“ ist keine Zahlenspalte von „{}“; möglich: {numbers}", form.column.trim(), source.id()),
+            )
+        }
+        _ => refused,
+    }
 }
 
 fn schema_of(state: &AppState, source: &Source) -> Option<SchemaSpec> {
