@@ -36,6 +36,7 @@ import html5lib
 import pyarrow.parquet as pq
 import pytest
 from rdflib import RDF, Graph, Namespace, URIRef
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -698,6 +699,46 @@ def test_the_regional_dashboard_shows_all_five_towns(browser, dashboard):
 
     check_downloads(b, [f["name"] for f in VIEW_FIELDS], dashboard.rows,
                     sorted(float(600 + 10 * k + i) for k in range(len(dashboard.stations)) for i in range(4)))
+
+
+FOCUSED = """
+const e = document.activeElement;
+const style = getComputedStyle(e);
+return {tag: e.tagName.toLowerCase(), id: e.id, href: e.getAttribute('href') || '',
+        outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2};
+"""
+
+
+def tab_to(b: Browser, wanted, what: str, limit: int = 60) -> dict:
+    """Presses Tab until the focused element is `wanted`; every stop on the way shows its
+    focus (an outline of at least 2 px)."""
+    for _ in range(limit):
+        ActionChains(b.driver).send_keys(Keys.TAB).perform()
+        focused = b.driver.execute_script(FOCUSED)
+        assert focused["outline"], f"focus not visible on {focused}"
+        if wanted(focused):
+            return focused
+    raise AssertionError(f"Tab never reached {what}")
+
+
+def test_search_and_the_dataset_page_work_by_keyboard_alone(browser, werre):
+    """Search, its results and the dataset page, with Tab and Enter only (BITV 2.0 / WCAG
+    2.1.1), and the focus always visible (2.4.7)."""
+    b = browser
+    b.open(werre.node.url("/"), "keyboard-home")
+    tab_to(b, lambda f: f["id"] == "q", "the search field")
+    ActionChains(b.driver).send_keys(SEARCH_WORD).perform()
+    b.follow(b.one("input#q"), "keyboard-results", action=lambda: ActionChains(b.driver).send_keys(Keys.ENTER).perform())
+    assert path_of(b.url) == "/search" and query_of(b.url).get("q") == SEARCH_WORD, b.url
+    target = f"/datasets/{werre.id}"
+    tab_to(b, lambda f: f["tag"] == "a" and path_of(f["href"]) == target, "the hit's link")
+    b.follow(b.one("html"), "keyboard-dataset", action=lambda: ActionChains(b.driver).send_keys(Keys.ENTER).perform())
+    assert path_of(b.url) == target and b.h1() == werre.title, b.url
+    # The dataset page's range links and downloads are reachable too.
+    tab_to(b, lambda f: f["href"] == "?range=30d", "the 30-day range")
+    b.follow(b.one("html"), "keyboard-range", action=lambda: ActionChains(b.driver).send_keys(Keys.ENTER).perform())
+    assert query_of(b.url).get("range") == "30d", b.url
+    tab_to(b, lambda f: "format=csv" in f["href"], "the CSV download")
 
 
 def test_german_by_default_and_english_kept_in_a_cookie(browser, werre):
