@@ -202,28 +202,27 @@ impl Tile {
 impl crate::Catalog {
     /// Checks a dashboard against this node's catalogue: each tile's source is a dataset or
     /// view here, and its column, where it names one, is a number of that source.
+    /// The schema of a dataset or view of this node, if there is one of that id.
+    pub fn source_schema(&self, source: &Source) -> Option<crate::SchemaSpec> {
+        match source {
+            Source::Dataset(id) => self.get(id).ok().map(|d| d.spec.schema),
+            Source::View(id) => self.views().get(id).ok().map(|v| v.spec.schema),
+        }
+    }
+
     pub fn check_dashboard(&self, dashboard: &Dashboard) -> Result<(), CatalogError> {
         dashboard.validate()?;
         for (i, tile) in dashboard.tiles.iter().enumerate() {
             let Some(source) = &tile.source else { continue };
-            let schema = match source {
-                Source::Dataset(id) => self.get(id).ok().map(|d| d.spec.schema),
-                Source::View(id) => self.views().get(id).ok().map(|v| v.spec.schema),
-            };
-            let Some(schema) = schema else {
+            let Some(schema) = self.source_schema(source) else {
                 return Err(CatalogError::invalid(
                     format!("tiles[{i}].source"),
                     format!("`{}` is no dataset or view of this node", source.id()),
                 ));
             };
             if let Some(column) = &tile.column {
-                if !schema.field(column).is_some_and(|f| f.field_type.arrow().is_numeric()) {
-                    let numbers: Vec<&str> = schema
-                        .fields
-                        .iter()
-                        .filter(|f| f.field_type.arrow().is_numeric())
-                        .map(|f| f.name.as_str())
-                        .collect();
+                let numbers = schema.numbers();
+                if !numbers.contains(&column.as_str()) {
                     return Err(CatalogError::invalid(
                         format!("tiles[{i}].column"),
                         format!(

@@ -158,6 +158,11 @@ impl SchemaSpec {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// The names of the columns that hold numbers (what a chart can draw).
+    pub fn numbers(&self) -> Vec<&str> {
+        self.fields.iter().filter(|f| f.field_type.arrow().is_numeric()).map(|f| f.name.as_str()).collect()
+    }
+
     /// The Arrow schema; units and descriptions travel as field metadata.
     pub fn to_arrow(&self) -> SchemaRef {
         let fields: Vec<Field> = self

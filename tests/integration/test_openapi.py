@@ -186,3 +186,31 @@ def test_dashboards_through_the_api_are_checked_like_the_workspace_s(api_node):
     assert page.status == 200 and "<polyline" in page.text and "Stand der Pegel" in page.text, page
     assert api_node.post_json("/api/v1/dashboards", dict(board, id="x"), auth=False).status == 401
     assert api_node.delete("/api/v1/dashboards/pegel-board").status == 204
+
+
+def test_a_public_dashboard_shows_visitors_nothing_of_an_internal_dataset(api_node):
+    """The dashboard is public, its source is not: a visitor learns neither the rows nor the
+    dataset's title from the page; staff see the chart."""
+    secret = pegel_spec("geheim-pegel", title="Geheimer Messpunkt Kläranlage", policy={"visibility": "internal"})
+    api_node.create_dataset(secret)
+    rows = [{"time": "2026-12-02T10:00:00Z", "station": "KA", "value": 12.5, "quality": 1}]
+    assert api_node.post_json("/api/v1/datasets/geheim-pegel/rows", rows).status == 200
+    board = {"id": "offen-board", "title": "Offen", "range": "30d", "visibility": "public",
+             "tiles": [{"kind": kind, "source": {"dataset": "geheim-pegel"}} for kind in ("chart", "latest", "table")]}
+    assert api_node.post_json("/api/v1/dashboards", board).status == 201
+    visitor = api_node.get("/dashboards/offen-board", headers={"Accept": "text/html"})
+    assert visitor.status == 200
+    assert "Geheimer Messpunkt" not in visitor.text and "<polyline" not in visitor.text, visitor.text
+    assert "12,5" not in visitor.text and 'data-series="KA"' not in visitor.text
+    staff = api_node.get("/dashboards/offen-board", headers={"Accept": "text/html"}, auth=True)
+    assert "Geheimer Messpunkt" in staff.text and "<polyline" in staff.text
+
+
+def test_oversized_dashboards_are_refused_naming_the_limit(api_node):
+    text = {"kind": "text", "text": "x" * 4001}
+    problem = api_node.post_json("/api/v1/dashboards", {"id": "gross", "title": "Groß", "tiles": [text]}).problem()
+    assert problem["status"] == 400 and problem["field"] == "tiles[0].text", problem
+    many = [{"kind": "text", "text": "x"}] * 25
+    problem = api_node.post_json("/api/v1/dashboards", {"id": "gross", "title": "Groß", "tiles": many}).problem()
+    assert problem["status"] == 400 and problem["field"] == "tiles", problem
+    assert api_node.get("/api/v1/dashboards/gross", auth=True).status == 404

@@ -118,7 +118,7 @@ pub(crate) async fn update(
         )));
     }
     state.catalog.check_dashboard(&dashboard)?;
-    state.catalog.dashboards().put(&dashboard, false).await.map_err(|_| not_found(&id))?;
+    state.catalog.dashboards().put(&dashboard, false).await.map_err(|e| refused(e, &id))?;
     Ok(Json(dashboard))
 }
 
@@ -141,8 +141,16 @@ pub(crate) async fn delete(
     _editor: Editor,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    state.catalog.dashboards().delete(&id).await.map_err(|_| not_found(&id))?;
+    state.catalog.dashboards().delete(&id).await.map_err(|e| refused(e, &id))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A dashboard that is not there is said as one; any other failure as what it is.
+fn refused(error: urbanmesh_catalog::CatalogError, id: &str) -> Problem {
+    match error {
+        urbanmesh_catalog::CatalogError::NotFound { .. } => not_found(id),
+        other => other.into(),
+    }
 }
 
 fn not_found(id: &str) -> Problem {

@@ -38,10 +38,9 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
     let w = words(frame.chosen.lang);
     let now = Utc::now();
     let from = now - dashboard.range.span();
-    let span = (from.timestamp_millis(), now.timestamp_millis());
     let mut tiles = Vec::with_capacity(dashboard.tiles.len());
     for (i, tile) in dashboard.tiles.iter().enumerate() {
-        tiles.push(self::tile(state, subject, tile, i, span, w).await);
+        tiles.push(self::tile(state, subject, tile, i, (from, now), w).await);
     }
     let main = html! {
         h1 { (dashboard.title) }
@@ -60,7 +59,15 @@ struct Read {
     batches: Vec<RecordBatch>,
 }
 
-async fn tile(state: &AppState, subject: &Subject, tile: &Tile, index: usize, span: (i64, i64), w: &Words) -> Markup {
+/// One tile; `(from, to)` is the dashboard's time, the same for all its tiles.
+async fn tile(
+    state: &AppState,
+    subject: &Subject,
+    tile: &Tile,
+    index: usize,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    w: &Words,
+) -> Markup {
     let id = format!("tile-{index}");
     if tile.kind == TileKind::Text {
         let text = tile.text.as_deref().unwrap_or_default();
@@ -72,7 +79,6 @@ async fn tile(state: &AppState, subject: &Subject, tile: &Tile, index: usize, sp
         };
     }
     let Some(source) = &tile.source else { return html! {} };
-    let from = DateTime::<Utc>::from_timestamp_millis(span.0).unwrap_or_default();
     let read = read(state, subject, source, from).await;
     let heading = tile.title.clone().or_else(|| read.as_ref().map(|r| r.title.clone())).unwrap_or_default();
     let Some(read) = read else {
@@ -94,7 +100,7 @@ async fn tile(state: &AppState, subject: &Subject, tile: &Tile, index: usize, sp
             h2 { (heading) }
             @match tile.kind {
                 TileKind::Chart => {
-                    (chart_over(&series, &format!("{}: {heading}", w.chart_label), unit, w.lang, span))
+                    (chart_over(&series, &format!("{}: {heading}", w.chart_label), unit, w.lang, (from.timestamp_millis(), to.timestamp_millis())))
                     (legend(&series))
                 }
                 TileKind::Latest => (latest_values(&series, unit, w)),

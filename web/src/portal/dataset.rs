@@ -3,10 +3,11 @@
 use arrow::array::RecordBatch;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use futures::TryStreamExt;
 use maud::{Markup, html};
 use urbanmesh_catalog::Dataset;
+use urbanmesh_catalog::dashboard::Range;
 use urbanmesh_catalog::vocab::{FREQUENCIES, THEMES};
 use urbanmesh_policy::{Interface, Subject};
 use urbanmesh_protocol::ReadRequest;
@@ -20,47 +21,11 @@ use super::vocabulary;
 use super::words::{Words, words};
 use crate::AppState;
 
-/// How much of a dataset its page draws, as the visitor chose by link (`?range=`): the
-/// last day, week (unless chosen) or month of its rows.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Range {
-    Day,
-    Week,
-    Month,
-}
-
-impl Range {
-    const ALL: [Range; 3] = [Range::Day, Range::Week, Range::Month];
-
-    fn chosen(uri: &axum::http::Uri) -> Self {
-        let asked = uri.query().into_iter().flat_map(|q| q.split('&')).find_map(|pair| pair.strip_prefix("range="));
-        Self::ALL.into_iter().find(|r| Some(r.code()) == asked).unwrap_or(Range::Week)
-    }
-
-    fn code(self) -> &'static str {
-        match self {
-            Self::Day => "24h",
-            Self::Week => "7d",
-            Self::Month => "30d",
-        }
-    }
-
-    fn span(self) -> TimeDelta {
-        match self {
-            Self::Day => TimeDelta::days(1),
-            Self::Week => TimeDelta::days(7),
-            Self::Month => TimeDelta::days(30),
-        }
-    }
-
-    fn name(self, w: &Words) -> &'static str {
-        let [day, week, month] = w.ranges;
-        match self {
-            Self::Day => day,
-            Self::Week => week,
-            Self::Month => month,
-        }
-    }
+/// How much of a dataset its page draws, as the visitor chose by link (`?range=24h|7d|30d`):
+/// the last day, week (unless chosen) or month of its rows.
+fn chosen_range(uri: &axum::http::Uri) -> Range {
+    let asked = uri.query().into_iter().flat_map(|q| q.split('&')).find_map(|pair| pair.strip_prefix("range="));
+    asked.and_then(Range::parse).unwrap_or_default()
 }
 const PREVIEW_ROWS: usize = 20;
 
@@ -70,7 +35,7 @@ pub(crate) async fn page(state: &AppState, subject: &Subject, frame: &Frame<'_>,
         _ => return not_found(frame),
     };
     let w = words(frame.chosen.lang);
-    let range = Range::chosen(frame.uri);
+    let range = chosen_range(frame.uri);
     let request = latest_request(state, subject, &dataset, range);
     let key = cache::key(subject, frame, state.catalog.generation().unwrap_or_default());
     if let Some(page) = key.as_deref().and_then(|k| state.pages.get(k)) {
@@ -169,9 +134,9 @@ fn data_sections(dataset: &Dataset, batches: &[RecordBatch], range: Range, w: &W
                 nav.ranges aria-label=(w.range_label) {
                     @for one in Range::ALL {
                         @if one == range {
-                            a href=(format!("?range={}", one.code())) aria-current="page" { (one.name(w)) }
+                            a href=(format!("?range={}", one.code())) aria-current="page" { (w.range(one)) }
                         } @else {
-                            a href=(format!("?range={}", one.code())) { (one.name(w)) }
+                            a href=(format!("?range={}", one.code())) { (w.range(one)) }
                         }
                     }
                 }

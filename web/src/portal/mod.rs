@@ -16,7 +16,7 @@ pub(crate) mod rows;
 mod search;
 pub(crate) mod view;
 mod vocabulary;
-mod words;
+pub(crate) mod words;
 
 use axum::Router;
 use axum::http::{HeaderMap, Uri, header};

@@ -1,5 +1,6 @@
 //! The portal's words in German and English.
 
+use urbanmesh_catalog::dashboard::Range;
 use urbanmesh_flight::Freshness;
 
 use super::lang::Lang;
@@ -110,6 +111,16 @@ impl Words {
             "normal" => normal,
             "high" => high,
             _ => unknown,
+        }
+    }
+
+    /// A chart's time range in words.
+    pub(crate) fn range(&self, range: Range) -> &'static str {
+        let [day, week, month] = self.ranges;
+        match range {
+            Range::Day => day,
+            Range::Week => week,
+            Range::Month => month,
         }
     }
 

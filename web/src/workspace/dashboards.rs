@@ -8,12 +8,14 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
+use urbanmesh_catalog::CatalogError;
 use urbanmesh_catalog::dashboard::{Dashboard, Range, Source, Tile, TileKind};
-use urbanmesh_catalog::{CatalogError, SchemaSpec};
 use urbanmesh_policy::Visibility;
 
 use super::{Posted, Role, Staff, page_with, unreadable};
 use crate::AppState;
+use crate::portal::lang::Lang;
+use crate::portal::words::words;
 
 /// A refusal of one field of a form: which, and why.
 struct FieldError {
@@ -239,7 +241,7 @@ fn said(state: &AppState, form: &TileForm, error: CatalogError) -> FieldError {
             FieldError::new("source", format!("„{}“ gibt es auf diesem Knoten nicht.", source.id()))
         }
         ("column", Some(source)) => {
-            let numbers = schema_of(state, source).map(|s| numbers(&s).join(", ")).unwrap_or_default();
+            let numbers = state.catalog.source_schema(source).map(|s| s.numbers().join(", ")).unwrap_or_default();
             FieldError::new(
                 "column",
                 format!("„{}“ ist keine Zahlenspalte von „{}“; möglich: {numbers}", form.column.trim(), source.id()),
@@ -247,17 +249,6 @@ fn said(state: &AppState, form: &TileForm, error: CatalogError) -> FieldError {
         }
         _ => refused,
     }
-}
-
-fn schema_of(state: &AppState, source: &Source) -> Option<SchemaSpec> {
-    match source {
-        Source::Dataset(id) => state.catalog.get(id).ok().map(|d| d.spec.schema),
-        Source::View(id) => state.catalog.views().get(id).ok().map(|v| v.spec.schema),
-    }
-}
-
-fn numbers(schema: &SchemaSpec) -> Vec<&str> {
-    schema.fields.iter().filter(|f| f.field_type.arrow().is_numeric()).map(|f| f.name.as_str()).collect()
 }
 
 fn render_list(
@@ -404,8 +395,10 @@ fn settings_fields(
         textarea #description name="description" rows="3" { (description) }
         label for="range" { "Zeitraum der Grafiken" }
         select #range name="range" aria-describedby=[described(error, "range")] {
-            @for (code, word) in [("24h", "24 Stunden"), ("7d", "7 Tage"), ("30d", "30 Tage")] {
-                option value=(code) selected[range == code || (range.is_empty() && code == "7d")] { (word) }
+            @for one in Range::ALL {
+                option value=(one.code()) selected[range == one.code() || (range.is_empty() && one == Range::default())] {
+                    (words(Lang::De).range(one))
+                }
             }
         }
         (error_note(error, "range"))
