@@ -29,16 +29,20 @@ pub(crate) fn legend(series: &[Series]) -> Markup {
     }
 }
 
-/// How big a chart is drawn, in the units of its `viewBox`: text keeps its size in them,
-/// so a chart shown small is drawn small.
+/// How a chart is drawn: its size in the units of its `viewBox` (text keeps its size in
+/// them, so a chart shown small is drawn small), the points drawn and marked per series.
 #[derive(Clone, Copy)]
-struct Size {
+struct Style {
     width: f64,
     height: f64,
+    points_max: usize,
+    marked_max: usize,
 }
 
-const LARGE: Size = Size { width: 720.0, height: 300.0 };
-const SMALL: Size = Size { width: 360.0, height: 220.0 };
+const LARGE: Style = Style { width: 720.0, height: 300.0, points_max: usize::MAX, marked_max: MARKED };
+/// A dashboard's small chart: about one point per pixel of its width (each the maximum of
+/// its stretch, so peaks stay visible), fewer of them marked.
+const SMALL: Style = Style { width: 360.0, height: 220.0, points_max: 360, marked_max: MARKED / 2 };
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
@@ -50,33 +54,27 @@ const GAP_STEPS: i64 = 3;
 
 /// A line per series over their common time span, every point drawn.
 pub(crate) fn chart(series: &[Series], label: &str, unit: Option<&str>, lang: Lang) -> Markup {
-    drawn(series, label, unit, lang, LARGE, None, usize::MAX, MARKED)
+    drawn(series, label, unit, lang, LARGE, None)
 }
 
 /// A chart over the time from `span.0` to `span.1` (milliseconds), whatever its points
 /// cover: the charts of one dashboard share their time axis.
 pub(crate) fn chart_over(series: &[Series], label: &str, unit: Option<&str>, lang: Lang, span: (i64, i64)) -> Markup {
-    drawn(series, label, unit, lang, LARGE, Some(span), usize::MAX, MARKED)
+    drawn(series, label, unit, lang, LARGE, Some(span))
 }
 
-/// A small chart (a dashboard's, one per station): at most [`SMALL_POINTS`] points drawn per
-/// series (each the maximum of its stretch, so peaks stay visible), fewer of them marked.
+/// A small chart (a view's, one per station), drawn [`SMALL`].
 pub(crate) fn small_chart(series: &[Series], label: &str, unit: Option<&str>, lang: Lang) -> Markup {
-    drawn(series, label, unit, lang, SMALL, None, SMALL_POINTS, MARKED / 2)
+    drawn(series, label, unit, lang, SMALL, None)
 }
-
-/// Points a small chart draws per series: about one per pixel of its width.
-const SMALL_POINTS: usize = 360;
 
 fn drawn(
     series: &[Series],
     label: &str,
     unit: Option<&str>,
     lang: Lang,
-    size: Size,
+    size: Style,
     span: Option<(i64, i64)>,
-    points_max: usize,
-    marked_max: usize,
 ) -> Markup {
     let clipped: Vec<Series>;
     let series = match span {
@@ -132,11 +130,11 @@ fn drawn(
             @for (i, one) in series.iter().enumerate() {
                 g class=(format!("c{}", i % PALETTE.len())) {
                     title { (one.name) }
-                    @let points = thinned(&one.points, points_max);
+                    @let points = thinned(&one.points, size.points_max);
                     @for run in runs(&points) {
                         polyline stroke=(colour(i)) points=(polyline(run, &x, &y)) {}
                     }
-                    @for (t, v) in marked(&points, marked_max) {
+                    @for (t, v) in marked(&points, size.marked_max) {
                         circle cx=(format!("{:.1}", x(t))) cy=(format!("{:.1}", y(v))) r="2.5" fill=(colour(i)) {
                             title { (one.name) ": " (lang.number(v, 1)) (unit) ", " (lang.moment(t)) }
                         }

@@ -81,7 +81,7 @@ pub(crate) async fn create(State(state): State<AppState>, posted: Posted<Setting
 pub(crate) async fn edit(State(state): State<AppState>, staff: Staff, uri: Uri, Path(id): Path<String>) -> Response {
     match state.catalog.dashboards().get(&id) {
         Ok(dashboard) => {
-            render_edit(&state, &staff, &uri, StatusCode::OK, &dashboard, &TileForm::default(), None, None)
+            render_edit(&state, &staff, &uri, StatusCode::OK, &dashboard, None, (&TileForm::default(), None))
         }
         Err(_) => super::not_found(&state, &uri),
     }
@@ -109,7 +109,15 @@ pub(crate) async fn save(
         Ok(dashboard) => Redirect::to(&format!("/admin/dashboards/{}", dashboard.id)).into_response(),
         Err(error) => {
             let shown = Dashboard { title: form.title.clone(), description: form.description.clone(), ..current };
-            render_edit(&state, &staff, &uri, StatusCode::BAD_REQUEST, &shown, &TileForm::default(), Some(&error), None)
+            render_edit(
+                &state,
+                &staff,
+                &uri,
+                StatusCode::BAD_REQUEST,
+                &shown,
+                Some(&error),
+                (&TileForm::default(), None),
+            )
         }
     }
 }
@@ -152,7 +160,7 @@ pub(crate) async fn add_tile(
                 error.field = "tile-title";
             }
             let current = state.catalog.dashboards().get(&id).unwrap_or(dashboard);
-            render_edit(&state, &staff, &uri, StatusCode::BAD_REQUEST, &current, &form, None, Some(&error))
+            render_edit(&state, &staff, &uri, StatusCode::BAD_REQUEST, &current, None, (&form, Some(&error)))
         }
     }
 }
@@ -296,9 +304,8 @@ fn render_edit(
     uri: &Uri,
     status: StatusCode,
     dashboard: &Dashboard,
-    form: &TileForm,
     settings_error: Option<&FieldError>,
-    tile_error: Option<&FieldError>,
+    (form, tile_error): (&TileForm, Option<&FieldError>),
 ) -> Response {
     let datasets = state.catalog.list().unwrap_or_default();
     let views = state.catalog.views().list().unwrap_or_default();
