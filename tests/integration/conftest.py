@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -593,6 +594,9 @@ def pytest_runtest_makereport(item, call):
     if report.failed and _LIVE_NODES:
         for node in _LIVE_NODES:
             report.sections.append((f"urbanmesh log {node.log_path}", node.log_tail()))
+    if report.failed and "mqtt" in sys.modules:
+        for broker in sys.modules["mqtt"].LIVE_BROKERS:
+            report.sections.append((f"mosquitto log {broker.log_path}", broker.log_tail()))
 
 
 # ---- federations -----------------------------------------------------------------------
@@ -914,6 +918,53 @@ def oidc_provider(tmp_path_factory) -> OidcProvider:
     provider.start()
     yield provider
     provider.close()
+
+
+# ---- connectors: an MQTT broker and HTTP APIs to pull (tests/integration/mqtt.py, pegelonline.py) ----
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path):
+    """Starts Debian's mosquitto brokers (see `mqtt.Mosquitto`: `username`/`password`, `tls`)
+    in the test's tmp dir; stopped at teardown."""
+    from mqtt import Mosquitto
+
+    made = []
+
+    def make(**options):
+        broker = Mosquitto(tmp_path / f"mosquitto{len(made)}", **options)
+        made.append(broker)
+        return broker.start()
+
+    yield make
+    for broker in made:
+        broker.close()
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory):
+    """A started anonymous mosquitto on a loopback port (`url` = mqtt://127.0.0.1:PORT)."""
+    return mosquitto_factory()
+
+
+@pytest.fixture
+def pegelonline():
+    """PEGELONLINE's REST API v2 with two stations on a loopback port (`pegelonline.Pegelonline`)."""
+    from pegelonline import Pegelonline
+
+    server = Pegelonline()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def json_feed():
+    """A generic JSON API with `{start}` in its URL (`pegelonline.JsonFeed`)."""
+    from pegelonline import JsonFeed
+
+    server = JsonFeed()
+    yield server
+    server.close()
 
 
 # ---- headless Chromium (tests/integration/browser.py) ------------------------------------------
