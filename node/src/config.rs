@@ -35,6 +35,10 @@ pub struct Config {
     /// and member nodes are known subjects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) oidc: Option<OidcSection>,
+    /// Connectors the operator declares here; each is stored (replacing one of the same
+    /// id) when the node starts, and staff see and change it like any other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) connectors: Vec<urbanmesh_live::ConnectorSpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,6 +225,10 @@ pub(crate) struct Limits {
     pub(crate) query_timeout_secs: u64,
     /// Queries that run at once; others wait for a turn within their time.
     pub(crate) query_concurrency: usize,
+    /// Bytes of one message a connector receives over MQTT; larger ones go to its dead letters.
+    pub(crate) connector_message_bytes: usize,
+    /// Bytes of one response a pull connector fetches.
+    pub(crate) connector_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -241,6 +249,8 @@ impl From<urbanmesh_web::Limits> for Limits {
             query_memory_bytes: urbanmesh_store::QueryLimits::default().memory_bytes,
             query_timeout_secs: urbanmesh_store::QueryLimits::default().time.as_secs(),
             query_concurrency: urbanmesh_store::QueryLimits::default().concurrency,
+            connector_message_bytes: urbanmesh_live::ConnectorLimits::default().message.bytes,
+            connector_response_bytes: urbanmesh_live::ConnectorLimits::default().response.bytes,
         }
     }
 }
@@ -254,6 +264,13 @@ impl Limits {
             time: std::time::Duration::from_secs(self.query_timeout_secs.max(1)),
             concurrency: self.query_concurrency.max(1),
         }
+    }
+
+    pub(crate) fn connectors(&self) -> urbanmesh_live::ConnectorLimits {
+        let mut limits = urbanmesh_live::ConnectorLimits::default();
+        limits.message.bytes = self.connector_message_bytes.max(1);
+        limits.response.bytes = self.connector_response_bytes.max(1);
+        limits
     }
 
     pub(crate) fn web(&self) -> urbanmesh_web::Limits {
@@ -316,6 +333,7 @@ impl Config {
             catalog: CatalogSection::default(),
             policy: PolicySection::default(),
             audit: AuditSection::default(),
+            connectors: Vec::new(),
             oidc: None,
         }
     }

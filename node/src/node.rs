@@ -52,6 +52,8 @@ pub struct RunningNode {
     pub views: Views,
     /// The operator's admin token.
     pub admin_token: String,
+    /// Live sources writing into datasets.
+    pub connectors: urbanmesh_live::Connectors,
     data_dir: PathBuf,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
@@ -209,6 +211,16 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
         views: views.clone(),
     };
     let flight = urbanmesh_flight::server(flight_context, &mut registry);
+    let mut staff_registry = staff_registry;
+    let connectors = urbanmesh_live::Connectors::open(
+        &db,
+        catalog.clone(),
+        store.clone(),
+        &config.node.name,
+        config.limits.connectors(),
+        &mut staff_registry,
+    )?;
+    connectors.declare(config.connectors.clone()).await.context("a connector of the config file")?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let login = match (&config.oidc, verifier) {
@@ -238,6 +250,7 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
         views: views.clone(),
         endpoints,
         store: store.clone(),
+        connectors: connectors.clone(),
         gate: gate.clone(),
         identities,
         ready: Arc::clone(&ready),
@@ -280,6 +293,7 @@ pub async fn start(data_dir: &Path, config: Config, query: tokio::runtime::Handl
         stop,
         servers,
         store,
+        connectors,
         db,
         audit,
     })
@@ -350,6 +364,7 @@ impl RunningNode {
                 }
             }
         }
+        self.connectors.stop().await;
         self.network.stop().await;
         self.catalog.sync_index().await?;
         self.store.shutdown().await?;

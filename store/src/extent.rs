@@ -15,7 +15,7 @@ pub struct TimeExtent {
 
 impl TimeExtent {
     /// The extent of column `index` of `batch`, if it is a timestamp column with values.
-    pub(crate) fn of(batch: &RecordBatch, index: usize) -> Option<Self> {
+    pub fn of(batch: &RecordBatch, index: usize) -> Option<Self> {
         let column = batch.column(index);
         let any = column.as_any();
         if let Some(millis) = any.downcast_ref::<TimestampMillisecondArray>() {

@@ -154,7 +154,8 @@ def rows_by_key(rows: list[dict], *key: str) -> dict[tuple, dict]:
 
 def connector_metric(node, connector_id: str, outcome: str) -> float | None:
     text = node.get("/metrics", auth=True).text
-    for match in re.finditer(r"^urbanmesh_connector_messages_total\{([^}]*)\} (\S+)$", text, re.M):
+    # Messages accepted or rejected; rows stored or left out as duplicates.
+    for match in re.finditer(r"^urbanmesh_connector_(?:messages|rows)_total\{([^}]*)\} (\S+)$", text, re.M):
         labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1)))
         if labels.get("connector") == connector_id and labels.get("outcome") == outcome:
             return float(match.group(2))
@@ -420,7 +421,7 @@ def test_mqtts_with_a_private_ca_and_a_password(node, mosquitto_factory):
     answers: list[Response] = []
 
     good = mqtt_connector("lora-tls", dataset, broker.tls_url, username="urbanmesh-detmold", password=PASSWORD,
-                          ca_file=str(broker.ca_file))
+                          ca=broker.ca_file.read_text())
     answers.append(node.post_json(API, good))
     assert answers[-1].status == 201, answers[-1]
     assert_connector(answers[-1].json(), good)
@@ -438,9 +439,9 @@ def test_mqtts_with_a_private_ca_and_a_password(node, mosquitto_factory):
                          "retrying with an authentication error")
     assert status["messages"] == 0 and status["stored"] == 0, status
 
-    # The broker's certificate is from a private CA: without `ca_file` it is not trusted.
+    # The broker's certificate is from a private CA: without `ca` it is not trusted.
     untrusted = {**good, "id": "lora-ohne-ca"}
-    del untrusted["ca_file"]
+    del untrusted["ca"]
     answers.append(node.post_json(API, untrusted))
     assert answers[-1].status == 201, answers[-1]
     wait_status(node, "lora-ohne-ca",

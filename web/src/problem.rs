@@ -168,6 +168,19 @@ impl From<CatalogError> for Problem {
     }
 }
 
+impl From<urbanmesh_live::LiveError> for Problem {
+    fn from(error: urbanmesh_live::LiveError) -> Self {
+        use urbanmesh_live::LiveError;
+        match error {
+            LiveError::Invalid { field, reason } => Self::invalid_field(field, reason),
+            e @ LiveError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            e @ LiveError::Exists { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+            LiveError::Store(e) => e.into(),
+            e => Self::internal(e.to_string()),
+        }
+    }
+}
+
 impl From<FederationError> for Problem {
     fn from(error: FederationError) -> Self {
         let status = match &error {

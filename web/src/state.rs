@@ -24,6 +24,8 @@ pub struct AppState {
     pub views: urbanmesh_flight::Views,
     /// Every read of a dataset passes here (policy, shaping, audit).
     pub gate: urbanmesh_flight::ReadGate,
+    /// MQTT subscriptions and pulls that write into datasets.
+    pub connectors: urbanmesh_live::Connectors,
     /// Who a request's credentials name.
     pub identities: Identities,
     /// Portal pages rendered for anonymous visitors.

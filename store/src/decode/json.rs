@@ -51,7 +51,9 @@ fn push_object(builder: &mut RowsBuilder, line: Option<usize>, object: &Map<Stri
     builder.push_row(line, &cells);
 }
 
-fn cell(value: &Value) -> Cell<'_> {
+/// A JSON value as a cell of a row, for decoders of JSON-shaped sources elsewhere too
+/// (connectors map message fields onto columns with it).
+pub fn cell(value: &Value) -> Cell<'_> {
     match value {
         Value::Null => Cell::Null,
         Value::Bool(b) => Cell::Bool(*b),

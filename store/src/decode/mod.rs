@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::StoreError;
+pub use json::cell as json_cell;
 
 /// A body format understood by the ingest endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! access log and the federation, as JSON (rows also as CSV, NDJSON, Parquet, Arrow).
 
 mod audit;
+mod connectors;
 mod dashboards;
 pub(crate) mod datasets;
 pub(crate) mod encode;
@@ -45,6 +46,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .routes(routes!(read::remote_rows))
         .routes(routes!(dashboards::list, dashboards::create))
         .routes(routes!(dashboards::get, dashboards::update, dashboards::delete))
+        .routes(routes!(connectors::list, connectors::create))
+        .routes(routes!(connectors::get, connectors::update, connectors::delete))
         .split_for_parts();
     router.route("/openapi.json", openapi::serve(&openapi::finish(document))).fallback(problem::not_found)
 }

@@ -33,6 +33,7 @@ pub(crate) const PROBLEM: &str = "application/problem+json";
         (name = "audit", description = "The access log, for the data owner"),
         (name = "federation", description = "Membership: invitations, joining, removing members"),
         (name = "dashboards", description = "Pages of tiles staff build, shown on the portal"),
+        (name = "connectors", description = "Live sources: MQTT subscriptions and pulls that write into datasets"),
         (name = "session", description = "Who the node takes the caller for"),
     ),
     components(schemas(Problem))
